@@ -1,0 +1,34 @@
+# ssimrecon: Pawar et al., "Enforcing Structural Similarity in Deep Learning MR Image Reconstruction",
+# ISMRM 2019. Data flows one way:
+#   archive -> NIfTI -> subjects.csv -> split.csv -> k-space shards -> models -> per-slice metrics
+#   -> table1 + figures + report
+from snakemake.utils import min_version, validate
+
+min_version("9.19")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    network="|".join(NETWORKS),
+    subject=r"[A-Za-z0-9]+",
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/kspace.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,95 @@
+"""Config validation with messages that name the offending key, run before any job is scheduled."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ssimrecon.errors import SsimreconError
+
+
+class ConfigError(SsimreconError):
+    """The experiment config is invalid; the message names the key."""
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        # jsonschema reports the parent; name the unexpected key itself.
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        patterns = error.schema.get("patternProperties")
+        if extra and not patterns:
+            return ".".join(parts + [extra[0]])
+    if error.validator == "required":
+        return ".".join(parts + [str(error.message).split("'")[1]])
+    return ".".join(parts) or "<top level>"
+
+
+def load_schema(path: Path) -> dict[str, Any]:
+    """Read the YAML JSON-schema."""
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Raise ConfigError for the first schema violation, naming the key (e.g. ``split.n_train``)."""
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    first = errors[0]
+    key = _key_path(first)
+    if first.validator == "additionalProperties":
+        message = f"unknown key '{key}'"
+    else:
+        message = f"config key '{key}': {first.message}"
+    raise ConfigError(message)
+
+
+def check_consistency(config: dict[str, Any]) -> None:
+    """Cross-key checks the schema cannot express (split vs. subjects, baseline, crop, source)."""
+    source = config.get("source", {})
+    if not source.get("demo") and not source.get("url"):
+        raise ConfigError("config key 'source.url': required unless 'source.demo' is set")
+    split = config["split"]
+    n_subjects = source.get("n_subjects")
+    if source.get("demo"):
+        n_subjects = source["demo"]["subjects"]
+    if n_subjects is not None:
+        available = n_subjects - len(config.get("exclude", []))
+        wanted = split["n_train"] + split["n_val"]
+        if wanted > available:
+            raise ConfigError(
+                f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + {split['n_val']} = {wanted} "
+                f"exceed the {available} subjects available ('source.n_subjects' {n_subjects} minus "
+                f"{len(config.get('exclude', []))} excluded)"
+            )
+    baseline = config["evaluation"]["baseline"]
+    if baseline not in config["networks"]:
+        raise ConfigError(
+            f"config key 'evaluation.baseline': {baseline!r} is not one of the networks {sorted(config['networks'])}"
+        )
+    if "zero-filled" in config["networks"]:
+        raise ConfigError("config key 'networks.zero-filled': the name is reserved for the zero-filled baseline")
+    depth_sizes = [config["model"]["depth"]] + [
+        net.get("model", {}).get("depth", config["model"]["depth"]) for net in config["networks"].values()
+    ]
+    size = config["preprocessing"]["image_size"]
+    factor = 2 ** max(depth_sizes)
+    if any(s % factor for s in size):
+        raise ConfigError(
+            f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = {factor}"
+        )
+    crop = config["training"].get("crop")
+    if crop is not None and (any(c % factor for c in crop) or any(c > s for c, s in zip(crop, size))):
+        raise ConfigError(
+            f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible by {factor}"
+        )
+
+
+def check_config(config: dict[str, Any], schema_path: Path) -> None:
+    """Schema check (named keys) then consistency checks; call before snakemake's own validate."""
+    check_schema(config, load_schema(schema_path))

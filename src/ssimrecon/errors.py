@@ -1,0 +1,25 @@
+"""Exception types whose messages are shown to users as-is by the CLI."""
+
+
+class SsimreconError(Exception):
+    """A user-facing error: bad input, bad config, corrupt file. The message names the culprit."""
+
+
+class DownloadError(SsimreconError):
+    """A download failed or its checksum did not match."""
+
+
+class ArchiveError(SsimreconError):
+    """An archive is unsafe or unreadable."""
+
+
+class VolumeError(SsimreconError):
+    """A NIfTI volume cannot be read or has the wrong shape."""
+
+
+class ShardError(SsimreconError):
+    """An HDF5 shard is missing, incomplete or of another format."""
+
+
+class CheckpointError(SsimreconError):
+    """A checkpoint or model bundle cannot be loaded safely."""

@@ -1,0 +1,153 @@
+"""Model bundles: one file with a trained U-Net and everything needed to apply it.
+
+A bundle is a ``torch.save``d dict holding only tensors, primitives, lists and dicts, so that it loads
+with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is opened)::
+
+    {"format": "ssimrecon-model", "version": 1,
+     "model_config": UNet.model_config, "state_dict": {name: tensor (cpu)},
+     "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict}
+
+Files are written atomically (temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.unet import UNet
+
+FORMAT = "ssimrecon-model"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "model_config", "state_dict", "preprocessing", "mask", "mask_meta", "extra")
+
+__all__ = ["FORMAT", "VERSION", "save_model_bundle", "load_model_bundle", "atomic_torch_save", "to_plain"]
+
+
+def to_plain(obj: Any, key: str) -> Any:
+    """Convert obj to tensors/primitives/lists/dicts (numpy -> torch/Python); error names ``key`` otherwise."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise CheckpointError(f"{key}: dict keys must be str or int, got {type(k).__name__}")
+            out[k] = to_plain(v, f"{key}.{k}")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v, f"{key}[{i}]") for i, v in enumerate(obj)]
+    raise CheckpointError(f"{key}: cannot store a {type(obj).__name__} in a plain-tensor checkpoint")
+
+
+def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file next to ``path``, fsync, then os.replace (never a partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """Strip torch.compile / DataParallel wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model) if not isinstance(model, UNet) else model
+
+
+def save_model_bundle(
+    path: str | os.PathLike,
+    *,
+    model: UNet,
+    preprocessing: dict,
+    mask: np.ndarray | torch.Tensor,
+    mask_meta: dict,
+    extra: dict,
+) -> None:
+    """Write a model bundle atomically; ``mask`` is the (H,W) sampling mask (stored as a bool tensor)."""
+    net = _unwrap(model)
+    config = getattr(net, "model_config", None)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: model has no model_config dict (is it a ssimrecon UNet?)")
+    mask_t = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask).detach().cpu()
+    if mask_t.dtype != torch.bool:
+        raise CheckpointError(f"{path}: mask must be boolean, got {mask_t.dtype}")
+    bundle = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": to_plain(config, "model_config"),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "preprocessing": to_plain(preprocessing, "preprocessing"),
+        "mask": mask_t,
+        "mask_meta": to_plain(mask_meta, "mask_meta"),
+        "extra": to_plain(extra, "extra"),
+    }
+    atomic_torch_save(bundle, path)
+
+
+def _brief(exc: BaseException, limit: int = 300) -> str:
+    """One-line summary of an exception message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load(weights_only=True) with CheckpointError naming the file on any failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, zipfile errors, ...
+        raise CheckpointError(
+            f"{path}: refused to load: not a plain-tensor checkpoint "
+            f"(torch.load(weights_only=True) failed: {type(exc).__name__}: {_brief(exc)})"
+        ) from exc
+
+
+def load_model_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[UNet, dict]:
+    """Load a bundle written by :func:`save_model_bundle` -> (UNet in eval mode on map_location, bundle dict)."""
+    bundle = safe_torch_load(path, map_location)
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an ssimrecon model bundle (format key is not {FORMAT!r})")
+    if bundle.get("version") != VERSION:
+        raise CheckpointError(f"{path}: unsupported bundle version {bundle.get('version')!r} (this ssimrecon reads {VERSION})")
+    missing = [k for k in REQUIRED_KEYS if k not in bundle]
+    if missing:
+        raise CheckpointError(f"{path}: model bundle is missing keys {missing}")
+    if not isinstance(bundle["model_config"], dict):
+        raise CheckpointError(f"{path}: model_config is not a dict")
+    mask = bundle["mask"]
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
+        raise CheckpointError(f"{path}: mask must be a 2-D bool tensor")
+    try:
+        model = UNet(**bundle["model_config"])
+    except (SsimreconError, TypeError) as exc:
+        raise CheckpointError(f"{path}: bad model_config {bundle['model_config']!r}: {exc}") from exc
+    try:
+        model.load_state_dict(bundle["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: weights do not match model_config: {_brief(exc)}") from exc
+    return model.to(map_location).eval(), bundle

@@ -1,0 +1,271 @@
+"""From a NIfTI volume to scaled 2D slices and their simulated k-space, and back to the volume grid.
+
+Conventions: volumes are reoriented to RAS with ``nibabel.as_closest_canonical``. The readout axis
+(fully sampled, ``Preprocessing.readout_axis`` of the RAS array) is moved to the front, so slices are
+(S, H, W) with H, W the two phase-encode axes in RAS order (readout 2 -> axial slices (R, A)).
+In-plane the slices are block-mean downsampled by an integer factor, then centre cropped/padded to
+``image_size`` (pad/crop offset ``abs(n - m) // 2`` before). k-space follows ``fft.py``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import nibabel as nib
+import numpy as np
+
+from ssimrecon.errors import SsimreconError, VolumeError
+from ssimrecon.fft import fft2c
+
+PHASE_MODES = ("none", "smooth")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a volume becomes slices; stored as JSON in every shard (attr ``preprocessing``)."""
+
+    readout_axis: int = 2
+    image_size: tuple[int, int] = (256, 256)
+    downsample: int = 1
+    slice_stride: int = 1
+    scale_percentile: float = 99.5
+    phase: str = "none"
+
+    def __post_init__(self) -> None:
+        size = tuple(int(s) for s in self.image_size)
+        object.__setattr__(self, "image_size", size)
+        if self.readout_axis not in (0, 1, 2):
+            raise SsimreconError(f"preprocessing.readout_axis must be 0, 1 or 2, got {self.readout_axis}")
+        if len(size) != 2 or min(size) < 1:
+            raise SsimreconError(f"preprocessing.image_size must be two positive integers, got {self.image_size}")
+        if int(self.downsample) != self.downsample or self.downsample < 1:
+            raise SsimreconError(f"preprocessing.downsample must be an integer >= 1, got {self.downsample}")
+        if int(self.slice_stride) != self.slice_stride or self.slice_stride < 1:
+            raise SsimreconError(f"preprocessing.slice_stride must be an integer >= 1, got {self.slice_stride}")
+        if not 0 < float(self.scale_percentile) <= 100:
+            raise SsimreconError(
+                f"preprocessing.scale_percentile must be in (0, 100], got {self.scale_percentile}"
+            )
+        if self.phase not in PHASE_MODES:
+            raise SsimreconError(f"preprocessing.phase must be one of {PHASE_MODES}, got {self.phase!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (image_size as a list), JSON-ready."""
+        d = asdict(self)
+        d["image_size"] = list(self.image_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        """Inverse of :meth:`to_dict`; unknown keys raise SsimreconError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SsimreconError(f"unknown preprocessing key(s): {', '.join(unknown)}")
+        kwargs = dict(data)
+        if "image_size" in kwargs:
+            kwargs["image_size"] = tuple(kwargs["image_size"])
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Preprocessing":
+        """Inverse of :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SsimreconError(f"preprocessing is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SsimreconError(f"preprocessing JSON must be an object, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+
+def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """Read a 3D NIfTI as float32 in RAS orientation; also return the original image (for its affine).
+
+    A trailing singleton 4th dimension is dropped. Raises VolumeError naming the file if it is missing,
+    unreadable or not 3D.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VolumeError(f"volume {path} does not exist")
+    try:
+        img = nib.load(str(path))
+        if len(img.shape) == 4 and img.shape[3] == 1:
+            img = img.slicer[..., 0]
+        if len(img.shape) != 3:
+            raise VolumeError(f"volume {path} must be 3D, got shape {img.shape}")
+        canonical = nib.as_closest_canonical(img)
+        data = np.asanyarray(canonical.dataobj, dtype=np.float32)
+    except VolumeError:
+        raise
+    except Exception as exc:  # nibabel, gzip, zlib and OS errors for truncated or foreign files
+        raise VolumeError(f"volume {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    if not np.all(np.isfinite(data)):
+        raise VolumeError(f"volume {path} contains NaN or infinite values")
+    return np.ascontiguousarray(data), img
+
+
+def _fit(n: int, m: int) -> tuple[int, int, int]:
+    """For centre crop/pad of length n to m: (offset, src_start, length) so out[offset:offset+L] = in[src:src+L]."""
+    if m >= n:
+        return (m - n) // 2, 0, n
+    return 0, (n - m) // 2, m
+
+
+def _crop_or_pad(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre crop/pad the last two axes of ``x`` (S, h, w) to ``size`` with zeros."""
+    (oy, sy, ly), (ox, sx, lx) = _fit(x.shape[1], size[0]), _fit(x.shape[2], size[1])
+    if (oy, sy, ly, ox, sx, lx) == (0, 0, size[0], 0, 0, size[1]):
+        return np.ascontiguousarray(x)
+    out = np.zeros((x.shape[0], *size), dtype=x.dtype)
+    out[:, oy:oy + ly, ox:ox + lx] = x[:, sy:sy + ly, sx:sx + lx]
+    return out
+
+
+def _uncrop(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`_crop_or_pad`: map (S, H, W) back to (S, *size), zero where cropped away."""
+    (oy, sy, ly), (ox, sx, lx) = _fit(size[0], x.shape[1]), _fit(size[1], x.shape[2])
+    out = np.zeros((x.shape[0], *size), dtype=x.dtype)
+    out[:, sy:sy + ly, sx:sx + lx] = x[:, oy:oy + ly, ox:ox + lx]
+    return out
+
+
+def volume_to_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """RAS volume (X, Y, Z) -> (slices (S, H, W) float32, slice_index (S,) int32 along the readout axis)."""
+    if volume_ras.ndim != 3:
+        raise VolumeError(f"expected a 3D volume, got shape {volume_ras.shape}")
+    moved = np.moveaxis(volume_ras, prep.readout_axis, 0)
+    slice_index = np.arange(0, moved.shape[0], prep.slice_stride, dtype=np.int32)
+    slices = moved[slice_index] if prep.slice_stride > 1 else moved
+    d = prep.downsample
+    if d > 1:
+        s, h, w = slices.shape
+        if h < d or w < d:
+            raise VolumeError(f"downsample {d} is larger than the slice size {h}x{w}")
+        blocks = slices[:, : h // d * d, : w // d * d].reshape(s, h // d, d, w // d, d)
+        slices = blocks.mean(axis=(2, 4), dtype=np.float64)
+    slices = _crop_or_pad(slices.astype(np.float32, copy=False), prep.image_size)
+    if np.may_share_memory(slices, volume_ras):  # never hand out a view of the caller's volume
+        slices = slices.copy()
+    return slices, slice_index
+
+
+def slices_to_volume(
+    slices: np.ndarray, prep: Preprocessing, ras_shape: Sequence[int], slice_index: np.ndarray
+) -> np.ndarray:
+    """Inverse of :func:`volume_to_slices` onto the RAS grid ``ras_shape`` (float32).
+
+    Cropped-away borders and slices not taken are zero; ``downsample > 1`` is undone by nearest upsampling.
+    """
+    ras_shape = tuple(int(s) for s in ras_shape)
+    moved_shape = (ras_shape[prep.readout_axis],) + tuple(
+        s for i, s in enumerate(ras_shape) if i != prep.readout_axis
+    )
+    _, h, w = moved_shape
+    d = prep.downsample
+    if slices.ndim != 3 or slices.shape[1:] != tuple(prep.image_size):
+        raise VolumeError(f"slices must be (S, {prep.image_size[0]}, {prep.image_size[1]}), got {slices.shape}")
+    if len(slice_index) != slices.shape[0]:
+        raise VolumeError(f"{slices.shape[0]} slices but {len(slice_index)} slice indices")
+    small = _uncrop(np.asarray(slices, dtype=np.float32), (h // d, w // d))
+    if d > 1:
+        small = np.repeat(np.repeat(small, d, axis=1), d, axis=2)
+    out = np.zeros(moved_shape, dtype=np.float32)
+    out[np.asarray(slice_index), : small.shape[1], : small.shape[2]] = small
+    return np.moveaxis(out, 0, prep.readout_axis)
+
+
+def to_source_orientation(volume_ras: np.ndarray, source_img: nib.spatialimages.SpatialImage) -> np.ndarray:
+    """Undo ``as_closest_canonical``: RAS array -> array in the source's voxel order (save with its affine)."""
+    src_ornt = nib.orientations.io_orientation(source_img.affine)
+    ras_ornt = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    back = nib.orientations.ornt_transform(ras_ornt, src_ornt)
+    return np.ascontiguousarray(nib.orientations.apply_orientation(volume_ras, back))
+
+
+def robust_scale(volume: np.ndarray, percentile: float) -> float:
+    """``percentile`` of the voxels > 0 (linear interpolation, as ``np.percentile``).
+
+    Exact, but fast for the high percentiles used here: the answer is searched among the values above a
+    threshold estimated on a strided subsample, falling back to the full set when that is not enough.
+    """
+    flat = np.asarray(volume).ravel()
+    positive = flat > 0
+    n = int(np.count_nonzero(positive))
+    if n == 0:
+        raise VolumeError("volume is empty: no voxel > 0 to compute the robust scale from")
+    pos = (n - 1) * float(percentile) / 100.0  # rank (0-based, fractional) in ascending order
+    lo_rank = int(np.floor(pos))
+    frac = pos - lo_rank
+    need_from_top = n - lo_rank  # values at ranks >= lo_rank
+    if need_from_top < n // 4:
+        sample = flat[:: max(1, flat.size // 200_000)]
+        sample = sample[sample > 0]
+        if sample.size:
+            q = max(0.0, 100.0 * (1.0 - 2.0 * need_from_top / n) - 1.0)
+            threshold = float(np.percentile(sample, q))
+            top = flat[flat > threshold]
+            if top.size >= need_from_top + 1 and threshold > 0:
+                k = top.size - need_from_top  # rank of lo_rank within `top`
+                part = np.partition(top, [k, min(k + 1, top.size - 1)])
+                lo, hi = float(part[k]), float(part[min(k + 1, top.size - 1)])
+                return lo + frac * (hi - lo)
+    return float(np.percentile(flat[positive], percentile))
+
+
+def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
+    """Smooth random phase (S, H, W) float32 radians, peak |phase| = pi.
+
+    A sum of 4 low-order 2D cosines (at most 1.5 cycles across the plane) whose amplitudes drift slowly
+    (at most one cycle) across slices - like B0/coil phase; it breaks the conjugate symmetry of k-space.
+    """
+    s, h, w = (int(v) for v in shape)
+    rng = np.random.default_rng(seed)
+    y = (np.arange(h, dtype=np.float32) / h)[:, None]
+    x = (np.arange(w, dtype=np.float32) / w)[None, :]
+    z = np.arange(s, dtype=np.float32) / max(s, 1)
+    phase = np.zeros((s, h, w), dtype=np.float32)
+    for _ in range(4):
+        fy, fx = rng.uniform(-1.5, 1.5, size=2)
+        plane = np.cos(2 * np.pi * (fy * y + fx * x) + rng.uniform(0, 2 * np.pi)).astype(np.float32)
+        amp = (rng.uniform(0.5, 1.0) + 0.5 * np.cos(2 * np.pi * rng.uniform(0, 1) * z + rng.uniform(0, 2 * np.pi)))
+        phase += amp.astype(np.float32)[:, None, None] * plane
+    peak = float(np.abs(phase).max())
+    if peak > 0:
+        phase *= np.float32(np.pi / peak)
+    return phase
+
+
+def phase_seed_for(subject: str, phase_seed: int) -> tuple[int, int]:
+    """Seed of a subject's smooth phase: (phase_seed, crc32 of the subject id) - stable across runs."""
+    return int(phase_seed), zlib.crc32(subject.encode("utf-8"))
+
+
+def simulate_kspace(target: np.ndarray, mask: np.ndarray, phase: np.ndarray | None) -> np.ndarray:
+    """Undersampled k-space (S, H, W) complex64 = ``fft2c(target * exp(i * phase)) * mask``.
+
+    ``target`` (S, H, W) real (scaled magnitude); ``mask`` (H, W) bool; ``phase`` (S, H, W) radians or None.
+    """
+    if target.ndim != 3:
+        raise ValueError(f"target must be (S, H, W), got shape {target.shape}")
+    if mask.shape != target.shape[1:]:
+        raise ValueError(f"mask shape {mask.shape} does not match slices {target.shape[1:]}")
+    image = np.asarray(target, dtype=np.float32)
+    if phase is not None:
+        image = image * np.exp(1j * phase.astype(np.float32)).astype(np.complex64)
+    kspace = fft2c(image).astype(np.complex64, copy=False)
+    kspace *= mask.astype(np.float32)
+    return kspace
+
+
+def slice_signal_fraction(target: np.ndarray, data_range: float) -> np.ndarray:
+    """Fraction (S,) float32 of each slice's pixels above ``0.1 * data_range``."""
+    return np.mean(target > 0.1 * float(data_range), axis=(1, 2), dtype=np.float64).astype(np.float32)

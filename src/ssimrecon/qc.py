@@ -1,0 +1,164 @@
+"""Quality control of extracted NIfTI volumes -> subjects.csv (one row per readable 3D volume).
+
+Every volume is opened and fully read, so a corrupt file fails here, naming the file, rather than in a
+later stage; known-bad subjects can be skipped with ``exclude`` (they are never opened).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nibabel.filebasedimages import ImageFileError
+from tqdm import tqdm
+
+from ssimrecon.download import md5_of
+from ssimrecon.errors import VolumeError
+
+log = logging.getLogger(__name__)
+
+#: subjects.csv columns, in order
+COLUMNS = [
+    "subject", "site", "file", "shape", "voxel_size", "orientation", "intensity_min", "intensity_max", "md5",
+]
+#: IXI file names: ``IXI002-Guys-0828-T1.nii.gz`` -> subject IXI002, site Guys
+_IXI_NAME = re.compile(r"^(?P<subject>IXI\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii\.gz$")
+_NIFTI_SUFFIX = ".nii.gz"
+_READ_ERRORS = (ImageFileError, OSError, EOFError, ValueError, zlib.error)
+
+
+def parse_ixi_name(name: str) -> tuple[str, str]:
+    """(subject, site) from an IXI T1 file name; other names give (name without .nii.gz, "unknown")."""
+    match = _IXI_NAME.match(name)
+    if match:
+        return match.group("subject"), match.group("site")
+    stem = name[: -len(_NIFTI_SUFFIX)] if name.endswith(_NIFTI_SUFFIX) else name
+    return stem, "unknown"
+
+
+def _format_sizes(values: tuple[float, ...]) -> str:
+    """``0.9375x0.9375x1.2``: each value rounded to 4 decimals, trailing zeros dropped."""
+    return "x".join(f"{round(float(v), 4):.4f}".rstrip("0").rstrip(".") for v in values)
+
+
+def inspect_volume(path: Path | str) -> dict[str, object]:
+    """Read one NIfTI volume fully and describe it as a subjects.csv row (see ``COLUMNS``).
+
+    ``shape`` and ``voxel_size`` are as stored on disk (``AxBxC``); ``orientation`` is nibabel's axis
+    codes of the affine (e.g. ``PSR``). VolumeError names the file if it cannot be read, is not 3D or
+    holds non-finite values.
+    """
+    path = Path(path)
+    try:
+        image = nib.load(path)
+        shape = tuple(int(n) for n in image.shape)
+        if len(shape) != 3:
+            raise VolumeError(f"{path}: expected a 3D volume, found shape {shape}")
+        data = np.asanyarray(image.dataobj)
+    except VolumeError:
+        raise
+    except FileNotFoundError as exc:
+        raise VolumeError(f"{path}: no such file") from exc
+    except _READ_ERRORS as exc:
+        raise VolumeError(f"{path}: cannot read NIfTI volume ({type(exc).__name__}: {exc})") from exc
+    if not np.all(np.isfinite(data)):
+        raise VolumeError(f"{path}: volume holds NaN or infinite values")
+    subject, site = parse_ixi_name(path.name)
+    codes = nib.aff2axcodes(image.affine)
+    return {
+        "subject": subject,
+        "site": site,
+        "file": str(path),
+        "shape": "x".join(str(n) for n in shape),
+        "voxel_size": _format_sizes(image.header.get_zooms()[:3]),
+        "orientation": "".join(code or "?" for code in codes),
+        "intensity_min": float(data.min()),
+        "intensity_max": float(data.max()),
+        "md5": md5_of(path),
+    }
+
+
+def _is_excluded(path: Path, exclude: set[str]) -> bool:
+    subject, _ = parse_ixi_name(path.name)
+    stem = path.name[: -len(_NIFTI_SUFFIX)]
+    return bool({subject, path.name, stem} & exclude)
+
+
+def build_subjects_table(input_dir: Path | str, exclude: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+    """subjects.csv table over ``input_dir/**/*.nii.gz`` (sorted), skipping excluded subjects.
+
+    ``exclude`` holds subject ids (``IXI002``) or file names; excluded files are never opened.
+    ``file`` is each path as found under ``input_dir`` as given (relative stays relative).
+    Duplicate subject ids or an empty result raise SsimreconError.
+    """
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise VolumeError(f"input directory {input_dir} does not exist")
+    exclude = set(exclude)
+    paths = sorted(input_dir.glob(f"**/*{_NIFTI_SUFFIX}"))
+    rows: list[dict[str, object]] = []
+    seen: dict[str, Path] = {}
+    matched: set[str] = set()
+    for path in tqdm(paths, desc="qc", unit="volume", disable=None):
+        if _is_excluded(path, exclude):
+            subject, _ = parse_ixi_name(path.name)
+            matched |= {subject, path.name, path.name[: -len(_NIFTI_SUFFIX)]} & exclude
+            log.info("excluded %s (not opened)", path)
+            continue
+        row = inspect_volume(path)
+        subject = str(row["subject"])
+        if subject in seen:
+            raise VolumeError(f"duplicate subject {subject}: {seen[subject]} and {path}")
+        seen[subject] = path
+        rows.append(row)
+    for unused in sorted(exclude - matched):
+        log.warning("exclude entry %r matches no file under %s", unused, input_dir)
+    if not rows:
+        raise VolumeError(f"no usable *{_NIFTI_SUFFIX} volumes under {input_dir}")
+    log.info("%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def write_csv_atomic(table: pd.DataFrame, path: Path | str) -> Path:
+    """Write ``table`` to ``path`` (no index) via a temporary file in the same directory + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            table.to_csv(handle, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssimrecon qc", description=__doc__.splitlines()[0])
+    parser.add_argument("--input-dir", required=True, type=Path, help="directory with extracted *.nii.gz")
+    parser.add_argument("--output", required=True, type=Path, help="subjects.csv to write")
+    parser.add_argument("--exclude", nargs="*", default=[], metavar="ID", help="subject ids or file names to skip")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``ssimrecon qc --input-dir D --output subjects.csv [--exclude ID ...]``."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    table = build_subjects_table(args.input_dir, set(args.exclude))
+    write_csv_atomic(table, args.output)
+    log.info("wrote %s (%d subjects)", args.output, len(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate, make.
+
+Layout (FORMAT_VERSION 1): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W) bool,
+``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index along the RAS
+readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range); attributes
+``REQUIRED_ATTRS``. Slice datasets are uncompressed and chunked one slice per chunk.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ssimrecon.errors import ShardError, SsimreconError
+from ssimrecon.mask import achieved_acceleration, load_mask
+from ssimrecon.preprocess import (
+    Preprocessing,
+    load_canonical,
+    phase_seed_for,
+    robust_scale,
+    simulate_kspace,
+    slice_signal_fraction,
+    smooth_phase,
+    volume_to_slices,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+REQUIRED_DATASETS = ("kspace", "mask", "target", "slice_index", "slice_signal")
+REQUIRED_ATTRS = (
+    "subject", "acceleration", "mask_seed", "scale", "data_range", "source_file", "source_md5",
+    "readout_axis", "format_version", "preprocessing",
+)
+
+
+def _plain(value: Any) -> Any:
+    """HDF5 attribute value -> plain Python (str, int, float, list)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_shard(
+    path: str | os.PathLike,
+    *,
+    kspace: np.ndarray,
+    mask: np.ndarray,
+    target: np.ndarray,
+    slice_index: np.ndarray,
+    slice_signal: np.ndarray,
+    attrs: dict[str, Any],
+) -> None:
+    """Write a shard to ``<path>.tmp-<pid>`` in the same directory, then rename it onto ``path``.
+
+    A job killed mid-write leaves only the temp file, never a valid-looking shard at ``path``.
+    """
+    path = Path(path)
+    missing = [a for a in REQUIRED_ATTRS if a not in attrs]
+    if missing:
+        raise ShardError(f"shard {path}: missing attribute(s) {', '.join(missing)}")
+    if int(attrs["format_version"]) != FORMAT_VERSION:
+        raise ShardError(f"shard {path}: format_version must be {FORMAT_VERSION}, got {attrs['format_version']}")
+    s, h, w = kspace.shape
+    if target.shape != (s, h, w) or mask.shape != (h, w) or len(slice_index) != s or len(slice_signal) != s:
+        raise ShardError(
+            f"shard {path}: inconsistent shapes kspace {kspace.shape}, target {target.shape}, mask {mask.shape}, "
+            f"slice_index {np.shape(slice_index)}, slice_signal {np.shape(slice_signal)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            chunks = (1, h, w) if s > 0 else None
+            f.create_dataset("kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks)
+            f.create_dataset("target", data=np.asarray(target, dtype=np.float32), chunks=chunks)
+            f.create_dataset("mask", data=np.asarray(mask, dtype=bool))
+            f.create_dataset("slice_index", data=np.asarray(slice_index, dtype=np.int32))
+            f.create_dataset("slice_signal", data=np.asarray(slice_signal, dtype=np.float32))
+            for key, value in attrs.items():
+                f.attrs[key] = value
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def validate_shard(path: str | os.PathLike) -> None:
+    """Raise ShardError naming ``path`` and the problem: missing file/dataset/attr, bad version or shapes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ShardError(f"shard {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ShardError(f"shard {path} is not a readable HDF5 file: {exc}") from exc
+    with f:
+        for name in REQUIRED_DATASETS:
+            if name not in f:
+                raise ShardError(f"shard {path} lacks dataset '{name}'")
+        for name in REQUIRED_ATTRS:
+            if name not in f.attrs:
+                raise ShardError(f"shard {path} lacks attribute '{name}'")
+        version = _plain(f.attrs["format_version"])
+        if version != FORMAT_VERSION:
+            raise ShardError(f"shard {path} has format_version {version}, expected {FORMAT_VERSION}")
+        shape = f["kspace"].shape
+        if len(shape) != 3 or f["target"].shape != shape:
+            raise ShardError(f"shard {path}: kspace {shape} and target {f['target'].shape} must be equal (S, H, W)")
+        if f["mask"].shape != shape[1:]:
+            raise ShardError(f"shard {path}: mask {f['mask'].shape} does not match slices {shape[1:]}")
+        for name in ("slice_index", "slice_signal"):
+            if f[name].shape != (shape[0],):
+                raise ShardError(f"shard {path}: {name} has shape {f[name].shape}, expected ({shape[0]},)")
+        try:
+            Preprocessing.from_json(_plain(f.attrs["preprocessing"]))
+        except SsimreconError as exc:
+            raise ShardError(f"shard {path}: bad 'preprocessing' attribute: {exc}") from exc
+
+
+class ShardReader:
+    """Read access to a validated shard; use as a context manager (or call :meth:`close`).
+
+    ``read_slice(i)`` reads one chunk of each slice dataset - cheap random access for training.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        validate_shard(self.path)
+        self._file = h5py.File(self.path, "r")
+        self.attrs: dict[str, Any] = {k: _plain(v) for k, v in self._file.attrs.items()}
+        self.shape: tuple[int, int, int] = tuple(self._file["kspace"].shape)  # type: ignore[assignment]
+        self.num_slices: int = self.shape[0]
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.num_slices
+
+    def close(self) -> None:
+        """Close the HDF5 file (idempotent)."""
+        if self._file.id.valid:
+            self._file.close()
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The :class:`Preprocessing` the shard was made with."""
+        return Preprocessing.from_json(self.attrs["preprocessing"])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Sampling mask (H, W) bool."""
+        return self._file["mask"][()].astype(bool)
+
+    @property
+    def slice_index(self) -> np.ndarray:
+        """(S,) int32 index of each slice along the RAS readout axis."""
+        return self._file["slice_index"][()]
+
+    @property
+    def slice_signal(self) -> np.ndarray:
+        """(S,) float32 fraction of target pixels > 0.1 * data_range."""
+        return self._file["slice_signal"][()]
+
+    def read_slice(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(kspace (H, W) complex64, target (H, W) float32) of slice ``i`` (negative counts from the end)."""
+        if not -self.num_slices <= i < self.num_slices:
+            raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
+        i = int(i) % self.num_slices
+        return self._file["kspace"][i], self._file["target"][i]
+
+    def read_kspace(self) -> np.ndarray:
+        """All undersampled k-space (S, H, W) complex64."""
+        return self._file["kspace"][()]
+
+    def read_target(self) -> np.ndarray:
+        """All targets (S, H, W) float32."""
+        return self._file["target"][()]
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex MD5 of a file's bytes."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def make_shard(
+    volume_path: str | os.PathLike,
+    mask_path: str | os.PathLike,
+    subject: str,
+    prep: Preprocessing,
+    output: str | os.PathLike,
+    *,
+    source_md5: str | None = None,
+    phase_seed: int = 0,
+) -> dict[str, float]:
+    """NIfTI volume + mask -> shard at ``output``. Returns timings in seconds (load, compute, write).
+
+    Steps: load_canonical -> volume_to_slices -> divide by robust_scale -> clip negatives -> data_range =
+    max -> optional smooth phase (seed from phase_seed and subject) -> simulate_kspace -> write_shard.
+    """
+    t0 = time.perf_counter()
+    mask, mask_meta = load_mask(mask_path)
+    if mask.shape != tuple(prep.image_size):
+        raise ShardError(
+            f"mask {mask_path} has shape {mask.shape} but preprocessing.image_size is {tuple(prep.image_size)}"
+        )
+    volume, _ = load_canonical(volume_path)
+    if source_md5 is None:
+        source_md5 = file_md5(volume_path)
+    t1 = time.perf_counter()
+
+    target, slice_index = volume_to_slices(volume, prep)
+    del volume
+    try:
+        scale = robust_scale(target, prep.scale_percentile)
+    except SsimreconError as exc:
+        raise ShardError(f"volume {volume_path}: {exc}") from exc
+    target *= np.float32(1.0 / scale)
+    np.maximum(target, 0, out=target)
+    data_range = float(target.max())
+    phase = smooth_phase(target.shape, phase_seed_for(subject, phase_seed)) if prep.phase == "smooth" else None
+    kspace = simulate_kspace(target, mask, phase)
+    signal = slice_signal_fraction(target, data_range)
+    t2 = time.perf_counter()
+
+    attrs = {
+        "subject": subject,
+        "acceleration": achieved_acceleration(mask),
+        "mask_seed": int(mask_meta["seed"]),
+        "scale": float(scale),
+        "data_range": data_range,
+        "source_file": str(volume_path),
+        "source_md5": str(source_md5),
+        "readout_axis": int(prep.readout_axis),
+        "format_version": FORMAT_VERSION,
+        "preprocessing": prep.to_json(),
+    }
+    write_shard(output, kspace=kspace, mask=mask, target=target, slice_index=slice_index,
+                slice_signal=signal, attrs=attrs)
+    t3 = time.perf_counter()
+    timings = {"load": t1 - t0, "compute": t2 - t1, "write": t3 - t2}
+    log.info("shard %s: %s slices %dx%d, scale %.4g, load %.2fs compute %.2fs write %.2fs",
+             subject, *target.shape, scale, *timings.values())
+    return timings
+
+
+def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str | None]:
+    """(file, md5) of ``subject`` in a subjects.csv (columns ``subject, file, md5``)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise SsimreconError(f"subjects csv {csv_path} does not exist")
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = set(reader.fieldnames or [])
+        missing = {"subject", "file"} - columns
+        if missing:
+            raise SsimreconError(f"subjects csv {csv_path} lacks column(s) {', '.join(sorted(missing))}")
+        for row in reader:
+            if row["subject"] == subject:
+                return row["file"], (row.get("md5") or None)
+    raise SsimreconError(f"subject {subject} not found in subjects csv {csv_path}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Preprocessing()
+    p = argparse.ArgumentParser(prog="ssimrecon shard", description="Simulate one subject's k-space shard.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--volume", help="NIfTI volume")
+    src.add_argument("--subjects-csv", help="subjects.csv: take the volume (file) and md5 of --subject")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--mask", required=True, help="mask .npz from `ssimrecon mask`")
+    p.add_argument("--output", required=True, help="shard .h5")
+    p.add_argument("--readout-axis", type=int, default=defaults.readout_axis, choices=(0, 1, 2))
+    p.add_argument("--image-size", type=int, nargs=2, default=list(defaults.image_size), metavar=("H", "W"))
+    p.add_argument("--downsample", type=int, default=defaults.downsample)
+    p.add_argument("--slice-stride", type=int, default=defaults.slice_stride)
+    p.add_argument("--scale-percentile", type=float, default=defaults.scale_percentile)
+    p.add_argument("--phase", default=defaults.phase, choices=("none", "smooth"))
+    p.add_argument("--phase-seed", type=int, default=0)
+    p.add_argument("--source-md5", default=None, help="MD5 of the volume (computed if absent)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``ssimrecon shard --volume V | --subjects-csv C, --subject S --mask M --output X.h5 [...]``."""
+    args = _parser().parse_args(argv)
+    volume, md5 = args.volume, args.source_md5
+    if args.subjects_csv:
+        volume, csv_md5 = lookup_subject(args.subjects_csv, args.subject)
+        md5 = md5 or csv_md5
+    prep = Preprocessing(
+        readout_axis=args.readout_axis, image_size=tuple(args.image_size), downsample=args.downsample,
+        slice_stride=args.slice_stride, scale_percentile=args.scale_percentile, phase=args.phase,
+    )
+    t = make_shard(volume, args.mask, args.subject, prep, args.output, source_md5=md5, phase_seed=args.phase_seed)
+    print(f"shard {args.subject} -> {args.output} (load {t['load']:.2f}s, compute {t['compute']:.2f}s, "
+          f"write {t['write']:.2f}s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,45 @@
+"""``ssimrecon summary``: list an experiment's artifacts and print Table 1."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ssimrecon.errors import SsimreconError
+
+#: artifacts every finished experiment should have, relative to results/<experiment>
+ARTIFACTS: tuple[tuple[str, str], ...] = (
+    ("Table 1 (CSV)", "table1.csv"),
+    ("Table 1 (markdown)", "table1.md"),
+    ("Figure 2 (PNG)", "figures/figure2.png"),
+    ("Figure 2 (PDF)", "figures/figure2.pdf"),
+    ("Training curves", "figures/training_curves.png"),
+    ("Undersampling mask", "figures/mask.png"),
+    ("Snakemake report", "report.html"),
+)
+
+
+def summary_text(results: Path) -> str:
+    """The summary: one line per artifact (path, or MISSING) followed by table1.md if present."""
+    results = Path(results)
+    if not results.is_dir():
+        raise SsimreconError(f"results folder not found: {results}")
+    width = max(len(label) for label, _ in ARTIFACTS)
+    lines = [f"Results in {results}:"]
+    for label, rel in ARTIFACTS:
+        path = results / rel
+        state = str(path) if path.is_file() else f"{path}  (missing)"
+        lines.append(f"  {label:<{width}}  {state}")
+    table = results / "table1.md"
+    if table.is_file():
+        lines += ["", table.read_text(encoding="utf-8").rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``ssimrecon summary --results results/<experiment>``."""
+    parser = argparse.ArgumentParser(prog="ssimrecon summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, required=True, help="results/<experiment> folder")
+    args = parser.parse_args(argv)
+    sys.stdout.write(summary_text(args.results))
+    return 0

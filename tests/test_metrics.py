@@ -1,0 +1,76 @@
+"""Per-slice metrics vs scikit-image and a direct numpy recomputation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from skimage import data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ssimrecon.errors import SsimreconError
+from ssimrecon.metrics import METRICS, batch_metrics, slice_metrics
+
+
+def _stack() -> tuple[np.ndarray, np.ndarray, float]:
+    """Three 128x128 real-image slices scaled by 0.8/max, and degraded estimates."""
+    rng = np.random.default_rng(0)
+    imgs = [data.camera()[:128, :128], data.moon()[100:228, 100:228], data.coins()[:128, :128]]
+    ref = np.stack([im.astype(np.float64) for im in imgs])
+    ref = 0.8 * ref / ref.max()
+    est = np.stack([gaussian_filter(r, s) for r, s in zip(ref, (0.8, 1.5, 2.5))])
+    est = est + 0.02 * rng.standard_normal(est.shape)
+    return ref, est, float(ref.max())
+
+
+def test_slice_metrics_match_skimage_and_numpy() -> None:
+    ref, est, L = _stack()
+    for r, e in zip(ref, est):
+        m = slice_metrics(r, e, L)
+        assert set(m) == set(METRICS) and all(isinstance(v, float) for v in m.values())
+        expected_ssim = structural_similarity(
+            r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=L
+        )
+        assert m["ssim"] == pytest.approx(expected_ssim, abs=1e-10)
+        assert m["psnr"] == pytest.approx(peak_signal_noise_ratio(r, e, data_range=L), rel=1e-12)
+        mse = float(np.mean((r - e) ** 2))
+        assert m["mse"] == pytest.approx(mse, rel=1e-12)
+        assert m["rel_error"] == pytest.approx(np.linalg.norm(r - e) / np.linalg.norm(r), rel=1e-12)
+        assert m["psnr"] == pytest.approx(10 * math.log10(L**2 / mse), rel=1e-12)
+
+
+def test_batch_equals_per_slice_and_orders_degradations() -> None:
+    ref, est, L = _stack()
+    batch = batch_metrics(ref, est.astype(np.float32), L)
+    assert set(batch) == set(METRICS)
+    for key in METRICS:
+        assert batch[key].shape == (3,) and batch[key].dtype == np.float64
+    for i in range(3):
+        single = slice_metrics(ref[i], est[i].astype(np.float32), L)
+        for key in METRICS:
+            assert batch[key][i] == pytest.approx(single[key], rel=1e-12)
+    # a more blurred estimate of the same slice scores worse on every metric
+    worse = batch_metrics(ref[:1], gaussian_filter(ref[:1], (0, 3, 3)), L)
+    better = batch_metrics(ref[:1], gaussian_filter(ref[:1], (0, 0.7, 0.7)), L)
+    assert better["ssim"][0] > worse["ssim"][0]
+    assert better["psnr"][0] > worse["psnr"][0]
+    assert better["mse"][0] < worse["mse"][0] and better["rel_error"][0] < worse["rel_error"][0]
+
+
+def test_perfect_reconstruction() -> None:
+    ref, _, L = _stack()
+    m = slice_metrics(ref[0], ref[0].copy(), L)
+    assert m["ssim"] == pytest.approx(1.0, abs=1e-12)
+    assert m["psnr"] == math.inf and m["mse"] == 0.0 and m["rel_error"] == 0.0
+
+
+def test_errors() -> None:
+    a = np.zeros((2, 16, 16))
+    with pytest.raises(SsimreconError, match="equal shape"):
+        batch_metrics(a, np.zeros((2, 16, 17)), 1.0)
+    with pytest.raises(SsimreconError, match="data_range"):
+        batch_metrics(a, a, 0.0)
+    with pytest.raises(SsimreconError, match=r"\(H,W\)"):
+        slice_metrics(a, a, 1.0)

@@ -1,0 +1,68 @@
+"""split.py: deterministic, disjoint, order-independent train/val split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssimrecon import cli
+from ssimrecon.errors import SsimreconError
+from ssimrecon.split import main, make_split
+
+SUBJECTS = [f"IXI{n:03d}" for n in range(2, 42)]  # 40 ids
+
+
+def test_counts_disjoint_and_sorted() -> None:
+    table = make_split(SUBJECTS, 25, 10, seed=7)
+    assert list(table.columns) == ["subject", "split"]
+    assert (table["split"] == "train").sum() == 25 and (table["split"] == "val").sum() == 10
+    assert table["subject"].is_unique and set(table["subject"]) <= set(SUBJECTS)
+    assert list(table["split"]) == ["train"] * 25 + ["val"] * 10
+    for _, group in table.groupby("split"):
+        assert list(group["subject"]) == sorted(group["subject"])
+
+
+def test_follows_the_documented_permutation() -> None:
+    table = make_split(SUBJECTS, 5, 3, seed=11)
+    order = np.random.default_rng(11).permutation(len(SUBJECTS))
+    ids = sorted(SUBJECTS)
+    assert set(table.loc[table["split"] == "train", "subject"]) == {ids[i] for i in order[:5]}
+    assert set(table.loc[table["split"] == "val", "subject"]) == {ids[i] for i in order[5:8]}
+
+
+def test_deterministic_and_input_order_irrelevant() -> None:
+    shuffled = list(np.random.default_rng(1).permutation(SUBJECTS))
+    a = make_split(SUBJECTS, 20, 8, seed=3)
+    pd.testing.assert_frame_equal(a, make_split(SUBJECTS, 20, 8, seed=3))
+    pd.testing.assert_frame_equal(a, make_split(shuffled, 20, 8, seed=3))
+    assert not a.equals(make_split(SUBJECTS, 20, 8, seed=4))
+
+
+def test_errors_name_the_keys_and_counts() -> None:
+    with pytest.raises(SsimreconError) as info:
+        make_split(SUBJECTS, 35, 6, seed=0)
+    message = str(info.value)
+    assert all(part in message for part in ("split.n_train", "split.n_val", "35", "6", "40"))
+    with pytest.raises(SsimreconError, match="split.n_val"):
+        make_split(SUBJECTS, 3, 0, seed=0)
+    with pytest.raises(SsimreconError, match="IXI002"):
+        make_split(SUBJECTS + ["IXI002"], 3, 3, seed=0)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    subjects = tmp_path / "subjects.csv"
+    pd.DataFrame({"subject": SUBJECTS, "site": "Guys"}).to_csv(subjects, index=False)
+    output = tmp_path / "out" / "split.csv"
+    args = ["--subjects", str(subjects), "--n-train", "6", "--n-val", "2", "--seed", "5", "--output", str(output)]
+    assert main(args) == 0
+    written = pd.read_csv(output, dtype=str)
+    pd.testing.assert_frame_equal(written, make_split(SUBJECTS, 6, 2, seed=5))
+    bad = ["split"] + args[:3] + ["60"] + args[4:]
+    assert cli.main(bad) == 2
+    assert "split.n_train" in capsys.readouterr().err
+    no_column = tmp_path / "nosubject.csv"
+    no_column.write_text("id\nIXI002\n")
+    assert cli.main(["split", "--subjects", str(no_column)] + args[2:]) == 2
+    assert "nosubject.csv" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+# Helpers shared by the workflow files (config checks, output paths, per-network settings).
+import json
+import os
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from ssimrecon.configcheck import ConfigError, check_config, check_consistency
+
+SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+
+try:
+    check_config(config, SCHEMA)
+    validate(config, SCHEMA)
+    check_consistency(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+OUT = f"results/{config['experiment']}"
+#: one environment for every rule: every stage is the ssimrecon CLI
+CONDA_ENV = "../../envs/ssimrecon.yaml"
+NETWORKS = list(config["networks"])
+METHODS = ["zero-filled"] + NETWORKS
+
+
+def as_json(value) -> str:
+    """Stable JSON for params: the same config always gives the same string."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def source_settings() -> dict:
+    """Where the archive comes from: the configured URL, or the demo archive built by rule demo_archive."""
+    demo = config["source"].get("demo")
+    if demo:
+        return {"url": f"{OUT}/source/IXI-T1-demo.tar", "md5_file": f"{OUT}/source/IXI-T1-demo.tar.md5"}
+    return {"url": config["source"]["url"], "md5": config["source"].get("md5")}
+
+
+def archive_name() -> str:
+    return os.path.basename(urlparse(source_settings()["url"]).path)
+
+
+def split_subjects(which: str) -> list[str]:
+    """Subjects of one split, read from the split checkpoint's output."""
+    table = pd.read_csv(checkpoints.split.get().output[0], dtype=str)
+    return sorted(table.loc[table["split"] == which, "subject"])
+
+
+def shards_of(which: str):
+    def _shards(wildcards) -> list[str]:
+        return [f"{OUT}/shards/{subject}.h5" for subject in split_subjects(which)]
+
+    return _shards
+
+
+def network_model(network: str) -> dict:
+    """Top-level model settings with the network's own overrides applied."""
+    return {**config["model"], **config["networks"][network].get("model", {})}
+
+
+def training_settings() -> dict:
+    """Training options that change results (threads only change speed and are not among them)."""
+    return {k: v for k, v in config["training"].items() if k != "threads"}
+
+
+def final_outputs() -> list[str]:
+    return [
+        f"{OUT}/table1.csv",
+        f"{OUT}/table1.md",
+        f"{OUT}/figures/figure2.png",
+        f"{OUT}/figures/figure2.pdf",
+        f"{OUT}/figures/training_curves.png",
+        f"{OUT}/figures/mask.png",
+    ]
+
+
+def download_inputs(wildcards) -> list[str]:
+    source = source_settings()
+    return [source["url"], source["md5_file"]] if "md5_file" in source else []
+
+
+def checksum_option(wildcards) -> str:
+    source = source_settings()
+    if "md5_file" in source:
+        return f"--md5-file {source['md5_file']}"
+    return f"--md5 {source['md5']}" if source.get("md5") else ""

@@ -229,15 +229,17 @@ def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
     """
     s, h, w = (int(v) for v in shape)
     rng = np.random.default_rng(seed)
-    y = (np.arange(h, dtype=np.float32) / h)[:, None]
-    x = (np.arange(w, dtype=np.float32) / w)[None, :]
-    z = np.arange(s, dtype=np.float32) / max(s, 1)
-    phase = np.zeros((s, h, w), dtype=np.float32)
-    for _ in range(4):
+    n_terms = 4
+    y = np.arange(h)[:, None] / h
+    x = np.arange(w)[None, :] / w
+    z = np.arange(s) / max(s, 1)
+    planes = np.empty((n_terms, h * w), dtype=np.float32)
+    amps = np.empty((s, n_terms), dtype=np.float32)
+    for t in range(n_terms):
         fy, fx = rng.uniform(-1.5, 1.5, size=2)
-        plane = np.cos(2 * np.pi * (fy * y + fx * x) + rng.uniform(0, 2 * np.pi)).astype(np.float32)
-        amp = (rng.uniform(0.5, 1.0) + 0.5 * np.cos(2 * np.pi * rng.uniform(0, 1) * z + rng.uniform(0, 2 * np.pi)))
-        phase += amp.astype(np.float32)[:, None, None] * plane
+        planes[t] = np.cos(2 * np.pi * (fy * y + fx * x) + rng.uniform(0, 2 * np.pi)).ravel()
+        amps[:, t] = rng.uniform(0.5, 1.0) + 0.5 * np.cos(2 * np.pi * rng.uniform(0, 1) * z + rng.uniform(0, 2 * np.pi))
+    phase = (amps @ planes).reshape(s, h, w)  # one matrix product: no (S, H, W) temporaries
     peak = float(np.abs(phase).max())
     if peak > 0:
         phase *= np.float32(np.pi / peak)
@@ -260,8 +262,16 @@ def simulate_kspace(target: np.ndarray, mask: np.ndarray, phase: np.ndarray | No
         raise ValueError(f"mask shape {mask.shape} does not match slices {target.shape[1:]}")
     image = np.asarray(target, dtype=np.float32)
     if phase is not None:
-        image = image * np.exp(1j * phase.astype(np.float32)).astype(np.complex64)
-    kspace = fft2c(image).astype(np.complex64, copy=False)
+        if phase.shape != target.shape:
+            raise ValueError(f"phase shape {phase.shape} does not match target {target.shape}")
+        phase = np.asarray(phase, dtype=np.float32)
+        complex_image = np.empty(image.shape, dtype=np.complex64)  # float32 cos/sin: ~10x faster than exp
+        trig = np.cos(phase)
+        np.multiply(image, trig, out=complex_image.real)
+        np.sin(phase, out=trig)
+        np.multiply(image, trig, out=complex_image.imag)
+        image = complex_image
+    kspace = fft2c(image, overwrite_x=phase is not None).astype(np.complex64, copy=False)
     kspace *= mask.astype(np.float32)
     return kspace
 

@@ -1,0 +1,214 @@
+"""HDF5 shards: make end to end, layout, atomic writes, reading, validation and the CLI."""
+from __future__ import annotations
+
+import csv
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+
+from ssimrecon.errors import ShardError, SsimreconError
+from ssimrecon.fft import zero_filled_magnitude
+from ssimrecon.mask import save_mask, variable_density_mask
+from ssimrecon.preprocess import Preprocessing, load_canonical, robust_scale, volume_to_slices
+from ssimrecon.shards import (
+    FORMAT_VERSION,
+    REQUIRED_ATTRS,
+    ShardReader,
+    file_md5,
+    main,
+    make_shard,
+    validate_shard,
+    write_shard,
+)
+
+SHAPE = (20, 24, 12)  # source voxel grid (PSR orientation below)
+IMAGE = (16, 24)
+
+
+@pytest.fixture
+def volume_path(tmp_path):
+    """A blob-with-noise int16 volume stored IXI-like (axis codes P, S, R)."""
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij"))
+    blob = np.exp(-4 * (grid**2).sum(0)) * 800 + rng.normal(0, 10, SHAPE)
+    affine = np.array([[0, 0, 1.2, -7], [-0.9, 0, 0, 9], [0, 0.9, 0, -11], [0, 0, 0, 1.0]])
+    path = tmp_path / "IXI002-Guys-0828-T1.nii.gz"
+    nib.save(nib.Nifti1Image(np.clip(blob, 0, None).astype(np.int16), affine), str(path))
+    return path
+
+
+def _mask_file(tmp_path, shape=IMAGE, acceleration=4.0, seed=3):
+    mask = variable_density_mask(shape, acceleration, 4, seed)
+    path = tmp_path / f"mask_{acceleration}.npz"
+    save_mask(path, mask, acceleration=acceleration, seed=seed, center_size=4, power=2.0)
+    return path, mask
+
+
+def test_full_mask_shard_reconstructs_the_target(tmp_path, volume_path):
+    mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
+    prep = Preprocessing(readout_axis=2, image_size=IMAGE)
+    out = tmp_path / "shards" / "s.h5"
+    make_shard(volume_path, mask_path, "IXI002", prep, out)
+    ras, _ = load_canonical(volume_path)
+    slices, _ = volume_to_slices(ras, prep)
+    scale = robust_scale(slices, 99.5)
+    with ShardReader(out) as r:
+        target = r.read_target()
+        assert r.shape == (ras.shape[2], *IMAGE) and r.num_slices == ras.shape[2]
+        np.testing.assert_allclose(target, np.clip(slices / scale, 0, None), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(zero_filled_magnitude(r.read_kspace()), target, atol=1e-5)
+        assert r.attrs["scale"] == pytest.approx(scale)
+        assert r.attrs["data_range"] == pytest.approx(float(target.max()))
+        assert r.attrs["acceleration"] == 1.0
+
+
+def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
+    mask_path, mask = _mask_file(tmp_path, acceleration=4.0, seed=9)
+    prep = Preprocessing(readout_axis=2, image_size=IMAGE, slice_stride=2)
+    out = tmp_path / "s.h5"
+    make_shard(volume_path, mask_path, "IXI002", prep, out)
+    with h5py.File(out, "r") as f:
+        for name in ("kspace", "target"):
+            assert f[name].chunks == (1, *IMAGE)
+            assert f[name].compression is None
+        assert f["kspace"].dtype == np.complex64 and f["target"].dtype == np.float32
+        assert f["mask"].dtype == bool
+    with ShardReader(out) as r:
+        kspace = r.read_kspace()
+        assert np.all(kspace[:, ~mask] == 0)
+        assert np.count_nonzero(kspace[:, mask]) > 0.9 * mask.sum() * r.num_slices
+        np.testing.assert_array_equal(r.mask, mask)
+        np.testing.assert_array_equal(r.slice_index, np.arange(0, SHAPE[1], 2))  # RAS S axis = source axis 1
+        assert set(REQUIRED_ATTRS) <= set(r.attrs)
+        assert r.attrs["subject"] == "IXI002"
+        assert r.attrs["acceleration"] == pytest.approx(IMAGE[0] * IMAGE[1] / mask.sum())
+        assert r.attrs["mask_seed"] == 9
+        assert r.attrs["format_version"] == FORMAT_VERSION
+        assert r.attrs["readout_axis"] == 2
+        assert r.attrs["source_md5"] == file_md5(volume_path)
+        assert r.attrs["source_file"] == str(volume_path)
+        assert r.preprocessing == prep
+        target = r.read_target()
+        expected_signal = (target > 0.1 * r.attrs["data_range"]).mean(axis=(1, 2))
+        np.testing.assert_allclose(r.slice_signal, expected_signal, rtol=1e-6)
+        for i in (0, r.num_slices // 2, -1):
+            k_i, t_i = r.read_slice(i)
+            np.testing.assert_array_equal(k_i, kspace[i])
+            np.testing.assert_array_equal(t_i, target[i])
+        with pytest.raises(IndexError):
+            r.read_slice(r.num_slices)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("s.h5")) == ["s.h5"]
+
+
+def test_smooth_phase_shard_differs_but_has_the_same_magnitude(tmp_path, volume_path):
+    mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
+    plain, smooth = tmp_path / "plain.h5", tmp_path / "smooth.h5"
+    make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE), plain)
+    make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE, phase="smooth"), smooth, phase_seed=1)
+    with ShardReader(plain) as a, ShardReader(smooth) as b:
+        ka, kb = a.read_kspace(), b.read_kspace()
+        assert np.abs(ka - kb).max() > 0.1 * np.abs(ka).max()
+        np.testing.assert_allclose(zero_filled_magnitude(kb), b.read_target(), atol=1e-5)
+        assert b.preprocessing.phase == "smooth"
+
+
+def test_mask_shape_must_match_image_size(tmp_path, volume_path):
+    mask_path, _ = _mask_file(tmp_path, shape=(16, 16))
+    with pytest.raises(ShardError, match=r"\(16, 16\).*\(16, 24\)"):
+        make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def _arrays(s=3, h=8, w=6):
+    rng = np.random.default_rng(1)
+    return dict(
+        kspace=(rng.standard_normal((s, h, w)) + 1j * rng.standard_normal((s, h, w))).astype(np.complex64),
+        mask=rng.random((h, w)) > 0.5,
+        target=rng.random((s, h, w), dtype=np.float32),
+        slice_index=np.arange(s, dtype=np.int32),
+        slice_signal=np.full(s, 0.5, dtype=np.float32),
+    )
+
+
+def _attrs(**over):
+    attrs = {"subject": "S", "acceleration": 2.0, "mask_seed": 0, "scale": 1.0, "data_range": 1.0,
+             "source_file": "v.nii.gz", "source_md5": "0" * 32, "readout_axis": 2,
+             "format_version": FORMAT_VERSION, "preprocessing": Preprocessing(image_size=(8, 6)).to_json()}
+    attrs.update(over)
+    return attrs
+
+
+def test_validate_shard_errors_name_path_and_culprit(tmp_path):
+    good = tmp_path / "good.h5"
+    write_shard(good, **_arrays(), attrs=_attrs())
+    validate_shard(good)
+    for name in ("target", "slice_signal"):
+        broken = tmp_path / f"no_{name}.h5"
+        write_shard(broken, **_arrays(), attrs=_attrs())
+        with h5py.File(broken, "a") as f:
+            del f[name]
+        with pytest.raises(ShardError, match=rf"no_{name}\.h5.*'{name}'"):
+            validate_shard(broken)
+        with pytest.raises(ShardError, match=name):
+            ShardReader(broken)
+    no_attr = tmp_path / "no_attr.h5"
+    write_shard(no_attr, **_arrays(), attrs=_attrs())
+    with h5py.File(no_attr, "a") as f:
+        del f.attrs["scale"]
+    with pytest.raises(ShardError, match=r"no_attr\.h5.*'scale'"):
+        validate_shard(no_attr)
+    old = tmp_path / "old.h5"
+    write_shard(old, **_arrays(), attrs=_attrs())
+    with h5py.File(old, "a") as f:
+        f.attrs["format_version"] = 0
+    with pytest.raises(ShardError, match=r"old\.h5.*format_version 0"):
+        validate_shard(old)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    with pytest.raises(ShardError, match="junk.h5"):
+        validate_shard(junk)
+    with pytest.raises(ShardError, match="absent.h5"):
+        validate_shard(tmp_path / "absent.h5")
+
+
+def test_failed_write_leaves_neither_shard_nor_temp(tmp_path):
+    out = tmp_path / "s.h5"
+    with pytest.raises(TypeError):
+        write_shard(out, **_arrays(), attrs=_attrs(subject=object()))  # h5py cannot store an object
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ShardError, match="source_md5"):
+        write_shard(out, **_arrays(), attrs={k: v for k, v in _attrs().items() if k != "source_md5"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_with_subjects_csv(tmp_path, volume_path):
+    mask_path, _ = _mask_file(tmp_path)
+    subjects = tmp_path / "subjects.csv"
+    with open(subjects, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["subject", "site", "file", "md5"])
+        writer.writeheader()
+        writer.writerow({"subject": "IXI002", "site": "Guys", "file": str(volume_path), "md5": "ab" * 16})
+    out = tmp_path / "cli.h5"
+    args = ["--subjects-csv", str(subjects), "--subject", "IXI002", "--mask", str(mask_path),
+            "--output", str(out), "--image-size", *map(str, IMAGE), "--downsample", "1"]
+    assert main(args) == 0
+    with ShardReader(out) as r:
+        assert r.attrs["source_md5"] == "ab" * 16 and r.attrs["subject"] == "IXI002"
+        assert r.preprocessing == Preprocessing(image_size=IMAGE)
+    bad = ["--subjects-csv", str(subjects), "--subject", "IXI999", "--mask", str(mask_path),
+           "--output", str(tmp_path / "bad.h5"), "--image-size", *map(str, IMAGE)]
+    with pytest.raises(SsimreconError, match=r"IXI999.*subjects\.csv"):
+        main(bad)
+
+
+def test_cli_with_volume_and_downsample(tmp_path, volume_path):
+    mask_path, _ = _mask_file(tmp_path, shape=(8, 12))
+    out = tmp_path / "ds.h5"
+    assert main(["--volume", str(volume_path), "--subject", "X", "--mask", str(mask_path), "--output", str(out),
+                 "--image-size", "8", "12", "--downsample", "2", "--phase", "smooth", "--source-md5", "f" * 32]) == 0
+    with ShardReader(out) as r:
+        assert r.shape == (SHAPE[1], 8, 12)
+        assert r.attrs["source_md5"] == "f" * 32
+        assert r.preprocessing.downsample == 2 and r.preprocessing.phase == "smooth"

@@ -33,12 +33,12 @@ __all__ = ["FORMAT", "VERSION", "save_model_bundle", "load_model_bundle", "atomi
 
 def to_plain(obj: Any, key: str) -> Any:
     """Convert obj to tensors/primitives/lists/dicts (numpy -> torch/Python); error names ``key`` otherwise."""
+    if isinstance(obj, np.generic):  # before float: np.float64 subclasses float but pickles as numpy
+        return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
-    if isinstance(obj, np.generic):
-        return obj.item()
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(obj))
     if isinstance(obj, os.PathLike):
@@ -109,7 +109,11 @@ def save_model_bundle(
 
 def _brief(exc: BaseException, limit: int = 300) -> str:
     """One-line summary of an exception message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # torch's weights_only message: keep the reason, drop the advice around it
+        text = text.split(marker, 1)[1].split(" Please use", 1)[0].split(" Check the documentation", 1)[0]
+    text = " ".join(text.split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

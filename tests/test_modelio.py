@@ -1,0 +1,115 @@
+"""Model bundles: round trip, weights_only safety, clear errors naming the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ssimrecon.errors import CheckpointError
+from ssimrecon.modelio import load_model_bundle, save_model_bundle
+from ssimrecon.unet import UNet
+
+
+class Custom:
+    """A class that torch.load(weights_only=True) must refuse to unpickle."""
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+def _save(path: Path, model: UNet | None = None) -> UNet:
+    torch.manual_seed(0)
+    if model is None:
+        model = UNet(base_channels=4, depth=2, residual=True, norm="batch")
+    mask = np.random.default_rng(0).random((16, 16)) < 0.3
+    save_model_bundle(
+        path,
+        model=model,
+        preprocessing={"image_size": [16, 16], "scale_percentile": np.float64(99.5), "readout_axis": 0},
+        mask=mask,
+        mask_meta={"seed": np.int64(3), "acceleration": 3.2, "center_size": (4, 4)},
+        extra={"epoch": 7, "loss": {"mse": 1.0, "dssim": 0.1}, "history": torch.arange(3.0)},
+    )
+    return model
+
+
+def test_round_trip_identical_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "models" / "net.pt"
+    model = _save(path)
+    # make BatchNorm running stats non-trivial so buffers must round-trip too
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 1, 16, 16) * 3)
+    save_model_bundle(path, model=model, preprocessing={}, mask=torch.ones(16, 16, dtype=torch.bool),
+                      mask_meta={}, extra={"epoch": 8})
+    loaded, bundle = load_model_bundle(path)
+    assert not loaded.training and loaded.model_config == model.model_config
+    x = torch.rand(2, 1, 16, 16)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert bundle["format"] == "ssimrecon-model" and bundle["version"] == 1
+    assert bundle["mask"].dtype == torch.bool and bundle["mask"].all()
+    assert bundle["extra"] == {"epoch": 8}
+    assert [p.name for p in path.parent.iterdir()] == ["net.pt"]  # no temp file left behind
+
+
+def test_metadata_is_plain_and_weights_only_loadable(tmp_path: Path) -> None:
+    path = tmp_path / "net.pt"
+    _save(path)
+    raw = torch.load(path, weights_only=True)
+    assert raw["preprocessing"]["scale_percentile"] == 99.5 and type(raw["preprocessing"]["scale_percentile"]) is float
+    assert raw["mask_meta"] == {"seed": 3, "acceleration": 3.2, "center_size": [4, 4]}
+    assert torch.equal(raw["extra"]["history"], torch.arange(3.0))
+    expected_mask = np.random.default_rng(0).random((16, 16)) < 0.3
+    assert np.array_equal(raw["mask"].numpy(), expected_mask)
+
+
+def test_unsafe_and_corrupt_files_are_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "ssimrecon-model", "payload": Custom()}, evil)
+    with pytest.raises(CheckpointError, match=r"evil\.pt.*refused to load.*not a plain-tensor checkpoint"):
+        load_model_bundle(evil)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(1).bytes(4096))
+    with pytest.raises(CheckpointError, match=r"noise\.pt.*refused to load"):
+        load_model_bundle(noise)
+    truncated = tmp_path / "truncated.pt"
+    _save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match=r"truncated\.pt"):
+        load_model_bundle(truncated)
+
+
+def test_missing_and_wrong_format(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"absent\.pt.*does not exist"):
+        load_model_bundle(tmp_path / "absent.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match=r"other\.pt.*not an ssimrecon model bundle"):
+        load_model_bundle(other)
+    good = tmp_path / "good.pt"
+    _save(good)
+    bundle = torch.load(good, weights_only=True)
+    for key, match in [("mask", "missing keys"), ("version", "version")]:
+        broken = dict(bundle)
+        del broken[key]
+        torch.save(broken, tmp_path / "broken.pt")
+        with pytest.raises(CheckpointError, match=rf"broken\.pt.*{match}"):
+            load_model_bundle(tmp_path / "broken.pt")
+    mismatched = dict(bundle, model_config=dict(bundle["model_config"], base_channels=8))
+    torch.save(mismatched, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match=r"mismatch\.pt.*weights do not match"):
+        load_model_bundle(tmp_path / "mismatch.pt")
+
+
+def test_save_rejects_unstorable_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "net.pt"
+    with pytest.raises(CheckpointError, match=r"extra\.obj"):
+        save_model_bundle(path, model=UNet(base_channels=4, depth=1), preprocessing={},
+                          mask=np.ones((4, 4), bool), mask_meta={}, extra={"obj": Custom()})
+    assert not path.exists() and os.listdir(tmp_path) == []

@@ -1,0 +1,102 @@
+"""U-Net: shapes, parameter count vs a closed form, residual identity, input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssimrecon.errors import SsimreconError
+from ssimrecon.unet import UNet, count_parameters
+
+
+def closed_form_parameters(base: int, depth: int, convs: int, cin: int = 1, cout: int = 1, norm: str = "instance") -> int:
+    """Parameters of the U-Net derived by hand.
+
+    c_l = base * 2**l.  A 3x3 conv a->b has 9ab weights, plus b biases only without normalisation;
+    instance (affine) and batch norm add 2b parameters.  Encoder level l and the bottom (l = depth):
+    conv(c_{l-1} -> c_l) + (convs-1) conv(c_l -> c_l), with c_{-1} = cin.  Decoder level l:
+    ConvTranspose 2x2 c_{l+1} -> c_l (4 c_{l+1} c_l + c_l), conv(2 c_l -> c_l) + (convs-1) conv(c_l -> c_l).
+    Head: 1x1 conv c_0 -> cout (c_0 cout + cout).
+    """
+    extra = 1 if norm == "none" else 2
+
+    def conv(a: int, b: int) -> int:
+        return 9 * a * b + extra * b
+
+    c = [base * 2**level for level in range(depth + 1)]
+    total = c[0] * cout + cout
+    for level in range(depth + 1):
+        total += conv(cin if level == 0 else c[level - 1], c[level]) + (convs - 1) * conv(c[level], c[level])
+    for level in range(depth):
+        total += 4 * c[level + 1] * c[level] + c[level]
+        total += conv(2 * c[level], c[level]) + (convs - 1) * conv(c[level], c[level])
+    return total
+
+
+@pytest.mark.parametrize(
+    "base, depth, convs, norm",
+    [(64, 4, 3, "instance"), (32, 4, 3, "none"), (8, 3, 2, "batch"), (4, 1, 1, "instance"), (16, 2, 3, "none")],
+)
+def test_parameter_count_matches_closed_form(base: int, depth: int, convs: int, norm: str) -> None:
+    model = UNet(base_channels=base, depth=depth, convs_per_stage=convs, norm=norm)
+    assert count_parameters(model) == closed_form_parameters(base, depth, convs, norm=norm)
+
+
+def test_paper_configuration_size() -> None:
+    """Paper: 4 pooling stages, 3 convs each, 64 channels first, 1024 at the bottom (~46.7M parameters)."""
+    model = UNet()
+    assert model.model_config == {
+        "in_channels": 1, "out_channels": 1, "base_channels": 64, "depth": 4,
+        "convs_per_stage": 3, "residual": False, "norm": "instance",
+    }
+    assert count_parameters(model) == 46_746_433
+    assert max(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)) == 1024
+
+
+@pytest.mark.parametrize(
+    "base, depth, shape",
+    [(4, 1, (2, 1, 6, 10)), (8, 2, (1, 1, 16, 24)), (4, 3, (3, 1, 32, 8)), (2, 4, (1, 1, 48, 32))],
+)
+def test_output_shape(base: int, depth: int, shape: tuple[int, ...]) -> None:
+    model = UNet(base_channels=base, depth=depth, convs_per_stage=2)
+    out = model(torch.rand(shape))
+    assert out.shape == shape
+    multi = UNet(in_channels=2, out_channels=3, base_channels=base, depth=depth)
+    assert multi(torch.rand(shape[0], 2, *shape[2:])).shape == (shape[0], 3, *shape[2:])
+
+
+def test_residual_identity_and_not_identity_otherwise() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 16, 16)
+    model = UNet(base_channels=4, depth=2, residual=True)
+    with torch.no_grad():
+        assert not torch.allclose(model(x), x)
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    assert torch.equal(model(x), x)
+    plain = UNet(base_channels=4, depth=2, residual=False)
+    with torch.no_grad():
+        plain.head.weight.zero_()
+        plain.head.bias.zero_()
+    assert torch.equal(plain(x), torch.zeros_like(x))
+
+
+def test_instance_norm_is_batch_size_independent() -> None:
+    torch.manual_seed(0)
+    model = UNet(base_channels=4, depth=2).train()
+    x = torch.rand(3, 1, 16, 16)
+    torch.testing.assert_close(model(x)[:1], model(x[:1]))
+
+
+def test_errors() -> None:
+    model = UNet(base_channels=4, depth=3)
+    with pytest.raises(SsimreconError, match=r"20x16.*2\*\*depth = 8.*depth 3"):
+        model(torch.rand(1, 1, 20, 16))
+    with pytest.raises(SsimreconError, match="expected input"):
+        model(torch.rand(1, 2, 16, 16))
+    with pytest.raises(SsimreconError, match="model.norm"):
+        UNet(norm="group")
+    with pytest.raises(SsimreconError, match="model.depth"):
+        UNet(depth=0)
+    with pytest.raises(SsimreconError, match="model.residual"):
+        UNet(in_channels=2, out_channels=1, residual=True)

@@ -57,18 +57,16 @@ class SliceDataset(Dataset):
             with ShardReader(path) as reader:
                 attrs = dict(reader.attrs)
                 signal_fraction = [float(v) for v in reader.slice_signal]
-                _, target = reader.read_slice(0) if reader.num_slices else (None, None)
+                shape = tuple(int(n) for n in reader.shape[1:])
             if "data_range" not in attrs:
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
             if not data_range > 0:
                 raise ShardError(f"{path}: attribute 'data_range' must be positive, got {data_range}")
-            if target is not None:
-                shape = tuple(target.shape)
-                if self.shape is None:
-                    self.shape = shape  # type: ignore[assignment]
-                elif shape != self.shape:
-                    raise ShardError(f"{path}: slice shape {shape} differs from {self.shape} of {self.shard_paths[0]}")
+            if self.shape is None:
+                self.shape = shape  # type: ignore[assignment]
+            elif shape != self.shape:
+                raise ShardError(f"{path}: slice shape {shape} differs from {self.shape} of {self.shard_paths[0]}")
             self.data_ranges.append(data_range)
             self.subjects.append(str(attrs.get("subject", path.stem)))
             self.num_total += len(signal_fraction)

@@ -1,0 +1,125 @@
+"""SliceDataset, to_network_input, EpochSampler and make_loader on small synthetic shards."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ssimrecon.dataset import EpochSampler, SliceDataset, make_loader, to_network_input
+from ssimrecon.errors import ShardError
+from ssimrecon.fft import fft2c, ifft2c
+from ssimrecon.mask import achieved_acceleration, variable_density_mask
+from ssimrecon.preprocess import Preprocessing, slice_signal_fraction
+from ssimrecon.shards import FORMAT_VERSION, write_shard
+
+
+def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) -> np.ndarray:
+    """``n`` images (n, size, size) float32: random ellipses with sharp edges and a bright square;
+    the last ``empty`` slices are blank (background only)."""
+    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    out = np.zeros((n, size, size), dtype=np.float32)
+    for i in range(n - empty):
+        img = 0.6 * (((xx / rng.uniform(0.6, 0.9)) ** 2 + (yy / rng.uniform(0.6, 0.9)) ** 2) < 1)
+        for _ in range(3):
+            cx, cy, r = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), rng.uniform(0.1, 0.3)
+            img = img + rng.uniform(0.1, 0.4) * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
+        s0, s1 = sorted(rng.integers(size // 4, 3 * size // 4, size=2))
+        img[s0 : s1 + 2, s0 : s1 + 2] += 0.3
+        out[i] = img
+    return out
+
+
+def write_test_shards(folder: Path, n_subjects: int, n_slices: int = 4, size: int = 32, empty: int = 0,
+                      acceleration: float = 4.0, seed: int = 0) -> list[Path]:
+    """Shards of phantom slices undersampled with one seeded variable-density mask."""
+    rng = np.random.default_rng(seed)
+    mask = variable_density_mask((size, size), acceleration, center_size=4, seed=7)
+    prep = Preprocessing(image_size=(size, size))
+    paths = []
+    for s in range(n_subjects):
+        target = phantom_slices(n_slices, size, rng, empty=empty)
+        data_range = float(target.max())
+        kspace = (fft2c(target) * mask).astype(np.complex64)
+        attrs = {"subject": f"SUB{s:03d}", "acceleration": achieved_acceleration(mask), "mask_seed": 7, "scale": 1.0,
+                 "data_range": data_range, "source_file": f"sub{s}.nii.gz", "source_md5": "0" * 32,
+                 "readout_axis": 2, "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
+        path = folder / f"SUB{s:03d}.h5"
+        write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=np.arange(n_slices, dtype=np.int32),
+                    slice_signal=slice_signal_fraction(target, data_range), attrs=attrs)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def shards(tmp_path: Path) -> list[Path]:
+    return write_test_shards(tmp_path, n_subjects=2, n_slices=5, empty=1)
+
+
+def test_filters_near_empty_slices_by_slice_signal(shards: list[Path]) -> None:
+    everything = SliceDataset(shards, min_signal_fraction=0.0)
+    kept = SliceDataset(shards, min_signal_fraction=0.05)
+    assert len(everything) == 10 and everything.num_total == 10
+    assert len(kept) == 8
+    assert all(slice_ != 4 for _, slice_ in kept.index)  # the blank last slice of each shard is dropped
+    with pytest.raises(ShardError) as info:
+        SliceDataset(shards, min_signal_fraction=1.0)
+    assert str(shards[0]) in str(info.value) and str(shards[1]) in str(info.value)
+
+
+def test_item_shapes_dtypes_and_values(shards: list[Path]) -> None:
+    ds = SliceDataset(shards, min_signal_fraction=0.05)
+    item = ds[5]  # second shard, second kept slice
+    assert item["kspace"].shape == (32, 32, 2) and item["kspace"].dtype == torch.float32
+    assert item["target"].shape == (1, 32, 32) and item["target"].dtype == torch.float32
+    assert item["data_range"].shape == () and item["data_range"].dtype == torch.float32
+    assert (item["subject"], item["slice"]) == (1, 1)
+    assert float(item["data_range"]) >= float(item["target"].max()) > 0  # the volume's maximum
+    import h5py
+
+    with h5py.File(shards[1]) as f:
+        np.testing.assert_array_equal(torch.view_as_complex(item["kspace"]).numpy(), f["kspace"][1])
+        np.testing.assert_array_equal(item["target"][0].numpy(), f["target"][1])
+        assert float(item["data_range"]) == pytest.approx(float(f.attrs["data_range"]))
+
+
+def test_zero_filled_input_matches_numpy(shards: list[Path]) -> None:
+    ds = SliceDataset(shards)
+    batch = next(iter(make_loader(ds, batch_size=3)))
+    x = to_network_input(batch["kspace"])
+    assert x.shape == (3, 1, 32, 32) and x.dtype == torch.float32
+    expected = np.abs(ifft2c(torch.view_as_complex(batch["kspace"]).numpy()))
+    np.testing.assert_allclose(x[:, 0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    # undersampling artefacts: the zero-filled image is not the target
+    assert float((x - batch["target"]).abs().max()) > 0.05
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch() -> None:
+    a, b, c = EpochSampler(50, seed=3), EpochSampler(50, seed=3), EpochSampler(50, seed=4)
+    for s in (a, b, c):
+        s.set_epoch(2)
+    assert list(a) == list(b)
+    assert sorted(a) == list(range(50))
+    assert list(a) != list(c)
+    order2 = list(a)
+    a.set_epoch(3)
+    assert list(a) != order2
+    a.set_epoch(2, skip=20)  # resume at batch 5 of size 4
+    assert list(a) == order2[20:] and len(a) == 30
+    capped = EpochSampler(50, seed=3, max_samples=8)
+    capped.set_epoch(2)
+    assert list(capped) == order2[:8] and len(capped) == 8
+
+
+def test_worker_processes_read_the_same_items(shards: list[Path]) -> None:
+    ds = SliceDataset(shards, min_signal_fraction=0.05)
+    _ = ds[0]  # the main process holds open handles before the workers fork
+    sampler = EpochSampler(len(ds), seed=1)
+    serial = [b for b in make_loader(ds, 3, sampler, num_workers=0)]
+    parallel = [b for b in make_loader(ds, 3, sampler, num_workers=2)]
+    assert len(serial) == len(parallel) == 3
+    for s, p in zip(serial, parallel):
+        assert torch.equal(s["kspace"], p["kspace"]) and torch.equal(s["target"], p["target"])
+        assert s["subject"].tolist() == p["subject"].tolist() and s["slice"].tolist() == p["slice"].tolist()
+    ds.close()

@@ -1,0 +1,250 @@
+"""Training: learning on tiny phantoms, seeding, resume after SIGTERM/SIGUSR1 (bit-identical), stale state,
+best-model bundle, history.csv and training curves."""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssimrecon import curves
+from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.modelio import load_model_bundle
+from ssimrecon.shards import ShardReader
+from ssimrecon.train import HISTORY_COLUMNS, TrainingInterrupted, TrainSettings, train_network, train_step_throughput
+from test_dataset import write_test_shards
+
+MODEL = {"base_channels": 4, "depth": 2, "residual": True}
+LOSS = {"mse": 1.0, "dssim": 0.1}
+BASE = {"batch_size": 2, "lr": 1e-3, "crop": [24, 24], "num_workers": 0, "bf16": False, "channels_last": True}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: fast on a busy 2-core machine and the same arithmetic in every process."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    """3 training subjects x 5 slices (one blank each) and 1 validation subject, 32x32."""
+    paths = write_test_shards(tmp_path_factory.mktemp("shards"), n_subjects=4, n_slices=5, empty=1, seed=1)
+    return {"train": paths[:3], "val": paths[3:]}
+
+
+def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **training) -> dict:
+    settings = TrainSettings.from_dict({**BASE, **training})
+    return train_network(data["train"], data["val"], model_cfg=MODEL, loss_terms=loss or LOSS, settings=settings,
+                         best_path=out / "best.pt", history_path=out / "history.csv", state_dir=out / "state",
+                         network_name="net")
+
+
+def history(out: Path) -> list[dict[str, float]]:
+    with open(out / "history.csv", newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, weights_only=True)
+    return state["state_dict"] if "state_dict" in state else state["model"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def assert_same_history(a: Path, b: Path) -> None:
+    ha, hb = history(a), history(b)
+    assert len(ha) == len(hb)
+    for ra, rb in zip(ha, hb):
+        assert [ra[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")] == \
+               [rb[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")]
+
+
+def test_settings_validation() -> None:
+    s = TrainSettings.from_dict({"crop": [24, 32], "bf16": "false", "epochs": 3})
+    assert s.crop == (24, 32) and s.bf16 is False and s.epochs == 3 and s.lr == 1e-4
+    with pytest.raises(SsimreconError, match=r"training\.bogus"):
+        TrainSettings.from_dict({"bogus": 1})
+    with pytest.raises(SsimreconError, match=r"training\.lr"):
+        TrainSettings.from_dict({"lr": -1})
+    with pytest.raises(SsimreconError, match=r"training\.bf16"):
+        TrainSettings.from_dict({"bf16": "sometimes"})
+
+
+def test_training_learns_and_writes_bundle_history_and_curves(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    summary = run(data, tmp_path, epochs=5)
+    rows = history(tmp_path)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    assert list(rows[0]) == list(HISTORY_COLUMNS)
+    assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"]
+    assert rows[-1]["val_ssim"] > rows[0]["val_ssim"] + 0.02
+    assert summary["train_slices"] == 12 and summary["val_slices"] == 4  # blank slices left out
+    best_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
+    model, bundle = load_model_bundle(tmp_path / "best.pt")
+    assert bundle["extra"]["epoch"] == best_epoch == summary["best_epoch"]
+    assert bundle["extra"]["val_loss"] == pytest.approx(min(r["val_loss"] for r in rows))
+    assert bundle["extra"]["loss_terms"] == LOSS and bundle["extra"]["training"]["crop"] == [24, 24]
+    with ShardReader(data["train"][0]) as reader:
+        assert torch.equal(bundle["mask"], torch.from_numpy(reader.mask))
+        assert bundle["preprocessing"] == reader.preprocessing.to_dict()
+        assert bundle["mask_meta"]["seed"] == reader.attrs["mask_seed"]
+    assert model.model_config["base_channels"] == 4
+    state = torch.load(tmp_path / "state" / "last.pt", weights_only=True)  # plain tensors only
+    assert state["epoch"] == 5 and state["next_batch"] == 0 and len(state["history"]) == 5
+
+    png = tmp_path / "curves.png"
+    assert curves.main(["--history", f"net={tmp_path / 'history.csv'}", f"other={tmp_path / 'history.csv'}",
+                        "--output", str(png)]) == 0
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SsimreconError, match="missing.csv"):
+        curves.main(["--history", f"net={tmp_path / 'missing.csv'}", "--output", str(png)])
+
+
+def test_same_seed_same_weights(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run(data, tmp_path / name, epochs=2, seed=seed)
+    assert_same_weights(tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt")
+    assert_same_history(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(AssertionError):
+        assert_same_weights(tmp_path / "a" / "best.pt", tmp_path / "c" / "best.pt")
+
+
+def test_signal_mid_epoch_then_resume_is_bit_identical(data: dict[str, list[Path]], tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ssimrecon.train")
+    run(data, tmp_path / "ref", epochs=3)
+    out = tmp_path / "cut"
+
+    def stop_at(epoch: int, batch: int):
+        def hook(e: int, b: int) -> None:
+            if (e, b) == (epoch, batch):
+                os.kill(os.getpid(), signal.SIGUSR1)
+        return hook
+
+    settings = TrainSettings.from_dict({**BASE, "epochs": 3})
+    kwargs = dict(model_cfg=MODEL, loss_terms=LOSS, settings=settings, best_path=out / "best.pt",
+                  history_path=out / "history.csv", state_dir=out / "state", network_name="net")
+    # 1) in the middle of epoch 2 (after its 2nd batch); 2) after the last batch of epoch 3, before validation
+    for (epoch, batch), expected in (((1, 1), (1, 2)), ((2, 5), (2, 6))):
+        with pytest.raises(TrainingInterrupted) as info:
+            train_network(data["train"], data["val"], on_batch_end=stop_at(epoch, batch), **kwargs)
+        assert info.value.exit_code == 128 + signal.SIGUSR1
+        state = torch.load(out / "state" / "last.pt", weights_only=True)
+        assert (state["epoch"], state["next_batch"]) == expected
+        assert "received SIGUSR1; saved state" in caplog.text
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
+    summary = train_network(data["train"], data["val"], **kwargs)
+    assert summary["resumed_from"] == [2, 6]
+    assert "resuming net from epoch 2 batch 2" in caplog.text and "resuming net from epoch 3 batch 6" in caplog.text
+    assert_same_weights(out / "best.pt", tmp_path / "ref" / "best.pt")
+    assert_same_weights(out / "state" / "last.pt", tmp_path / "ref" / "state" / "last.pt")
+    assert_same_history(out, tmp_path / "ref")
+
+
+def test_stale_state_is_moved_aside_and_finished_state_restores_outputs(
+        data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ssimrecon.train")
+    run(data, tmp_path, epochs=2)
+    first = weights(tmp_path / "best.pt")
+    # Snakemake removes the outputs of a job it reruns; a finished, matching state restores them
+    (tmp_path / "best.pt").unlink()
+    (tmp_path / "history.csv").unlink()
+    summary = run(data, tmp_path, epochs=2)
+    assert summary["resumed_from"] == [2, 0] and "resuming net from epoch 3 batch 0" in caplog.text
+    assert len(history(tmp_path)) == 2
+    assert all(torch.equal(first[k], v) for k, v in weights(tmp_path / "best.pt").items())
+    # another loss: the state does not match, is moved aside and training starts afresh
+    caplog.clear()
+    summary = run(data, tmp_path, loss={"mse": 1.0}, epochs=2)
+    assert summary["resumed_from"] is None and "resuming" not in caplog.text
+    assert "moved to" in caplog.text and (tmp_path / "state" / "last.pt.stale").exists()
+    assert load_model_bundle(tmp_path / "best.pt")[1]["extra"]["loss_terms"] == {"mse": 1.0}
+    assert len(history(tmp_path)) == 2
+
+
+class Payload:
+    """Anything that is not a tensor/primitive: torch.load(weights_only=True) must refuse it."""
+
+
+def test_unsafe_state_file_is_refused(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    torch.save({"format": "ssimrecon-train-state", "payload": Payload()}, tmp_path / "state" / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt"):
+        run(data, tmp_path, epochs=1)
+
+
+def test_diverged_training_has_no_best_checkpoint(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    with pytest.raises(SsimreconError, match="no best checkpoint"):
+        run(data, tmp_path, epochs=1, lr=1e30)
+    assert not (tmp_path / "best.pt").exists()
+
+
+def test_bf16_autocast_nchw_training_runs(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    summary = run(data, tmp_path, epochs=1, bf16=True, channels_last=False)
+    assert summary["bf16"] is True and summary["best_epoch"] == 1
+    assert all(v.dtype == torch.float32 for v in weights(tmp_path / "best.pt").values() if v.is_floating_point())
+
+
+def test_cli_reports_bad_training_key(data: dict[str, list[Path]], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from ssimrecon import cli
+
+    code = cli.main(["train", "--network", "net", "--train-shards", str(data["train"][0]), "--val-shards",
+                     str(data["val"][0]), "--model-json", "{}", "--loss-json", '{"mse": 1}', "--training-json",
+                     '{"epochs": 1, "learning_rate": 0.1}', "--best", str(tmp_path / "b.pt"), "--history",
+                     str(tmp_path / "h.csv"), "--state-dir", str(tmp_path / "s")])
+    assert code == 2 and "training.learning_rate" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_throughput_benchmark_runs_both_modes() -> None:
+    for fast in (False, True):
+        rate = train_step_throughput(MODEL, batch_size=2, size=32, fast=fast, steps=2, device="cpu")
+        assert rate > 0
+
+
+def test_cli_sigterm_then_rerun_resumes_bit_identical(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    epochs = 12
+    run(data, tmp_path / "ref", epochs=epochs)
+    out = tmp_path / "cli"
+    training = '{"batch_size": 2, "lr": 0.001, "crop": [24, 24], "num_workers": 1, "bf16": false, ' \
+               f'"channels_last": true, "epochs": {epochs}}}'
+    cmd = [sys.executable, "-m", "ssimrecon.cli", "train", "--network", "net",
+           "--train-shards", *map(str, data["train"]), "--val-shards", *map(str, data["val"]),
+           "--model-json", '{"base_channels": 4, "depth": 2, "residual": true}',
+           "--loss-json", '{"mse": 1.0, "dssim": 0.1}', "--training-json", training, "--threads", "1",
+           "--best", str(out / "best.pt"), "--history", str(out / "history.csv"), "--state-dir", str(out / "state")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not (out / "state" / "last.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "received SIGTERM; saved state" in err
+    stopped = torch.load(out / "state" / "last.pt", weights_only=True)
+    assert stopped["epoch"] < epochs
+
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming net from epoch {stopped['epoch'] + 1} batch {stopped['next_batch']}" in again.stderr
+    assert_same_weights(out / "best.pt", tmp_path / "ref" / "best.pt")
+    assert_same_weights(out / "state" / "last.pt", tmp_path / "ref" / "state" / "last.pt")
+    assert_same_history(out, tmp_path / "ref")

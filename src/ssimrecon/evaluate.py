@@ -35,16 +35,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ("subject", "slice", *METRICS)
 
 
-def shard_preprocessing(reader: ShardReader) -> dict | None:
-    """The shard's preprocessing as a plain dict (None if the shard does not record one)."""
-    prep = getattr(reader, "preprocessing", None)
-    if prep is None:
-        return None
-    if hasattr(prep, "to_dict"):
-        return prep.to_dict()
-    from dataclasses import asdict
-
-    return asdict(prep)
+def shard_preprocessing(reader: ShardReader) -> dict:
+    """The shard's preprocessing as a plain dict (as stored in model bundles)."""
+    return reader.preprocessing.to_dict()
 
 
 def load_model(model_path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:

@@ -152,17 +152,30 @@ def table1_markdown(df: pd.DataFrame) -> str:
         lines.append(
             f"| {row['method']} | " + " | ".join(cells) + f" | {int(row['n_subjects'])} | {int(row['n_slices'])} |"
         )
-    notes = [f"{row['method']}: {row['note']}" for _, row in df.iterrows() if isinstance(row.get("note"), str) and row["note"]]
+    notes = [f"{row['method']}: {row['note']}" for _, row in df.iterrows()
+             if isinstance(row.get("note"), str) and row["note"]]
+    n = int(df["n_subjects"].min())
+    if 2 <= n <= 10:
+        notes.append(f"with {n} subjects the smallest attainable two-sided p is 2/2^{n} = {2 / 2**n:.3g}")
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
     return "\n".join(lines) + "\n"
+
+
+def readable_temp(path: Path) -> tuple[int, str]:
+    """mkstemp next to ``path`` with the permissions a plain ``open`` would give (umask applied)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = readable_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -193,7 +206,8 @@ def read_metrics_csv(path: Path) -> pd.DataFrame:
     return df
 
 
-def _parse_pairs(items: list[str], what: str) -> dict[str, Path]:
+def parse_pairs(items: list[str], what: str) -> dict[str, Path]:
+    """``NAME=PATH`` arguments -> {NAME: Path} in the order given; errors name the option."""
     pairs: dict[str, Path] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -215,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = _parse_pairs(args.metrics, "--metrics")
+    paths = parse_pairs(args.metrics, "--metrics")
     table = build_table1({name: read_metrics_csv(p) for name, p in paths.items()}, args.baseline)
     write_table1(table, args.csv, args.md)
     log.info("wrote %s and %s (%d methods)", args.csv, args.md, len(table))

@@ -1,0 +1,241 @@
+"""Apply a trained model to any T1 volume (NIfTI) or k-space shard; write NIfTIs and a metrics JSON.
+
+NIfTI input (a fully sampled magnitude volume, e.g. a subject never seen in training): the volume is
+prepared exactly as ``shards.make_shard`` prepares training data, with the model bundle's preprocessing:
+RAS reorientation, slicing along the readout axis, division by the robust scale (same percentile),
+negatives clipped, the bundle's undersampling mask (plus a smooth phase if the preprocessing uses one).
+Shard input: its stored k-space and target are used directly.
+
+Outputs, for ``--output DIR/NAME.nii.gz``:
+- ``DIR/NAME.nii.gz``: the network reconstruction;
+- ``DIR/NAME.zero_filled.nii.gz``: the zero-filled input;
+- ``DIR/NAME.metrics.json``: mean SSIM/PSNR/relative error/MSE of both against the reference, computed in
+  the scaled slice space (data_range = the scaled reference maximum) over the slices whose slice_signal is
+  >= the model's training ``min_signal_fraction`` (0.05 if the bundle does not record it).
+Volumes are multiplied back by the scale (input intensities) and written on the source grid (its shape
+and affine); voxels of slices not taken (slice_stride) or cropped away are 0. A shard whose source file
+cannot be found is written as stacked slices (H, W, S) with an identity affine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from ssimrecon.errors import SsimreconError
+from ssimrecon.evaluate import load_model, shard_preprocessing
+from ssimrecon.fft import zero_filled_magnitude
+from ssimrecon.inference import pick_device, predict_slices
+from ssimrecon.metrics import METRICS, batch_metrics
+from ssimrecon.preprocess import (
+    Preprocessing,
+    load_canonical,
+    phase_seed_for,
+    robust_scale,
+    simulate_kspace,
+    slice_signal_fraction,
+    slices_to_volume,
+    smooth_phase,
+    to_source_orientation,
+    volume_to_slices,
+)
+from ssimrecon.shards import ShardReader
+from ssimrecon.table import atomic_write_text, readable_temp
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SHARD_SUFFIXES = (".h5", ".hdf5")
+DEFAULT_MIN_SIGNAL = 0.05
+
+
+def _suffix(path: Path, allowed: tuple[str, ...]) -> str | None:
+    name = path.name.lower()
+    return next((s for s in allowed if name.endswith(s)), None)
+
+
+def output_paths(output: Path) -> dict[str, Path]:
+    """{"network", "zero_filled", "metrics"} paths derived from ``--output NAME.nii[.gz]``."""
+    output = Path(output)
+    suffix = _suffix(output, NIFTI_SUFFIXES)
+    if suffix is None:
+        raise SsimreconError(f"output {output} must end in .nii.gz or .nii")
+    stem = output.name[: -len(suffix)]
+    return {"network": output, "zero_filled": output.with_name(f"{stem}.zero_filled{suffix}"),
+            "metrics": output.with_name(f"{stem}.metrics.json")}
+
+
+def training_min_signal(bundle: dict[str, Any]) -> float:
+    """The bundle's ``extra.training.min_signal_fraction`` (or ``extra.min_signal_fraction``), else 0.05."""
+    extra = bundle.get("extra") or {}
+    for holder in (extra.get("training") or {}, extra):
+        value = holder.get("min_signal_fraction") if isinstance(holder, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return DEFAULT_MIN_SIGNAL
+
+
+def scaled_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """As ``shards.make_shard``: (target (S,H,W) scaled and clipped at 0, slice_index, scale, data_range)."""
+    target, slice_index = volume_to_slices(volume_ras, prep)
+    scale = robust_scale(target, prep.scale_percentile)
+    target *= np.float32(1.0 / scale)
+    np.maximum(target, 0, out=target)
+    return target, slice_index, float(scale), float(target.max())
+
+
+def _mask_of(bundle: dict[str, Any]) -> np.ndarray:
+    return bundle["mask"].cpu().numpy().astype(bool)
+
+
+def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path, like: Any = None) -> None:
+    """Save float32 ``data`` atomically (temp file + rename); units copied from ``like``'s header."""
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
+    header = getattr(like, "header", None)
+    if header is not None and hasattr(header, "get_xyzt_units"):
+        image.header.set_xyzt_units(*header.get_xyzt_units())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = readable_temp(path)
+    os.close(fd)
+    tmp_named = f"{tmp}{_suffix(path, NIFTI_SUFFIXES)}"  # nibabel picks gzip from the name
+    try:
+        nib.save(image, tmp_named)
+        os.replace(tmp_named, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        Path(tmp_named).unlink(missing_ok=True)
+
+
+def _mean_metrics(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for m in METRICS:
+        v = float(np.mean(values[m][keep]))
+        out[m] = v if math.isfinite(v) else None
+    return out
+
+
+def _from_nifti(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
+    """Simulate the bundle's acquisition on a NIfTI volume."""
+    vol_ras, src_img = load_canonical(path)
+    prep = Preprocessing.from_dict(bundle["preprocessing"])
+    target, slice_index, scale, data_range = scaled_slices(vol_ras, prep)
+    mask = _mask_of(bundle)
+    if mask.shape != target.shape[1:]:
+        raise SsimreconError(f"model {model_path} mask {mask.shape} does not match the slices "
+                             f"{target.shape[1:]} of {path}")
+    phase = None
+    if prep.phase == "smooth":
+        phase = smooth_phase(target.shape, phase_seed_for(path.name, 0))
+    kspace = simulate_kspace(target, mask, phase)
+    grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
+    return {"kspace": kspace, "target": target, "slice_index": slice_index, "scale": scale,
+            "data_range": data_range, "prep": prep, "grid": grid}
+
+
+def _from_shard(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
+    """Read a shard's k-space and target; find its source grid if the source volume exists."""
+    with ShardReader(path) as reader:
+        mask = reader.mask
+        model_mask = _mask_of(bundle)
+        if model_mask.shape != mask.shape:
+            raise SsimreconError(f"model {model_path} mask {model_mask.shape} does not match the image size "
+                                 f"{mask.shape} of shard {path}")
+        if not np.array_equal(model_mask, mask):
+            log.warning("model %s was trained with another mask than shard %s", model_path, path)
+        prep_dict = shard_preprocessing(reader)
+        if prep_dict != bundle.get("preprocessing"):
+            log.warning("model %s and shard %s differ in preprocessing", model_path, path)
+        data = {"kspace": reader.read_kspace(), "target": reader.read_target(),
+                "slice_index": np.asarray(reader.slice_index), "scale": float(reader.attrs["scale"]),
+                "data_range": float(reader.attrs["data_range"]), "prep": reader.preprocessing}
+        source = str(reader.attrs.get("source_file") or "")
+    grid = None
+    if source and Path(source).is_file():
+        vol_ras, src_img = load_canonical(source)
+        grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
+    else:
+        log.warning("source volume %r of shard %s not found: writing stacked slices (H, W, S) with an "
+                    "identity affine", source, path)
+    return {**data, "grid": grid}
+
+
+def _to_volume(slices: np.ndarray, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Scaled slices -> (volume at input intensities, affine, source image or None)."""
+    grid = data["grid"]
+    if grid is None:
+        return np.moveaxis(slices, 0, -1) * data["scale"], np.eye(4), None
+    ras = slices_to_volume(slices, data["prep"], grid["ras_shape"], data["slice_index"])
+    return to_source_orientation(ras, grid["source"]) * data["scale"], grid["affine"], grid["source"]
+
+
+def reconstruct(
+    model_path: Path | str,
+    input_path: Path | str,
+    output: Path | str,
+    *,
+    device: str = "auto",
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Reconstruct ``input_path`` with the model; write the outputs (see module docstring); return the metrics."""
+    model_path, input_path = Path(model_path), Path(input_path)
+    paths = output_paths(Path(output))
+    if not input_path.is_file():
+        raise SsimreconError(f"input {input_path} does not exist")
+    if _suffix(input_path, NIFTI_SUFFIXES):
+        reader = _from_nifti
+    elif _suffix(input_path, SHARD_SUFFIXES):
+        reader = _from_shard
+    else:
+        raise SsimreconError(f"input {input_path}: unsupported file type (expected .nii, .nii.gz, .h5 or .hdf5)")
+    dev = pick_device(device)
+    model, bundle = load_model(model_path, dev)
+    data = reader(input_path, bundle, model_path)
+    zero_filled = zero_filled_magnitude(data["kspace"])
+    network = predict_slices(model, data["kspace"], batch_size=batch_size, device=dev)
+
+    threshold = training_min_signal(bundle)
+    signal = slice_signal_fraction(data["target"], data["data_range"])
+    keep = signal >= threshold
+    if not keep.any():
+        log.warning("no slice of %s has slice_signal >= %g: metrics over all slices", input_path, threshold)
+        keep = np.ones_like(keep)
+    result = {
+        "zero_filled": _mean_metrics(batch_metrics(data["target"], zero_filled, data["data_range"]), keep),
+        "network": _mean_metrics(batch_metrics(data["target"], network, data["data_range"]), keep),
+        "n_slices": int(keep.sum()),
+        "n_slices_total": int(len(keep)),
+        "min_signal_fraction": threshold,
+        "data_range": data["data_range"],
+        "scale": data["scale"],
+        "model": str(model_path),
+        "input": str(input_path),
+    }
+    for key, slices in (("network", network), ("zero_filled", zero_filled)):
+        volume, affine, source = _to_volume(slices, data)
+        _save_nifti(volume, affine, paths[key], like=source)
+    atomic_write_text(paths["metrics"], json.dumps(result, indent=2) + "\n")
+    log.info("%s: SSIM zero-filled %.4f -> network %.4f over %d slices; wrote %s", input_path,
+             result["zero_filled"]["ssim"] or math.nan, result["network"]["ssim"] or math.nan,
+             result["n_slices"], paths["network"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``ssimrecon reconstruct --model best.pt --input V.nii.gz|S.h5 --output R.nii.gz``."""
+    parser = argparse.ArgumentParser(prog="ssimrecon reconstruct", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="model bundle (best.pt)")
+    parser.add_argument("--input", type=Path, required=True, help="NIfTI volume or k-space shard (.h5)")
+    parser.add_argument("--output", type=Path, required=True, help="reconstruction NIfTI (.nii.gz)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    reconstruct(args.model, args.input, args.output, device=args.device, batch_size=args.batch_size)
+    return 0

@@ -1,0 +1,188 @@
+"""evaluate.py / inference.py on synthetic shards; also home of the shard/model builders that
+test_table, test_figure2 and test_reconstruct import."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from ssimrecon.errors import SsimreconError
+from ssimrecon.evaluate import evaluate_shards, main
+from ssimrecon.fft import fft2c
+from ssimrecon.inference import pick_device, predict_slices
+from ssimrecon.mask import variable_density_mask
+from ssimrecon.modelio import save_model_bundle
+from ssimrecon.preprocess import Preprocessing, slice_signal_fraction
+from ssimrecon.shards import FORMAT_VERSION, write_shard
+from ssimrecon.unet import UNet
+
+SIZE = 32
+PREP = Preprocessing(readout_axis=2, image_size=(SIZE, SIZE))
+
+
+def sample_mask(seed: int = 0, size: int = SIZE) -> np.ndarray:
+    """A (size, size) variable-density mask, R = 4, 6x6 fully sampled centre."""
+    return variable_density_mask((size, size), 4.0, 6, seed)
+
+
+def ellipse_slices(n_slices: int, size: int = SIZE, seed: int = 0, empty: tuple[int, ...] = ()) -> np.ndarray:
+    """(S, H, W) float32 smooth ellipses whose size varies across slices; slices in ``empty`` are zero."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    out = np.zeros((n_slices, size, size), dtype=np.float32)
+    for s in range(n_slices):
+        if s in empty:
+            continue
+        grow = 0.45 + 0.4 * np.sin(np.pi * (s + 0.5) / n_slices)
+        cy, cx = rng.uniform(-0.1, 0.1, 2)
+        r2 = ((y - cy) / (0.9 * grow)) ** 2 + ((x - cx) / (0.7 * grow)) ** 2
+        inner = ((y - cy) / (0.4 * grow)) ** 2 + ((x - cx + 0.1) / (0.25 * grow)) ** 2
+        edge = lambda q: 1 / (1 + np.exp(np.clip((q - 1) * 12, -50, 50)))  # noqa: E731 - soft ellipse
+        img = 0.8 * edge(r2) + 0.3 * edge(inner)
+        out[s] = img + 0.02 * rng.random((size, size))
+    return out
+
+
+def make_test_shard(path: Path, subject: str, *, n_slices: int = 6, seed: int = 0, mask: np.ndarray | None = None,
+                    empty: tuple[int, ...] = (0,), slice_index: np.ndarray | None = None,
+                    prep: Preprocessing = PREP, source_file: str = "", scale: float = 1.0) -> dict:
+    """Write a shard of ellipse slices with kspace = fft2c(target) * mask; returns its arrays."""
+    mask = sample_mask() if mask is None else mask
+    target = ellipse_slices(n_slices, mask.shape[0], seed, empty)
+    data_range = float(target.max())
+    kspace = (fft2c(target) * mask).astype(np.complex64)
+    index = np.arange(n_slices, dtype=np.int32) if slice_index is None else np.asarray(slice_index, np.int32)
+    signal = slice_signal_fraction(target, data_range)
+    attrs = {"subject": subject, "acceleration": mask.size / mask.sum(), "mask_seed": 0, "scale": scale,
+             "data_range": data_range, "source_file": source_file, "source_md5": "", "readout_axis": 2,
+             "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
+    write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=index, slice_signal=signal, attrs=attrs)
+    return {"kspace": kspace, "target": target, "mask": mask, "data_range": data_range,
+            "slice_index": index, "slice_signal": signal}
+
+
+def make_test_model(path: Path, mask: np.ndarray, *, prep: Preprocessing = PREP, seed: int = 0,
+                    min_signal_fraction: float | None = None) -> UNet:
+    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``."""
+    torch.manual_seed(seed)
+    model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
+    extra: dict = {"network": path.stem}
+    if min_signal_fraction is not None:
+        extra["training"] = {"min_signal_fraction": min_signal_fraction}
+    save_model_bundle(path, model=model, preprocessing=prep.to_dict(), mask=mask,
+                      mask_meta={"seed": 0, "acceleration": 4.0}, extra=extra)
+    return model
+
+
+def _zero_filled_numpy(kspace: np.ndarray) -> np.ndarray:
+    """Independent centred inverse FFT magnitude."""
+    img = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    return np.abs(img)
+
+
+def _reference_metrics(ref: np.ndarray, est: np.ndarray, data_range: float) -> pd.DataFrame:
+    rows = []
+    for r, e in zip(ref.astype(np.float64), est.astype(np.float64)):
+        mse = np.mean((r - e) ** 2)
+        rows.append({
+            "ssim": structural_similarity(r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                          data_range=data_range),
+            "psnr": 10 * np.log10(data_range**2 / mse),
+            "rel_error": np.linalg.norm(r - e) / np.linalg.norm(r),
+            "mse": mse,
+        })
+    return pd.DataFrame(rows)
+
+
+class _Scale(torch.nn.Module):
+    """y = w * x with w = 1: reproduces its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w * x
+
+
+def test_predict_slices_feeds_zero_filled_magnitude_in_batches() -> None:
+    mask = sample_mask()
+    target = ellipse_slices(5)
+    kspace = (fft2c(target) * mask).astype(np.complex64)
+    model = _Scale().train()
+    out = predict_slices(model, kspace, batch_size=2, device=pick_device("cpu"))
+    assert out.shape == (5, SIZE, SIZE) and out.dtype == np.float32
+    np.testing.assert_allclose(out, _zero_filled_numpy(kspace), atol=1e-5)
+    assert model.training  # mode restored
+    unet = UNet(base_channels=4, depth=2, convs_per_stage=1)
+    whole = predict_slices(unet, kspace, batch_size=8)
+    pieces = predict_slices(unet, kspace, batch_size=1)
+    np.testing.assert_allclose(whole, pieces, atol=1e-5)
+
+
+def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> None:
+    a = make_test_shard(tmp_path / "A.h5", "A", seed=1, empty=(0,), slice_index=np.arange(10, 16))
+    b = make_test_shard(tmp_path / "B.h5", "B", seed=2, empty=(5,))
+    threshold = 0.05
+    df = evaluate_shards([tmp_path / "A.h5", tmp_path / "B.h5"], model_path=None, min_signal_fraction=threshold)
+    assert list(df.columns) == ["subject", "slice", "ssim", "psnr", "rel_error", "mse"]
+    expected_rows = []
+    for subject, data in (("A", a), ("B", b)):
+        keep = data["slice_signal"] >= threshold
+        assert not keep.all()  # the empty slice is dropped by the rule
+        ref = data["target"][keep]
+        est = _zero_filled_numpy(data["kspace"][keep])
+        m = _reference_metrics(ref, est, data["data_range"])
+        m.insert(0, "slice", data["slice_index"][keep])
+        m.insert(0, "subject", subject)
+        expected_rows.append(m)
+    expected = pd.concat(expected_rows, ignore_index=True)
+    assert df[["subject", "slice"]].values.tolist() == expected[["subject", "slice"]].values.tolist()
+    for col in ("ssim", "psnr", "rel_error", "mse"):
+        np.testing.assert_allclose(df[col], expected[col], rtol=1e-4, atol=1e-6, err_msg=col)
+    assert (df["ssim"] < 1).all() and (df["psnr"] > 0).all()
+
+
+def test_network_metrics_and_cli(tmp_path: Path) -> None:
+    data = make_test_shard(tmp_path / "A.h5", "A", seed=3)
+    model = make_test_model(tmp_path / "net.pt", data["mask"])
+    df = evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05)
+    keep = data["slice_signal"] >= 0.05
+    with torch.no_grad():
+        x = torch.from_numpy(_zero_filled_numpy(data["kspace"][keep]).astype(np.float32))[:, None]
+        est = model(x)[:, 0].numpy()
+    expected = _reference_metrics(data["target"][keep], est, data["data_range"])
+    np.testing.assert_allclose(df["ssim"], expected["ssim"], rtol=1e-4)
+    np.testing.assert_allclose(df["mse"], expected["mse"], rtol=1e-4)
+
+    out = tmp_path / "metrics" / "zero-filled.csv"
+    assert main(["--shards", str(tmp_path / "A.h5"), "--zero-filled", "--output", str(out),
+                 "--min-signal-fraction", "0.05"]) == 0
+    written = pd.read_csv(out, dtype={"subject": str})
+    zf = evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=0.05)
+    np.testing.assert_allclose(written["ssim"], zf["ssim"], rtol=1e-9)
+    assert not np.allclose(written["ssim"], df["ssim"])  # the network changes the images
+    assert [p.name for p in out.parent.iterdir()] == ["zero-filled.csv"]  # no temp files left
+
+
+def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
+    make_test_shard(tmp_path / "A.h5", "A")
+    make_test_model(tmp_path / "other_mask.pt", sample_mask(seed=7))
+    with pytest.raises(SsimreconError, match=r"other_mask\.pt.*A\.h5|A\.h5.*other_mask\.pt"):
+        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "other_mask.pt", min_signal_fraction=0.0)
+    make_test_model(tmp_path / "other_size.pt", sample_mask(size=16),
+                    prep=Preprocessing(readout_axis=2, image_size=(16, 16)))
+    with pytest.raises(SsimreconError, match=r"other_size\.pt.*A\.h5"):
+        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "other_size.pt", min_signal_fraction=0.0)
+    make_test_model(tmp_path / "other_prep.pt", sample_mask(),
+                    prep=Preprocessing(readout_axis=2, image_size=(SIZE, SIZE), downsample=2))
+    with pytest.raises(SsimreconError, match=r"downsample"):
+        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "other_prep.pt", min_signal_fraction=0.0)
+    with pytest.raises(SsimreconError, match="missing.pt"):
+        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "missing.pt", min_signal_fraction=0.0)
+    with pytest.raises(SsimreconError, match="slice_signal >= 2"):
+        evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=2.0)

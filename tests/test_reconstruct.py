@@ -1,0 +1,165 @@
+"""reconstruct.py on an unseen non-RAS NIfTI and on shards; summary.py on a results folder."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from data_helpers import ixi_affine
+from ssimrecon.errors import SsimreconError
+from ssimrecon.evaluate import evaluate_shards
+from ssimrecon.mask import save_mask
+from ssimrecon.preprocess import Preprocessing, load_canonical, slice_signal_fraction, volume_to_slices
+from ssimrecon.reconstruct import main, reconstruct
+from ssimrecon.shards import make_shard
+from ssimrecon.summary import main as summary_main
+from test_evaluate import PREP, make_test_model, make_test_shard, sample_mask
+
+SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
+
+
+def _head(shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
+    """Positive ellipsoid 'head' with an off-centre bright blob (orientation errors would move it)."""
+    rng = np.random.default_rng(seed)
+    g = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    r2 = (g[0] / 0.85) ** 2 + (g[1] / 0.8) ** 2 + (g[2] / 0.9) ** 2
+    blob = (g[0] - 0.3) ** 2 + (g[1] + 0.2) ** 2 + (g[2] - 0.4) ** 2 < 0.08
+    vol = 600.0 / (1 + np.exp(np.clip((r2 - 1) * 10, -50, 50))) + 300.0 * blob + 20.0 * rng.random(shape)
+    return vol.astype(np.float32)
+
+
+def _write_volume(path: Path, seed: int = 0) -> np.ndarray:
+    data = _head(seed=seed)
+    nib.save(nib.Nifti1Image(data, ixi_affine((1.5, 1.5, 2.0))), str(path))
+    return data
+
+
+def _scaled_slices(path: Path, scale: float) -> np.ndarray:
+    """Independent of reconstruct.py: canonical -> slices -> divided by the reported scale."""
+    vol, _ = load_canonical(path)
+    slices, _ = volume_to_slices(vol, PREP)
+    return slices / scale
+
+
+def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
+    volume = _write_volume(tmp_path / "unseen.nii.gz")
+    assert nib.aff2axcodes(ixi_affine()) == ("P", "S", "R")
+
+    # fully sampled mask: the zero-filled output must give the input volume back (orientation, scale, grid)
+    make_test_model(tmp_path / "full.pt", np.ones((32, 32), dtype=bool))
+    out_full = tmp_path / "full" / "recon.nii.gz"
+    reconstruct(tmp_path / "full.pt", tmp_path / "unseen.nii.gz", out_full, device="cpu")
+    zf_full = nib.load(str(tmp_path / "full" / "recon.zero_filled.nii.gz"))
+    assert zf_full.shape == SHAPE
+    np.testing.assert_allclose(zf_full.affine, ixi_affine((1.5, 1.5, 2.0)))
+    np.testing.assert_allclose(zf_full.get_fdata(), volume, rtol=1e-4, atol=1e-2)
+
+    # undersampled: finite metrics equal to an independent recomputation from the written volumes
+    model = make_test_model(tmp_path / "net.pt", sample_mask(), min_signal_fraction=0.1)
+    out = tmp_path / "out" / "recon.nii.gz"
+    assert main(["--model", str(tmp_path / "net.pt"), "--input", str(tmp_path / "unseen.nii.gz"),
+                 "--output", str(out), "--device", "cpu", "--batch-size", "5"]) == 0
+    metrics = json.loads((tmp_path / "out" / "recon.metrics.json").read_text())
+    for name in ("recon.nii.gz", "recon.zero_filled.nii.gz"):
+        img = nib.load(str(tmp_path / "out" / name))
+        assert img.shape == SHAPE and img.get_data_dtype() == np.float32
+        np.testing.assert_allclose(img.affine, ixi_affine((1.5, 1.5, 2.0)))
+    assert metrics["min_signal_fraction"] == 0.1 and metrics["input"].endswith("unseen.nii.gz")
+    assert metrics["model"].endswith("net.pt")
+    for method in ("zero_filled", "network"):
+        assert set(metrics[method]) == {"ssim", "psnr", "rel_error", "mse"}
+        assert all(math.isfinite(v) for v in metrics[method].values())
+    # independent slice-space recomputation (padded 20 -> 32 rows, so not from the cropped volumes)
+    ref = np.maximum(_scaled_slices(tmp_path / "unseen.nii.gz", metrics["scale"]), 0)
+    assert float(ref.max()) == pytest.approx(metrics["data_range"], rel=1e-5)
+    keep = slice_signal_fraction(ref, metrics["data_range"]) >= 0.1
+    assert metrics["n_slices"] == int(keep.sum()) < len(keep)
+    kspace = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(ref, axes=(1, 2)), norm="ortho"), axes=(1, 2)) * sample_mask()
+    zero_filled = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(1, 2)), norm="ortho"),
+                                         axes=(1, 2)))
+    with torch.no_grad():
+        network = model(torch.from_numpy(zero_filled.astype(np.float32))[:, None])[:, 0].numpy()
+    for method, est in (("zero_filled", zero_filled), ("network", network)):
+        pairs = list(zip(ref[keep].astype(np.float64), est[keep].astype(np.float64)))
+        ssim = [structural_similarity(r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                      data_range=metrics["data_range"]) for r, e in pairs]
+        mse = [np.mean((r - e) ** 2) for r, e in pairs]
+        assert metrics[method]["ssim"] == pytest.approx(np.mean(ssim), abs=1e-4)
+        assert metrics[method]["mse"] == pytest.approx(np.mean(mse), rel=1e-3)
+    # the written volumes hold those slices, at input intensities, inside the source grid
+    written = _scaled_slices(tmp_path / "out" / "recon.zero_filled.nii.gz", metrics["scale"])
+    np.testing.assert_allclose(written[:, 6:26], zero_filled[:, 6:26], atol=1e-4)
+    assert metrics["zero_filled"]["ssim"] < 0.999
+
+
+def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
+    _write_volume(tmp_path / "subj.nii.gz", seed=1)
+    mask = sample_mask()
+    save_mask(tmp_path / "mask.npz", mask, acceleration=4.0, seed=0, center_size=6, power=2.0)
+    make_shard(tmp_path / "subj.nii.gz", tmp_path / "mask.npz", "S1", PREP, tmp_path / "S1.h5")
+    make_test_model(tmp_path / "net.pt", mask)  # no training min_signal_fraction -> 0.05
+    from_shard = reconstruct(tmp_path / "net.pt", tmp_path / "S1.h5", tmp_path / "a" / "r.nii.gz", device="cpu")
+    from_nifti = reconstruct(tmp_path / "net.pt", tmp_path / "subj.nii.gz", tmp_path / "b" / "r.nii.gz",
+                             device="cpu")
+    assert from_shard["min_signal_fraction"] == 0.05
+    for method in ("zero_filled", "network"):
+        for m in ("ssim", "psnr", "mse"):
+            assert from_shard[method][m] == pytest.approx(from_nifti[method][m], rel=1e-5)
+    a = nib.load(str(tmp_path / "a" / "r.nii.gz"))
+    b = nib.load(str(tmp_path / "b" / "r.nii.gz"))
+    assert a.shape == SHAPE
+    np.testing.assert_allclose(a.affine, b.affine)
+    np.testing.assert_allclose(a.get_fdata(), b.get_fdata(), rtol=1e-5, atol=1e-3)
+    evaluated = evaluate_shards([tmp_path / "S1.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05)
+    assert from_shard["n_slices"] == len(evaluated)
+    assert from_shard["network"]["ssim"] == pytest.approx(evaluated["ssim"].mean(), rel=1e-6)
+
+
+def test_shard_without_source_and_errors(tmp_path: Path) -> None:
+    data = make_test_shard(tmp_path / "A.h5", "A", n_slices=5, scale=250.0, source_file=str(tmp_path / "gone.nii"))
+    make_test_model(tmp_path / "net.pt", data["mask"])
+    reconstruct(tmp_path / "net.pt", tmp_path / "A.h5", tmp_path / "r.nii", device="cpu")
+    zf = nib.load(str(tmp_path / "r.zero_filled.nii"))
+    assert zf.shape == (32, 32, 5)
+    np.testing.assert_array_equal(zf.affine, np.eye(4))
+    expected = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(data["kspace"], axes=(1, 2)), norm="ortho"),
+                                      axes=(1, 2)))
+    np.testing.assert_allclose(zf.get_fdata(), np.moveaxis(expected, 0, -1) * 250.0, rtol=1e-4, atol=1e-3)
+
+    with pytest.raises(SsimreconError, match="nope.nii.gz"):
+        reconstruct(tmp_path / "net.pt", tmp_path / "nope.nii.gz", tmp_path / "x.nii.gz")
+    (tmp_path / "vol.txt").write_text("x")
+    with pytest.raises(SsimreconError, match="vol.txt.*unsupported"):
+        reconstruct(tmp_path / "net.pt", tmp_path / "vol.txt", tmp_path / "x.nii.gz")
+    with pytest.raises(SsimreconError, match="missing.pt"):
+        reconstruct(tmp_path / "missing.pt", tmp_path / "A.h5", tmp_path / "x.nii.gz")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SsimreconError, match="junk.pt"):
+        reconstruct(tmp_path / "junk.pt", tmp_path / "A.h5", tmp_path / "x.nii.gz")
+    with pytest.raises(SsimreconError, match=r"x\.png.*\.nii"):
+        reconstruct(tmp_path / "net.pt", tmp_path / "A.h5", tmp_path / "x.png")
+    make_test_model(tmp_path / "small.pt", sample_mask(size=16), prep=Preprocessing(readout_axis=2, image_size=(16, 16)))
+    with pytest.raises(SsimreconError, match=r"small\.pt.*A\.h5"):
+        reconstruct(tmp_path / "small.pt", tmp_path / "A.h5", tmp_path / "x.nii.gz")
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_summary_lists_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "table1.md").write_text("| Method | SSIM |\n|---|---|\n| Net-mse | 0.9 |\n")
+    (tmp_path / "figures" / "figure2.png").write_bytes(b"png")
+    assert summary_main(["--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert any(str(tmp_path / "figures" / "figure2.png") in ln and "missing" not in ln for ln in lines)
+    assert any(str(tmp_path / "table1.csv") in ln and "missing" in ln for ln in lines)
+    assert any("report.html" in ln and "missing" in ln for ln in lines)
+    assert "| Net-mse | 0.9 |" in out
+    with pytest.raises(SsimreconError, match="nowhere"):
+        summary_main(["--results", str(tmp_path / "nowhere")])

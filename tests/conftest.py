@@ -119,10 +119,10 @@ class Workspace:
 
 
 def make_workspace(root: Path, source: TinySource, overrides: dict | None = None) -> Workspace:
-    """Copy Snakefile, workflow/, profiles/ and configs to ``root``; config.yaml = paper + demo + tiny."""
+    """Copy Snakefile, workflow/, profiles/, envs/ and configs to ``root``; config.yaml = paper + demo + tiny."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", root / "Snakefile")
-    for folder in ("workflow", "profiles"):
+    for folder in ("workflow", "profiles", "envs"):
         shutil.copytree(REPO / folder, root / folder)
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     demo = yaml.safe_load((REPO / "config.demo.yaml").read_text())

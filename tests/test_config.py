@@ -1,0 +1,78 @@
+"""Config errors stop the run before any job, with a message naming the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, Workspace, deep_merge
+from ssimrecon.configcheck import ConfigError, check_consistency, check_schema, load_schema
+
+SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+
+
+def paper_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_shipped_configs_are_valid() -> None:
+    check_schema(paper_config(), SCHEMA)
+    demo = deep_merge(paper_config(), yaml.safe_load((REPO / "config.demo.yaml").read_text()))
+    check_schema(demo, SCHEMA)
+    check_consistency(demo)
+    check_consistency(paper_config())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"split": {"n_train": "many"}}, "split.n_train"),
+        ({"mask": {"acceleration": "ten"}}, "mask.acceleration"),
+        ({"training": {"epochs": 1.5}}, "training.epochs"),
+        ({"figure": {"colour": "red"}}, "figure.colour"),
+        ({"unknown_section": 1}, "unknown_section"),
+        ({"networks": {"Net-x": {"loss": {"ssim_please": 1.0}}}}, "networks.Net-x.loss.ssim_please"),
+    ],
+)
+def test_schema_errors_name_the_key(overrides: dict, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        check_schema(deep_merge(paper_config(), overrides), SCHEMA)
+
+
+def test_split_larger_than_subjects_names_the_keys() -> None:
+    config = deep_merge(paper_config(), {"split": {"n_train": 600}})
+    with pytest.raises(ConfigError, match=r"split\.n_train.*581"):
+        check_consistency(config)
+
+
+def test_unknown_baseline_is_refused() -> None:
+    config = deep_merge(paper_config(), {"evaluation": {"baseline": "Net-nope"}})
+    with pytest.raises(ConfigError, match=r"evaluation\.baseline"):
+        check_consistency(config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"split": {"n_val": "x"}}, "split.n_val"),
+        ({"bogus": True}, "bogus"),
+        ({"split": {"n_train": 5, "n_val": 5}}, "split.n_train"),
+    ],
+)
+def test_snakemake_stops_before_any_job(workspace: Workspace, overrides: dict, expected: str) -> None:
+    workspace.write_config(overrides)
+    proc = workspace.snakemake("--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stderr + proc.stdout
+    assert not workspace.results.exists(), "no job may run with an invalid config"
+    assert not (workspace.root / "results").exists()
+
+
+def test_error_from_a_stage_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    from ssimrecon.cli import main
+
+    missing = tmp_path / "nope.csv"
+    code = main(["split", "--subjects", str(missing), "--n-train", "1", "--n-val", "1", "--seed", "0",
+                 "--output", str(tmp_path / "split.csv")])
+    assert code == 2

@@ -1,0 +1,60 @@
+"""Incremental reruns: change one thing, rerun only what depends on it (Snakemake's own dry-run plan)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import Workspace
+from workflow_helpers import planned_jobs, planned_wildcards
+
+pytestmark = pytest.mark.workflow
+
+UPSTREAM = {"demo_archive", "download", "extract", "qc", "split", "mask", "shard"}
+
+
+@pytest.fixture
+def done(completed_workspace: Workspace, tmp_path: Path) -> Workspace:
+    """A private copy of the completed tiny run."""
+    return completed_workspace.clone(tmp_path / "ws")
+
+
+def test_second_run_does_nothing(done: Workspace) -> None:
+    assert planned_jobs(done) == {}
+
+
+def test_changing_dssim_weight_retrains_only_that_network(done: Workspace) -> None:
+    done.write_config({"networks": {"Net-mse-dssim": {"loss": {"mse": 1.0, "dssim": 0.5}}}})
+    jobs = planned_jobs(done)
+    assert jobs["train"] == 1 and jobs["evaluate"] == 1
+    assert planned_wildcards(done, "train", "network") == ["Net-mse-dssim"]
+    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-dssim"]
+    assert {"table", "figure2", "curves"} <= set(jobs)
+    assert not UPSTREAM & set(jobs), jobs
+    assert "evaluate_zero_filled" not in jobs
+
+
+def test_changing_acceleration_redoes_masks_shards_and_everything_after(done: Workspace) -> None:
+    done.write_config({"mask": {"acceleration": 3}})
+    jobs = planned_jobs(done)
+    n_subjects = done.config["split"]["n_train"] + done.config["split"]["n_val"]
+    assert jobs["mask"] == 1
+    assert jobs["shard"] == n_subjects
+    assert jobs["train"] == len(done.config["networks"])
+    assert jobs["evaluate"] == len(done.config["networks"])
+    assert {"evaluate_zero_filled", "table", "figure2", "curves"} <= set(jobs)
+    assert not {"download", "extract", "qc", "split"} & set(jobs), jobs
+
+
+def test_changing_a_figure_option_redraws_only_the_figure(done: Workspace) -> None:
+    done.write_config({"figure": {"zoom_size": 0.4}})
+    assert set(planned_jobs(done)) == {"figure2", "all"}
+
+
+def test_adding_a_network_trains_only_the_new_one(done: Workspace) -> None:
+    done.write_config({"networks": {"Net-mse-edge": {"loss": {"mse": 1.0, "edge": 0.1}}}})
+    jobs = planned_jobs(done)
+    assert jobs["train"] == 1
+    assert planned_wildcards(done, "train", "network") == ["Net-mse-edge"]
+    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-edge"]
+    assert not UPSTREAM & set(jobs), jobs

@@ -1,11 +1,16 @@
 # Helpers shared by the workflow files (config checks, output paths, per-network settings).
 import json
 import os
+import sys
 from urllib.parse import urlparse
 
 import pandas as pd
 
 from ssimrecon.configcheck import ConfigError, check_config, check_consistency
+
+# Jobs call the `ssimrecon` CLI installed beside the running Snakemake, so `.venv/bin/snakemake` works
+# without activating the venv (locally and in SLURM jobs, which re-read this file).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 

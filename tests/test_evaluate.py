@@ -124,6 +124,18 @@ def test_predict_slices_feeds_zero_filled_magnitude_in_batches() -> None:
     np.testing.assert_allclose(whole, pieces, atol=1e-5)
 
 
+def test_pick_device_names_the_setting_and_limits_types() -> None:
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto", types=("cpu", "cuda")).type in ("cpu", "cuda")
+    with pytest.raises(SsimreconError, match=r"^--device: 'gpu0' is not a device"):
+        pick_device("gpu0")
+    with pytest.raises(SsimreconError, match=r"^training\.device: only cpu and cuda are supported, got 'meta'"):
+        pick_device("meta", key="training.device", types=("cpu", "cuda"))
+    if not torch.cuda.is_available():
+        with pytest.raises(SsimreconError, match=r"^--device: 'cuda:0' requested but CUDA is not available"):
+            pick_device("cuda:0")
+
+
 def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> None:
     a = make_test_shard(tmp_path / "A.h5", "A", seed=1, empty=(0,), slice_index=np.arange(10, 16))
     b = make_test_shard(tmp_path / "B.h5", "B", seed=2, empty=(5,))

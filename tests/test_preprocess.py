@@ -11,6 +11,7 @@ from ssimrecon.preprocess import (
     Preprocessing,
     load_canonical,
     robust_scale,
+    scaled_target_slices,
     simulate_kspace,
     slice_signal_fraction,
     slices_to_volume,
@@ -137,6 +138,22 @@ def test_robust_scale_is_the_percentile_of_positive_voxels(percentile):
 def test_robust_scale_empty_volume_is_an_error():
     with pytest.raises(VolumeError, match="empty"):
         robust_scale(np.zeros((4, 4, 4)), 99.5)
+
+
+def test_scaled_target_slices_divides_by_robust_scale_and_clips_negatives():
+    vol = _volume((10, 12, 7)) - 0.3  # some negatives
+    prep = Preprocessing(readout_axis=1, image_size=(8, 8), slice_stride=2, scale_percentile=90.0)
+    before = vol.copy()
+    target, index, scale, data_range = scaled_target_slices(vol, prep)
+    slices, expected_index = volume_to_slices(before, prep)
+    expected_scale = robust_scale(slices, 90.0)
+    np.testing.assert_array_equal(vol, before)  # the caller's volume is not modified
+    np.testing.assert_array_equal(index, expected_index)
+    assert isinstance(scale, float) and scale == pytest.approx(expected_scale)
+    np.testing.assert_allclose(target, np.maximum(slices / np.float32(expected_scale), 0), rtol=1e-6)
+    assert target.dtype == np.float32 and target.min() == 0 and data_range == float(target.max())
+    with pytest.raises(VolumeError, match="empty"):
+        scaled_target_slices(np.zeros((4, 4, 4), np.float32), Preprocessing(image_size=(4, 4)))
 
 
 def _conjugate_symmetry_error(kspace: np.ndarray) -> float:

@@ -121,6 +121,15 @@ def test_mask_shape_must_match_image_size(tmp_path, volume_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_empty_volume_is_a_shard_error_naming_the_volume(tmp_path):
+    mask_path, _ = _mask_file(tmp_path)
+    empty = tmp_path / "IXI404-empty-T1.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.int16), np.eye(4)), str(empty))
+    with pytest.raises(ShardError, match=r"IXI404-empty-T1\.nii\.gz.*empty"):
+        make_shard(empty, mask_path, "IXI404", Preprocessing(image_size=IMAGE), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()
+
+
 def _arrays(s=3, h=8, w=6):
     rng = np.random.default_rng(1)
     return dict(

@@ -19,7 +19,14 @@ from ssimrecon import curves
 from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.modelio import load_model_bundle
 from ssimrecon.shards import ShardReader
-from ssimrecon.train import HISTORY_COLUMNS, TrainingInterrupted, TrainSettings, train_network, train_step_throughput
+from ssimrecon.train import (
+    HISTORY_COLUMNS,
+    TrainingInterrupted,
+    TrainSettings,
+    resolve_device,
+    train_network,
+    train_step_throughput,
+)
 from test_dataset import write_test_shards
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
@@ -85,6 +92,11 @@ def test_settings_validation() -> None:
         TrainSettings.from_dict({"lr": -1})
     with pytest.raises(SsimreconError, match=r"training\.bf16"):
         TrainSettings.from_dict({"bf16": "sometimes"})
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")  # never MPS
+    for bad in ("gpu", "mps", "meta"):
+        with pytest.raises(SsimreconError, match=r"^training\.device: "):
+            resolve_device(bad)
 
 
 def test_training_learns_and_writes_bundle_history_and_curves(data: dict[str, list[Path]], tmp_path: Path) -> None:

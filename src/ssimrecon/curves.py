@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ssimrecon.atomic import atomic_output  # noqa: E402
 from ssimrecon.errors import SsimreconError  # noqa: E402
 
 REQUIRED = ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")
@@ -71,15 +70,9 @@ def plot_training_curves(histories: Mapping[str, Path | str], output_png: Path |
     if all((t["train_loss"] > 0).all() and (t["val_loss"] > 0).all() for t in tables.values()):
         axes[0].set_yscale("log")
     out = Path(output_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix or ".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_output(out, suffix=out.suffix or ".png") as tmp:  # matplotlib picks the format from it
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
     return out

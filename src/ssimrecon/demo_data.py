@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import SsimreconError
 
 log = logging.getLogger(__name__)
@@ -205,12 +206,10 @@ def build_demo_archive(
         voxel = tuple(v * n / s for v, n, s in zip(IXI_VOXEL, IXI_SHAPE, shape))
     voxel = tuple(float(v) for v in voxel)
     output_tar = Path(output_tar)
-    output_tar.parent.mkdir(parents=True, exist_ok=True)
     md5_path = output_tar.with_name(output_tar.name + ".md5")
     names = subject_names(n_subjects, np.random.default_rng(seed))
-    tmp = output_tar.with_name(f"{output_tar.name}.tmp-{os.getpid()}")
-    tmp_md5 = md5_path.with_name(f"{md5_path.name}.tmp-{os.getpid()}")
-    try:
+    # the inner context exits first: the tar is renamed into place, then its .md5 (the tar is big: no fsync)
+    with atomic_output(md5_path) as tmp_md5, atomic_output(output_tar, fsync=False) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for i, name in enumerate(tqdm(names, desc="demo subjects", unit="subject", disable=None)):
                 data, affine = synth_subject(shape, voxel, np.random.default_rng([seed, i]))
@@ -220,12 +219,6 @@ def build_demo_archive(
                          "x".join(f"{v:g}" for v in voxel))
         digest = hashlib.md5(tmp.read_bytes()).hexdigest()
         tmp_md5.write_text(f"{digest}  {output_tar.name}\n")
-        os.replace(tmp, output_tar)
-        os.replace(tmp_md5, md5_path)
-    finally:
-        for leftover in (tmp, tmp_md5):
-            if leftover.exists():
-                leftover.unlink()
     return digest
 
 

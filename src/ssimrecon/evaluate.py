@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.errors import SsimreconError
 from ssimrecon.fft import zero_filled_magnitude
 from ssimrecon.inference import check_model_matches, pick_device, predict_slices
 from ssimrecon.metrics import METRICS, batch_metrics
 from ssimrecon.modelio import load_model_bundle
 from ssimrecon.shards import ShardReader
-from ssimrecon.table import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     df = evaluate_shards(args.shards, model_path=None if args.zero_filled else args.model,
                          min_signal_fraction=args.min_signal_fraction,
                          batch_size=args.batch_size, device=args.device)
-    atomic_write_text(args.output, df.to_csv(index=False))
+    write_csv_atomic(df, args.output)
     method = "zero-filled" if args.zero_filled else str(args.model)
     log.info("%s: %d slices of %d subjects, mean SSIM %.4f, mean PSNR %.2f dB -> %s", method, len(df),
              df["subject"].nunique(), df["ssim"].mean(), df["psnr"].mean(), args.output)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +34,14 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluate import load_model, shard_preprocessing
 from ssimrecon.fft import zero_filled_magnitude
 from ssimrecon.inference import check_model_matches, pick_device, predict_slices
 from ssimrecon.metrics import slice_metrics
 from ssimrecon.shards import ShardReader
-from ssimrecon.table import parse_pairs, readable_temp
+from ssimrecon.table import parse_pairs
 
 log = logging.getLogger(__name__)
 
@@ -247,15 +247,8 @@ def draw_figure2(
 
 
 def _save(fig: Figure, path: Path, fmt: str, dpi: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = readable_temp(path)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_figure2(

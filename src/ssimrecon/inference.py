@@ -6,6 +6,7 @@ reconstruction on the scaled intensity axis.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,28 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.fft import zero_filled_magnitude_torch
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA if available, else Apple MPS if available, else CPU; otherwise ``torch.device(name)``."""
+def pick_device(name: str = "auto", *, key: str = "--device", types: Sequence[str] | None = None) -> torch.device:
+    """The torch device for the setting ``name`` (``--device``, ``training.device``); errors start with ``key``.
+
+    ``auto`` -> CUDA if available, else Apple MPS if available (and allowed), else CPU; otherwise
+    ``torch.device(name)``, which must parse and, for CUDA, be available. ``types`` (e.g. ``("cpu",
+    "cuda")``) limits the accepted device types; None accepts any that torch knows.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
+        if (types is None or "mps" in types) and mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise SsimreconError(f"unknown device {name!r}: {exc}") from exc
+        raise SsimreconError(f"{key}: {name!r} is not a device ({exc})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SsimreconError(f"device {name!r} requested but CUDA is not available")
+        raise SsimreconError(f"{key}: {name!r} requested but CUDA is not available")
+    if types is not None and device.type not in types:
+        raise SsimreconError(f"{key}: only {' and '.join(types)} are supported, got {name!r}")
     return device
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import SsimreconError
 
 #: keys stored next to the mask in ``mask.npz`` (all required by :func:`load_mask`)
@@ -122,8 +123,6 @@ def save_mask(
     path: str | os.PathLike, mask: np.ndarray, *, acceleration: float, seed: int, center_size: int, power: float
 ) -> None:
     """Write ``mask`` and its metadata to ``path`` (.npz) atomically (temp file in the same dir + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mask = np.asarray(mask, dtype=bool)
     meta: dict[str, Any] = {
         "shape": np.asarray(mask.shape, dtype=np.int64),
@@ -134,14 +133,8 @@ def save_mask(
         "n_samples": np.int64(np.count_nonzero(mask)),
         "achieved_acceleration": np.float64(achieved_acceleration(mask)),
     }
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, mask=mask, **meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, mask=mask, **meta)
 
 
 def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure  # Agg canvas, no global backend state
 
+from ssimrecon.atomic import atomic_output
 from ssimrecon.fft import ifft2c
 from ssimrecon.mask import achieved_acceleration, design_density, normalized_radius
 
@@ -60,5 +61,5 @@ def plot_mask(mask: np.ndarray, meta: dict[str, Any], path: str | os.PathLike) -
     details = ", ".join(f"{k}={meta[k]}" for k in ("acceleration", "center_size", "power", "seed") if k in meta)
     fig.suptitle(f"achieved R = {achieved_acceleration(mask):.3f}, {n} of {mask.size} samples  ({details})")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_output(path, suffix=Path(path).suffix or ".png") as tmp:  # matplotlib picks the format from it
+        fig.savefig(tmp)

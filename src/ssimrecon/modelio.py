@@ -7,13 +7,12 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
      "model_config": UNet.model_config, "state_dict": {name: tensor (cpu)},
      "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict}
 
-Files are written atomically (temporary file in the same folder, then ``os.replace``).
+Files are written atomically (``ssimrecon.atomic``: temporary file in the same folder, fsync, ``os.replace``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.unet import UNet
 
@@ -57,18 +57,8 @@ def to_plain(obj: Any, key: str) -> Any:
 
 def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
     """torch.save to a temporary file next to ``path``, fsync, then os.replace (never a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -221,6 +221,20 @@ def robust_scale(volume: np.ndarray, percentile: float) -> float:
     return float(np.percentile(flat[positive], percentile))
 
 
+def scaled_target_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """RAS volume -> (target (S, H, W) float32, slice_index (S,) int32, scale, data_range).
+
+    The training targets of a shard: :func:`volume_to_slices`, divided by :func:`robust_scale` (the
+    ``prep.scale_percentile`` of the positive voxels), negatives clipped to 0; data_range is the maximum.
+    Raises VolumeError for an empty volume (no voxel > 0).
+    """
+    target, slice_index = volume_to_slices(volume_ras, prep)
+    scale = robust_scale(target, prep.scale_percentile)
+    target *= np.float32(1.0 / scale)
+    np.maximum(target, 0, out=target)
+    return target, slice_index, float(scale), float(target.max())
+
+
 def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
     """Smooth random phase (S, H, W) float32 radians, peak |phase| = pi.
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pandas as pd
 from nibabel.filebasedimages import ImageFileError
 from tqdm import tqdm
 
+from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.download import md5_of
 from ssimrecon.errors import VolumeError
 
@@ -125,21 +124,6 @@ def build_subjects_table(input_dir: Path | str, exclude: set[str] | frozenset[st
         raise VolumeError(f"no usable *{_NIFTI_SUFFIX} volumes under {input_dir}")
     log.info("%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir)
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def write_csv_atomic(table: pd.DataFrame, path: Path | str) -> Path:
-    """Write ``table`` to ``path`` (no index) via a temporary file in the same directory + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            table.to_csv(handle, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _parser() -> argparse.ArgumentParser:

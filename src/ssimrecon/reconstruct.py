@@ -22,13 +22,13 @@ import argparse
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
+from ssimrecon.atomic import atomic_output, write_text_atomic
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluate import load_model, shard_preprocessing
 from ssimrecon.fft import zero_filled_magnitude
@@ -38,16 +38,14 @@ from ssimrecon.preprocess import (
     Preprocessing,
     load_canonical,
     phase_seed_for,
-    robust_scale,
+    scaled_target_slices,
     simulate_kspace,
     slice_signal_fraction,
     slices_to_volume,
     smooth_phase,
     to_source_orientation,
-    volume_to_slices,
 )
 from ssimrecon.shards import ShardReader
-from ssimrecon.table import atomic_write_text, readable_temp
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +80,6 @@ def training_min_signal(bundle: dict[str, Any]) -> float:
     return DEFAULT_MIN_SIGNAL
 
 
-def scaled_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """As ``shards.make_shard``: (target (S,H,W) scaled and clipped at 0, slice_index, scale, data_range)."""
-    target, slice_index = volume_to_slices(volume_ras, prep)
-    scale = robust_scale(target, prep.scale_percentile)
-    target *= np.float32(1.0 / scale)
-    np.maximum(target, 0, out=target)
-    return target, slice_index, float(scale), float(target.max())
-
-
 def _mask_of(bundle: dict[str, Any]) -> np.ndarray:
     return bundle["mask"].cpu().numpy().astype(bool)
 
@@ -101,16 +90,8 @@ def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path, like: Any = No
     header = getattr(like, "header", None)
     if header is not None and hasattr(header, "get_xyzt_units"):
         image.header.set_xyzt_units(*header.get_xyzt_units())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = readable_temp(path)
-    os.close(fd)
-    tmp_named = f"{tmp}{_suffix(path, NIFTI_SUFFIXES)}"  # nibabel picks gzip from the name
-    try:
-        nib.save(image, tmp_named)
-        os.replace(tmp_named, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-        Path(tmp_named).unlink(missing_ok=True)
+    with atomic_output(path, suffix=_suffix(path, NIFTI_SUFFIXES)) as tmp:  # nibabel picks gzip from the name
+        nib.save(image, tmp)
 
 
 def _mean_metrics(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, float | None]:
@@ -125,7 +106,7 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
     """Simulate the bundle's acquisition on a NIfTI volume."""
     vol_ras, src_img = load_canonical(path)
     prep = Preprocessing.from_dict(bundle["preprocessing"])
-    target, slice_index, scale, data_range = scaled_slices(vol_ras, prep)
+    target, slice_index, scale, data_range = scaled_target_slices(vol_ras, prep)
     mask = _mask_of(bundle)
     if mask.shape != target.shape[1:]:
         raise SsimreconError(f"model {model_path} mask {mask.shape} does not match the slices "
@@ -220,7 +201,7 @@ def reconstruct(
     for key, slices in (("network", network), ("zero_filled", zero_filled)):
         volume, affine, source = _to_volume(slices, data)
         _save_nifti(volume, affine, paths[key], like=source)
-    atomic_write_text(paths["metrics"], json.dumps(result, indent=2) + "\n")
+    write_text_atomic(paths["metrics"], json.dumps(result, indent=2) + "\n")
     log.info("%s: SSIM zero-filled %.4f -> network %.4f over %d slices; wrote %s", input_path,
              result["zero_filled"]["ssim"] or math.nan, result["network"]["ssim"] or math.nan,
              result["n_slices"], paths["network"])

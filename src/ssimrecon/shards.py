@@ -20,17 +20,17 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.mask import achieved_acceleration, load_mask
 from ssimrecon.preprocess import (
     Preprocessing,
     load_canonical,
     phase_seed_for,
-    robust_scale,
+    scaled_target_slices,
     simulate_kspace,
     slice_signal_fraction,
     smooth_phase,
-    volume_to_slices,
 )
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,10 @@ def write_shard(
     slice_signal: np.ndarray,
     attrs: dict[str, Any],
 ) -> None:
-    """Write a shard to ``<path>.tmp-<pid>`` in the same directory, then rename it onto ``path``.
+    """Write a shard to a hidden temporary file next to ``path``, then rename it onto ``path``.
 
-    A job killed mid-write leaves only the temp file, never a valid-looking shard at ``path``.
+    A job killed mid-write leaves only the temp file (``.<name>.<random>.tmp``, see ``ssimrecon.atomic``),
+    never a valid-looking shard at ``path``.
     """
     path = Path(path)
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
@@ -80,22 +81,16 @@ def write_shard(
             f"shard {path}: inconsistent shapes kspace {kspace.shape}, target {target.shape}, mask {mask.shape}, "
             f"slice_index {np.shape(slice_index)}, slice_signal {np.shape(slice_signal)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            chunks = (1, h, w) if s > 0 else None
-            f.create_dataset("kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks)
-            f.create_dataset("target", data=np.asarray(target, dtype=np.float32), chunks=chunks)
-            f.create_dataset("mask", data=np.asarray(mask, dtype=bool))
-            f.create_dataset("slice_index", data=np.asarray(slice_index, dtype=np.int32))
-            f.create_dataset("slice_signal", data=np.asarray(slice_signal, dtype=np.float32))
-            for key, value in attrs.items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # large and cheap to rebuild from its volume: no fsync (durability after a power loss is not needed)
+    with atomic_output(path, fsync=False) as tmp, h5py.File(tmp, "w") as f:
+        chunks = (1, h, w) if s > 0 else None
+        f.create_dataset("kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks)
+        f.create_dataset("target", data=np.asarray(target, dtype=np.float32), chunks=chunks)
+        f.create_dataset("mask", data=np.asarray(mask, dtype=bool))
+        f.create_dataset("slice_index", data=np.asarray(slice_index, dtype=np.int32))
+        f.create_dataset("slice_signal", data=np.asarray(slice_signal, dtype=np.float32))
+        for key, value in attrs.items():
+            f.attrs[key] = value
 
 
 def validate_shard(path: str | os.PathLike) -> None:
@@ -216,8 +211,9 @@ def make_shard(
 ) -> dict[str, float]:
     """NIfTI volume + mask -> shard at ``output``. Returns timings in seconds (load, compute, write).
 
-    Steps: load_canonical -> volume_to_slices -> divide by robust_scale -> clip negatives -> data_range =
-    max -> optional smooth phase (seed from phase_seed and subject) -> simulate_kspace -> write_shard.
+    Steps: load_canonical -> scaled_target_slices (volume_to_slices, divide by robust_scale, clip negatives,
+    data_range = max) -> optional smooth phase (seed from phase_seed and subject) -> simulate_kspace ->
+    write_shard. An empty volume is a ShardError naming it.
     """
     t0 = time.perf_counter()
     mask, mask_meta = load_mask(mask_path)
@@ -230,15 +226,11 @@ def make_shard(
         source_md5 = file_md5(volume_path)
     t1 = time.perf_counter()
 
-    target, slice_index = volume_to_slices(volume, prep)
-    del volume
     try:
-        scale = robust_scale(target, prep.scale_percentile)
-    except SsimreconError as exc:
+        target, slice_index, scale, data_range = scaled_target_slices(volume, prep)
+    except SsimreconError as exc:  # e.g. robust_scale of an empty volume
         raise ShardError(f"volume {volume_path}: {exc}") from exc
-    target *= np.float32(1.0 / scale)
-    np.maximum(target, 0, out=target)
-    data_range = float(target.max())
+    del volume
     phase = smooth_phase(target.shape, phase_seed_for(subject, phase_seed)) if prep.phase == "smooth" else None
     kspace = simulate_kspace(target, mask, phase)
     signal = slice_signal_fraction(target, data_range)

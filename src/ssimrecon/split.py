@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.errors import SsimreconError
-from ssimrecon.qc import write_csv_atomic
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from ssimrecon.atomic import write_csv_atomic, write_text_atomic
 from ssimrecon.errors import SsimreconError
 
 log = logging.getLogger(__name__)
@@ -162,33 +161,10 @@ def table1_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def readable_temp(path: Path) -> tuple[int, str]:
-    """mkstemp next to ``path`` with the permissions a plain ``open`` would give (umask applied)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return fd, tmp
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = readable_temp(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table1(df: pd.DataFrame, csv_path: Path, md_path: Path) -> None:
     """Write the table as CSV (full precision) and markdown, each atomically."""
-    atomic_write_text(Path(csv_path), df.to_csv(index=False))
-    atomic_write_text(Path(md_path), table1_markdown(df))
+    write_csv_atomic(df, csv_path)
+    write_text_atomic(md_path, table1_markdown(df))
 
 
 def read_metrics_csv(path: Path) -> pd.DataFrame:

@@ -37,7 +37,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,8 +46,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ssimrecon.atomic import atomic_output, write_text_atomic
 from ssimrecon.dataset import EpochSampler, SliceDataset, derive_seed, make_loader, to_network_input
 from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.inference import pick_device
 from ssimrecon.losses import CompositeLoss, build_loss
 from ssimrecon.modelio import atomic_torch_save, safe_torch_load, save_model_bundle, to_plain
 from ssimrecon.shards import ShardReader
@@ -61,6 +62,7 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr", "s
 STATE_FORMAT = "ssimrecon-train-state"
 STATE_VERSION = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+TRAIN_DEVICE_TYPES = ("cpu", "cuda")  # training is only tested on these (no MPS, even for "auto")
 
 __all__ = [
     "TrainSettings",
@@ -153,18 +155,8 @@ class TrainSettings:
 
 
 def resolve_device(setting: str) -> torch.device:
-    """'auto' -> cuda if available else cpu; an unavailable CUDA device is an error."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(setting)
-    except RuntimeError as exc:
-        raise SsimreconError(f"training.device: {setting!r} is not a device ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SsimreconError(f"training.device: {setting!r} requested but CUDA is not available")
-    if device.type not in ("cpu", "cuda"):
-        raise SsimreconError(f"training.device: only cpu and cuda are supported, got {setting!r}")
-    return device
+    """``training.device`` -> device: 'auto' -> cuda if available else cpu; only cpu and cuda are accepted."""
+    return pick_device(setting, key="training.device", types=TRAIN_DEVICE_TYPES)
 
 
 def cpu_supports_bf16() -> bool:
@@ -263,32 +255,22 @@ def _cudnn_benchmark(enabled: bool) -> Iterator[None]:
 
 def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite history.csv atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row[k] for k in HISTORY_COLUMNS})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, buf.getvalue())
 
 
 def _publish(src: Path, dst: Path) -> None:
     """Make ``dst`` an atomic copy of ``src`` (hard link when possible)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_output(dst) as tmp:
+        tmp.unlink()  # os.link needs a free name
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 def _plain_preprocessing(value: Any) -> dict:

@@ -1,0 +1,56 @@
+"""ssimrecon.atomic: temp file next to the destination, rename on success, cleanup on error."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ssimrecon.atomic import atomic_output, write_csv_atomic, write_text_atomic
+
+
+def test_atomic_output_renames_a_temp_from_the_same_folder(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "vol.nii.gz"
+    with atomic_output(out, suffix=".nii.gz") as tmp:
+        assert tmp.parent == out.parent and tmp.name.startswith(".vol.nii.gz.") and tmp.name.endswith(".tmp.nii.gz")
+        assert tmp.exists() and not out.exists()
+        tmp.write_bytes(b"data")
+    assert out.read_bytes() == b"data"
+    assert [p.name for p in out.parent.iterdir()] == ["vol.nii.gz"]
+
+
+def test_atomic_output_error_removes_temp_and_keeps_old_file(tmp_path: Path) -> None:
+    out = tmp_path / "x.txt"
+    out.write_text("old")
+    for exc in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(exc)):
+            with atomic_output(out) as tmp:
+                tmp.write_text("partial")
+                raise exc
+        assert out.read_text() == "old"
+        assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_atomic_output_applies_umask_like_open(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = write_text_atomic(tmp_path / "a.txt", "hi\n")
+        with atomic_output(tmp_path / "b.bin", fsync=False) as tmp:
+            tmp.write_bytes(b"\0")
+        (tmp_path / "plain.txt").write_text("hi\n")
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert expected == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == expected
+
+
+def test_write_csv_atomic_matches_to_csv(tmp_path: Path) -> None:
+    df = pd.DataFrame({"subject": ["IXI002", "IXI012"], "value": [0.1, 1 / 3]})
+    out = write_csv_atomic(df, str(tmp_path / "t.csv"))
+    assert out == tmp_path / "t.csv"
+    assert out.read_bytes() == df.to_csv(index=False, lineterminator="\n").encode()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]

@@ -101,7 +101,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon extract --archive A --output-dir D``."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     safe_extract(args.archive, args.output_dir)
     return 0
 

@@ -1,7 +1,12 @@
-"""`ssimrecon <stage> ...`: one sub-command per workflow stage, each a thin shell over its module."""
+"""`ssimrecon <stage> ...`: one sub-command per workflow stage, each a thin shell over its module.
+
+Logging is configured here, once, for every stage (:func:`configure_logging`); stage modules only
+create loggers.
+"""
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 from ssimrecon.errors import SsimreconError
@@ -26,6 +31,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+def configure_logging() -> None:
+    """INFO and above to stderr as ``<date time> <LEVEL> <logger>: <message>``.
+
+    ``logging.basicConfig``: a no-op when the root logger already has handlers (an embedding application,
+    pytest's log capture), so calling :func:`main` from Python never stacks handlers.
+    """
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr)
+
+
 def _usage() -> str:
     names = "\n  ".join(sorted(COMMANDS))
     return f"usage: ssimrecon <command> [options]\n\ncommands:\n  {names}\n"
@@ -41,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         sys.stderr.write(f"error: unknown command {command!r}\n{_usage()}")
         return 2
+    configure_logging()
     module = importlib.import_module(COMMANDS[command])
     try:
         return int(module.main(rest) or 0)

@@ -246,7 +246,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon download --url U --output F [--md5 HEX | --md5-file F]``."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.md5_file is not None:
         md5 = read_md5_file(args.md5_file, name=args.output.name)
     else:

@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     df = evaluate_shards(args.shards, model_path=None if args.zero_filled else args.model,
                          min_signal_fraction=args.min_signal_fraction,
                          batch_size=args.batch_size, device=args.device)

@@ -296,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.png is None and args.pdf is None:
         parser.error("give --png and/or --pdf")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     models = parse_pairs(args.model, "--model")
     panels = make_figure2(args.shards, models, png=args.png, pdf=args.pdf, zoom_center=tuple(args.zoom_center),
                           zoom_size=args.zoom_size, error_max=args.error_max, dpi=args.dpi,

@@ -137,7 +137,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon qc --input-dir D --output subjects.csv [--exclude ID ...]``."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     table = build_subjects_table(args.input_dir, set(args.exclude))
     write_csv_atomic(table, args.output)
     log.info("wrote %s (%d subjects)", args.output, len(table))

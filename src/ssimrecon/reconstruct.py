@@ -217,6 +217,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reconstruct(args.model, args.input, args.output, device=args.device, batch_size=args.batch_size)
     return 0

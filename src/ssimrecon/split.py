@@ -70,7 +70,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon split --subjects subjects.csv --n-train N --n-val M --seed S --output split.csv``."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     subjects = read_subject_ids(args.subjects)
     table = make_split(subjects, args.n_train, args.n_val, args.seed)
     write_csv_atomic(table, args.output)

@@ -204,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--md", type=Path, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = parse_pairs(args.metrics, "--metrics")
     table = build_table1({name: read_metrics_csv(p) for name, p in paths.items()}, args.baseline)
     write_table1(table, args.csv, args.md)

@@ -51,8 +51,8 @@ def _saved_epoch(state: Path) -> int:
 def test_training_killed_with_sigkill_is_retried_and_resumes(workspace: Workspace) -> None:
     workspace.config["networks"].pop("Net-mse-dssim")
     workspace.write_config({"training": {"epochs": 8}})
-    # Everything up to the shards first, so the kill lands in training.
-    workspace.snakemake("--cores", "2", "--until", "shard")
+    # The data stages up to the split checkpoint first, so the run below is mostly training.
+    workspace.snakemake("--cores", "2", "--until", "split")
     state = workspace.results / "state" / "Net-mse" / "last.pt"
     proc = _start(workspace, "--cores", "2", "--retries", "1")
     try:

@@ -10,6 +10,11 @@ min_version("9.19")
 configfile: "config.yaml"
 
 
+# PATH is extended in common.smk so that jobs find the `ssimrecon` CLI beside this Snakemake.
+envvars:
+    "PATH",
+
+
 include: "workflow/rules/common.smk"
 
 

@@ -1,0 +1,272 @@
+"""`ssimrecon bench` and the CPU fast path: the benchmark's bookkeeping, never its timings.
+
+The CLI test runs real rows on small settings and checks that summary.csv holds real numbers whose
+``met`` agrees with value vs target; speed is what the benchmark reports, not what the tests assert.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssimrecon import bench, fastpath
+from ssimrecon.bench import Options, Row, Target, at_least, at_most, projected_hours, run_rows, write_summary
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any preload or ssimrecon fast-path variables, plus ``extra``.
+
+    ``SSIMRECON_TCMALLOC`` is kept: ``SSIMRECON_TCMALLOC= pytest`` runs these tests as on a machine
+    without the library.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k != "LD_PRELOAD" and k != fastpath.PATH_VAR
+           and not k.startswith("SSIMRECON_") and not k.startswith("TCMALLOC_")}
+    if fastpath.PATH_VAR in os.environ:
+        env[fastpath.PATH_VAR] = os.environ[fastpath.PATH_VAR]
+    env["PATH"] = str(VENV_BIN) + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+def _read_summary(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames or ()) == bench.SUMMARY_COLUMNS
+        return list(reader)
+
+
+def _check_consistent(rows: list[dict[str, str]]) -> None:
+    """Every value is a number; met is empty exactly for rows without target, else value-vs-target."""
+    for row in rows:
+        value = float(row["value"])
+        target = Target.parse(row["target"])
+        if target is None:
+            assert row["met"] == "", row
+        else:
+            assert row["met"] in ("True", "False"), row
+            assert (row["met"] == "True") == target.met(value), row
+            if not math.isfinite(value):
+                assert row["met"] == "False", row
+
+
+# ----------------------------------------------------------------------------------------------- the CLI
+def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    exe = VENV_BIN / "ssimrecon"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ssimrecon.cli"]
+    cmd += ["bench", "--quick", "--only", "ssim", "train", "shards", "loader", "--output", str(out),
+            "--train-size", "32", "32", "--train-steps", "1", "--train-rounds", "1",
+            "--volume-shape", "64", "64", "40", "--image-size", "64", "64", "--work-dir", str(tmp_path / "work")]
+    proc = subprocess.run(cmd, cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    rows = _read_summary(out / "summary.csv")
+    _check_consistent(rows)
+    by_metric = {r["metric"]: r for r in rows}
+    for metric, target in [("ssim_speedup_vs_pytorch_msssim", ">= 5"), ("ssim_max_abs_diff_vs_skimage", "<= 1e-05"),
+                           ("train_fast_vs_plain_speedup", ">= 3"), ("shard_volumes_per_s", ">= 2"),
+                           ("loader_slices_per_s", ">= 2000")]:
+        assert by_metric[metric]["target"] == target
+    # every row was measured (no FAILED rows) and gives a positive finite number
+    for row in rows:
+        assert math.isfinite(float(row["value"])) and float(row["value"]) >= 0, row
+    for metric in ("ssim_fwd_bwd_ms", "train_plain_slices_per_s", "train_fast_slices_per_s", "loader_slices_per_s"):
+        assert float(by_metric[metric]["value"]) > 0
+    # correctness is a real requirement, not a timing: the project's SSIM matches scikit-image
+    assert float(by_metric["ssim_max_abs_diff_vs_skimage"]["value"]) <= 1e-5
+    assert by_metric["ssim_max_abs_diff_vs_skimage"]["met"] == "True"
+    # --quick leaves out the demo and the paper-DAG rows; no projection at a 32x32 training size
+    assert not any(r["metric"].startswith(("demo_", "dag_", "cpu_paper")) for r in rows)
+
+    details = json.loads((out / "details.json").read_text())
+    # the bench re-executes itself with tcmalloc exactly when the library is installed
+    assert details["machine"]["tcmalloc_loaded"] == (fastpath.tcmalloc_path() is not None)
+    assert "targets missed" in proc.stdout and "ssim_speedup_vs_pytorch_msssim" in proc.stdout
+
+
+def test_bench_rejects_bad_arguments(tmp_path: Path) -> None:
+    from ssimrecon.cli import main
+
+    assert main(["bench", "--only", "ssim", "--train-steps", "0", "--output", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "nonsense"])
+
+
+# ----------------------------------------------------------------------------------------------- bookkeeping
+def test_failed_row_is_reported_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(opts: Options, ctx: bench.Context) -> list[Row]:
+        raise RuntimeError("disk on fire")
+
+    def fine(opts: Options, ctx: bench.Context) -> list[Row]:
+        return [Row("shard_volumes_per_s", 1.5, "volumes/s", at_least(2.0)), Row("info", 3.0, "x")]
+
+    monkeypatch.setitem(bench.ROW_FUNCS, "ssim", (broken, "ssim_speedup_vs_pytorch_msssim", "x", at_least(5.0)))
+    monkeypatch.setitem(bench.ROW_FUNCS, "shards", (fine, "shard_volumes_per_s", "volumes/s", at_least(2.0)))
+    opts = Options(config=bench.load_config(REPO), work_dir=tmp_path)
+    rows, _ = run_rows(["ssim", "shards"], opts)
+    assert [r.metric for r in rows] == ["ssim_speedup_vs_pytorch_msssim", "shard_volumes_per_s", "info"]
+    assert math.isnan(rows[0].value) and rows[0].met is False and "disk on fire" in rows[0].note
+    assert rows[1].met is False and rows[2].met is None
+    write_summary(rows, tmp_path / "summary.csv")
+    written = _read_summary(tmp_path / "summary.csv")
+    _check_consistent(written)
+    assert [r["met"] for r in written] == ["False", "False", ""]
+    assert "NO" in bench.format_table(rows)
+
+
+def test_targets() -> None:
+    assert at_least(5).met(5.0) and not at_least(5).met(4.99) and not at_least(5).met(math.nan)
+    assert at_most(1e-5).met(0.0) and not at_most(1e-5).met(2e-5) and not at_most(10).met(math.inf)
+    for target in (at_least(2000.0), at_most(1e-5), at_most(10.0)):
+        assert Target.parse(str(target)) == target
+    assert Target.parse("") is None
+    with pytest.raises(ValueError):
+        Target("==", 1.0)
+
+
+def test_projected_hours() -> None:
+    # 1 network x 1 epoch of 3600 training slices and 1080 validation slices (a third of a step each) at 1 slice/s
+    assert projected_hours(1.0, 3600, 1080, epochs=1, networks=1) == pytest.approx(1.1)
+    assert projected_hours(2.0, 3600, 0, epochs=100, networks=2) == pytest.approx(100.0)
+    assert math.isnan(projected_hours(0.0, 1, 1, 1, 1))
+
+
+def test_paper_config_defaults_match_config_yaml() -> None:
+    loaded = bench.load_config(REPO)
+    for section in ("split", "mask", "model"):
+        for key, value in bench.PAPER_DEFAULTS[section].items():
+            assert loaded[section][key] == value, (section, key)
+    assert loaded["preprocessing"]["image_size"] == [256, 256]
+
+
+def test_unet_flops_per_slice_of_the_paper_network() -> None:
+    flops = bench.unet_flops_per_slice(bench.PAPER_DEFAULTS["model"], (256, 256))
+    assert 3.5e11 < flops < 5.0e11  # ~419 GFLOP forward + backward (the issue's ~450)
+    forward = bench.unet_flops_per_slice(bench.PAPER_DEFAULTS["model"], (256, 256), backward=False)
+    assert forward == pytest.approx(flops / 3, rel=0.05)
+
+
+def test_ssim_images_are_valid_inputs() -> None:
+    ref, est = bench.ssim_images(n=2, size=64)
+    assert ref.shape == est.shape == (2, 1, 64, 64) and ref.dtype == torch.float32
+    assert float(ref.min()) == 0.0 and float(ref.max()) == 1.0 and 0.0 <= float(est.min()) <= float(est.max()) <= 1.0
+
+
+def test_copy_workflow_copies_no_results(tmp_path: Path) -> None:
+    ws = bench.copy_workflow(REPO, tmp_path / "ws")
+    assert (ws / "Snakefile").is_file() and (ws / "workflow" / "rules").is_dir() and (ws / "config.yaml").is_file()
+    assert not (ws / "results").exists() and not (ws / ".snakemake").exists()
+    with pytest.raises(bench.BenchError):
+        bench.copy_workflow(tmp_path / "nowhere", tmp_path / "ws2")
+
+
+# ----------------------------------------------------------------------------------------------- fastpath
+_PROBE = textwrap.dedent("""
+    import json, os, sys
+    from ssimrecon import fastpath
+    print(json.dumps({"phase": "%s", "LD_PRELOAD": os.environ.get("LD_PRELOAD"),
+                      "loaded": fastpath.tcmalloc_loaded()}), flush=True)
+    %s
+    print(json.dumps({"phase": "after", "LD_PRELOAD": os.environ.get("LD_PRELOAD"),
+                      "loaded": fastpath.tcmalloc_loaded()}), flush=True)
+""")
+
+
+def _probe(call: str, env: dict[str, str], prologue: str = "") -> list[dict]:
+    code = prologue + _PROBE % ("start", call)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_ensure_tcmalloc_reexecs_with_preload_when_installed() -> None:
+    lines = _probe("fastpath.ensure_tcmalloc()", _clean_env())
+    lib = fastpath.tcmalloc_path()
+    if lib is not None:
+        # start (no preload) -> execve -> start again with the library preloaded and mapped -> after
+        assert [line["phase"] for line in lines] == ["start", "start", "after"]
+        assert lines[0]["LD_PRELOAD"] is None and lines[0]["loaded"] is False
+        assert lines[1]["LD_PRELOAD"].split(":")[0] == lib and lines[1]["loaded"] is True
+        assert lines[2]["loaded"] is True
+    else:
+        # no library: nothing happens, the process carries on without a preload
+        assert [line["phase"] for line in lines] == ["start", "after"]
+        assert lines[1]["LD_PRELOAD"] is None and lines[1]["loaded"] is False
+
+
+def test_ensure_tcmalloc_is_noop_without_library_or_when_disabled(tmp_path: Path) -> None:
+    for env in (_clean_env(SSIMRECON_TCMALLOC=""), _clean_env(SSIMRECON_TCMALLOC=str(tmp_path / "missing.so")),
+                _clean_env(SSIMRECON_NO_TCMALLOC="1")):
+        lines = _probe("fastpath.ensure_tcmalloc()", env)
+        assert [line["phase"] for line in lines] == ["start", "after"]
+        assert lines[1]["LD_PRELOAD"] is None and lines[1]["loaded"] is False
+
+
+def test_ensure_tcmalloc_keeps_existing_preload_entries() -> None:
+    lib = fastpath.tcmalloc_path()
+    other = "/nonexistent-but-harmless.so"  # the loader warns about it and carries on
+    lines = _probe("fastpath.ensure_tcmalloc()", _clean_env(LD_PRELOAD=other))
+    if lib is not None:
+        assert lines[-1]["LD_PRELOAD"] == f"{lib}:{other}" and lines[-1]["loaded"] is True
+    else:
+        assert lines[-1]["LD_PRELOAD"] == other
+
+
+def test_cli_preload_only_reexecs_the_ssimrecon_entry_point() -> None:
+    lib = fastpath.tcmalloc_path()
+    # a library caller (argv[0] is not ssimrecon) is never re-executed
+    lines = _probe("fastpath.cli_preload('bench')", _clean_env(),
+                   prologue="import sys; sys.argv = ['pytest', 'bench']\n")
+    assert [line["phase"] for line in lines] == ["start", "after"]
+    # nor is another command's process
+    lines = _probe("fastpath.cli_preload('train')", _clean_env(),
+                   prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n")
+    assert [line["phase"] for line in lines] == ["start", "after"]
+    lines = _probe("fastpath.cli_preload('bench')", _clean_env(),
+                   prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n")
+    expected = ["start", "start", "after"] if lib is not None else ["start", "after"]
+    assert [line["phase"] for line in lines] == expected
+    assert lines[-1]["loaded"] is (lib is not None)
+
+
+def test_strip_tcmalloc() -> None:
+    env = {"LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4:/opt/libfoo.so", fastpath.REEXEC_MARKER: "1", "A": "b"}
+    assert fastpath.strip_tcmalloc(env) == {"LD_PRELOAD": "/opt/libfoo.so", "A": "b"}
+    assert fastpath.strip_tcmalloc({"LD_PRELOAD": "libtcmalloc.so.4"}) == {}
+    assert env["LD_PRELOAD"].startswith("/usr/lib/libtcmalloc")  # the input is not modified
+
+
+def test_tcmalloc_path_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "libtcmalloc_minimal.so.4"
+    fake.write_bytes(b"")
+    monkeypatch.setenv("SSIMRECON_TCMALLOC", str(fake))
+    assert fastpath.tcmalloc_path() == str(fake.resolve())
+    monkeypatch.setenv("SSIMRECON_TCMALLOC", "")
+    assert fastpath.tcmalloc_path() is None
+    monkeypatch.delenv("SSIMRECON_TCMALLOC")
+    found = fastpath.tcmalloc_path()
+    assert found is None or (Path(found).is_file() and "libtcmalloc" in Path(found).name)
+
+
+def test_apply_fast_path_and_bf16_probe() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 1))
+    same = fastpath.apply_fast_path(model)
+    assert same is model
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 1, 16, 16).contiguous(memory_format=torch.channels_last)
+    reference = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 1))
+    reference.load_state_dict({k: v.contiguous() for k, v in model.state_dict().items()})
+    torch.testing.assert_close(model(x), reference(x.contiguous()))
+    assert isinstance(fastpath.cpu_supports_bf16(), bool)

@@ -1,4 +1,5 @@
-"""SliceDataset, to_network_input, EpochSampler and make_loader on small synthetic shards."""
+"""SliceDataset (sampled k-space points), to_network_input, EpochSampler and make_loader on small synthetic
+shards."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssimrecon.dataset import EpochSampler, SliceDataset, make_loader, to_network_input
+from ssimrecon.dataset import EpochSampler, SliceDataset, make_loader, scatter_samples, to_network_input
 from ssimrecon.errors import ShardError
 from ssimrecon.fft import fft2c, ifft2c
 from ssimrecon.mask import achieved_acceleration, variable_density_mask
@@ -32,17 +33,19 @@ def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) 
 
 
 def write_test_shards(folder: Path, n_subjects: int, n_slices: int = 4, size: int = 32, empty: int = 0,
-                      acceleration: float = 4.0, seed: int = 0) -> list[Path]:
+                      acceleration: float = 4.0, seed: int = 0, mask_seed: int = 7) -> list[Path]:
     """Shards of phantom slices undersampled with one seeded variable-density mask."""
     rng = np.random.default_rng(seed)
-    mask = variable_density_mask((size, size), acceleration, center_size=4, seed=7)
+    mask = variable_density_mask((size, size), acceleration, center_size=4, seed=mask_seed)
     prep = Preprocessing(image_size=(size, size))
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for s in range(n_subjects):
         target = phantom_slices(n_slices, size, rng, empty=empty)
         data_range = float(target.max())
         kspace = (fft2c(target) * mask).astype(np.complex64)
-        attrs = {"subject": f"SUB{s:03d}", "acceleration": achieved_acceleration(mask), "mask_seed": 7, "scale": 1.0,
+        attrs = {"subject": f"SUB{s:03d}", "acceleration": achieved_acceleration(mask), "mask_seed": mask_seed,
+                 "scale": 1.0,
                  "data_range": data_range, "source_file": f"sub{s}.nii.gz", "source_md5": "0" * 32,
                  "readout_axis": 2, "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
         path = folder / f"SUB{s:03d}.h5"
@@ -71,7 +74,9 @@ def test_filters_near_empty_slices_by_slice_signal(shards: list[Path]) -> None:
 def test_item_shapes_dtypes_and_values(shards: list[Path]) -> None:
     ds = SliceDataset(shards, min_signal_fraction=0.05)
     item = ds[5]  # second shard, second kept slice
-    assert item["kspace"].shape == (32, 32, 2) and item["kspace"].dtype == torch.float32
+    n = int(ds.mask.sum())
+    assert ds.mask.shape == (32, 32) and ds.mask.dtype == torch.bool and ds.num_sampled == n < 32 * 32
+    assert item["samples"].shape == (n, 2) and item["samples"].dtype == torch.float32
     assert item["target"].shape == (1, 32, 32) and item["target"].dtype == torch.float32
     assert item["data_range"].shape == () and item["data_range"].dtype == torch.float32
     assert (item["subject"], item["slice"]) == (1, 1)
@@ -79,17 +84,26 @@ def test_item_shapes_dtypes_and_values(shards: list[Path]) -> None:
     import h5py
 
     with h5py.File(shards[1]) as f:
-        np.testing.assert_array_equal(torch.view_as_complex(item["kspace"]).numpy(), f["kspace"][1])
+        mask = f["mask"][()].astype(bool)
+        np.testing.assert_array_equal(ds.mask.numpy(), mask)
+        np.testing.assert_array_equal(torch.view_as_complex(item["samples"]).numpy(), f["kspace"][1][mask])
+        full = scatter_samples(item["samples"][None], ds.mask)[0].numpy()
+        np.testing.assert_array_equal(full, f["kspace"][1])  # the unsampled points were zero in the shard
         np.testing.assert_array_equal(item["target"][0].numpy(), f["target"][1])
         assert float(item["data_range"]) == pytest.approx(float(f.attrs["data_range"]))
 
 
 def test_zero_filled_input_matches_numpy(shards: list[Path]) -> None:
+    import h5py
+
     ds = SliceDataset(shards)
     batch = next(iter(make_loader(ds, batch_size=3)))
-    x = to_network_input(batch["kspace"])
+    x = to_network_input(batch["samples"], ds.mask)
     assert x.shape == (3, 1, 32, 32) and x.dtype == torch.float32
-    expected = np.abs(ifft2c(torch.view_as_complex(batch["kspace"]).numpy()))
+    with h5py.File(shards[int(batch["subject"][0])]) as f:
+        kspace = np.stack([f["kspace"][int(i)] for i in batch["slice"]])
+    assert batch["subject"].tolist() == [0, 0, 0]
+    expected = np.abs(ifft2c(kspace))  # from the shard's full k-space plane
     np.testing.assert_allclose(x[:, 0].numpy(), expected, rtol=1e-5, atol=1e-6)
     # undersampling artefacts: the zero-filled image is not the target
     assert float((x - batch["target"]).abs().max()) > 0.05
@@ -120,6 +134,25 @@ def test_worker_processes_read_the_same_items(shards: list[Path]) -> None:
     parallel = [b for b in make_loader(ds, 3, sampler, num_workers=2)]
     assert len(serial) == len(parallel) == 3
     for s, p in zip(serial, parallel):
-        assert torch.equal(s["kspace"], p["kspace"]) and torch.equal(s["target"], p["target"])
+        assert torch.equal(s["samples"], p["samples"]) and torch.equal(s["target"], p["target"])
+        np.testing.assert_array_equal(s["data_range"], p["data_range"])
         assert s["subject"].tolist() == p["subject"].tolist() and s["slice"].tolist() == p["slice"].tolist()
     ds.close()
+
+
+def test_batch_reads_equal_item_reads(shards: list[Path]) -> None:
+    ds = SliceDataset(shards, min_signal_fraction=0.05)
+    indices = [6, 0, 3, 7]
+    for whole, one in zip(ds.__getitems__(indices), (ds[i] for i in indices)):
+        assert whole.keys() == one.keys()
+        for key, value in whole.items():
+            assert torch.equal(value, one[key]) if torch.is_tensor(value) else value == one[key]
+    ds.close()
+
+
+def test_shards_with_different_masks_are_refused(tmp_path: Path) -> None:
+    same = write_test_shards(tmp_path / "a", n_subjects=2)
+    other = write_test_shards(tmp_path / "b", n_subjects=1, mask_seed=8)
+    with pytest.raises(ShardError, match="sampling mask differs") as info:
+        SliceDataset([*same, *other])
+    assert str(other[0]) in str(info.value) and str(same[0]) in str(info.value)

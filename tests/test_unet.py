@@ -1,4 +1,5 @@
-"""U-Net: shapes, parameter count vs a closed form, residual identity, input checks."""
+"""U-Net: shapes, parameter count vs a closed form, residual identity, input checks, the project's
+InstanceNorm2d against torch's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.unet import UNet, count_parameters
+from ssimrecon.unet import InstanceNorm2d, UNet, count_parameters
 
 
 def closed_form_parameters(base: int, depth: int, convs: int, cin: int = 1, cout: int = 1, norm: str = "instance") -> int:
@@ -100,3 +101,78 @@ def test_errors() -> None:
         UNet(depth=0)
     with pytest.raises(SsimreconError, match="model.residual"):
         UNet(in_channels=2, out_channels=1, residual=True)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", [(3, 5, 8, 12), (2, 16, 16, 16), (1, 1, 4, 4)])
+def test_instance_norm_equals_torch_forward_and_gradients(shape: tuple[int, int, int, int],
+                                                          channels_last: bool) -> None:
+    torch.manual_seed(0)
+    reference = torch.nn.InstanceNorm2d(shape[1], affine=True)  # track_running_stats=False, eps 1e-5
+    with torch.no_grad():
+        reference.weight.normal_()
+        reference.bias.normal_()
+    ours = InstanceNorm2d(shape[1])
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(*shape) * 3 + 2  # a mean far from 0 as after a convolution
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ref, y_ours = reference(x_ref), ours(x_ours)
+    torch.testing.assert_close(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+    if channels_last and shape[1] > 1:
+        assert y_ours.is_contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(y_ref)
+    y_ref.backward(grad)
+    y_ours.backward(grad)
+    torch.testing.assert_close(x_ours.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-5)
+    ours.eval()  # no running statistics: evaluation is the same computation
+    torch.testing.assert_close(ours(x), reference.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_instance_norm_gradcheck_and_bf16() -> None:
+    from ssimrecon.unet import _InstanceNormFn
+
+    torch.manual_seed(0)
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    for fmt in (torch.contiguous_format, torch.channels_last):  # the custom function in both layouts
+        x = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+        assert torch.autograd.gradcheck(lambda x, w, b: _InstanceNormFn.apply(x, w, b, 1e-5), (x, w, b))
+        ref = torch.nn.functional.instance_norm(x, weight=w, bias=b, eps=1e-5)
+        torch.testing.assert_close(_InstanceNormFn.apply(x, w, b, 1e-5), ref)
+    # bf16 channels_last in (as under CPU autocast) -> bf16 channels_last out, close to the fp32 result
+    norm = InstanceNorm2d(8)
+    x = (torch.randn(2, 8, 32, 32) * 3 + 2).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = norm(x)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.instance_norm(x.detach().float(), weight=norm.weight.detach(),
+                                                 bias=norm.bias.detach())
+    torch.testing.assert_close(y.float(), expected, rtol=0.02, atol=0.03)
+    y.float().square().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16 and norm.weight.grad.dtype == torch.float32
+
+
+def test_weights_of_a_torch_instance_norm_unet_load_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bundles and checkpoints saved while the U-Net used nn.InstanceNorm2d load unchanged."""
+    import ssimrecon.unet as unet
+
+    original = unet._norm
+    monkeypatch.setattr(unet, "_norm", lambda kind, ch: torch.nn.InstanceNorm2d(ch, affine=True)
+                        if kind == "instance" else original(kind, ch))
+    torch.manual_seed(0)
+    old = UNet(base_channels=4, depth=2)
+    with torch.no_grad():
+        for name, p in old.named_parameters():
+            if ".1." in name:  # the norms: not the identity
+                p.normal_()
+    monkeypatch.setattr(unet, "_norm", original)
+    new = UNet(base_channels=4, depth=2)
+    assert isinstance(new.down[0][1], InstanceNorm2d)
+    new.load_state_dict(old.state_dict(), strict=True)
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(new(x), old(x), rtol=1e-5, atol=1e-5)

@@ -590,7 +590,8 @@ def bench_loader(opts: Options, ctx: Context) -> list[Row]:
     duration = 1.5 if opts.quick else 5.0
     sps, count = loader_throughput(ctx.shards, batch, workers, min_signal, duration)
     rows = [Row("loader_slices_per_s", sps, "slices/s", at_least(2000.0),
-                f"{len(ctx.shards)} shards, batch {batch}, num_workers {workers} (config), {count} slices, "
+                f"{len(ctx.shards)} shards, batch {batch}, num_workers {workers} (config), sampled k-space points "
+                f"+ target, {count} slices, "
                 f"tcmalloc {tcmalloc_loaded()}")]
     if workers != 0:
         sps0, count0 = loader_throughput(ctx.shards, batch, 0, min_signal, duration / 2)

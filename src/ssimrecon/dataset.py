@@ -5,9 +5,12 @@
   the documented rule that drops near-empty slices (outside the head) from training and validation.
   HDF5 files are opened lazily, once per process: a DataLoader worker forked from a process that had them
   open notices the new pid and opens its own handles (HDF5 handles must not be shared across fork).
-* Items carry the undersampled k-space as real ``(H, W, 2)`` float32 (``view_as_real``: collates and pins
-  everywhere), the reference ``(1, H, W)``, the volume's ``data_range`` and subject/slice indices.
-  :func:`to_network_input` turns a k-space batch into the zero-filled magnitude on the batch's device.
+* All shards of a dataset must share one sampling mask (checked; the error names the shards that differ),
+  so items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 = ``kspace[mask]``
+  as real/imag (row-major order of the mask), about 1/R of the plane; this keeps the worker -> main
+  process transfer small.  Items also carry the reference ``(1, H, W)``, the volume's ``data_range`` and
+  subject/slice indices.  :func:`to_network_input` scatters a batch of samples back into zero k-space on
+  the batch's device and forms the zero-filled magnitude.  ``__getitems__`` reads a whole batch at once.
 * :class:`EpochSampler` draws ``torch.randperm`` from a generator seeded by ``(seed, epoch)`` only, so an
   epoch's order can be regenerated after a restart and resumed at a batch offset (``skip``).
 """
@@ -20,14 +23,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data._utils.collate import collate_tensor_fn
 
 from ssimrecon.errors import ShardError
 from ssimrecon.fft import zero_filled_magnitude_torch
 from ssimrecon.shards import ShardReader
 
-__all__ = ["SliceDataset", "EpochSampler", "to_network_input", "make_loader", "derive_seed"]
+__all__ = ["SliceDataset", "EpochSampler", "scatter_samples", "to_network_input", "collate_slices", "make_loader",
+           "derive_seed"]
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -53,11 +59,13 @@ class SliceDataset(Dataset):
         self.index: list[tuple[int, int]] = []
         self.shape: tuple[int, int] | None = None
         self.num_total = 0
+        mask: np.ndarray | None = None
         for s, path in enumerate(self.shard_paths):
             with ShardReader(path) as reader:
                 attrs = dict(reader.attrs)
                 signal_fraction = [float(v) for v in reader.slice_signal]
                 shape = tuple(int(n) for n in reader.shape[1:])
+                shard_mask = np.asarray(reader.mask, dtype=bool)
             if "data_range" not in attrs:
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
@@ -67,6 +75,13 @@ class SliceDataset(Dataset):
                 self.shape = shape  # type: ignore[assignment]
             elif shape != self.shape:
                 raise ShardError(f"{path}: slice shape {shape} differs from {self.shape} of {self.shard_paths[0]}")
+            if mask is None:
+                mask = shard_mask
+            elif not np.array_equal(shard_mask, mask):
+                raise ShardError(
+                    f"{path}: sampling mask differs from that of {self.shard_paths[0]}; all shards of a training "
+                    "or validation set must share one mask (same acceleration, center size and mask seed)"
+                )
             self.data_ranges.append(data_range)
             self.subjects.append(str(attrs.get("subject", path.stem)))
             self.num_total += len(signal_fraction)
@@ -77,6 +92,11 @@ class SliceDataset(Dataset):
                 f"no slice with slice_signal >= {self.min_signal_fraction} in shards: {names} "
                 "(lower training.min_signal_fraction?)"
             )
+        assert mask is not None
+        #: the shared sampling mask (H, W) bool; ``samples`` are ``kspace[mask]`` in row-major order
+        self.mask = torch.from_numpy(mask)
+        self._flat = np.flatnonzero(mask)  # row-major positions of the sampled points
+        self.num_sampled = int(self._flat.size)
         self._readers: dict[int, Any] = {}
         self._pid: int | None = None
 
@@ -102,14 +122,36 @@ class SliceDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         shard, slice_ = self.index[i]
         kspace, target = self._reader(shard).read_slice(slice_)
-        k = torch.view_as_real(torch.from_numpy(kspace.astype("complex64", copy=False)).contiguous())
+        k = np.ascontiguousarray(kspace, dtype=np.complex64).reshape(-1)
+        samples = np.take(k, self._flat).view(np.float32).reshape(-1, 2)
         return {
-            "kspace": k,
+            "samples": torch.from_numpy(samples),
             "target": torch.from_numpy(target.astype("float32", copy=False)).unsqueeze(0),
             "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
             "subject": shard,
             "slice": slice_,
         }
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The items of a whole batch (what a DataLoader worker asks for): every slice is read straight into
+        one preallocated array and the sampled points of all slices are gathered in one ``np.take``."""
+        assert self.shape is not None
+        n = len(indices)
+        kspace = np.empty((n, *self.shape), dtype=np.complex64)
+        target = np.empty((n, 1, *self.shape), dtype=np.float32)
+        for j, i in enumerate(indices):
+            shard, slice_ = self.index[i]
+            self._reader(shard).read_slice_into(slice_, kspace[j], target[j, 0])
+        samples = torch.from_numpy(np.take(kspace.reshape(n, -1), self._flat, axis=1).view(np.float32)
+                                   .reshape(n, -1, 2))
+        targets = torch.from_numpy(target)
+        out = []
+        for j, i in enumerate(indices):
+            shard, slice_ = self.index[i]
+            out.append({"samples": samples[j], "target": targets[j],
+                        "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
+                        "subject": shard, "slice": slice_})
+        return out
 
     def close(self) -> None:
         """Close this process's open shard handles."""
@@ -119,11 +161,27 @@ class SliceDataset(Dataset):
         self._readers, self._pid = {}, None
 
 
-def to_network_input(kspace: torch.Tensor) -> torch.Tensor:
-    """Zero-filled magnitude of a real k-space batch ``(B, H, W, 2)`` -> ``(B, 1, H, W)`` float32 (same device)."""
-    if kspace.dim() != 4 or kspace.shape[-1] != 2:
-        raise ValueError(f"expected k-space of shape (B, H, W, 2), got {tuple(kspace.shape)}")
-    return zero_filled_magnitude_torch(torch.view_as_complex(kspace.float().contiguous())).unsqueeze(1)
+def scatter_samples(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sampled points ``(B, n, 2)`` (real/imag, row-major order of ``mask``) -> complex k-space ``(B, H, W)``
+    with zeros where ``mask`` (H, W) bool is False, on ``samples``' device."""
+    if samples.dim() != 3 or samples.shape[-1] != 2:
+        raise ValueError(f"expected samples of shape (B, n_sampled, 2), got {tuple(samples.shape)}")
+    mask = mask.to(samples.device)
+    if mask.dim() != 2:
+        raise ValueError(f"expected a mask of shape (H, W), got {tuple(mask.shape)}")
+    flat = mask.reshape(-1).nonzero().squeeze(1)
+    if flat.numel() != samples.shape[1]:
+        raise ValueError(f"mask has {flat.numel()} sampled points, samples have {samples.shape[1]}")
+    b = samples.shape[0]
+    k = torch.zeros(b, mask.numel(), dtype=torch.complex64, device=samples.device)
+    k[:, flat] = torch.view_as_complex(samples.float().contiguous())
+    return k.reshape(b, *mask.shape)
+
+
+def to_network_input(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero-filled magnitude ``(B, 1, H, W)`` float32 of a batch of sampled points ``(B, n, 2)`` and the
+    dataset's ``mask`` (H, W), computed on ``samples``' device."""
+    return zero_filled_magnitude_torch(scatter_samples(samples, mask)).unsqueeze(1)
 
 
 class EpochSampler(Sampler[int]):
@@ -160,8 +218,30 @@ class EpochSampler(Sampler[int]):
         return max(0, self.epoch_length() - self.skip)
 
 
+def collate_slices(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack ``samples`` and ``target`` into tensors; ``data_range`` (float32), ``subject`` and ``slice``
+    (int64) become small numpy arrays.  numpy arrays are pickled by value, whereas every tensor a worker
+    sends costs its own shared-memory segment and file descriptor: three scalar tensors per batch cut the
+    worker -> main transfer rate by a third (docs/performance.md)."""
+    return {  # collate_tensor_fn stacks straight into shared memory inside a worker
+        "samples": collate_tensor_fn([it["samples"] for it in items]),
+        "target": collate_tensor_fn([it["target"] for it in items]),
+        "data_range": np.array([float(it["data_range"]) for it in items], dtype=np.float32),
+        "subject": np.array([int(it["subject"]) for it in items], dtype=np.int64),
+        "slice": np.array([int(it["slice"]) for it in items], dtype=np.int64),
+    }
+
+
 def _worker_init(_: int) -> None:
-    """Workers leave SIGTERM/SIGUSR1 to the main process, which saves state and shuts them down."""
+    """Workers leave SIGTERM/SIGUSR1 to the main process, which saves state and shuts them down.
+
+    They also send batches with torch's ``file_system`` sharing strategy (the sender's strategy decides;
+    the main process keeps its own): the receiver opens the shared-memory segment by name instead of
+    fetching a file descriptor from the worker over a new socket connection for every tensor, which
+    raised the loader from ~1,700 to ~2,400 slices/s on 2 cores (docs/performance.md).  Segments are
+    still cleaned up by torch's ``torch_shm_manager`` if a process dies.
+    """
+    torch.multiprocessing.set_sharing_strategy("file_system")
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_IGN)
 
@@ -173,7 +253,9 @@ def make_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """DataLoader over ``dataset`` (fixed order if ``sampler`` is None); persistent workers if any."""
+    """DataLoader over ``dataset`` (fixed order if ``sampler`` is None); persistent workers if any.
+
+    Batches are :func:`collate_slices` dicts (``samples``/``target`` tensors, numpy metadata)."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -182,6 +264,7 @@ def make_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        collate_fn=collate_slices,
         worker_init_fn=_worker_init if num_workers > 0 else None,
         prefetch_factor=2 if num_workers > 0 else None,
         drop_last=False,

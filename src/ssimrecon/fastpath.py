@@ -11,8 +11,7 @@
 * :func:`cli_preload` is what a CLI's ``main`` calls: it re-executes only a process that was started
   as ``ssimrecon <command> ...`` (never pytest or a library caller that happens to call ``main``).
 * :func:`cpu_supports_bf16` says whether bf16 autocast is worth it on this CPU (native AVX512-BF16 or
-  AMX); :func:`apply_fast_path` moves a model to ``channels_last`` (oneDNN's fast layout on CPU,
-  cuDNN's tensor-core layout on GPU).
+  AMX).  ``channels_last`` and bf16 autocast themselves are applied by :mod:`ssimrecon.training_step`.
 
 Environment: ``SSIMRECON_TCMALLOC`` overrides the library path (empty: behave as if absent);
 ``TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD`` is raised (if unset) so tcmalloc does not log big allocations.
@@ -36,7 +35,6 @@ __all__ = [
     "cli_preload",
     "strip_tcmalloc",
     "cpu_supports_bf16",
-    "apply_fast_path",
 ]
 
 #: library file names tried, best first (gperftools' minimal build is all we need)
@@ -153,13 +151,3 @@ def cli_preload(command: str) -> None:
         return
     ensure_tcmalloc()
 
-
-def apply_fast_path(model):  # type: ignore[no-untyped-def]
-    """Move ``model``'s parameters to ``channels_last`` (in place, as ``Module.to`` does) and return it.
-
-    Feed it ``x.contiguous(memory_format=torch.channels_last)``; outputs keep that layout, which
-    element-wise losses and :func:`ssimrecon.ssim.ssim` accept as they are.
-    """
-    import torch
-
-    return model.to(memory_format=torch.channels_last)

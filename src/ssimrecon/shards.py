@@ -181,6 +181,15 @@ class ShardReader:
         i = int(i) % self.num_slices
         return self._file["kspace"][i], self._file["target"][i]
 
+    def read_slice_into(self, i: int, kspace_out: np.ndarray, target_out: np.ndarray) -> None:
+        """Read slice ``i`` straight into preallocated C-contiguous ``kspace_out`` (H, W) complex64 and
+        ``target_out`` (H, W) float32 (no intermediate arrays; batch readers)."""
+        if not -self.num_slices <= i < self.num_slices:
+            raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
+        i = int(i) % self.num_slices
+        self._file["kspace"].read_direct(kspace_out, np.s_[i])
+        self._file["target"].read_direct(target_out, np.s_[i])
+
     def read_kspace(self) -> np.ndarray:
         """All undersampled k-space (S, H, W) complex64."""
         return self._file["kspace"][()]

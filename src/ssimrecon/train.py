@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from ssimrecon.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.errors import SsimreconError
+from ssimrecon.fastpath import cli_preload
 from ssimrecon.losses import CompositeLoss, build_loss
 from ssimrecon.modelio import save_model_bundle, to_plain
 from ssimrecon.shards import ShardReader
@@ -149,15 +150,15 @@ def _shard_metadata(path: Path) -> tuple[dict, Any, dict]:
 
 # ----------------------------------------------------------------------------------------------- validation
 @torch.no_grad()
-def _validate(model: torch.nn.Module, loader: Any, loss_fn: CompositeLoss, device: torch.device, bf16: bool,
-              channels_last: bool, stop: StopFlag, desc: str) -> dict[str, float] | None:
+def _validate(model: torch.nn.Module, loader: Any, mask: torch.Tensor, loss_fn: CompositeLoss, device: torch.device,
+              bf16: bool, channels_last: bool, stop: StopFlag, desc: str) -> dict[str, float] | None:
     """Mean composite loss, SSIM and PSNR over the validation loader; None if a stop signal arrived."""
     model.eval()
     loss_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0
     for batch in tqdm(loader, desc=desc, leave=False, disable=None):
         if stop.signum is not None:
             return None
-        x, target, data_range = prepare_batch(batch, device)
+        x, target, data_range = prepare_batch(batch, device, mask)
         pred = predict(model, x, device, bf16, channels_last)
         total, _ = loss_fn(pred, target, data_range)
         b = target.shape[0]
@@ -251,6 +252,8 @@ class _Run:
     bundle_meta: tuple[dict, Any, dict] | None = None  # (preprocessing, mask, mask_meta) for best.pt
     train_loader: Any = None
     val_loader: Any = None
+    train_mask: Any = None  # the datasets' sampling masks on the device (network input from samples)
+    val_mask: Any = None
 
     @property
     def last_path(self) -> Path:
@@ -327,6 +330,7 @@ def _open_loaders(run: _Run, first_train_shard: Path) -> None:
     """Read the bundle metadata from the first training shard, create the loaders and log the plan."""
     run.bundle_meta = _shard_metadata(first_train_shard)
     settings, pin = run.settings, run.device.type == "cuda"
+    run.train_mask, run.val_mask = run.train_set.mask.to(run.device), run.val_set.mask.to(run.device)
     run.train_loader = make_loader(run.train_set, settings.batch_size, run.sampler, settings.num_workers, pin)
     run.val_loader = make_loader(run.val_set, settings.batch_size, None, settings.num_workers, pin)
     log.info("training %s on %s (bf16 %s, channels_last %s): %d of %d training slices, %d of %d validation slices, "
@@ -363,8 +367,8 @@ def _run_epoch(run: _Run, epoch: int) -> None:
     if b0 < run.n_batches:
         _train_batches(run, epoch, b0, t0)
     t_train = time.perf_counter() - t0
-    metrics = _validate(run.model, run.val_loader, run.loss_fn, run.device, run.bf16, run.settings.channels_last,
-                        run.stop, f"{run.network} val")
+    metrics = _validate(run.model, run.val_loader, run.val_mask, run.loss_fn, run.device, run.bf16,
+                        run.settings.channels_last, run.stop, f"{run.network} val")
     if metrics is None:  # signal during validation: training part of the epoch is done
         run.acc["train_seconds"] += t_train
         run.acc["epoch_seconds"] += time.perf_counter() - t0
@@ -386,7 +390,7 @@ def _train_batches(run: _Run, epoch: int, b0: int, t0: float) -> None:
                desc=f"{run.network} {epoch + 1}/{settings.epochs}")
     loss_sum = torch.tensor(acc["loss_sum"], dtype=torch.float64, device=device)
     for b, batch in enumerate(bar, start=b0):
-        x, target, data_range = prepare_batch(batch, device)
+        x, target, data_range = prepare_batch(batch, device, run.train_mask)
         if settings.crop is not None:
             x, target = crop_batch(x, target, settings.crop, derive_seed("crop", settings.seed, epoch, b))
         pred = predict(run.model, x, device, run.bf16, settings.channels_last)
@@ -493,6 +497,7 @@ def _json_arg(value: str, option: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``ssimrecon train``: train one network; exit 128+signum when stopped by SIGTERM/SIGUSR1."""
+    cli_preload("train")  # re-exec with tcmalloc (same pid) when started as `ssimrecon train`
     parser = argparse.ArgumentParser(prog="ssimrecon train", description=__doc__.split("\n")[0])
     parser.add_argument("--network", required=True, help="network name (used in logs and the bundle)")
     parser.add_argument("--train-shards", nargs="+", required=True, type=Path)

@@ -1,7 +1,8 @@
 """One training step's computation: the model, a batch on the device, the forward pass, a throughput probe.
 
 * :func:`build_model` builds the U-Net from the ``model:`` config (unknown keys named ``model.<key>``).
-* :func:`prepare_batch` moves a loader batch to the device and forms the zero-filled network input;
+* :func:`prepare_batch` moves a loader batch (sampled k-space points) to the device and forms the
+  zero-filled network input there;
   :func:`crop_batch` draws the optional random crops from a generator seeded per batch.
 * :func:`predict` is the forward pass with the fast-path options (channels_last input, bf16 autocast);
   its output is float32, so losses and SSIM always run in float32.
@@ -19,7 +20,7 @@ import torch
 from ssimrecon.dataset import to_network_input
 from ssimrecon.errors import SsimreconError
 from ssimrecon.losses import build_loss
-from ssimrecon.training_settings import resolve_device
+from ssimrecon.training_settings import resolve_bf16, resolve_device
 from ssimrecon.unet import UNet
 
 __all__ = ["build_model", "crop_batch", "autocast", "prepare_batch", "predict", "train_step_throughput"]
@@ -57,13 +58,18 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
-def prepare_batch(batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``."""
+def prepare_batch(batch: dict[str, Any], device: torch.device,
+                  mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``.
+
+    ``mask``: the dataset's sampling mask (:attr:`SliceDataset.mask`, ideally already on ``device``); the
+    sampled points are scattered into zero k-space and transformed on ``device``.
+    """
     nb = device.type == "cuda"
-    kspace = batch["kspace"].to(device, non_blocking=nb)
+    samples = batch["samples"].to(device, non_blocking=nb)
     target = batch["target"].to(device, non_blocking=nb)
-    data_range = batch["data_range"].to(device, non_blocking=nb)
-    return to_network_input(kspace), target, data_range
+    data_range = torch.as_tensor(batch["data_range"], dtype=torch.float32).to(device, non_blocking=nb)
+    return to_network_input(samples, mask.to(device)), target, data_range
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor, device: torch.device, bf16: bool, channels_last: bool) -> torch.Tensor:
@@ -79,9 +85,11 @@ def train_step_throughput(model_cfg: Mapping[str, Any], batch_size: int, size: i
                           steps: int = 10, device: str | torch.device = "auto", warmup: int = 2) -> float:
     """Slices/s of full training steps (forward, MSE+0.1 dSSIM, backward, Adam) on random data.
 
-    ``fast=False``: fp32, NCHW; ``fast=True``: channels_last + bf16 autocast (loss in fp32).
+    ``fast=False``: fp32, NCHW; ``fast=True``: channels_last + bf16 autocast where the device supports it
+    (``resolve_bf16("auto", device)``: CUDA with bf16, CPUs with AVX512-BF16/AMX), loss in fp32.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
+    bf16 = fast and resolve_bf16("auto", dev)
     h, w = (size, size) if isinstance(size, int) else size
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch_size, 1, h, w, generator=g).to(dev)
@@ -94,7 +102,7 @@ def train_step_throughput(model_cfg: Mapping[str, Any], batch_size: int, size: i
     loss_fn = build_loss({"mse": 1.0, "dssim": 0.1})
 
     def step() -> None:
-        pred = predict(model, x, dev, fast, fast)
+        pred = predict(model, x, dev, bf16, fast)
         total, _ = loss_fn(pred, y, 1.0)
         opt.zero_grad(set_to_none=True)
         total.backward()

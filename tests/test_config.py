@@ -69,10 +69,13 @@ def test_snakemake_stops_before_any_job(workspace: Workspace, overrides: dict, e
     assert not (workspace.root / "results").exists()
 
 
-def test_error_from_a_stage_is_one_line_naming_the_file(tmp_path: Path) -> None:
+def test_error_from_a_stage_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from ssimrecon.cli import main
 
     missing = tmp_path / "nope.csv"
     code = main(["split", "--subjects", str(missing), "--n-train", "1", "--n-val", "1", "--seed", "0",
                  "--output", str(tmp_path / "split.csv")])
     assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and str(missing) in err[-1]
+    assert not (tmp_path / "split.csv").exists()

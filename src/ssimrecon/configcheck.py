@@ -74,11 +74,11 @@ def check_consistency(config: dict[str, Any]) -> None:
         )
     if "zero-filled" in config["networks"]:
         raise ConfigError("config key 'networks.zero-filled': the name is reserved for the zero-filled baseline")
-    depth_sizes = [config["model"]["depth"]] + [
+    depths = [config["model"]["depth"]] + [
         net.get("model", {}).get("depth", config["model"]["depth"]) for net in config["networks"].values()
     ]
     size = config["preprocessing"]["image_size"]
-    factor = 2 ** max(depth_sizes)
+    factor = 2 ** max(depths)
     if any(s % factor for s in size):
         raise ConfigError(
             f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = {factor}"
@@ -88,8 +88,3 @@ def check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible by {factor}"
         )
-
-
-def check_config(config: dict[str, Any], schema_path: Path) -> None:
-    """Schema check (named keys) then consistency checks; call before snakemake's own validate."""
-    check_schema(config, load_schema(schema_path))

@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from ssimrecon.configcheck import ConfigError, check_config, check_consistency
+from ssimrecon.configcheck import ConfigError, check_consistency, check_schema, load_schema
 
 # Jobs call the `ssimrecon` CLI installed beside the running Snakemake, so `.venv/bin/snakemake` works
 # without activating the venv (locally and in SLURM jobs, which re-read this file).
@@ -14,8 +14,10 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 
+# Our schema check first (its messages name the key), then Snakemake's validate fills in the defaults
+# that the consistency checks rely on.
 try:
-    check_config(config, SCHEMA)
+    check_schema(config, load_schema(SCHEMA))
     validate(config, SCHEMA)
     check_consistency(config)
 except ConfigError as error:

@@ -62,7 +62,7 @@ class TinySource:
 @pytest.fixture(scope="session")
 def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinySource]:
     """Build the tiny IXI-shaped archive once and serve it on 127.0.0.1 for the whole session."""
-    from ssimrecon.demo_data import build_demo_archive
+    from ssimrecon.data.demo import build_demo_archive
 
     serve_dir = tmp_path_factory.mktemp("ixi-server")
     archive = serve_dir / "IXI-T1.tar"

@@ -9,7 +9,7 @@ import pytest
 
 from data_helpers import write_tiny_ixi_archive
 from ssimrecon import cli
-from ssimrecon.archive import main, safe_extract
+from ssimrecon.data.archive import main, safe_extract
 from ssimrecon.errors import ArchiveError
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssimrecon import bench, fastpath
-from ssimrecon.bench import Options, Row, Target, at_least, at_most, projected_hours, run_rows, write_summary
+import ssimrecon_bench.suite as bench
+from ssimrecon.training import fastpath
+from ssimrecon_bench.suite import Options, Row, Target, at_least, at_most, projected_hours, run_rows, write_summary
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -175,7 +176,7 @@ def test_copy_workflow_copies_no_results(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------- fastpath
 _PROBE = textwrap.dedent("""
     import json, os, sys
-    from ssimrecon import fastpath
+    from ssimrecon.training import fastpath
     print(json.dumps({"phase": "%s", "LD_PRELOAD": os.environ.get("LD_PRELOAD"),
                       "loaded": fastpath.tcmalloc_loaded()}), flush=True)
     %s

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from ssimrecon.dataset import EpochSampler, SliceDataset, make_loader, scatter_samples, to_network_input
+from ssimrecon.training.dataset import EpochSampler, SliceDataset, make_loader, scatter_samples, to_network_input
 from ssimrecon.errors import ShardError
-from ssimrecon.fft import fft2c, ifft2c
-from ssimrecon.mask import achieved_acceleration, variable_density_mask
-from ssimrecon.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.shards import FORMAT_VERSION, write_shard
+from ssimrecon.kspace.fft import fft2c, ifft2c
+from ssimrecon.kspace.mask import achieved_acceleration, variable_density_mask
+from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
+from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
 
 
 def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) -> np.ndarray:

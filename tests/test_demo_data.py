@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from ssimrecon.demo_data import build_demo_archive, ixi_affine, main
+from ssimrecon.data.demo import build_demo_archive, ixi_affine, main
 
 NAME = re.compile(r"^IXI\d{3}-(Guys|HH|IOP)-\d{4}-T1\.nii\.gz$")
 SHAPE = (32, 32, 20)

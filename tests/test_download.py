@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ssimrecon import cli
-from ssimrecon.download import download, main, md5_of, read_md5_file
+from ssimrecon.data.download import download, main, md5_of, read_md5_file
 from ssimrecon.errors import DownloadError
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()

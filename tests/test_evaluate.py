@@ -11,14 +11,14 @@ import torch
 from skimage.metrics import structural_similarity
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluate import evaluate_shards, main
-from ssimrecon.fft import fft2c
-from ssimrecon.inference import pick_device, predict_slices
-from ssimrecon.mask import variable_density_mask
-from ssimrecon.modelio import save_model_bundle
-from ssimrecon.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.shards import FORMAT_VERSION, write_shard
-from ssimrecon.unet import UNet
+from ssimrecon.evaluation.evaluate import evaluate_shards, main
+from ssimrecon.kspace.fft import fft2c
+from ssimrecon.evaluation.inference import pick_device, predict_slices
+from ssimrecon.kspace.mask import variable_density_mask
+from ssimrecon.nn.bundle import save_model_bundle
+from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
+from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
+from ssimrecon.nn.unet import UNet
 
 SIZE = 32
 PREP = Preprocessing(readout_axis=2, image_size=(SIZE, SIZE))

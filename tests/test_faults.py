@@ -99,6 +99,6 @@ def test_shard_job_killed_mid_run_is_not_accepted(workspace: Workspace) -> None:
     text = dry.stdout + dry.stderr
     assert "incomplete" in text.lower(), text[-3000:]
     workspace.snakemake("--cores", "1", "--rerun-incomplete", target)
-    from ssimrecon.shards import validate_shard
+    from ssimrecon.kspace.shards import validate_shard
 
     validate_shard(shard)

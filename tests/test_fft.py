@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssimrecon.fft import (
+from ssimrecon.kspace.fft import (
     fft2c,
     fft2c_torch,
     ifft2c,

@@ -10,8 +10,8 @@ from scipy.ndimage import gaussian_filter, sobel
 from skimage import data
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.losses import build_loss, sobel_magnitude
-from ssimrecon.ssim import ssim
+from ssimrecon.functional.losses import build_loss, sobel_magnitude
+from ssimrecon.functional.ssim import ssim
 
 
 def _pair() -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.image import imread
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.mask import (
+from ssimrecon.kspace.mask import (
     achieved_acceleration,
     center_region,
     design_density,
@@ -16,7 +16,7 @@ from ssimrecon.mask import (
     save_mask,
     variable_density_mask,
 )
-from ssimrecon.mask_figure import radial_profile
+from ssimrecon.plots.mask import radial_profile
 
 
 @pytest.mark.parametrize(

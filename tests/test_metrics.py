@@ -11,7 +11,7 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.metrics import METRICS, batch_metrics, slice_metrics
+from ssimrecon.functional.metrics import METRICS, batch_metrics, slice_metrics
 
 
 def _stack() -> tuple[np.ndarray, np.ndarray, float]:

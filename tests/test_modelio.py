@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ssimrecon.errors import CheckpointError
-from ssimrecon.modelio import load_model_bundle, save_model_bundle
-from ssimrecon.unet import UNet
+from ssimrecon.nn.bundle import load_model_bundle, save_model_bundle
+from ssimrecon.nn.unet import UNet
 
 
 class Custom:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ssimrecon.errors import SsimreconError, VolumeError
-from ssimrecon.fft import zero_filled_magnitude
-from ssimrecon.preprocess import (
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
     robust_scale,

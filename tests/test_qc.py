@@ -13,9 +13,9 @@ import pytest
 
 from data_helpers import corrupt_nifti_bytes, ixi_file_name, tiny_volume, write_nifti, write_tiny_ixi_archive
 from ssimrecon import cli
-from ssimrecon.archive import safe_extract
+from ssimrecon.data.archive import safe_extract
 from ssimrecon.errors import VolumeError
-from ssimrecon.qc import COLUMNS, build_subjects_table, inspect_volume, main, parse_ixi_name
+from ssimrecon.data.qc import COLUMNS, build_subjects_table, inspect_volume, main, parse_ixi_name
 
 
 def test_parse_ixi_name() -> None:
@@ -70,7 +70,7 @@ def test_corrupt_volume_fails_naming_file(extracted: Path) -> None:
 
 
 def test_exclude_skips_without_opening(extracted: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="ssimrecon.qc"):
+    with caplog.at_level(logging.INFO, logger="ssimrecon.data.qc"):
         table = build_subjects_table(extracted, {"IXI013", "IXI999"})
     assert list(table.columns) == COLUMNS
     assert list(table["subject"]) == ["IXI002", "IXI012", "IXI014"]  # sorted by file name

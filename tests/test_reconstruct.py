@@ -13,12 +13,12 @@ from skimage.metrics import structural_similarity
 
 from data_helpers import ixi_affine
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluate import evaluate_shards
-from ssimrecon.mask import save_mask
-from ssimrecon.preprocess import Preprocessing, load_canonical, slice_signal_fraction, volume_to_slices
-from ssimrecon.reconstruct import main, reconstruct
-from ssimrecon.shards import make_shard
-from ssimrecon.summary import main as summary_main
+from ssimrecon.evaluation.evaluate import evaluate_shards
+from ssimrecon.kspace.mask import save_mask
+from ssimrecon.kspace.preprocess import Preprocessing, load_canonical, slice_signal_fraction, volume_to_slices
+from ssimrecon.evaluation.reconstruct import main, reconstruct
+from ssimrecon.kspace.shards import make_shard
+from ssimrecon.evaluation.summary import main as summary_main
 from test_evaluate import PREP, make_test_model, make_test_shard, sample_mask
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1

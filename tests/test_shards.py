@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from ssimrecon.errors import ShardError, SsimreconError
-from ssimrecon.fft import zero_filled_magnitude
-from ssimrecon.mask import save_mask, variable_density_mask
-from ssimrecon.preprocess import Preprocessing, load_canonical, robust_scale, volume_to_slices
-from ssimrecon.shards import (
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.mask import save_mask, variable_density_mask
+from ssimrecon.kspace.preprocess import Preprocessing, load_canonical, robust_scale, volume_to_slices
+from ssimrecon.kspace.shards import (
     FORMAT_VERSION,
     REQUIRED_ATTRS,
     ShardReader,

@@ -9,7 +9,7 @@ import pytest
 
 from ssimrecon import cli
 from ssimrecon.errors import SsimreconError
-from ssimrecon.split import main, make_split
+from ssimrecon.data.split import main, make_split
 
 SUBJECTS = [f"IXI{n:03d}" for n in range(2, 42)]  # 40 ids
 

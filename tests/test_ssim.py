@@ -11,7 +11,7 @@ from skimage.color import rgb2gray
 from skimage.metrics import structural_similarity
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.ssim import _filter_adjoint, _filter_valid, gaussian_taps, ssim, ssim_map
+from ssimrecon.functional.ssim import _filter_adjoint, _filter_valid, gaussian_taps, ssim, ssim_map
 
 
 def _images() -> dict[str, np.ndarray]:

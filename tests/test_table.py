@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.table import build_table1, main, write_table1
+from ssimrecon.evaluation.table import build_table1, main, write_table1
 
 METRICS = ("ssim", "psnr", "rel_error", "mse")
 

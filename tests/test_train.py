@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssimrecon import curves
+from ssimrecon.plots import curves
 from ssimrecon.errors import CheckpointError, SsimreconError
-from ssimrecon.modelio import load_model_bundle
-from ssimrecon.shards import ShardReader
-from ssimrecon.train import (
+from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.training.loop import (
     HISTORY_COLUMNS,
     TrainingInterrupted,
     TrainSettings,
@@ -139,7 +139,7 @@ def test_same_seed_same_weights(data: dict[str, list[Path]], tmp_path: Path) -> 
 
 def test_signal_mid_epoch_then_resume_is_bit_identical(data: dict[str, list[Path]], tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="ssimrecon.train")
+    caplog.set_level(logging.INFO, logger="ssimrecon.training.loop")
     run(data, tmp_path / "ref", epochs=3)
     out = tmp_path / "cut"
 
@@ -171,7 +171,7 @@ def test_signal_mid_epoch_then_resume_is_bit_identical(data: dict[str, list[Path
 
 def test_stale_state_is_moved_aside_and_finished_state_restores_outputs(
         data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="ssimrecon.train")
+    caplog.set_level(logging.INFO, logger="ssimrecon.training.loop")
     run(data, tmp_path, epochs=2)
     first = weights(tmp_path / "best.pt")
     # Snakemake removes the outputs of a job it reruns; a finished, matching state restores them

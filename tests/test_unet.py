@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.unet import InstanceNorm2d, UNet, count_parameters
+from ssimrecon.nn.unet import InstanceNorm2d, UNet, count_parameters
 
 
 def closed_form_parameters(base: int, depth: int, convs: int, cin: int = 1, cout: int = 1, norm: str = "instance") -> int:
@@ -134,7 +134,7 @@ def test_instance_norm_equals_torch_forward_and_gradients(shape: tuple[int, int,
 
 
 def test_instance_norm_gradcheck_and_bf16() -> None:
-    from ssimrecon.unet import _InstanceNormFn
+    from ssimrecon.nn.unet import _InstanceNormFn
 
     torch.manual_seed(0)
     w = torch.randn(3, dtype=torch.float64, requires_grad=True)
@@ -159,7 +159,7 @@ def test_instance_norm_gradcheck_and_bf16() -> None:
 
 def test_weights_of_a_torch_instance_norm_unet_load_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bundles and checkpoints saved while the U-Net used nn.InstanceNorm2d load unchanged."""
-    import ssimrecon.unet as unet
+    import ssimrecon.nn.unet as unet
 
     original = unet._norm
     monkeypatch.setattr(unet, "_norm", lambda kind, ch: torch.nn.InstanceNorm2d(ch, affine=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_SHAPE, TINY_VOXEL, Workspace
-from ssimrecon.shards import ShardReader, validate_shard
+from ssimrecon.kspace.shards import ShardReader, validate_shard
 
 pytestmark = pytest.mark.workflow
 
@@ -98,7 +98,7 @@ def test_reconstruct_an_unseen_volume(completed_workspace: Workspace, tmp_path: 
     import tarfile
 
     from ssimrecon.cli import main
-    from ssimrecon.demo_data import build_demo_archive
+    from ssimrecon.data.demo import build_demo_archive
 
     archive = tmp_path / "unseen.tar"
     build_demo_archive(archive, n_subjects=2, seed=99, shape=TINY_SHAPE, voxel=TINY_VOXEL)

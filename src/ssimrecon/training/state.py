@@ -30,8 +30,8 @@ import torch
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
 from ssimrecon.errors import CheckpointError
-from ssimrecon.modelio import atomic_torch_save, safe_torch_load, to_plain
-from ssimrecon.training_settings import TrainSettings
+from ssimrecon.nn.bundle import atomic_torch_save, safe_torch_load, to_plain
+from ssimrecon.training.settings import TrainSettings
 
 __all__ = [
     "HISTORY_COLUMNS",

@@ -19,7 +19,7 @@ from nibabel.filebasedimages import ImageFileError
 from tqdm import tqdm
 
 from ssimrecon.atomic import write_csv_atomic
-from ssimrecon.download import md5_of
+from ssimrecon.data.download import md5_of
 from ssimrecon.errors import VolumeError
 
 log = logging.getLogger(__name__)

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         center_size=args.center_size, power=args.power,
     )
     if args.figure:
-        from ssimrecon.mask_figure import plot_mask
+        from ssimrecon.plots.mask import plot_mask
 
         plot_mask(mask, load_mask(args.output)[1], args.figure)
     print(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.ssim import ssim
+from ssimrecon.functional.ssim import ssim
 
 EDGE_EPS = 1e-8
 
@@ -25,7 +25,7 @@ __all__ = ["TERMS", "CompositeLoss", "build_loss", "sobel_magnitude", "edge_loss
 
 
 def dssim_loss(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor) -> torch.Tensor:
-    """1 - SSIM (batch mean), SSIM as in :mod:`ssimrecon.ssim` (not halved, unlike kornia)."""
+    """1 - SSIM (batch mean), SSIM as in :mod:`ssimrecon.functional.ssim` (not halved, unlike kornia)."""
     return 1.0 - ssim(pred, target, data_range)
 
 

@@ -1,7 +1,7 @@
 """Per-slice image quality metrics: SSIM, PSNR, relative error, MSE (definitions in shared/design.md).
 
 Inputs are magnitude images on the scaled intensity axis; ``data_range`` is the reference volume's
-maximum after scaling.  SSIM comes from :mod:`ssimrecon.ssim` in float64 (equals scikit-image's
+maximum after scaling.  SSIM comes from :mod:`ssimrecon.functional.ssim` in float64 (equals scikit-image's
 Gaussian, population-covariance SSIM); PSNR = 10 log10(L^2 / MSE) (inf when MSE is 0);
 relative error = ||ref - est||_2 / ||ref||_2; MSE = mean squared error.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.ssim import ssim
+from ssimrecon.functional.ssim import ssim
 
 METRICS = ("ssim", "psnr", "rel_error", "mse")
 

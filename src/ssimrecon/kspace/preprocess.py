@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from ssimrecon.errors import SsimreconError, VolumeError
-from ssimrecon.fft import fft2c
+from ssimrecon.kspace.fft import fft2c
 
 PHASE_MODES = ("none", "smooth")
 

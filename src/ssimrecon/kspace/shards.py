@@ -22,8 +22,8 @@ import numpy as np
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import ShardError, SsimreconError
-from ssimrecon.mask import achieved_acceleration, load_mask
-from ssimrecon.preprocess import (
+from ssimrecon.kspace.mask import achieved_acceleration, load_mask
+from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
     phase_seed_for,

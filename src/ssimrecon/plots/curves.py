@@ -1,6 +1,6 @@
 """training_curves.png: training/validation loss, validation SSIM and PSNR per epoch, one line per network.
 
-Reads the history.csv files written by :mod:`ssimrecon.train` (columns epoch, train_loss, val_loss,
+Reads the history.csv files written by :mod:`ssimrecon.training.loop` (columns epoch, train_loss, val_loss,
 val_ssim, val_psnr, ...).  The best epoch (lowest validation loss: the checkpoint that is kept) is marked
 with a dot in every panel.
 """

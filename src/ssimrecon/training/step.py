@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from ssimrecon.dataset import to_network_input
+from ssimrecon.training.dataset import to_network_input
 from ssimrecon.errors import SsimreconError
-from ssimrecon.losses import build_loss
-from ssimrecon.training_settings import resolve_bf16, resolve_device
-from ssimrecon.unet import UNet
+from ssimrecon.functional.losses import build_loss
+from ssimrecon.training.settings import resolve_bf16, resolve_device
+from ssimrecon.nn.unet import UNet
 
 __all__ = ["build_model", "crop_batch", "autocast", "prepare_batch", "predict", "train_step_throughput"]
 

@@ -30,11 +30,11 @@ import numpy as np
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluate import load_model, shard_preprocessing
-from ssimrecon.fft import zero_filled_magnitude
-from ssimrecon.inference import pick_device, predict_slices
-from ssimrecon.metrics import METRICS, batch_metrics
-from ssimrecon.preprocess import (
+from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.evaluation.inference import pick_device, predict_slices
+from ssimrecon.functional.metrics import METRICS, batch_metrics
+from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
     phase_seed_for,
@@ -45,7 +45,7 @@ from ssimrecon.preprocess import (
     smooth_phase,
     to_source_orientation,
 )
-from ssimrecon.shards import ShardReader
+from ssimrecon.kspace.shards import ShardReader
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure  # Agg canvas, no global backend state
 
 from ssimrecon.atomic import atomic_output
-from ssimrecon.fft import ifft2c
-from ssimrecon.mask import achieved_acceleration, design_density, normalized_radius
+from ssimrecon.kspace.fft import ifft2c
+from ssimrecon.kspace.mask import achieved_acceleration, design_density, normalized_radius
 
 
 def radial_profile(values: np.ndarray, n_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@
 * :func:`cli_preload` is what a CLI's ``main`` calls: it re-executes only a process that was started
   as ``ssimrecon <command> ...`` (never pytest or a library caller that happens to call ``main``).
 * :func:`cpu_supports_bf16` says whether bf16 autocast is worth it on this CPU (native AVX512-BF16 or
-  AMX).  ``channels_last`` and bf16 autocast themselves are applied by :mod:`ssimrecon.training_step`.
+  AMX).  ``channels_last`` and bf16 autocast themselves are applied by :mod:`ssimrecon.training.step`.
 
 Environment: ``SSIMRECON_TCMALLOC`` overrides the library path (empty: behave as if absent);
 ``TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD`` is raised (if unset) so tcmalloc does not log big allocations.
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # One definition for training (``bf16: auto``) and the benchmark; importing it does not import torch.
-from ssimrecon.training_settings import cpu_supports_bf16
+from ssimrecon.training.settings import cpu_supports_bf16
 
 __all__ = [
     "TCMALLOC_NAMES",

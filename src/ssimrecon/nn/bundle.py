@@ -22,7 +22,7 @@ from torch import nn
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import CheckpointError, SsimreconError
-from ssimrecon.unet import UNet
+from ssimrecon.nn.unet import UNet
 
 FORMAT = "ssimrecon-model"
 VERSION = 1

@@ -36,12 +36,12 @@ from matplotlib.patches import Rectangle
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluate import load_model, shard_preprocessing
-from ssimrecon.fft import zero_filled_magnitude
-from ssimrecon.inference import check_model_matches, pick_device, predict_slices
-from ssimrecon.metrics import slice_metrics
-from ssimrecon.shards import ShardReader
-from ssimrecon.table import parse_pairs
+from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.evaluation.inference import check_model_matches, pick_device, predict_slices
+from ssimrecon.functional.metrics import slice_metrics
+from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.evaluation.table import parse_pairs
 
 log = logging.getLogger(__name__)
 

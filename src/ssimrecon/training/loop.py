@@ -4,7 +4,7 @@ What one call of :func:`train_network` does (paper: Adam, lr 1e-4, 100 epochs, b
 
 * ``torch.manual_seed(seed)`` before the U-Net is built; on CPU ``torch.use_deterministic_algorithms``
   (warn only), so CPU runs with equal settings give bit-identical weights.
-* Each epoch visits the training slices in the order of :class:`~ssimrecon.dataset.EpochSampler`
+* Each epoch visits the training slices in the order of :class:`~ssimrecon.training.dataset.EpochSampler`
   (a function of (seed, epoch) only); optional random crops are drawn in the main process from a
   generator seeded by (seed, epoch, batch).  Validation covers every validation slice that passes the
   ``min_signal_fraction`` rule, uncropped, in a fixed order: composite loss, mean SSIM, mean PSNR
@@ -22,9 +22,9 @@ What one call of :func:`train_network` does (paper: Adam, lr 1e-4, 100 epochs, b
   atomically after every epoch; ``seconds`` is the epoch's wall time (training + validation),
   ``slices_per_s`` the training throughput.
 
-The settings live in :mod:`ssimrecon.training_settings`, the on-disk state, outputs and stop signals in
-:mod:`ssimrecon.training_state`, the per-batch computation (model, batch, forward pass, throughput probe) in
-:mod:`ssimrecon.training_step`; this module re-exports their public names.
+The settings live in :mod:`ssimrecon.training.settings`, the on-disk state, outputs and stop signals in
+:mod:`ssimrecon.training.state`, the per-batch computation (model, batch, forward pass, throughput probe) in
+:mod:`ssimrecon.training.step`; this module re-exports their public names.
 """
 from __future__ import annotations
 
@@ -45,21 +45,21 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ssimrecon.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
+from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.errors import SsimreconError
-from ssimrecon.fastpath import cli_preload
-from ssimrecon.losses import CompositeLoss, build_loss
-from ssimrecon.modelio import save_model_bundle, to_plain
-from ssimrecon.shards import ShardReader
-from ssimrecon.ssim import ssim
-from ssimrecon.training_settings import (
+from ssimrecon.training.fastpath import cli_preload
+from ssimrecon.functional.losses import CompositeLoss, build_loss
+from ssimrecon.nn.bundle import save_model_bundle, to_plain
+from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.functional.ssim import ssim
+from ssimrecon.training.settings import (
     TRAIN_DEVICE_TYPES,
     TrainSettings,
     cpu_supports_bf16,
     resolve_bf16,
     resolve_device,
 )
-from ssimrecon.training_state import (
+from ssimrecon.training.state import (
     HISTORY_COLUMNS,
     STATE_FORMAT,
     STATE_VERSION,
@@ -77,9 +77,9 @@ from ssimrecon.training_state import (
     stop_signals,
     write_history,
 )
-from ssimrecon.training_step import build_model, crop_batch, predict, prepare_batch, train_step_throughput
+from ssimrecon.training.step import build_model, crop_batch, predict, prepare_batch, train_step_throughput
 
-log = logging.getLogger("ssimrecon.train")
+log = logging.getLogger("ssimrecon.training.loop")
 
 __all__ = [
     "TrainSettings",

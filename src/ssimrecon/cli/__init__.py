@@ -13,21 +13,21 @@ from ssimrecon.errors import SsimreconError
 
 #: sub-command -> module exposing ``main(argv) -> int``
 COMMANDS: dict[str, str] = {
-    "download": "ssimrecon.download",
-    "extract": "ssimrecon.archive",
-    "qc": "ssimrecon.qc",
-    "split": "ssimrecon.split",
-    "demo-archive": "ssimrecon.demo_data",
-    "mask": "ssimrecon.mask",
-    "shard": "ssimrecon.shards",
-    "train": "ssimrecon.train",
-    "curves": "ssimrecon.curves",
-    "evaluate": "ssimrecon.evaluate",
-    "table": "ssimrecon.table",
-    "figure2": "ssimrecon.figure2",
-    "reconstruct": "ssimrecon.reconstruct",
-    "summary": "ssimrecon.summary",
-    "bench": "ssimrecon.bench",
+    "download": "ssimrecon.data.download",
+    "extract": "ssimrecon.data.archive",
+    "qc": "ssimrecon.data.qc",
+    "split": "ssimrecon.data.split",
+    "demo-archive": "ssimrecon.data.demo",
+    "mask": "ssimrecon.kspace.mask",
+    "shard": "ssimrecon.kspace.shards",
+    "train": "ssimrecon.training.loop",
+    "curves": "ssimrecon.plots.curves",
+    "evaluate": "ssimrecon.evaluation.evaluate",
+    "table": "ssimrecon.evaluation.table",
+    "figure2": "ssimrecon.plots.figure2",
+    "reconstruct": "ssimrecon.evaluation.reconstruct",
+    "summary": "ssimrecon.evaluation.summary",
+    "bench": "ssimrecon_bench.suite",
 }
 
 

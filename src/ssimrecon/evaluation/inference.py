@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.fft import zero_filled_magnitude_torch
+from ssimrecon.kspace.fft import zero_filled_magnitude_torch
 
 
 def pick_device(name: str = "auto", *, key: str = "--device", types: Sequence[str] | None = None) -> torch.device:

@@ -1,7 +1,7 @@
 """Training data: slices of k-space shards as a torch ``Dataset``, a resumable sampler and a loader.
 
 * :class:`SliceDataset` indexes ``(shard, slice)`` pairs whose ``slice_signal`` (fraction of target pixels
-  above 10% of the volume maximum, written by :mod:`ssimrecon.shards`) is at least ``min_signal_fraction``:
+  above 10% of the volume maximum, written by :mod:`ssimrecon.kspace.shards`) is at least ``min_signal_fraction``:
   the documented rule that drops near-empty slices (outside the head) from training and validation.
   HDF5 files are opened lazily, once per process: a DataLoader worker forked from a process that had them
   open notices the new pid and opens its own handles (HDF5 handles must not be shared across fork).
@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data._utils.collate import collate_tensor_fn
 
 from ssimrecon.errors import ShardError
-from ssimrecon.fft import zero_filled_magnitude_torch
-from ssimrecon.shards import ShardReader
+from ssimrecon.kspace.fft import zero_filled_magnitude_torch
+from ssimrecon.kspace.shards import ShardReader
 
 __all__ = ["SliceDataset", "EpochSampler", "scatter_samples", "to_network_input", "collate_slices", "make_loader",
            "derive_seed"]

@@ -1,6 +1,6 @@
 """The ``training:`` settings, and what they resolve to on this machine (device, bf16 autocast).
 
-Importing this module does not import torch (:mod:`ssimrecon.fastpath` imports :func:`cpu_supports_bf16`
+Importing this module does not import torch (:mod:`ssimrecon.training.fastpath` imports :func:`cpu_supports_bf16`
 from here before it may re-execute the process); the functions that need torch import it when called.
 """
 from __future__ import annotations
@@ -89,7 +89,7 @@ class TrainSettings:
 
 def resolve_device(setting: str) -> torch.device:
     """``training.device`` -> device: 'auto' -> cuda if available else cpu; only cpu and cuda are accepted."""
-    from ssimrecon.inference import pick_device
+    from ssimrecon.evaluation.inference import pick_device
 
     return pick_device(setting, key="training.device", types=TRAIN_DEVICE_TYPES)
 

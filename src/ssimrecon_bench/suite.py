@@ -3,7 +3,7 @@
 Rows (``--only`` picks some; ``--quick`` uses fewer repetitions, a smaller training image and skips
 ``demo`` and ``dag`` unless ``--only`` names them):
 
-``ssim``    SSIM loss forward+backward on 4x1x256x256 float32: :func:`ssimrecon.ssim.ssim` vs
+``ssim``    SSIM loss forward+backward on 4x1x256x256 float32: :func:`ssimrecon.functional.ssim.ssim` vs
             ``pytorch_msssim.ssim(data_range=1)`` (ratio of times, best of interleaved rounds), and the
             largest difference of the project's SSIM from scikit-image's (target: >= 5x, <= 1e-5).
 ``train``   The paper U-Net training step (Adam, batch and model from config.yaml, 256x256) on CPU:
@@ -12,9 +12,9 @@ Rows (``--only`` picks some; ``--quick`` uses fewer repetitions, a smaller train
             own process so the allocator can differ (target: >= 3x).  Also the fast path without
             tcmalloc, the U-Net's FLOPs per slice, and, at the paper's image size, the projected hours
             of the paper's full run at the measured throughput.  On a CUDA machine the same on the GPU.
-``shards``  :func:`ssimrecon.shards.make_shard` on an IXI-sized (256x256x150) pseudo-subject with the
+``shards``  :func:`ssimrecon.kspace.shards.make_shard` on an IXI-sized (256x256x150) pseudo-subject with the
             paper's preprocessing and mask: volumes/s including NIfTI load and HDF5 write (target: >= 2).
-``loader``  :func:`ssimrecon.dataset.make_loader` over those shards with the configured batch size and
+``loader``  :func:`ssimrecon.training.dataset.make_loader` over those shards with the configured batch size and
             workers: slices/s delivered (target: >= 2000).
 ``demo``    ``make demo`` from clean results in a temporary copy of the workflow: snakemake run, report
             and summary, wall time (target: <= 10 min).
@@ -26,7 +26,7 @@ Rows (``--only`` picks some; ``--quick`` uses fewer repetitions, a smaller train
 Output: a table on stdout, ``<output>/summary.csv`` (metric, value, unit, target, met) and
 ``<output>/details.json`` (machine, versions, per-row notes).  A row that fails is reported with value
 NaN and met False, never dropped.  The command re-executes itself with tcmalloc preloaded
-(:func:`ssimrecon.fastpath.cli_preload`) as ``ssimrecon train`` does.
+(:func:`ssimrecon.training.fastpath.cli_preload`) as ``ssimrecon train`` does.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.fastpath import (
+from ssimrecon.training.fastpath import (
     DISABLE_VAR,
     REEXEC_MARKER,
     cli_preload,
@@ -268,7 +268,7 @@ def bench_ssim(opts: Options, ctx: Context) -> list[Row]:
     import torch
     from skimage.metrics import structural_similarity
 
-    from ssimrecon.ssim import ssim
+    from ssimrecon.functional.ssim import ssim
 
     ref, est = ssim_images()
     rounds, iters = (3, 3) if opts.quick else (7, 10)
@@ -297,7 +297,7 @@ def bench_ssim(opts: Options, ctx: Context) -> list[Row]:
         Row("ssim_speedup_vs_pytorch_msssim", times["msssim"] / times["ours"], "x", at_least(5.0), note),
         Row("ssim_max_abs_diff_vs_skimage", diff, "SSIM", at_most(1e-5),
             f"{ref.shape[0]} image pairs, float32 vs float64"),
-        Row("ssim_fwd_bwd_ms", times["ours"] * 1e3, "ms", None, "ssimrecon.ssim.ssim"),
+        Row("ssim_fwd_bwd_ms", times["ours"] * 1e3, "ms", None, "ssimrecon.functional.ssim.ssim"),
         Row("pytorch_msssim_fwd_bwd_ms", times["msssim"] * 1e3, "ms", None, "pytorch_msssim.ssim, data_range=1"),
         Row("pytorch_msssim_max_abs_diff_vs_skimage", diff_msssim, "SSIM", None, "for reference"),
     ]
@@ -309,7 +309,7 @@ def unet_flops_per_slice(model_cfg: dict[str, Any], size: tuple[int, int], backw
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ssimrecon.train import build_model
+    from ssimrecon.training.loop import build_model
 
     model = build_model(model_cfg).to("meta")
     x = torch.zeros(1, 1, *size, device="meta")
@@ -339,7 +339,7 @@ def _train_worker(spec: dict[str, Any]) -> int:
     """Child process of the train row: one measurement, one JSON line on stdout."""
     import torch
 
-    from ssimrecon.train import train_step_throughput
+    from ssimrecon.training.loop import train_step_throughput
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
@@ -358,7 +358,7 @@ def _train_worker(spec: dict[str, Any]) -> int:
 
 
 def _measure_train(spec: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "ssimrecon.bench", "--train-worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "ssimrecon_bench.suite", "--train-worker", json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -462,7 +462,7 @@ def ixi_volume(work: Path, shape: tuple[int, int, int]) -> tuple[Path, str]:
 
     import numpy as np
 
-    from ssimrecon import demo_data
+    from ssimrecon.data import demo as demo_data
 
     path = work / f"IXI-bench-{'x'.join(map(str, shape))}-T1.nii.gz"
     if not path.is_file():
@@ -474,7 +474,7 @@ def ixi_volume(work: Path, shape: tuple[int, int, int]) -> tuple[Path, str]:
 
 
 def _preprocessing(opts: Options) -> Any:
-    from ssimrecon.preprocess import Preprocessing
+    from ssimrecon.kspace.preprocess import Preprocessing
 
     values = dict(opts.config["preprocessing"])
     if opts.image_size:
@@ -484,7 +484,7 @@ def _preprocessing(opts: Options) -> Any:
 
 
 def _mask(opts: Options, work: Path, image_size: tuple[int, int]) -> Path:
-    from ssimrecon.mask import save_mask, variable_density_mask
+    from ssimrecon.kspace.mask import save_mask, variable_density_mask
 
     m = opts.config["mask"]
     path = work / "mask.npz"
@@ -497,7 +497,7 @@ def _mask(opts: Options, work: Path, image_size: tuple[int, int]) -> Path:
 
 def _make_shards(opts: Options, ctx: Context, timed: int) -> tuple[list[float], dict[str, float]]:
     """Write one warm-up shard (kept, and copied, for the loader) and ``timed`` timed ones (deleted)."""
-    from ssimrecon.shards import ShardReader, make_shard
+    from ssimrecon.kspace.shards import ShardReader, make_shard
 
     work = opts.work_dir / "shards"
     work.mkdir(parents=True, exist_ok=True)
@@ -552,10 +552,10 @@ def loader_throughput(shards: Sequence[Path], batch_size: int, num_workers: int,
                       seconds: float) -> tuple[float, int]:
     """Slices/s the training DataLoader delivers, after its first batch (worker start-up excluded).
 
-    Iterates whole epochs of :class:`~ssimrecon.dataset.EpochSampler` until ``seconds`` have passed;
+    Iterates whole epochs of :class:`~ssimrecon.training.dataset.EpochSampler` until ``seconds`` have passed;
     returns (slices/s, slices counted).  Workers are shut down before returning.
     """
-    from ssimrecon.dataset import EpochSampler, SliceDataset, make_loader
+    from ssimrecon.training.dataset import EpochSampler, SliceDataset, make_loader
 
     dataset = SliceDataset(list(shards), min_signal)
     sampler = EpochSampler(len(dataset), 0)
@@ -668,13 +668,13 @@ def build_paper_dag(workflow_dir: Path, dst: Path, config: dict[str, Any], env: 
     """A copy of the workflow whose paper DAG is complete: returns (workspace, number of outputs made).
 
     subjects.csv (config ``source.n_subjects`` rows, qc's columns) and split.csv (made by
-    :func:`ssimrecon.split.make_split`) are real; every other output listed by ``snakemake --summary``
+    :func:`ssimrecon.data.split.make_split`) are real; every other output listed by ``snakemake --summary``
     is an empty placeholder (a folder for outputs without a suffix, e.g. ``nifti``), then
     ``snakemake --touch`` brings their times and Snakemake's metadata in DAG order.
     """
     import pandas as pd
 
-    from ssimrecon.split import make_split
+    from ssimrecon.data.split import make_split
 
     ws = copy_workflow(workflow_dir, dst)
     out = ws / "results" / str(config["experiment"])

@@ -24,11 +24,11 @@ import torch
 
 from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.errors import SsimreconError
-from ssimrecon.fft import zero_filled_magnitude
-from ssimrecon.inference import check_model_matches, pick_device, predict_slices
-from ssimrecon.metrics import METRICS, batch_metrics
-from ssimrecon.modelio import load_model_bundle
-from ssimrecon.shards import ShardReader
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.evaluation.inference import check_model_matches, pick_device, predict_slices
+from ssimrecon.functional.metrics import METRICS, batch_metrics
+from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.kspace.shards import ShardReader
 
 log = logging.getLogger(__name__)
 

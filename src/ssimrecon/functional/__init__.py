@@ -1,0 +1,1 @@
+"""SSIM, losses and per-slice metrics on tensors and arrays."""

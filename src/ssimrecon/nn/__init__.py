@@ -1,0 +1,1 @@
+"""The U-Net and its model bundles."""

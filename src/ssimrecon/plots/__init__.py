@@ -1,0 +1,1 @@
+"""Figures: the mask, training curves, Figure 2."""

@@ -1,0 +1,1 @@
+"""Stage 6: slice dataset, settings, resumable state, training step and loop."""

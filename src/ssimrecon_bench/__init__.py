@@ -1,0 +1,1 @@
+"""`ssimrecon bench`: measures the ssimrecon library from outside it."""

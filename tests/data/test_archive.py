@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data_helpers import write_tiny_ixi_archive
+from tests.helpers import write_tiny_ixi_archive
 from ssimrecon import cli
 from ssimrecon.data.archive import main, safe_extract
 from ssimrecon.errors import ArchiveError

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_helpers import corrupt_nifti_bytes, ixi_file_name, tiny_volume, write_nifti, write_tiny_ixi_archive
+from tests.helpers import corrupt_nifti_bytes, ixi_file_name, tiny_volume, write_nifti, write_tiny_ixi_archive
 from ssimrecon import cli
 from ssimrecon.data.archive import safe_extract
 from ssimrecon.errors import VolumeError

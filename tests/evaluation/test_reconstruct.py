@@ -11,7 +11,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from data_helpers import ixi_affine
+from tests.helpers import ixi_affine
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards
 from ssimrecon.kspace.mask import save_mask
@@ -19,7 +19,7 @@ from ssimrecon.kspace.preprocess import Preprocessing, load_canonical, slice_sig
 from ssimrecon.evaluation.reconstruct import main, reconstruct
 from ssimrecon.kspace.shards import make_shard
 from ssimrecon.evaluation.summary import main as summary_main
-from test_evaluate import PREP, make_test_model, make_test_shard, sample_mask
+from tests.helpers import PREP, make_test_model, make_test_shard, sample_mask
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace
-from workflow_helpers import planned_jobs, planned_wildcards
+from tests.helpers import Workspace
+from tests.helpers import planned_jobs, planned_wildcards
 
 pytestmark = pytest.mark.workflow
 

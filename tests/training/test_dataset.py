@@ -10,50 +10,10 @@ import torch
 
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, make_loader, scatter_samples, to_network_input
 from ssimrecon.errors import ShardError
-from ssimrecon.kspace.fft import fft2c, ifft2c
-from ssimrecon.kspace.mask import achieved_acceleration, variable_density_mask
-from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
+from ssimrecon.kspace.fft import ifft2c
 
 
-def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) -> np.ndarray:
-    """``n`` images (n, size, size) float32: random ellipses with sharp edges and a bright square;
-    the last ``empty`` slices are blank (background only)."""
-    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
-    out = np.zeros((n, size, size), dtype=np.float32)
-    for i in range(n - empty):
-        img = 0.6 * (((xx / rng.uniform(0.6, 0.9)) ** 2 + (yy / rng.uniform(0.6, 0.9)) ** 2) < 1)
-        for _ in range(3):
-            cx, cy, r = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), rng.uniform(0.1, 0.3)
-            img = img + rng.uniform(0.1, 0.4) * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
-        s0, s1 = sorted(rng.integers(size // 4, 3 * size // 4, size=2))
-        img[s0 : s1 + 2, s0 : s1 + 2] += 0.3
-        out[i] = img
-    return out
-
-
-def write_test_shards(folder: Path, n_subjects: int, n_slices: int = 4, size: int = 32, empty: int = 0,
-                      acceleration: float = 4.0, seed: int = 0, mask_seed: int = 7) -> list[Path]:
-    """Shards of phantom slices undersampled with one seeded variable-density mask."""
-    rng = np.random.default_rng(seed)
-    mask = variable_density_mask((size, size), acceleration, center_size=4, seed=mask_seed)
-    prep = Preprocessing(image_size=(size, size))
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for s in range(n_subjects):
-        target = phantom_slices(n_slices, size, rng, empty=empty)
-        data_range = float(target.max())
-        kspace = (fft2c(target) * mask).astype(np.complex64)
-        attrs = {"subject": f"SUB{s:03d}", "acceleration": achieved_acceleration(mask), "mask_seed": mask_seed,
-                 "scale": 1.0,
-                 "data_range": data_range, "source_file": f"sub{s}.nii.gz", "source_md5": "0" * 32,
-                 "readout_axis": 2, "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
-        path = folder / f"SUB{s:03d}.h5"
-        write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=np.arange(n_slices, dtype=np.int32),
-                    slice_signal=slice_signal_fraction(target, data_range), attrs=attrs)
-        paths.append(path)
-    return paths
-
+from tests.helpers import write_test_shards
 
 @pytest.fixture
 def shards(tmp_path: Path) -> list[Path]:

@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, Workspace
+from tests.helpers import REPO, Workspace
 
 pytestmark = pytest.mark.slurm
 

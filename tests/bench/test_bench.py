@@ -22,7 +22,7 @@ from ssimrecon.training import fastpath
 from ssimrecon_bench.suite import Options, Row, Target, at_least, at_most, projected_hours, run_rows, write_summary
 
 VENV_BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, Workspace, deep_merge
+from tests.helpers import REPO, Workspace, deep_merge
 from ssimrecon.configcheck import ConfigError, check_consistency, check_schema, load_schema
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")

@@ -12,7 +12,7 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.plots.figure2 import choose_slices, collect_candidates, display, main, make_figure2, zoom_box
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.functional.metrics import slice_metrics
-from test_evaluate import make_test_model, make_test_shard, sample_mask
+from tests.helpers import make_test_model, make_test_shard, sample_mask
 
 
 def _candidates(rows: list[tuple[str, int, float]]) -> pd.DataFrame:

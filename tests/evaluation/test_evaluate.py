@@ -14,68 +14,10 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards, main
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.evaluation.inference import pick_device, predict_slices
-from ssimrecon.kspace.mask import variable_density_mask
-from ssimrecon.nn.bundle import save_model_bundle
-from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
+from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.unet import UNet
 
-SIZE = 32
-PREP = Preprocessing(readout_axis=2, image_size=(SIZE, SIZE))
-
-
-def sample_mask(seed: int = 0, size: int = SIZE) -> np.ndarray:
-    """A (size, size) variable-density mask, R = 4, 6x6 fully sampled centre."""
-    return variable_density_mask((size, size), 4.0, 6, seed)
-
-
-def ellipse_slices(n_slices: int, size: int = SIZE, seed: int = 0, empty: tuple[int, ...] = ()) -> np.ndarray:
-    """(S, H, W) float32 smooth ellipses whose size varies across slices; slices in ``empty`` are zero."""
-    rng = np.random.default_rng(seed)
-    y, x = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
-    out = np.zeros((n_slices, size, size), dtype=np.float32)
-    for s in range(n_slices):
-        if s in empty:
-            continue
-        grow = 0.45 + 0.4 * np.sin(np.pi * (s + 0.5) / n_slices)
-        cy, cx = rng.uniform(-0.1, 0.1, 2)
-        r2 = ((y - cy) / (0.9 * grow)) ** 2 + ((x - cx) / (0.7 * grow)) ** 2
-        inner = ((y - cy) / (0.4 * grow)) ** 2 + ((x - cx + 0.1) / (0.25 * grow)) ** 2
-        edge = lambda q: 1 / (1 + np.exp(np.clip((q - 1) * 12, -50, 50)))  # noqa: E731 - soft ellipse
-        img = 0.8 * edge(r2) + 0.3 * edge(inner)
-        out[s] = img + 0.02 * rng.random((size, size))
-    return out
-
-
-def make_test_shard(path: Path, subject: str, *, n_slices: int = 6, seed: int = 0, mask: np.ndarray | None = None,
-                    empty: tuple[int, ...] = (0,), slice_index: np.ndarray | None = None,
-                    prep: Preprocessing = PREP, source_file: str = "", scale: float = 1.0) -> dict:
-    """Write a shard of ellipse slices with kspace = fft2c(target) * mask; returns its arrays."""
-    mask = sample_mask() if mask is None else mask
-    target = ellipse_slices(n_slices, mask.shape[0], seed, empty)
-    data_range = float(target.max())
-    kspace = (fft2c(target) * mask).astype(np.complex64)
-    index = np.arange(n_slices, dtype=np.int32) if slice_index is None else np.asarray(slice_index, np.int32)
-    signal = slice_signal_fraction(target, data_range)
-    attrs = {"subject": subject, "acceleration": mask.size / mask.sum(), "mask_seed": 0, "scale": scale,
-             "data_range": data_range, "source_file": source_file, "source_md5": "", "readout_axis": 2,
-             "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
-    write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=index, slice_signal=signal, attrs=attrs)
-    return {"kspace": kspace, "target": target, "mask": mask, "data_range": data_range,
-            "slice_index": index, "slice_signal": signal}
-
-
-def make_test_model(path: Path, mask: np.ndarray, *, prep: Preprocessing = PREP, seed: int = 0,
-                    min_signal_fraction: float | None = None) -> UNet:
-    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``."""
-    torch.manual_seed(seed)
-    model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
-    extra: dict = {"network": path.stem}
-    if min_signal_fraction is not None:
-        extra["training"] = {"min_signal_fraction": min_signal_fraction}
-    save_model_bundle(path, model=model, preprocessing=prep.to_dict(), mask=mask,
-                      mask_meta={"seed": 0, "acceleration": 4.0}, extra=extra)
-    return model
+from tests.helpers import SIZE, ellipse_slices, make_test_model, make_test_shard, sample_mask
 
 
 def _zero_filled_numpy(kspace: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_SHAPE, TINY_VOXEL, Workspace
+from tests.helpers import TINY_SHAPE, TINY_VOXEL, Workspace
 from ssimrecon.kspace.shards import ShardReader, validate_shard
 
 pytestmark = pytest.mark.workflow

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import Workspace
-from workflow_helpers import planned_jobs
+from tests.helpers import Workspace
+from tests.helpers import planned_jobs
 
 pytestmark = pytest.mark.workflow
 

@@ -27,12 +27,12 @@ from ssimrecon.training.loop import (
     train_network,
     train_step_throughput,
 )
-from test_dataset import write_test_shards
+from tests.helpers import write_test_shards
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
 BASE = {"batch_size": 2, "lr": 1e-3, "crop": [24, 24], "num_workers": 0, "bf16": False, "channels_last": True}
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

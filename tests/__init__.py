@@ -1,0 +1,1 @@
+"""The test suite; its subpackages mirror src/ssimrecon's."""

@@ -1,0 +1,343 @@
+"""Shared test factories: tiny IXI-like NIfTI volumes and archives, synthetic shards and model bundles,
+throw-away workflow workspaces and readers of Snakemake's dry-run plan. Tests import from here only."""
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import yaml
+
+from ssimrecon.kspace.fft import fft2c
+from ssimrecon.kspace.mask import achieved_acceleration, variable_density_mask
+from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
+from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
+from ssimrecon.nn.bundle import save_model_bundle
+from ssimrecon.nn.unet import UNet
+
+
+# ---------------------------------------- workflow workspaces
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = str(Path(sys.executable).parent)
+
+#: Overrides that shrink the demo to seconds: 6 subjects of 64x64x32, 16x32 images, 2 epochs.
+TINY_CONFIG: dict = {
+    "experiment": "tiny",
+    "source": {"n_subjects": 6},
+    "split": {"n_train": 4, "n_val": 2, "seed": 1},
+    "preprocessing": {"image_size": [16, 32], "downsample": 2, "slice_stride": 4},
+    "mask": {"acceleration": 4, "center_size": 4},
+    "model": {"base_channels": 4, "depth": 2, "residual": True},
+    "training": {"epochs": 2, "batch_size": 4, "lr": 1.0e-3, "num_workers": 0, "threads": 1,
+                 "min_signal_fraction": 0.05},
+    "evaluation": {"min_signal_fraction": 0.05},
+    "figure": {"dpi": 60},
+}
+TINY_SHAPE = (64, 64, 32)
+TINY_VOXEL = (3.75, 3.75, 4.8)
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """Recursive dict update, as Snakemake merges several --configfile files."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass
+class TinySource:
+    url: str
+    md5: str
+    archive: Path
+
+
+@dataclass
+class Workspace:
+    """A throw-away copy of the workflow whose config.yaml is the tiny experiment."""
+
+    root: Path
+    config: dict = field(default_factory=dict)
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.config["experiment"]
+
+    def write_config(self, overrides: dict | None = None) -> dict:
+        """Merge overrides into the current config and write it as the workspace's config.yaml."""
+        self.config = deep_merge(self.config, overrides or {})
+        (self.root / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        return self.config
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+        env.pop("PYTHONPATH", None)
+        env.update(extra or {})
+        return env
+
+    def snakemake(self, *args: str, env: dict[str, str] | None = None, check: bool = True,
+                  timeout: float = 900) -> subprocess.CompletedProcess:
+        """Run ``python -m snakemake ARGS`` in the workspace; output is captured as text."""
+        proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=self.root, env=self.env(env),
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        return proc
+
+    def clone(self, destination: Path) -> "Workspace":
+        """Copy the workspace with its results and Snakemake metadata (timestamps kept)."""
+        shutil.copytree(self.root, destination, symlinks=True)
+        return Workspace(root=destination, config=copy.deepcopy(self.config))
+
+
+def make_workspace(root: Path, source: TinySource, overrides: dict | None = None) -> Workspace:
+    """Copy Snakefile, workflow/, profiles/, envs/ and configs to ``root``; config.yaml = paper + demo + tiny."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "Snakefile", root / "Snakefile")
+    for folder in ("workflow", "profiles", "envs"):
+        shutil.copytree(REPO / folder, root / folder)
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    demo = yaml.safe_load((REPO / "config.demo.yaml").read_text())
+    config = deep_merge(deep_merge(base, demo), TINY_CONFIG)
+    config["source"].pop("demo", None)
+    config["source"].update({"url": source.url, "md5": source.md5})
+    workspace = Workspace(root=root, config=config)
+    workspace.write_config(overrides)
+    return workspace
+
+
+# ---------------------------------------- dry-run plans
+_STATS_ROW = re.compile(r"^(\S+)\s+(\d+)$")
+
+
+def planned_jobs(workspace: Workspace, *extra: str) -> Counter:
+    """Rule -> job count of a dry run (empty when Snakemake says there is nothing to be done)."""
+    proc = workspace.snakemake("--dry-run", "--cores", "1", *extra)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return Counter()
+    counts: Counter = Counter()
+    in_stats = False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Job stats:"):
+            in_stats = True
+            continue
+        if in_stats:
+            match = _STATS_ROW.match(line)
+            if match and match.group(1) != "total":
+                counts[match.group(1)] = int(match.group(2))
+            elif line.startswith("total"):
+                break
+    assert counts, f"no job stats in dry-run output:\n{text[-3000:]}"
+    return counts
+
+
+def planned_wildcards(workspace: Workspace, rule: str, key: str) -> list[str]:
+    """Values of one wildcard across the planned jobs of a rule (from the dry-run job listing)."""
+    proc = workspace.snakemake("--dry-run", "--cores", "1")
+    text = proc.stdout + proc.stderr
+    values = []
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) )", text):
+        if re.match(rf"(?:local)?(?:rule|checkpoint) {re.escape(rule)}:", block):
+            found = re.search(rf"wildcards:.*?\b{key}=([^,\s]+)", block)
+            if found:
+                values.append(found.group(1))
+    return sorted(values)
+
+
+# ---------------------------------------- IXI-like volumes and archives
+#: voxel size (mm) and axis codes of the IXI T1 volumes (256x256x150, 0.9375x0.9375x1.2, PSR)
+IXI_ZOOMS = (0.9375, 0.9375, 1.2)
+IXI_AXCODES = "PSR"
+
+_SITES = ("Guys", "HH", "IOP")
+
+
+def ixi_file_name(subject: str, index: int = 0) -> str:
+    """IXI-style T1 file name, e.g. ``IXI002-Guys-0828-T1.nii.gz`` for subject ``IXI002``."""
+    return f"{subject}-{_SITES[index % len(_SITES)]}-{828 + index:04d}-T1.nii.gz"
+
+
+def ixi_affine(zooms: tuple[float, float, float] = IXI_ZOOMS) -> np.ndarray:
+    """4x4 affine whose axes point P, S, R (as in IXI T1) with the given voxel sizes."""
+    affine = np.zeros((4, 4))
+    affine[1, 0] = -zooms[0]  # axis 0 -> posterior
+    affine[2, 1] = zooms[1]  # axis 1 -> superior
+    affine[0, 2] = zooms[2]  # axis 2 -> right
+    affine[3, 3] = 1.0
+    return affine
+
+
+def tiny_volume(shape: tuple[int, ...] = (16, 16, 8), seed: int = 0) -> np.ndarray:
+    """A smooth ellipsoid 'head' with noise, float32 in about [0, 1000]; shape as given (any ndim)."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    radius = np.sqrt(sum(g**2 for g in grids))
+    volume = 800.0 * (radius < 0.8) + 200.0 * rng.random(shape)
+    return volume.astype(np.float32)
+
+
+def nifti_bytes(data: np.ndarray, zooms: tuple[float, float, float] = IXI_ZOOMS) -> bytes:
+    """Gzipped NIfTI-1 file content for ``data`` with an IXI-like affine."""
+    image = nib.Nifti1Image(data, ixi_affine(zooms))
+    image.header.set_zooms(zooms + (1.0,) * (data.ndim - 3))
+    return gzip.compress(image.to_bytes(), mtime=0)
+
+
+def write_nifti(path: Path | str, data: np.ndarray, zooms: tuple[float, float, float] = IXI_ZOOMS) -> Path:
+    """Write ``data`` as a gzipped NIfTI file at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(nifti_bytes(data, zooms))
+    return path
+
+
+def corrupt_nifti_bytes(seed: int = 0) -> bytes:
+    """A truncated .nii.gz: the first half of a valid gzipped volume (header readable, data not)."""
+    valid = nifti_bytes(tiny_volume((16, 16, 8), seed))
+    return valid[: len(valid) // 2]
+
+
+def write_tiny_ixi_archive(
+    path: Path | str,
+    subjects: list[str],
+    shape: tuple[int, int, int] = (16, 16, 8),
+    corrupt: set[str] | frozenset[str] = frozenset(),
+) -> str:
+    """Write a tar (``.tar.gz`` if the name ends in .gz) of IXI-named T1 volumes; returns its MD5.
+
+    Subject ``subjects[i]`` (e.g. ``IXI002``) gets ``ixi_file_name(subject, i)`` at the archive's top level,
+    a ``tiny_volume(shape, seed=i)``; subjects in ``corrupt`` get a truncated gzip instead.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "w:gz" if path.name.endswith(".gz") else "w"
+    with tarfile.open(path, mode) as tar:
+        for index, subject in enumerate(subjects):
+            if subject in corrupt:
+                content = corrupt_nifti_bytes(index)
+            else:
+                content = nifti_bytes(tiny_volume(shape, seed=index))
+            info = tarfile.TarInfo(ixi_file_name(subject, index))
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------- synthetic shards and model bundles
+SIZE = 32
+PREP = Preprocessing(readout_axis=2, image_size=(SIZE, SIZE))
+
+
+def sample_mask(seed: int = 0, size: int = SIZE) -> np.ndarray:
+    """A (size, size) variable-density mask, R = 4, 6x6 fully sampled centre."""
+    return variable_density_mask((size, size), 4.0, 6, seed)
+
+
+def ellipse_slices(n_slices: int, size: int = SIZE, seed: int = 0, empty: tuple[int, ...] = ()) -> np.ndarray:
+    """(S, H, W) float32 smooth ellipses whose size varies across slices; slices in ``empty`` are zero."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    out = np.zeros((n_slices, size, size), dtype=np.float32)
+    for s in range(n_slices):
+        if s in empty:
+            continue
+        grow = 0.45 + 0.4 * np.sin(np.pi * (s + 0.5) / n_slices)
+        cy, cx = rng.uniform(-0.1, 0.1, 2)
+        r2 = ((y - cy) / (0.9 * grow)) ** 2 + ((x - cx) / (0.7 * grow)) ** 2
+        inner = ((y - cy) / (0.4 * grow)) ** 2 + ((x - cx + 0.1) / (0.25 * grow)) ** 2
+        edge = lambda q: 1 / (1 + np.exp(np.clip((q - 1) * 12, -50, 50)))  # noqa: E731 - soft ellipse
+        img = 0.8 * edge(r2) + 0.3 * edge(inner)
+        out[s] = img + 0.02 * rng.random((size, size))
+    return out
+
+
+def make_test_shard(path: Path, subject: str, *, n_slices: int = 6, seed: int = 0, mask: np.ndarray | None = None,
+                    empty: tuple[int, ...] = (0,), slice_index: np.ndarray | None = None,
+                    prep: Preprocessing = PREP, source_file: str = "", scale: float = 1.0) -> dict:
+    """Write a shard of ellipse slices with kspace = fft2c(target) * mask; returns its arrays."""
+    mask = sample_mask() if mask is None else mask
+    target = ellipse_slices(n_slices, mask.shape[0], seed, empty)
+    data_range = float(target.max())
+    kspace = (fft2c(target) * mask).astype(np.complex64)
+    index = np.arange(n_slices, dtype=np.int32) if slice_index is None else np.asarray(slice_index, np.int32)
+    signal = slice_signal_fraction(target, data_range)
+    attrs = {"subject": subject, "acceleration": mask.size / mask.sum(), "mask_seed": 0, "scale": scale,
+             "data_range": data_range, "source_file": source_file, "source_md5": "", "readout_axis": 2,
+             "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
+    write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=index, slice_signal=signal, attrs=attrs)
+    return {"kspace": kspace, "target": target, "mask": mask, "data_range": data_range,
+            "slice_index": index, "slice_signal": signal}
+
+
+def make_test_model(path: Path, mask: np.ndarray, *, prep: Preprocessing = PREP, seed: int = 0,
+                    min_signal_fraction: float | None = None) -> UNet:
+    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``."""
+    torch.manual_seed(seed)
+    model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
+    extra: dict = {"network": path.stem}
+    if min_signal_fraction is not None:
+        extra["training"] = {"min_signal_fraction": min_signal_fraction}
+    save_model_bundle(path, model=model, preprocessing=prep.to_dict(), mask=mask,
+                      mask_meta={"seed": 0, "acceleration": 4.0}, extra=extra)
+    return model
+
+def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) -> np.ndarray:
+    """``n`` images (n, size, size) float32: random ellipses with sharp edges and a bright square;
+    the last ``empty`` slices are blank (background only)."""
+    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    out = np.zeros((n, size, size), dtype=np.float32)
+    for i in range(n - empty):
+        img = 0.6 * (((xx / rng.uniform(0.6, 0.9)) ** 2 + (yy / rng.uniform(0.6, 0.9)) ** 2) < 1)
+        for _ in range(3):
+            cx, cy, r = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), rng.uniform(0.1, 0.3)
+            img = img + rng.uniform(0.1, 0.4) * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
+        s0, s1 = sorted(rng.integers(size // 4, 3 * size // 4, size=2))
+        img[s0 : s1 + 2, s0 : s1 + 2] += 0.3
+        out[i] = img
+    return out
+
+
+def write_test_shards(folder: Path, n_subjects: int, n_slices: int = 4, size: int = 32, empty: int = 0,
+                      acceleration: float = 4.0, seed: int = 0, mask_seed: int = 7) -> list[Path]:
+    """Shards of phantom slices undersampled with one seeded variable-density mask."""
+    rng = np.random.default_rng(seed)
+    mask = variable_density_mask((size, size), acceleration, center_size=4, seed=mask_seed)
+    prep = Preprocessing(image_size=(size, size))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in range(n_subjects):
+        target = phantom_slices(n_slices, size, rng, empty=empty)
+        data_range = float(target.max())
+        kspace = (fft2c(target) * mask).astype(np.complex64)
+        attrs = {"subject": f"SUB{s:03d}", "acceleration": achieved_acceleration(mask), "mask_seed": mask_seed,
+                 "scale": 1.0,
+                 "data_range": data_range, "source_file": f"sub{s}.nii.gz", "source_md5": "0" * 32,
+                 "readout_axis": 2, "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
+        path = folder / f"SUB{s:03d}.h5"
+        write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=np.arange(n_slices, dtype=np.int32),
+                    slice_signal=slice_signal_fraction(target, data_range), attrs=attrs)
+        paths.append(path)
+    return paths
+
+

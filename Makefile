@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo test test-fast bench lint clean-demo
+.PHONY: demo test test-fast bench lint format clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	# pydeface only ships the demo's template head; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps pydeface==2.1.0
 	touch $(STAMP)
@@ -29,8 +29,20 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/ssimrecon bench --output results/bench
 
+# ruff (lint + format), snakefmt and Snakemake's own linter; `make format` applies the formatters.
+LINT_PY := src tests
+LINT_SMK := Snakefile workflow/rules
+
 lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PY)
+	$(BIN)/ruff format --check $(LINT_PY)
+	$(BIN)/snakefmt --check $(LINT_SMK)
 	$(BIN)/snakemake --lint
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix $(LINT_PY)
+	$(BIN)/ruff format $(LINT_PY)
+	$(BIN)/snakefmt $(LINT_SMK)
 
 clean-demo:
 	rm -rf results/demo

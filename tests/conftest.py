@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny IXI-shaped archive served over HTTP, and throw-away workflow workspaces."""
+"""Shared fixtures: a tiny IXI-shaped archive served over HTTP, and throw-away workflow
+workspaces."""
+
 from __future__ import annotations
 
 import functools
@@ -30,7 +32,9 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinySource
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield TinySource(url=f"http://127.0.0.1:{server.server_port}/IXI-T1.tar", md5=md5, archive=archive)
+        yield TinySource(
+            url=f"http://127.0.0.1:{server.server_port}/IXI-T1.tar", md5=md5, archive=archive
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -43,8 +47,11 @@ def workspace(tmp_path: Path, tiny_source: TinySource) -> Workspace:
 
 
 @pytest.fixture(scope="session")
-def completed_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_source: TinySource) -> Workspace:
-    """A tiny workspace on which the whole workflow has run once (shared: clone it before changing it)."""
+def completed_workspace(
+    tmp_path_factory: pytest.TempPathFactory, tiny_source: TinySource
+) -> Workspace:
+    """A tiny workspace on which the whole workflow has run once (shared: clone it before changing
+    it)."""
     ws = make_workspace(tmp_path_factory.mktemp("completed") / "ws", tiny_source)
     ws.snakemake("--cores", "2")
     return ws

@@ -1,5 +1,8 @@
-"""Shared test factories: tiny IXI-like NIfTI volumes and archives, synthetic shards and model bundles,
-throw-away workflow workspaces and readers of Snakemake's dry-run plan. Tests import from here only."""
+"""Shared test factories: tiny IXI-like NIfTI volumes and archives, synthetic shards and model
+bundles, throw-away workflow workspaces and readers of Snakemake's dry-run plan.
+
+Tests import shared builders from here only, never from each other."""
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +31,6 @@ from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
 from ssimrecon.nn.bundle import save_model_bundle
 from ssimrecon.nn.unet import UNet
 
-
 # ---------------------------------------- workflow workspaces
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -41,8 +43,14 @@ TINY_CONFIG: dict = {
     "preprocessing": {"image_size": [16, 32], "downsample": 2, "slice_stride": 4},
     "mask": {"acceleration": 4, "center_size": 4},
     "model": {"base_channels": 4, "depth": 2, "residual": True},
-    "training": {"epochs": 2, "batch_size": 4, "lr": 1.0e-3, "num_workers": 0, "threads": 1,
-                 "min_signal_fraction": 0.05},
+    "training": {
+        "epochs": 2,
+        "batch_size": 4,
+        "lr": 1.0e-3,
+        "num_workers": 0,
+        "threads": 1,
+        "min_signal_fraction": 0.05,
+    },
     "evaluation": {"min_signal_fraction": 0.05},
     "figure": {"dpi": 60},
 }
@@ -92,24 +100,38 @@ class Workspace:
         env.update(extra or {})
         return env
 
-    def snakemake(self, *args: str, env: dict[str, str] | None = None, check: bool = True,
-                  timeout: float = 900) -> subprocess.CompletedProcess:
+    def snakemake(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 900,
+    ) -> subprocess.CompletedProcess:
         """Run ``python -m snakemake ARGS`` in the workspace; output is captured as text."""
-        proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=self.root, env=self.env(env),
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=self.root,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+            )
         return proc
 
-    def clone(self, destination: Path) -> "Workspace":
+    def clone(self, destination: Path) -> Workspace:
         """Copy the workspace with its results and Snakemake metadata (timestamps kept)."""
         shutil.copytree(self.root, destination, symlinks=True)
         return Workspace(root=destination, config=copy.deepcopy(self.config))
 
 
 def make_workspace(root: Path, source: TinySource, overrides: dict | None = None) -> Workspace:
-    """Copy Snakefile, workflow/, profiles/, envs/ and configs to ``root``; config.yaml = paper + demo + tiny."""
+    """Copy Snakefile, workflow/, profiles/, envs/ and configs to ``root``; config.yaml = paper +
+    demo + tiny."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", root / "Snakefile")
     for folder in ("workflow", "profiles", "envs"):
@@ -188,7 +210,8 @@ def ixi_affine(zooms: tuple[float, float, float] = IXI_ZOOMS) -> np.ndarray:
 
 
 def tiny_volume(shape: tuple[int, ...] = (16, 16, 8), seed: int = 0) -> np.ndarray:
-    """A smooth ellipsoid 'head' with noise, float32 in about [0, 1000]; shape as given (any ndim)."""
+    """A smooth ellipsoid 'head' with noise, float32 in about [0, 1000]; shape as given (any
+    ndim)."""
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
     radius = np.sqrt(sum(g**2 for g in grids))
@@ -203,7 +226,9 @@ def nifti_bytes(data: np.ndarray, zooms: tuple[float, float, float] = IXI_ZOOMS)
     return gzip.compress(image.to_bytes(), mtime=0)
 
 
-def write_nifti(path: Path | str, data: np.ndarray, zooms: tuple[float, float, float] = IXI_ZOOMS) -> Path:
+def write_nifti(
+    path: Path | str, data: np.ndarray, zooms: tuple[float, float, float] = IXI_ZOOMS
+) -> Path:
     """Write ``data`` as a gzipped NIfTI file at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +250,8 @@ def write_tiny_ixi_archive(
 ) -> str:
     """Write a tar (``.tar.gz`` if the name ends in .gz) of IXI-named T1 volumes; returns its MD5.
 
-    Subject ``subjects[i]`` (e.g. ``IXI002``) gets ``ixi_file_name(subject, i)`` at the archive's top level,
+    Subject ``subjects[i]`` (e.g. ``IXI002``) gets ``ixi_file_name(subject, i)`` at the archive's
+    top level,
     a ``tiny_volume(shape, seed=i)``; subjects in ``corrupt`` get a truncated gzip instead.
     """
     path = Path(path)
@@ -254,8 +280,16 @@ def sample_mask(seed: int = 0, size: int = SIZE) -> np.ndarray:
     return variable_density_mask((size, size), 4.0, 6, seed)
 
 
-def ellipse_slices(n_slices: int, size: int = SIZE, seed: int = 0, empty: tuple[int, ...] = ()) -> np.ndarray:
-    """(S, H, W) float32 smooth ellipses whose size varies across slices; slices in ``empty`` are zero."""
+def _soft_inside(q: np.ndarray) -> np.ndarray:
+    """Soft indicator of q < 1 (a logistic edge of width ~1/12), for smooth ellipses."""
+    return 1 / (1 + np.exp(np.clip((q - 1) * 12, -50, 50)))
+
+
+def ellipse_slices(
+    n_slices: int, size: int = SIZE, seed: int = 0, empty: tuple[int, ...] = ()
+) -> np.ndarray:
+    """(S, H, W) float32 smooth ellipses whose size varies across slices; slices in ``empty`` are
+    zero."""
     rng = np.random.default_rng(seed)
     y, x = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
     out = np.zeros((n_slices, size, size), dtype=np.float32)
@@ -266,46 +300,95 @@ def ellipse_slices(n_slices: int, size: int = SIZE, seed: int = 0, empty: tuple[
         cy, cx = rng.uniform(-0.1, 0.1, 2)
         r2 = ((y - cy) / (0.9 * grow)) ** 2 + ((x - cx) / (0.7 * grow)) ** 2
         inner = ((y - cy) / (0.4 * grow)) ** 2 + ((x - cx + 0.1) / (0.25 * grow)) ** 2
-        edge = lambda q: 1 / (1 + np.exp(np.clip((q - 1) * 12, -50, 50)))  # noqa: E731 - soft ellipse
-        img = 0.8 * edge(r2) + 0.3 * edge(inner)
+        img = 0.8 * _soft_inside(r2) + 0.3 * _soft_inside(inner)
         out[s] = img + 0.02 * rng.random((size, size))
     return out
 
 
-def make_test_shard(path: Path, subject: str, *, n_slices: int = 6, seed: int = 0, mask: np.ndarray | None = None,
-                    empty: tuple[int, ...] = (0,), slice_index: np.ndarray | None = None,
-                    prep: Preprocessing = PREP, source_file: str = "", scale: float = 1.0) -> dict:
+def make_test_shard(
+    path: Path,
+    subject: str,
+    *,
+    n_slices: int = 6,
+    seed: int = 0,
+    mask: np.ndarray | None = None,
+    empty: tuple[int, ...] = (0,),
+    slice_index: np.ndarray | None = None,
+    prep: Preprocessing = PREP,
+    source_file: str = "",
+    scale: float = 1.0,
+) -> dict:
     """Write a shard of ellipse slices with kspace = fft2c(target) * mask; returns its arrays."""
     mask = sample_mask() if mask is None else mask
     target = ellipse_slices(n_slices, mask.shape[0], seed, empty)
     data_range = float(target.max())
     kspace = (fft2c(target) * mask).astype(np.complex64)
-    index = np.arange(n_slices, dtype=np.int32) if slice_index is None else np.asarray(slice_index, np.int32)
+    index = (
+        np.arange(n_slices, dtype=np.int32)
+        if slice_index is None
+        else np.asarray(slice_index, np.int32)
+    )
     signal = slice_signal_fraction(target, data_range)
-    attrs = {"subject": subject, "acceleration": mask.size / mask.sum(), "mask_seed": 0, "scale": scale,
-             "data_range": data_range, "source_file": source_file, "source_md5": "", "readout_axis": 2,
-             "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
-    write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=index, slice_signal=signal, attrs=attrs)
-    return {"kspace": kspace, "target": target, "mask": mask, "data_range": data_range,
-            "slice_index": index, "slice_signal": signal}
+    attrs = {
+        "subject": subject,
+        "acceleration": mask.size / mask.sum(),
+        "mask_seed": 0,
+        "scale": scale,
+        "data_range": data_range,
+        "source_file": source_file,
+        "source_md5": "",
+        "readout_axis": 2,
+        "format_version": FORMAT_VERSION,
+        "preprocessing": prep.to_json(),
+    }
+    write_shard(
+        path,
+        kspace=kspace,
+        mask=mask,
+        target=target,
+        slice_index=index,
+        slice_signal=signal,
+        attrs=attrs,
+    )
+    return {
+        "kspace": kspace,
+        "target": target,
+        "mask": mask,
+        "data_range": data_range,
+        "slice_index": index,
+        "slice_signal": signal,
+    }
 
 
-def make_test_model(path: Path, mask: np.ndarray, *, prep: Preprocessing = PREP, seed: int = 0,
-                    min_signal_fraction: float | None = None) -> UNet:
+def make_test_model(
+    path: Path,
+    mask: np.ndarray,
+    *,
+    prep: Preprocessing = PREP,
+    seed: int = 0,
+    min_signal_fraction: float | None = None,
+) -> UNet:
     """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``."""
     torch.manual_seed(seed)
     model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
     extra: dict = {"network": path.stem}
     if min_signal_fraction is not None:
         extra["training"] = {"min_signal_fraction": min_signal_fraction}
-    save_model_bundle(path, model=model, preprocessing=prep.to_dict(), mask=mask,
-                      mask_meta={"seed": 0, "acceleration": 4.0}, extra=extra)
+    save_model_bundle(
+        path,
+        model=model,
+        preprocessing=prep.to_dict(),
+        mask=mask,
+        mask_meta={"seed": 0, "acceleration": 4.0},
+        extra=extra,
+    )
     return model
+
 
 def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) -> np.ndarray:
     """``n`` images (n, size, size) float32: random ellipses with sharp edges and a bright square;
     the last ``empty`` slices are blank (background only)."""
-    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
     out = np.zeros((n, size, size), dtype=np.float32)
     for i in range(n - empty):
         img = 0.6 * (((xx / rng.uniform(0.6, 0.9)) ** 2 + (yy / rng.uniform(0.6, 0.9)) ** 2) < 1)
@@ -318,8 +401,16 @@ def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) 
     return out
 
 
-def write_test_shards(folder: Path, n_subjects: int, n_slices: int = 4, size: int = 32, empty: int = 0,
-                      acceleration: float = 4.0, seed: int = 0, mask_seed: int = 7) -> list[Path]:
+def write_test_shards(
+    folder: Path,
+    n_subjects: int,
+    n_slices: int = 4,
+    size: int = 32,
+    empty: int = 0,
+    acceleration: float = 4.0,
+    seed: int = 0,
+    mask_seed: int = 7,
+) -> list[Path]:
     """Shards of phantom slices undersampled with one seeded variable-density mask."""
     rng = np.random.default_rng(seed)
     mask = variable_density_mask((size, size), acceleration, center_size=4, seed=mask_seed)
@@ -330,14 +421,27 @@ def write_test_shards(folder: Path, n_subjects: int, n_slices: int = 4, size: in
         target = phantom_slices(n_slices, size, rng, empty=empty)
         data_range = float(target.max())
         kspace = (fft2c(target) * mask).astype(np.complex64)
-        attrs = {"subject": f"SUB{s:03d}", "acceleration": achieved_acceleration(mask), "mask_seed": mask_seed,
-                 "scale": 1.0,
-                 "data_range": data_range, "source_file": f"sub{s}.nii.gz", "source_md5": "0" * 32,
-                 "readout_axis": 2, "format_version": FORMAT_VERSION, "preprocessing": prep.to_json()}
+        attrs = {
+            "subject": f"SUB{s:03d}",
+            "acceleration": achieved_acceleration(mask),
+            "mask_seed": mask_seed,
+            "scale": 1.0,
+            "data_range": data_range,
+            "source_file": f"sub{s}.nii.gz",
+            "source_md5": "0" * 32,
+            "readout_axis": 2,
+            "format_version": FORMAT_VERSION,
+            "preprocessing": prep.to_json(),
+        }
         path = folder / f"SUB{s:03d}.h5"
-        write_shard(path, kspace=kspace, mask=mask, target=target, slice_index=np.arange(n_slices, dtype=np.int32),
-                    slice_signal=slice_signal_fraction(target, data_range), attrs=attrs)
+        write_shard(
+            path,
+            kspace=kspace,
+            mask=mask,
+            target=target,
+            slice_index=np.arange(n_slices, dtype=np.int32),
+            slice_signal=slice_signal_fraction(target, data_range),
+            attrs=attrs,
+        )
         paths.append(path)
     return paths
-
-

@@ -1,4 +1,5 @@
 """ssimrecon.atomic: temp file next to the destination, rename on success, cleanup on error."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,11 @@ from ssimrecon.atomic import atomic_output, write_csv_atomic, write_text_atomic
 def test_atomic_output_renames_a_temp_from_the_same_folder(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "vol.nii.gz"
     with atomic_output(out, suffix=".nii.gz") as tmp:
-        assert tmp.parent == out.parent and tmp.name.startswith(".vol.nii.gz.") and tmp.name.endswith(".tmp.nii.gz")
+        assert (
+            tmp.parent == out.parent
+            and tmp.name.startswith(".vol.nii.gz.")
+            and tmp.name.endswith(".tmp.nii.gz")
+        )
         assert tmp.exists() and not out.exists()
         tmp.write_bytes(b"data")
     assert out.read_bytes() == b"data"

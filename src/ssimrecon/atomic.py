@@ -1,20 +1,28 @@
 """Atomic file output: write a temporary file next to the destination, then rename it into place.
 
-Every stage writes its outputs through :func:`atomic_output`, so a reader (or Snakemake after a killed
+Every stage writes its outputs through :func:`atomic_output`, so a reader (or Snakemake after a
+killed
 job) sees either the previous file or the complete new one at the final path, never a partial file::
 
     with atomic_output(out, suffix=".nii.gz") as tmp:   # tmp: .NAME.<random>.tmp.nii.gz next to out
         nib.save(image, tmp)                            # any writer that takes a path
-    # here ``out`` is the complete file (os.replace); on an exception tmp is removed, ``out`` untouched
+    # here ``out`` is the complete file (os.replace); on an exception tmp is removed, ``out``
+    # untouched
 
-The temporary file is created in the destination's folder (so ``os.replace`` is an atomic rename on the
-same file system) with the permissions a plain ``open`` would give (mode 0o666 minus the umask), and it is
-hidden (leading dot) and ends in ``.tmp`` plus the optional ``suffix``, for libraries that choose the
-format from the name (nibabel ``.nii.gz``, matplotlib ``.png``/``.pdf``, numpy ``.npz``). A process killed
+The temporary file is created in the destination's folder (so ``os.replace`` is an atomic rename on
+the
+same file system) with the permissions a plain ``open`` would give (mode 0o666 minus the umask), and
+it is
+hidden (leading dot) and ends in ``.tmp`` plus the optional ``suffix``, for libraries that choose
+the
+format from the name (nibabel ``.nii.gz``, matplotlib ``.png``/``.pdf``, numpy ``.npz``). A process
+killed
 mid-write leaves at most that hidden temporary file, never a file at the final path.
 
-Not covered here: ``download.py`` (resumable ``.part`` files) and ``archive.py`` (a staging directory).
+Not covered here: ``download.py`` (resumable ``.part`` files) and ``archive.py`` (a staging
+directory).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pandas is only needed by callers of write_csv_atomic; keep imports of this module light
+if (
+    TYPE_CHECKING
+):  # pandas is only needed by callers of write_csv_atomic; keep imports of this module light
     import pandas as pd
 
 __all__ = ["atomic_output", "write_text_atomic", "write_csv_atomic"]
@@ -33,7 +43,8 @@ _ATTEMPTS = 100
 
 
 def _create_temp(path: Path, suffix: str) -> Path:
-    """Create an empty, new ``.<name>.<random>.tmp<suffix>`` next to ``path`` (umask applied, like open)."""
+    """Create an empty, new ``.<name>.<random>.tmp<suffix>`` next to ``path`` (umask applied, like
+    open)."""
     for _ in range(_ATTEMPTS):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}")
         try:
@@ -54,13 +65,20 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str | None = None, *, fsync: bool = True) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on normal exit move it onto ``path``, on error remove it.
+def atomic_output(
+    path: str | os.PathLike, suffix: str | None = None, *, fsync: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on normal exit move it onto ``path``, on error
+    remove it.
 
-    ``path``'s folder is created if needed. The temporary file exists (empty) when yielded; the caller
-    writes it by name (overwriting, or removing and recreating it). ``suffix`` (e.g. ``".nii.gz"``) is
-    appended to the temporary name for writers that infer the format from it. ``fsync`` flushes the data
-    to disk before the rename (turn it off for large files where durability after a power loss does not
+    ``path``'s folder is created if needed. The temporary file exists (empty) when yielded; the
+    caller
+    writes it by name (overwriting, or removing and recreating it). ``suffix`` (e.g. ``".nii.gz"``)
+    is
+    appended to the temporary name for writers that infer the format from it. ``fsync`` flushes the
+    data
+    to disk before the rename (turn it off for large files where durability after a power loss does
+    not
     matter, e.g. shards that are cheap to rebuild). Any exception, including KeyboardInterrupt and
     SystemExit, removes the temporary file and propagates; ``path`` is then left as it was.
     """
@@ -78,7 +96,8 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None, *, fsync: 
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_output`); return ``path`` as a Path."""
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_output`); return ``path`` as a
+    Path."""
     path = Path(path)
     with atomic_output(path) as tmp, open(tmp, "w", encoding=encoding) as fh:
         fh.write(text)
@@ -86,7 +105,8 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "ut
 
 
 def write_csv_atomic(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``table`` as CSV (no index, UTF-8, ``\\n`` line ends) to ``path`` atomically; return ``path``."""
+    """Write ``table`` as CSV (no index, UTF-8, ``\\n`` line ends) to ``path`` atomically; return
+    ``path``."""
     path = Path(path)
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         table.to_csv(fh, index=False, lineterminator="\n")

@@ -1,4 +1,5 @@
 """Config validation with messages that name the offending key, run before any job is scheduled."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,28 +64,38 @@ def check_consistency(config: dict[str, Any]) -> None:
         wanted = split["n_train"] + split["n_val"]
         if wanted > available:
             raise ConfigError(
-                f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + {split['n_val']} = {wanted} "
-                f"exceed the {available} subjects available ('source.n_subjects' {n_subjects} minus "
+                f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + "
+                f"{split['n_val']} = {wanted} "
+                f"exceed the {available} subjects available ('source.n_subjects' {n_subjects} "
+                "minus "
                 f"{len(config.get('exclude', []))} excluded)"
             )
     baseline = config["evaluation"]["baseline"]
     if baseline not in config["networks"]:
         raise ConfigError(
-            f"config key 'evaluation.baseline': {baseline!r} is not one of the networks {sorted(config['networks'])}"
+            f"config key 'evaluation.baseline': {baseline!r} is not one of the networks "
+            f"{sorted(config['networks'])}"
         )
     if "zero-filled" in config["networks"]:
-        raise ConfigError("config key 'networks.zero-filled': the name is reserved for the zero-filled baseline")
+        raise ConfigError(
+            "config key 'networks.zero-filled': the name is reserved for the zero-filled baseline"
+        )
     depths = [config["model"]["depth"]] + [
-        net.get("model", {}).get("depth", config["model"]["depth"]) for net in config["networks"].values()
+        net.get("model", {}).get("depth", config["model"]["depth"])
+        for net in config["networks"].values()
     ]
     size = config["preprocessing"]["image_size"]
     factor = 2 ** max(depths)
     if any(s % factor for s in size):
         raise ConfigError(
-            f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = {factor}"
+            f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = "
+            f"{factor}"
         )
     crop = config["training"].get("crop")
-    if crop is not None and (any(c % factor for c in crop) or any(c > s for c, s in zip(crop, size))):
+    if crop is not None and (
+        any(c % factor for c in crop) or any(c > s for c, s in zip(crop, size))
+    ):
         raise ConfigError(
-            f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible by {factor}"
+            f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible "
+            f"by {factor}"
         )

@@ -3,6 +3,7 @@
 The CLI test runs real rows on small settings and checks that summary.csv holds real numbers whose
 ``met`` agrees with value vs target; speed is what the benchmark reports, not what the tests assert.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,16 @@ import torch
 
 import ssimrecon_bench.suite as bench
 from ssimrecon.training import fastpath
-from ssimrecon_bench.suite import Options, Row, Target, at_least, at_most, projected_hours, run_rows, write_summary
+from ssimrecon_bench.suite import (
+    Options,
+    Row,
+    Target,
+    at_least,
+    at_most,
+    projected_hours,
+    run_rows,
+    write_summary,
+)
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -31,9 +41,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
     ``SSIMRECON_TCMALLOC`` is kept: ``SSIMRECON_TCMALLOC= pytest`` runs these tests as on a machine
     without the library.
     """
-    env = {k: v for k, v in os.environ.items()
-           if k != "LD_PRELOAD" and k != fastpath.PATH_VAR
-           and not k.startswith("SSIMRECON_") and not k.startswith("TCMALLOC_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "LD_PRELOAD"
+        and k != fastpath.PATH_VAR
+        and not k.startswith("SSIMRECON_")
+        and not k.startswith("TCMALLOC_")
+    }
     if fastpath.PATH_VAR in os.environ:
         env[fastpath.PATH_VAR] = os.environ[fastpath.PATH_VAR]
     env["PATH"] = str(VENV_BIN) + os.pathsep + env.get("PATH", "")
@@ -49,7 +64,8 @@ def _read_summary(path: Path) -> list[dict[str, str]]:
 
 
 def _check_consistent(rows: list[dict[str, str]]) -> None:
-    """Every value is a number; met is empty exactly for rows without target, else value-vs-target."""
+    """Every value is a number; met is empty exactly for rows without target, else
+    value-vs-target."""
     for row in rows:
         value = float(row["value"])
         target = Target.parse(row["target"])
@@ -62,28 +78,64 @@ def _check_consistent(rows: list[dict[str, str]]) -> None:
                 assert row["met"] == "False", row
 
 
-# ----------------------------------------------------------------------------------------------- the CLI
+# -----------------------------------------------------------------------------------------------
+# the CLI
 def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     exe = VENV_BIN / "ssimrecon"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ssimrecon.cli"]
-    cmd += ["bench", "--quick", "--only", "ssim", "train", "shards", "loader", "--output", str(out),
-            "--train-size", "32", "32", "--train-steps", "1", "--train-rounds", "1",
-            "--volume-shape", "64", "64", "40", "--image-size", "64", "64", "--work-dir", str(tmp_path / "work")]
-    proc = subprocess.run(cmd, cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=900)
+    cmd += [
+        "bench",
+        "--quick",
+        "--only",
+        "ssim",
+        "train",
+        "shards",
+        "loader",
+        "--output",
+        str(out),
+        "--train-size",
+        "32",
+        "32",
+        "--train-steps",
+        "1",
+        "--train-rounds",
+        "1",
+        "--volume-shape",
+        "64",
+        "64",
+        "40",
+        "--image-size",
+        "64",
+        "64",
+        "--work-dir",
+        str(tmp_path / "work"),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     rows = _read_summary(out / "summary.csv")
     _check_consistent(rows)
     by_metric = {r["metric"]: r for r in rows}
-    for metric, target in [("ssim_speedup_vs_pytorch_msssim", ">= 5"), ("ssim_max_abs_diff_vs_skimage", "<= 1e-05"),
-                           ("train_fast_vs_plain_speedup", ">= 3"), ("shard_volumes_per_s", ">= 2"),
-                           ("loader_slices_per_s", ">= 2000")]:
+    for metric, target in [
+        ("ssim_speedup_vs_pytorch_msssim", ">= 5"),
+        ("ssim_max_abs_diff_vs_skimage", "<= 1e-05"),
+        ("train_fast_vs_plain_speedup", ">= 3"),
+        ("shard_volumes_per_s", ">= 2"),
+        ("loader_slices_per_s", ">= 2000"),
+    ]:
         assert by_metric[metric]["target"] == target
     # every row was measured (no FAILED rows) and gives a positive finite number
     for row in rows:
         assert math.isfinite(float(row["value"])) and float(row["value"]) >= 0, row
-    for metric in ("ssim_fwd_bwd_ms", "train_plain_slices_per_s", "train_fast_slices_per_s", "loader_slices_per_s"):
+    for metric in (
+        "ssim_fwd_bwd_ms",
+        "train_plain_slices_per_s",
+        "train_fast_slices_per_s",
+        "loader_slices_per_s",
+    ):
         assert float(by_metric[metric]["value"]) > 0
     # correctness is a real requirement, not a timing: the project's SSIM matches scikit-image
     assert float(by_metric["ssim_max_abs_diff_vs_skimage"]["value"]) <= 1e-5
@@ -105,7 +157,8 @@ def test_bench_rejects_bad_arguments(tmp_path: Path) -> None:
         bench.main(["--only", "nonsense"])
 
 
-# ----------------------------------------------------------------------------------------------- bookkeeping
+# -----------------------------------------------------------------------------------------------
+# bookkeeping
 def test_failed_row_is_reported_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(opts: Options, ctx: bench.Context) -> list[Row]:
         raise RuntimeError("disk on fire")
@@ -113,11 +166,19 @@ def test_failed_row_is_reported_not_hidden(tmp_path: Path, monkeypatch: pytest.M
     def fine(opts: Options, ctx: bench.Context) -> list[Row]:
         return [Row("shard_volumes_per_s", 1.5, "volumes/s", at_least(2.0)), Row("info", 3.0, "x")]
 
-    monkeypatch.setitem(bench.ROW_FUNCS, "ssim", (broken, "ssim_speedup_vs_pytorch_msssim", "x", at_least(5.0)))
-    monkeypatch.setitem(bench.ROW_FUNCS, "shards", (fine, "shard_volumes_per_s", "volumes/s", at_least(2.0)))
+    monkeypatch.setitem(
+        bench.ROW_FUNCS, "ssim", (broken, "ssim_speedup_vs_pytorch_msssim", "x", at_least(5.0))
+    )
+    monkeypatch.setitem(
+        bench.ROW_FUNCS, "shards", (fine, "shard_volumes_per_s", "volumes/s", at_least(2.0))
+    )
     opts = Options(config=bench.load_config(REPO), work_dir=tmp_path)
     rows, _ = run_rows(["ssim", "shards"], opts)
-    assert [r.metric for r in rows] == ["ssim_speedup_vs_pytorch_msssim", "shard_volumes_per_s", "info"]
+    assert [r.metric for r in rows] == [
+        "ssim_speedup_vs_pytorch_msssim",
+        "shard_volumes_per_s",
+        "info",
+    ]
     assert math.isnan(rows[0].value) and rows[0].met is False and "disk on fire" in rows[0].note
     assert rows[1].met is False and rows[2].met is None
     write_summary(rows, tmp_path / "summary.csv")
@@ -138,7 +199,8 @@ def test_targets() -> None:
 
 
 def test_projected_hours() -> None:
-    # 1 network x 1 epoch of 3600 training slices and 1080 validation slices (a third of a step each) at 1 slice/s
+    # 1 network x 1 epoch of 3600 training slices and 1080 validation slices (a third of a
+    # step each) at 1 slice/s
     assert projected_hours(1.0, 3600, 1080, epochs=1, networks=1) == pytest.approx(1.1)
     assert projected_hours(2.0, 3600, 0, epochs=100, networks=2) == pytest.approx(100.0)
     assert math.isnan(projected_hours(0.0, 1, 1, 1, 1))
@@ -162,18 +224,27 @@ def test_unet_flops_per_slice_of_the_paper_network() -> None:
 def test_ssim_images_are_valid_inputs() -> None:
     ref, est = bench.ssim_images(n=2, size=64)
     assert ref.shape == est.shape == (2, 1, 64, 64) and ref.dtype == torch.float32
-    assert float(ref.min()) == 0.0 and float(ref.max()) == 1.0 and 0.0 <= float(est.min()) <= float(est.max()) <= 1.0
+    assert (
+        float(ref.min()) == 0.0
+        and float(ref.max()) == 1.0
+        and 0.0 <= float(est.min()) <= float(est.max()) <= 1.0
+    )
 
 
 def test_copy_workflow_copies_no_results(tmp_path: Path) -> None:
     ws = bench.copy_workflow(REPO, tmp_path / "ws")
-    assert (ws / "Snakefile").is_file() and (ws / "workflow" / "rules").is_dir() and (ws / "config.yaml").is_file()
+    assert (
+        (ws / "Snakefile").is_file()
+        and (ws / "workflow" / "rules").is_dir()
+        and (ws / "config.yaml").is_file()
+    )
     assert not (ws / "results").exists() and not (ws / ".snakemake").exists()
     with pytest.raises(bench.BenchError):
         bench.copy_workflow(tmp_path / "nowhere", tmp_path / "ws2")
 
 
-# ----------------------------------------------------------------------------------------------- fastpath
+# -----------------------------------------------------------------------------------------------
+# fastpath
 _PROBE = textwrap.dedent("""
     import json, os, sys
     from ssimrecon.training import fastpath
@@ -187,7 +258,9 @@ _PROBE = textwrap.dedent("""
 
 def _probe(call: str, env: dict[str, str], prologue: str = "") -> list[dict]:
     code = prologue + _PROBE % ("start", call)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
@@ -208,8 +281,11 @@ def test_ensure_tcmalloc_reexecs_with_preload_when_installed() -> None:
 
 
 def test_ensure_tcmalloc_is_noop_without_library_or_when_disabled(tmp_path: Path) -> None:
-    for env in (_clean_env(SSIMRECON_TCMALLOC=""), _clean_env(SSIMRECON_TCMALLOC=str(tmp_path / "missing.so")),
-                _clean_env(SSIMRECON_NO_TCMALLOC="1")):
+    for env in (
+        _clean_env(SSIMRECON_TCMALLOC=""),
+        _clean_env(SSIMRECON_TCMALLOC=str(tmp_path / "missing.so")),
+        _clean_env(SSIMRECON_NO_TCMALLOC="1"),
+    ):
         lines = _probe("fastpath.ensure_tcmalloc()", env)
         assert [line["phase"] for line in lines] == ["start", "after"]
         assert lines[1]["LD_PRELOAD"] is None and lines[1]["loaded"] is False
@@ -228,22 +304,35 @@ def test_ensure_tcmalloc_keeps_existing_preload_entries() -> None:
 def test_cli_preload_only_reexecs_the_ssimrecon_entry_point() -> None:
     lib = fastpath.tcmalloc_path()
     # a library caller (argv[0] is not ssimrecon) is never re-executed
-    lines = _probe("fastpath.cli_preload('bench')", _clean_env(),
-                   prologue="import sys; sys.argv = ['pytest', 'bench']\n")
+    lines = _probe(
+        "fastpath.cli_preload('bench')",
+        _clean_env(),
+        prologue="import sys; sys.argv = ['pytest', 'bench']\n",
+    )
     assert [line["phase"] for line in lines] == ["start", "after"]
     # nor is another command's process
-    lines = _probe("fastpath.cli_preload('train')", _clean_env(),
-                   prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n")
+    lines = _probe(
+        "fastpath.cli_preload('train')",
+        _clean_env(),
+        prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n",
+    )
     assert [line["phase"] for line in lines] == ["start", "after"]
-    lines = _probe("fastpath.cli_preload('bench')", _clean_env(),
-                   prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n")
+    lines = _probe(
+        "fastpath.cli_preload('bench')",
+        _clean_env(),
+        prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n",
+    )
     expected = ["start", "start", "after"] if lib is not None else ["start", "after"]
     assert [line["phase"] for line in lines] == expected
     assert lines[-1]["loaded"] is (lib is not None)
 
 
 def test_strip_tcmalloc() -> None:
-    env = {"LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4:/opt/libfoo.so", fastpath.REEXEC_MARKER: "1", "A": "b"}
+    env = {
+        "LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4:/opt/libfoo.so",
+        fastpath.REEXEC_MARKER: "1",
+        "A": "b",
+    }
     assert fastpath.strip_tcmalloc(env) == {"LD_PRELOAD": "/opt/libfoo.so", "A": "b"}
     assert fastpath.strip_tcmalloc({"LD_PRELOAD": "libtcmalloc.so.4"}) == {}
     assert env["LD_PRELOAD"].startswith("/usr/lib/libtcmalloc")  # the input is not modified

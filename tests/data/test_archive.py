@@ -1,4 +1,5 @@
 """archive.py: safe extraction refuses unsafe members before writing anything."""
+
 from __future__ import annotations
 
 import io
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_tiny_ixi_archive
 from ssimrecon import cli
 from ssimrecon.data.archive import main, safe_extract
 from ssimrecon.errors import ArchiveError
+from tests.helpers import write_tiny_ixi_archive
 
 
 def _tar_with(path: Path, members: list[tarfile.TarInfo], mode: str = "w") -> Path:
@@ -57,11 +58,15 @@ UNSAFE = {
 
 @pytest.mark.parametrize("case", sorted(UNSAFE))
 @pytest.mark.parametrize("suffix", [".tar", ".tar.gz"])
-def test_unsafe_member_is_refused_and_nothing_written(case: str, suffix: str, tmp_path: Path) -> None:
+def test_unsafe_member_is_refused_and_nothing_written(
+    case: str, suffix: str, tmp_path: Path
+) -> None:
     member, reason = UNSAFE[case]
     work = tmp_path / "work"
     work.mkdir()
-    archive = _tar_with(tmp_path / f"bad{suffix}", [member], "w:gz" if suffix.endswith("gz") else "w")
+    archive = _tar_with(
+        tmp_path / f"bad{suffix}", [member], "w:gz" if suffix.endswith("gz") else "w"
+    )
     with tarfile.open(archive) as tar:  # the crafted name survived writing
         assert tar.getnames()[-1] == member.name
     out_dir = work / "out"

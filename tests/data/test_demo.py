@@ -1,4 +1,5 @@
 """The IXI-shaped demo archive: names, readable volumes, geometry, determinism."""
+
 from __future__ import annotations
 
 import gzip
@@ -55,24 +56,37 @@ def test_volumes_have_ixi_geometry_and_intensities(tiny):
         assert 500 < data.max() < 2000
         head = data > 0.2 * data.max()
         assert 0.15 < head.mean() < 0.8, name  # a head in a field of view with background
-        assert not head[0].any() or head[0].mean() < head[SHAPE[0] // 2].mean()  # smaller at the edge
+        assert (
+            not head[0].any() or head[0].mean() < head[SHAPE[0] // 2].mean()
+        )  # smaller at the edge
 
 
 def test_same_seed_is_byte_identical_other_seed_differs(tmp_path, tiny):
     again = tmp_path / "again.tar"
-    assert build_demo_archive(again, n_subjects=3, seed=5, shape=SHAPE, voxel=(7.5, 7.5, 9.0)) == tiny[1]
+    assert (
+        build_demo_archive(again, n_subjects=3, seed=5, shape=SHAPE, voxel=(7.5, 7.5, 9.0))
+        == tiny[1]
+    )
     other = tmp_path / "other.tar"
-    assert build_demo_archive(other, n_subjects=3, seed=6, shape=SHAPE, voxel=(7.5, 7.5, 9.0)) != tiny[1]
+    assert (
+        build_demo_archive(other, n_subjects=3, seed=6, shape=SHAPE, voxel=(7.5, 7.5, 9.0))
+        != tiny[1]
+    )
     _, a = _volumes(tiny[0])
     _, b = _volumes(other)
     va = np.asarray(nib.Nifti1Image.from_bytes(gzip.decompress(next(iter(a.values())))).dataobj)
     vb = np.asarray(nib.Nifti1Image.from_bytes(gzip.decompress(next(iter(b.values())))).dataobj)
-    assert np.abs(va.astype(float) - vb).mean() > 5  # different anatomy/noise, not just a renamed file
+    assert (
+        np.abs(va.astype(float) - vb).mean() > 5
+    )  # different anatomy/noise, not just a renamed file
 
 
 def test_subjects_differ_within_an_archive(tiny):
     _, blobs = _volumes(tiny[0])
-    vols = [np.asarray(nib.Nifti1Image.from_bytes(gzip.decompress(b)).dataobj).astype(float) for b in blobs.values()]
+    vols = [
+        np.asarray(nib.Nifti1Image.from_bytes(gzip.decompress(b)).dataobj).astype(float)
+        for b in blobs.values()
+    ]
     assert np.abs(vols[0] - vols[1]).mean() > 5
     corr = np.corrcoef(vols[0].ravel(), vols[1].ravel())[0, 1]
     assert corr > 0.6  # same template head, so strongly alike
@@ -80,7 +94,10 @@ def test_subjects_differ_within_an_archive(tiny):
 
 def test_cli_default_voxel_keeps_the_ixi_field_of_view(tmp_path):
     out = tmp_path / "cli.tar"
-    assert main(["--output", str(out), "--subjects", "1", "--seed", "0", "--shape", "64", "64", "30"]) == 0
+    assert (
+        main(["--output", str(out), "--subjects", "1", "--seed", "0", "--shape", "64", "64", "30"])
+        == 0
+    )
     _, blobs = _volumes(out)
     img = nib.Nifti1Image.from_bytes(gzip.decompress(next(iter(blobs.values()))))
     assert img.shape == (64, 64, 30)

@@ -1,4 +1,6 @@
-"""download.py against a real local HTTP server that honours Range requests and can cut connections."""
+"""download.py against a real local HTTP server that honours Range requests and can cut
+connections."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +28,9 @@ class ServerState:
     """What the handler serves and what it saw."""
 
     body: bytes = PAYLOAD
-    cuts: list[int] = field(default_factory=list)  # absolute byte offsets; one cut per request, in order
+    cuts: list[int] = field(
+        default_factory=list
+    )  # absolute byte offsets; one cut per request, in order
     honour_range: bool = True
     ranges: list[str | None] = field(default_factory=list)
 
@@ -61,7 +65,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         stop = state.cuts.pop(0) if state.cuts else len(body)
         # The full length was announced; stopping early and closing the socket is a cut connection.
-        self.wfile.write(body[start:max(stop, start)])
+        self.wfile.write(body[start : max(stop, start)])
         self.wfile.flush()
         self.close_connection = True
 
@@ -71,7 +75,9 @@ def server() -> Iterator[tuple[str, ServerState]]:
     state = ServerState()
     handler = type("Handler", (_Handler,), {"state": state})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", state
@@ -203,6 +209,8 @@ def test_cli_md5_file_and_warning(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "warning" not in capsys.readouterr().err
     assert main(["--url", str(source), "--output", str(tmp_path / "nocheck.tar")]) == 0
     assert "checksum" in capsys.readouterr().err
-    status = cli.main(["download", "--url", str(source), "--output", str(tmp_path / "w.tar"), "--md5", "f" * 32])
+    status = cli.main(
+        ["download", "--url", str(source), "--output", str(tmp_path / "w.tar"), "--md5", "f" * 32]
+    )
     assert status == 2
     assert "MD5 mismatch" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""qc.py: subjects.csv from tiny IXI-named volumes; corrupt and non-3D files fail naming the file."""
+"""qc.py: subjects.csv from tiny IXI-named volumes; corrupt and non-3D files fail naming the
+file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,11 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import corrupt_nifti_bytes, ixi_file_name, tiny_volume, write_nifti, write_tiny_ixi_archive
 from ssimrecon import cli
 from ssimrecon.data.archive import safe_extract
-from ssimrecon.errors import VolumeError
 from ssimrecon.data.qc import COLUMNS, build_subjects_table, inspect_volume, main, parse_ixi_name
+from ssimrecon.errors import VolumeError
+from tests.helpers import (
+    corrupt_nifti_bytes,
+    ixi_file_name,
+    tiny_volume,
+    write_nifti,
+    write_tiny_ixi_archive,
+)
 
 
 def test_parse_ixi_name() -> None:
@@ -34,7 +42,9 @@ def test_inspect_volume_describes_the_file(tmp_path: Path) -> None:
     assert row["shape"] == "12x10x6"
     assert row["voxel_size"] == "0.9375x0.9375x1.2"
     assert row["orientation"] == "".join(nib.aff2axcodes(nib.load(path).affine)) == "PSR"
-    assert row["intensity_min"] == pytest.approx(-5.0) and row["intensity_max"] == pytest.approx(1234.5)
+    assert row["intensity_min"] == pytest.approx(-5.0) and row["intensity_max"] == pytest.approx(
+        1234.5
+    )
     assert row["md5"] == hashlib.md5(path.read_bytes()).hexdigest()
 
 
@@ -47,7 +57,12 @@ def test_inspect_volume_rejects_bad_files(tmp_path: Path) -> None:
     nan = tiny_volume((6, 6, 4))
     nan[2, 2, 2] = np.nan
     with_nan = write_nifti(tmp_path / "IXI006-HH-0832-T1.nii.gz", nan)
-    for path, reason in [(truncated, "cannot read"), (garbage, "cannot read"), (four_d, "3D"), (with_nan, "NaN")]:
+    for path, reason in [
+        (truncated, "cannot read"),
+        (garbage, "cannot read"),
+        (four_d, "3D"),
+        (with_nan, "NaN"),
+    ]:
         with pytest.raises(VolumeError, match=reason) as info:
             inspect_volume(path)
         assert str(path) in str(info.value)
@@ -74,7 +89,9 @@ def test_exclude_skips_without_opening(extracted: Path, caplog: pytest.LogCaptur
         table = build_subjects_table(extracted, {"IXI013", "IXI999"})
     assert list(table.columns) == COLUMNS
     assert list(table["subject"]) == ["IXI002", "IXI012", "IXI014"]  # sorted by file name
-    assert "IXI013" in caplog.text and "IXI999" in caplog.text  # skipped, and unmatched entry warned
+    assert (
+        "IXI013" in caplog.text and "IXI999" in caplog.text
+    )  # skipped, and unmatched entry warned
     for _, row in table.iterrows():
         assert row["md5"] == hashlib.md5(Path(row["file"]).read_bytes()).hexdigest()
         assert row["shape"] == "16x16x8" and row["orientation"] == "PSR"
@@ -82,7 +99,9 @@ def test_exclude_skips_without_opening(extracted: Path, caplog: pytest.LogCaptur
     pd.testing.assert_frame_equal(by_name, table)
 
 
-def test_relative_input_dir_gives_relative_paths(extracted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_input_dir_gives_relative_paths(
+    extracted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(extracted.parent)
     table = build_subjects_table(Path("IXI-T1"), {"IXI013"})
     assert all(f.startswith("IXI-T1" + os.sep) for f in table["file"])
@@ -100,7 +119,9 @@ def test_duplicate_subject_and_empty_dir(tmp_path: Path) -> None:
         build_subjects_table(tmp_path / "nowhere", set())
 
 
-def test_cli_writes_csv(extracted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_csv(
+    extracted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     output = tmp_path / "results" / "subjects.csv"
     argv = ["qc", "--input-dir", str(extracted), "--output", str(output)]
     assert cli.main(argv) == 2

@@ -1,4 +1,5 @@
 """split.py: deterministic, disjoint, order-independent train/val split."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,8 @@ import pandas as pd
 import pytest
 
 from ssimrecon import cli
-from ssimrecon.errors import SsimreconError
 from ssimrecon.data.split import main, make_split
+from ssimrecon.errors import SsimreconError
 
 SUBJECTS = [f"IXI{n:03d}" for n in range(2, 42)]  # 40 ids
 
@@ -55,7 +56,18 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     subjects = tmp_path / "subjects.csv"
     pd.DataFrame({"subject": SUBJECTS, "site": "Guys"}).to_csv(subjects, index=False)
     output = tmp_path / "out" / "split.csv"
-    args = ["--subjects", str(subjects), "--n-train", "6", "--n-val", "2", "--seed", "5", "--output", str(output)]
+    args = [
+        "--subjects",
+        str(subjects),
+        "--n-train",
+        "6",
+        "--n-val",
+        "2",
+        "--seed",
+        "5",
+        "--output",
+        str(output),
+    ]
     assert main(args) == 0
     written = pd.read_csv(output, dtype=str)
     pd.testing.assert_frame_equal(written, make_split(SUBJECTS, 6, 2, seed=5))

@@ -1,5 +1,6 @@
 """evaluate.py / inference.py on synthetic shards; also home of the shard/model builders that
 test_table, test_figure2 and test_reconstruct import."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,17 +13,18 @@ from skimage.metrics import structural_similarity
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards, main
-from ssimrecon.kspace.fft import fft2c
 from ssimrecon.evaluation.inference import pick_device, predict_slices
+from ssimrecon.kspace.fft import fft2c
 from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.unet import UNet
-
 from tests.helpers import SIZE, ellipse_slices, make_test_model, make_test_shard, sample_mask
 
 
 def _zero_filled_numpy(kspace: np.ndarray) -> np.ndarray:
     """Independent centred inverse FFT magnitude."""
-    img = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    img = np.fft.fftshift(
+        np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
+    )
     return np.abs(img)
 
 
@@ -30,13 +32,21 @@ def _reference_metrics(ref: np.ndarray, est: np.ndarray, data_range: float) -> p
     rows = []
     for r, e in zip(ref.astype(np.float64), est.astype(np.float64)):
         mse = np.mean((r - e) ** 2)
-        rows.append({
-            "ssim": structural_similarity(r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                          data_range=data_range),
-            "psnr": 10 * np.log10(data_range**2 / mse),
-            "rel_error": np.linalg.norm(r - e) / np.linalg.norm(r),
-            "mse": mse,
-        })
+        rows.append(
+            {
+                "ssim": structural_similarity(
+                    r,
+                    e,
+                    gaussian_weights=True,
+                    sigma=1.5,
+                    use_sample_covariance=False,
+                    data_range=data_range,
+                ),
+                "psnr": 10 * np.log10(data_range**2 / mse),
+                "rel_error": np.linalg.norm(r - e) / np.linalg.norm(r),
+                "mse": mse,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -71,10 +81,14 @@ def test_pick_device_names_the_setting_and_limits_types() -> None:
     assert pick_device("auto", types=("cpu", "cuda")).type in ("cpu", "cuda")
     with pytest.raises(SsimreconError, match=r"^--device: 'gpu0' is not a device"):
         pick_device("gpu0")
-    with pytest.raises(SsimreconError, match=r"^training\.device: only cpu and cuda are supported, got 'meta'"):
+    with pytest.raises(
+        SsimreconError, match=r"^training\.device: only cpu and cuda are supported, got 'meta'"
+    ):
         pick_device("meta", key="training.device", types=("cpu", "cuda"))
     if not torch.cuda.is_available():
-        with pytest.raises(SsimreconError, match=r"^--device: 'cuda:0' requested but CUDA is not available"):
+        with pytest.raises(
+            SsimreconError, match=r"^--device: 'cuda:0' requested but CUDA is not available"
+        ):
             pick_device("cuda:0")
 
 
@@ -82,7 +96,9 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
     a = make_test_shard(tmp_path / "A.h5", "A", seed=1, empty=(0,), slice_index=np.arange(10, 16))
     b = make_test_shard(tmp_path / "B.h5", "B", seed=2, empty=(5,))
     threshold = 0.05
-    df = evaluate_shards([tmp_path / "A.h5", tmp_path / "B.h5"], model_path=None, min_signal_fraction=threshold)
+    df = evaluate_shards(
+        [tmp_path / "A.h5", tmp_path / "B.h5"], model_path=None, min_signal_fraction=threshold
+    )
     assert list(df.columns) == ["subject", "slice", "ssim", "psnr", "rel_error", "mse"]
     expected_rows = []
     for subject, data in (("A", a), ("B", b)):
@@ -95,7 +111,9 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
         m.insert(0, "subject", subject)
         expected_rows.append(m)
     expected = pd.concat(expected_rows, ignore_index=True)
-    assert df[["subject", "slice"]].values.tolist() == expected[["subject", "slice"]].values.tolist()
+    assert (
+        df[["subject", "slice"]].values.tolist() == expected[["subject", "slice"]].values.tolist()
+    )
     for col in ("ssim", "psnr", "rel_error", "mse"):
         np.testing.assert_allclose(df[col], expected[col], rtol=1e-4, atol=1e-6, err_msg=col)
     assert (df["ssim"] < 1).all() and (df["psnr"] > 0).all()
@@ -104,7 +122,9 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
 def test_network_metrics_and_cli(tmp_path: Path) -> None:
     data = make_test_shard(tmp_path / "A.h5", "A", seed=3)
     model = make_test_model(tmp_path / "net.pt", data["mask"])
-    df = evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05)
+    df = evaluate_shards(
+        [tmp_path / "A.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
+    )
     keep = data["slice_signal"] >= 0.05
     with torch.no_grad():
         x = torch.from_numpy(_zero_filled_numpy(data["kspace"][keep]).astype(np.float32))[:, None]
@@ -114,8 +134,20 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     np.testing.assert_allclose(df["mse"], expected["mse"], rtol=1e-4)
 
     out = tmp_path / "metrics" / "zero-filled.csv"
-    assert main(["--shards", str(tmp_path / "A.h5"), "--zero-filled", "--output", str(out),
-                 "--min-signal-fraction", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "--shards",
+                str(tmp_path / "A.h5"),
+                "--zero-filled",
+                "--output",
+                str(out),
+                "--min-signal-fraction",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     written = pd.read_csv(out, dtype={"subject": str})
     zf = evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=0.05)
     np.testing.assert_allclose(written["ssim"], zf["ssim"], rtol=1e-9)
@@ -127,16 +159,30 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     make_test_shard(tmp_path / "A.h5", "A")
     make_test_model(tmp_path / "other_mask.pt", sample_mask(seed=7))
     with pytest.raises(SsimreconError, match=r"other_mask\.pt.*A\.h5|A\.h5.*other_mask\.pt"):
-        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "other_mask.pt", min_signal_fraction=0.0)
-    make_test_model(tmp_path / "other_size.pt", sample_mask(size=16),
-                    prep=Preprocessing(readout_axis=2, image_size=(16, 16)))
+        evaluate_shards(
+            [tmp_path / "A.h5"], model_path=tmp_path / "other_mask.pt", min_signal_fraction=0.0
+        )
+    make_test_model(
+        tmp_path / "other_size.pt",
+        sample_mask(size=16),
+        prep=Preprocessing(readout_axis=2, image_size=(16, 16)),
+    )
     with pytest.raises(SsimreconError, match=r"other_size\.pt.*A\.h5"):
-        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "other_size.pt", min_signal_fraction=0.0)
-    make_test_model(tmp_path / "other_prep.pt", sample_mask(),
-                    prep=Preprocessing(readout_axis=2, image_size=(SIZE, SIZE), downsample=2))
+        evaluate_shards(
+            [tmp_path / "A.h5"], model_path=tmp_path / "other_size.pt", min_signal_fraction=0.0
+        )
+    make_test_model(
+        tmp_path / "other_prep.pt",
+        sample_mask(),
+        prep=Preprocessing(readout_axis=2, image_size=(SIZE, SIZE), downsample=2),
+    )
     with pytest.raises(SsimreconError, match=r"downsample"):
-        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "other_prep.pt", min_signal_fraction=0.0)
+        evaluate_shards(
+            [tmp_path / "A.h5"], model_path=tmp_path / "other_prep.pt", min_signal_fraction=0.0
+        )
     with pytest.raises(SsimreconError, match="missing.pt"):
-        evaluate_shards([tmp_path / "A.h5"], model_path=tmp_path / "missing.pt", min_signal_fraction=0.0)
+        evaluate_shards(
+            [tmp_path / "A.h5"], model_path=tmp_path / "missing.pt", min_signal_fraction=0.0
+        )
     with pytest.raises(SsimreconError, match="slice_signal >= 2"):
         evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=2.0)

@@ -1,4 +1,5 @@
 """reconstruct.py on an unseen non-RAS NIfTI and on shards; summary.py on a results folder."""
+
 from __future__ import annotations
 
 import json
@@ -11,26 +12,35 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from tests.helpers import ixi_affine
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards
-from ssimrecon.kspace.mask import save_mask
-from ssimrecon.kspace.preprocess import Preprocessing, load_canonical, slice_signal_fraction, volume_to_slices
 from ssimrecon.evaluation.reconstruct import main, reconstruct
-from ssimrecon.kspace.shards import make_shard
 from ssimrecon.evaluation.summary import main as summary_main
-from tests.helpers import PREP, make_test_model, make_test_shard, sample_mask
+from ssimrecon.kspace.mask import save_mask
+from ssimrecon.kspace.preprocess import (
+    Preprocessing,
+    load_canonical,
+    slice_signal_fraction,
+    volume_to_slices,
+)
+from ssimrecon.kspace.shards import make_shard
+from tests.helpers import PREP, ixi_affine, make_test_model, make_test_shard, sample_mask
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
 
 
 def _head(shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
-    """Positive ellipsoid 'head' with an off-centre bright blob (orientation errors would move it)."""
+    """Positive ellipsoid 'head' with an off-centre bright blob (orientation errors would move
+    it)."""
     rng = np.random.default_rng(seed)
     g = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
     r2 = (g[0] / 0.85) ** 2 + (g[1] / 0.8) ** 2 + (g[2] / 0.9) ** 2
     blob = (g[0] - 0.3) ** 2 + (g[1] + 0.2) ** 2 + (g[2] - 0.4) ** 2 < 0.08
-    vol = 600.0 / (1 + np.exp(np.clip((r2 - 1) * 10, -50, 50))) + 300.0 * blob + 20.0 * rng.random(shape)
+    vol = (
+        600.0 / (1 + np.exp(np.clip((r2 - 1) * 10, -50, 50)))
+        + 300.0 * blob
+        + 20.0 * rng.random(shape)
+    )
     return vol.astype(np.float32)
 
 
@@ -51,7 +61,8 @@ def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
     volume = _write_volume(tmp_path / "unseen.nii.gz")
     assert nib.aff2axcodes(ixi_affine()) == ("P", "S", "R")
 
-    # fully sampled mask: the zero-filled output must give the input volume back (orientation, scale, grid)
+    # fully sampled mask: the zero-filled output must give the input volume back (orientation,
+    # scale, grid)
     make_test_model(tmp_path / "full.pt", np.ones((32, 32), dtype=bool))
     out_full = tmp_path / "full" / "recon.nii.gz"
     reconstruct(tmp_path / "full.pt", tmp_path / "unseen.nii.gz", out_full, device="cpu")
@@ -63,8 +74,23 @@ def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
     # undersampled: finite metrics equal to an independent recomputation from the written volumes
     model = make_test_model(tmp_path / "net.pt", sample_mask(), min_signal_fraction=0.1)
     out = tmp_path / "out" / "recon.nii.gz"
-    assert main(["--model", str(tmp_path / "net.pt"), "--input", str(tmp_path / "unseen.nii.gz"),
-                 "--output", str(out), "--device", "cpu", "--batch-size", "5"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(tmp_path / "net.pt"),
+                "--input",
+                str(tmp_path / "unseen.nii.gz"),
+                "--output",
+                str(out),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "5",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "out" / "recon.metrics.json").read_text())
     for name in ("recon.nii.gz", "recon.zero_filled.nii.gz"):
         img = nib.load(str(tmp_path / "out" / name))
@@ -80,15 +106,30 @@ def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
     assert float(ref.max()) == pytest.approx(metrics["data_range"], rel=1e-5)
     keep = slice_signal_fraction(ref, metrics["data_range"]) >= 0.1
     assert metrics["n_slices"] == int(keep.sum()) < len(keep)
-    kspace = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(ref, axes=(1, 2)), norm="ortho"), axes=(1, 2)) * sample_mask()
-    zero_filled = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(1, 2)), norm="ortho"),
-                                         axes=(1, 2)))
+    kspace = (
+        np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(ref, axes=(1, 2)), norm="ortho"), axes=(1, 2))
+        * sample_mask()
+    )
+    zero_filled = np.abs(
+        np.fft.fftshift(
+            np.fft.ifft2(np.fft.ifftshift(kspace, axes=(1, 2)), norm="ortho"), axes=(1, 2)
+        )
+    )
     with torch.no_grad():
         network = model(torch.from_numpy(zero_filled.astype(np.float32))[:, None])[:, 0].numpy()
     for method, est in (("zero_filled", zero_filled), ("network", network)):
         pairs = list(zip(ref[keep].astype(np.float64), est[keep].astype(np.float64)))
-        ssim = [structural_similarity(r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                      data_range=metrics["data_range"]) for r, e in pairs]
+        ssim = [
+            structural_similarity(
+                r,
+                e,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=metrics["data_range"],
+            )
+            for r, e in pairs
+        ]
         mse = [np.mean((r - e) ** 2) for r, e in pairs]
         assert metrics[method]["ssim"] == pytest.approx(np.mean(ssim), abs=1e-4)
         assert metrics[method]["mse"] == pytest.approx(np.mean(mse), rel=1e-3)
@@ -104,9 +145,12 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
     save_mask(tmp_path / "mask.npz", mask, acceleration=4.0, seed=0, center_size=6, power=2.0)
     make_shard(tmp_path / "subj.nii.gz", tmp_path / "mask.npz", "S1", PREP, tmp_path / "S1.h5")
     make_test_model(tmp_path / "net.pt", mask)  # no training min_signal_fraction -> 0.05
-    from_shard = reconstruct(tmp_path / "net.pt", tmp_path / "S1.h5", tmp_path / "a" / "r.nii.gz", device="cpu")
-    from_nifti = reconstruct(tmp_path / "net.pt", tmp_path / "subj.nii.gz", tmp_path / "b" / "r.nii.gz",
-                             device="cpu")
+    from_shard = reconstruct(
+        tmp_path / "net.pt", tmp_path / "S1.h5", tmp_path / "a" / "r.nii.gz", device="cpu"
+    )
+    from_nifti = reconstruct(
+        tmp_path / "net.pt", tmp_path / "subj.nii.gz", tmp_path / "b" / "r.nii.gz", device="cpu"
+    )
     assert from_shard["min_signal_fraction"] == 0.05
     for method in ("zero_filled", "network"):
         for m in ("ssim", "psnr", "mse"):
@@ -116,21 +160,30 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
     assert a.shape == SHAPE
     np.testing.assert_allclose(a.affine, b.affine)
     np.testing.assert_allclose(a.get_fdata(), b.get_fdata(), rtol=1e-5, atol=1e-3)
-    evaluated = evaluate_shards([tmp_path / "S1.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05)
+    evaluated = evaluate_shards(
+        [tmp_path / "S1.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
+    )
     assert from_shard["n_slices"] == len(evaluated)
     assert from_shard["network"]["ssim"] == pytest.approx(evaluated["ssim"].mean(), rel=1e-6)
 
 
 def test_shard_without_source_and_errors(tmp_path: Path) -> None:
-    data = make_test_shard(tmp_path / "A.h5", "A", n_slices=5, scale=250.0, source_file=str(tmp_path / "gone.nii"))
+    data = make_test_shard(
+        tmp_path / "A.h5", "A", n_slices=5, scale=250.0, source_file=str(tmp_path / "gone.nii")
+    )
     make_test_model(tmp_path / "net.pt", data["mask"])
     reconstruct(tmp_path / "net.pt", tmp_path / "A.h5", tmp_path / "r.nii", device="cpu")
     zf = nib.load(str(tmp_path / "r.zero_filled.nii"))
     assert zf.shape == (32, 32, 5)
     np.testing.assert_array_equal(zf.affine, np.eye(4))
-    expected = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(data["kspace"], axes=(1, 2)), norm="ortho"),
-                                      axes=(1, 2)))
-    np.testing.assert_allclose(zf.get_fdata(), np.moveaxis(expected, 0, -1) * 250.0, rtol=1e-4, atol=1e-3)
+    expected = np.abs(
+        np.fft.fftshift(
+            np.fft.ifft2(np.fft.ifftshift(data["kspace"], axes=(1, 2)), norm="ortho"), axes=(1, 2)
+        )
+    )
+    np.testing.assert_allclose(
+        zf.get_fdata(), np.moveaxis(expected, 0, -1) * 250.0, rtol=1e-4, atol=1e-3
+    )
 
     with pytest.raises(SsimreconError, match="nope.nii.gz"):
         reconstruct(tmp_path / "net.pt", tmp_path / "nope.nii.gz", tmp_path / "x.nii.gz")
@@ -144,7 +197,11 @@ def test_shard_without_source_and_errors(tmp_path: Path) -> None:
         reconstruct(tmp_path / "junk.pt", tmp_path / "A.h5", tmp_path / "x.nii.gz")
     with pytest.raises(SsimreconError, match=r"x\.png.*\.nii"):
         reconstruct(tmp_path / "net.pt", tmp_path / "A.h5", tmp_path / "x.png")
-    make_test_model(tmp_path / "small.pt", sample_mask(size=16), prep=Preprocessing(readout_axis=2, image_size=(16, 16)))
+    make_test_model(
+        tmp_path / "small.pt",
+        sample_mask(size=16),
+        prep=Preprocessing(readout_axis=2, image_size=(16, 16)),
+    )
     with pytest.raises(SsimreconError, match=r"small\.pt.*A\.h5"):
         reconstruct(tmp_path / "small.pt", tmp_path / "A.h5", tmp_path / "x.nii.gz")
     assert not (tmp_path / "x.nii.gz").exists()
@@ -157,7 +214,9 @@ def test_summary_lists_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert summary_main(["--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert any(str(tmp_path / "figures" / "figure2.png") in ln and "missing" not in ln for ln in lines)
+    assert any(
+        str(tmp_path / "figures" / "figure2.png") in ln and "missing" not in ln for ln in lines
+    )
     assert any(str(tmp_path / "table1.csv") in ln and "missing" in ln for ln in lines)
     assert any("report.html" in ln and "missing" in ln for ln in lines)
     assert "| Net-mse | 0.9 |" in out

@@ -1,4 +1,5 @@
 """table.py: Table 1 statistics recomputed from the per-slice data, markdown, CLI and errors."""
+
 from __future__ import annotations
 
 import math
@@ -22,14 +23,25 @@ def _metrics(seed: int, shift: float, subjects: int = 5, slices: int = 4) -> pd.
     for s in range(subjects):
         for i in range(slices):
             mse = rng.uniform(1e-3, 3e-3) * (1 - 0.3 * shift)
-            rows.append({"subject": f"IXI{s:03d}", "slice": 10 + 2 * i,
-                         "ssim": rng.uniform(0.6, 0.8) + 0.1 * shift, "psnr": 10 * np.log10(1 / mse),
-                         "rel_error": rng.uniform(0.1, 0.2) * (1 - 0.3 * shift), "mse": mse})
+            rows.append(
+                {
+                    "subject": f"IXI{s:03d}",
+                    "slice": 10 + 2 * i,
+                    "ssim": rng.uniform(0.6, 0.8) + 0.1 * shift,
+                    "psnr": 10 * np.log10(1 / mse),
+                    "rel_error": rng.uniform(0.1, 0.2) * (1 - 0.3 * shift),
+                    "mse": mse,
+                }
+            )
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed)  # order must not matter
 
 
 def test_table_values_equal_direct_recomputation() -> None:
-    frames = {"zero-filled": _metrics(0, -1.0), "Net-mse": _metrics(1, 0.0), "Net-mse-dssim": _metrics(2, 0.5)}
+    frames = {
+        "zero-filled": _metrics(0, -1.0),
+        "Net-mse": _metrics(1, 0.0),
+        "Net-mse-dssim": _metrics(2, 0.5),
+    }
     table = build_table1(frames, baseline="Net-mse")
     assert table["method"].tolist() == ["zero-filled", "Net-mse", "Net-mse-dssim"]
     base_subject = frames["Net-mse"].groupby("subject")[list(METRICS)].mean()
@@ -46,11 +58,15 @@ def test_table_values_equal_direct_recomputation() -> None:
             if row["method"] == "Net-mse":
                 assert math.isnan(p)
             else:
-                expected = stats.wilcoxon(per_subject[m].sort_index(), base_subject[m].sort_index()).pvalue
+                expected = stats.wilcoxon(
+                    per_subject[m].sort_index(), base_subject[m].sort_index()
+                ).pvalue
                 assert p == pytest.approx(expected)
                 assert 0 < p <= 1
     # a consistent shift over 5 subjects gives the smallest exact two-sided p: 2 / 2**5
-    assert table.loc[table["method"] == "zero-filled", "ssim_p_vs_Net-mse"].item() == pytest.approx(2 / 32)
+    assert table.loc[table["method"] == "zero-filled", "ssim_p_vs_Net-mse"].item() == pytest.approx(
+        2 / 32
+    )
 
 
 def test_undefined_p_values_are_nan_with_a_note() -> None:
@@ -60,7 +76,9 @@ def test_undefined_p_values_are_nan_with_a_note() -> None:
     assert all(math.isnan(row[f"{m}_p_vs_Net-mse"]) for m in METRICS)
     assert "zero" in row["note"]
     one = _metrics(0, 0.0, subjects=1)
-    table = build_table1({"Net-mse": one, "other": _metrics(5, 1.0, subjects=1)}, baseline="Net-mse")
+    table = build_table1(
+        {"Net-mse": one, "other": _metrics(5, 1.0, subjects=1)}, baseline="Net-mse"
+    )
     row = table.set_index("method").loc["other"]
     assert math.isnan(row["ssim_p_vs_Net-mse"]) and "1 subject" in row["note"]
     assert math.isnan(row["ssim_subject_std"])
@@ -80,13 +98,31 @@ def test_mismatched_slice_sets_and_bad_baseline_are_errors() -> None:
 
 
 def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
-    frames = {"zero-filled": _metrics(0, -1.0), "Net-mse": _metrics(1, 0.0), "Net-mse-dssim": _metrics(2, 0.5)}
+    frames = {
+        "zero-filled": _metrics(0, -1.0),
+        "Net-mse": _metrics(1, 0.0),
+        "Net-mse-dssim": _metrics(2, 0.5),
+    }
     args = []
     for name, df in frames.items():
         df.to_csv(tmp_path / f"{name}.csv", index=False)
         args.append(f"{name}={tmp_path / f'{name}.csv'}")
     csv_path, md_path = tmp_path / "out" / "table1.csv", tmp_path / "out" / "table1.md"
-    assert main(["--metrics", *args, "--baseline", "Net-mse", "--csv", str(csv_path), "--md", str(md_path)]) == 0
+    assert (
+        main(
+            [
+                "--metrics",
+                *args,
+                "--baseline",
+                "Net-mse",
+                "--csv",
+                str(csv_path),
+                "--md",
+                str(md_path),
+            ]
+        )
+        == 0
+    )
     written = pd.read_csv(csv_path)
     expected = build_table1(frames, "Net-mse")
     np.testing.assert_allclose(written["psnr_mean"], expected["psnr_mean"])
@@ -99,16 +135,38 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
     assert f"{ssim['ssim_mean']:.4f} ± {ssim['ssim_std']:.4f}" in table_rows[0]
     assert f"p={ssim['ssim_p_vs_Net-mse']:.4f}" in table_rows[0]
     with pytest.raises(SsimreconError, match="missing.csv"):
-        main(["--metrics", f"a={tmp_path / 'missing.csv'}", "--baseline", "a", "--csv", str(csv_path),
-              "--md", str(md_path)])
+        main(
+            [
+                "--metrics",
+                f"a={tmp_path / 'missing.csv'}",
+                "--baseline",
+                "a",
+                "--csv",
+                str(csv_path),
+                "--md",
+                str(md_path),
+            ]
+        )
     (tmp_path / "bad.csv").write_text("subject,slice,ssim\nA,1,0.5\n")
     with pytest.raises(SsimreconError, match=r"bad\.csv.*psnr"):
-        main(["--metrics", f"a={tmp_path / 'bad.csv'}", "--baseline", "a", "--csv", str(csv_path),
-              "--md", str(md_path)])
+        main(
+            [
+                "--metrics",
+                f"a={tmp_path / 'bad.csv'}",
+                "--baseline",
+                "a",
+                "--csv",
+                str(csv_path),
+                "--md",
+                str(md_path),
+            ]
+        )
 
 
 def test_write_table1_round_trip(tmp_path: Path) -> None:
-    table = build_table1({"Net-mse": _metrics(1, 0.0), "Net-mse-dssim": _metrics(2, 0.5)}, "Net-mse")
+    table = build_table1(
+        {"Net-mse": _metrics(1, 0.0), "Net-mse-dssim": _metrics(2, 0.5)}, "Net-mse"
+    )
     write_table1(table, tmp_path / "t.csv", tmp_path / "t.md")
     back = pd.read_csv(tmp_path / "t.csv")
     assert back.columns.tolist() == table.columns.tolist()

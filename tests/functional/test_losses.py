@@ -28,7 +28,9 @@ def test_total_is_weighted_sum_of_unweighted_parts() -> None:
     weights = {"mse": 1.0, "dssim": 0.1, "l1": 0.5, "edge": 2.0}
     total, parts = build_loss(weights)(pred, target, 1.0)
     assert set(parts) == set(weights)
-    assert total.item() == pytest.approx(sum(w * parts[k].item() for k, w in weights.items()), rel=1e-12)
+    assert total.item() == pytest.approx(
+        sum(w * parts[k].item() for k, w in weights.items()), rel=1e-12
+    )
     assert all(p.item() > 0 for p in parts.values())
 
 
@@ -36,7 +38,9 @@ def test_each_term_definition() -> None:
     pred, target = _pair()
     total, parts = build_loss({"mse": 1.0})(pred, target, 1.0)
     assert total.item() == pytest.approx(F.mse_loss(pred, target).item(), rel=1e-12)
-    total, parts = build_loss({"dssim": 1.0})(pred, target, torch.tensor([1.0, 0.9], dtype=torch.float64))
+    total, parts = build_loss({"dssim": 1.0})(
+        pred, target, torch.tensor([1.0, 0.9], dtype=torch.float64)
+    )
     expected = 1 - ssim(pred, target, torch.tensor([1.0, 0.9], dtype=torch.float64))
     assert parts["dssim"].item() == pytest.approx(expected.item(), rel=1e-12)
     _, parts = build_loss({"l1": 1.0})(pred, target, 1.0)
@@ -93,4 +97,3 @@ def test_gradients_flow_to_prediction_and_reduce_loss() -> None:
 def test_bad_config(terms: dict, match: str) -> None:
     with pytest.raises(SsimreconError, match=match):
         build_loss(terms)
-

@@ -1,4 +1,5 @@
-"""SSIM in torch vs scikit-image, gradients, dtypes/devices/memory formats, and the two filter paths."""
+"""SSIM in torch vs scikit-image, gradients, dtypes/devices/memory formats, and the two filter
+paths."""
 
 from __future__ import annotations
 
@@ -39,7 +40,12 @@ def _degrade(ref: np.ndarray, seed: int) -> np.ndarray:
 
 def _sk(ref: np.ndarray, est: np.ndarray, data_range: float) -> float:
     return structural_similarity(
-        ref, est, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=data_range
+        ref,
+        est,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=data_range,
     )
 
 
@@ -92,10 +98,14 @@ def test_per_image_data_range_and_reduction() -> None:
     expected = [_sk(r, e, L) for r, e, L in zip(refs, ests, ranges)]
     assert per_image.shape == (2,)
     np.testing.assert_allclose(per_image.numpy(), expected, rtol=0, atol=1e-10)
-    assert ssim(x, y, torch.tensor(ranges, dtype=torch.float64)).item() == pytest.approx(np.mean(expected), abs=1e-10)
+    assert ssim(x, y, torch.tensor(ranges, dtype=torch.float64)).item() == pytest.approx(
+        np.mean(expected), abs=1e-10
+    )
     # a scalar data range applies to every image
     np.testing.assert_allclose(
-        ssim(x, y, 2.0, reduction="none").numpy(), [_sk(r, e, 2.0) for r, e in zip(refs, ests)], atol=1e-10
+        ssim(x, y, 2.0, reduction="none").numpy(),
+        [_sk(r, e, 2.0) for r, e in zip(refs, ests)],
+        atol=1e-10,
     )
 
 
@@ -155,7 +165,12 @@ def test_memory_formats_dtypes_and_autocast() -> None:
     est32 = _t(_degrade(IMAGES["astronaut"][:64, :64], 5), torch.float32).repeat(2, 1, 1, 1)
     base = ssim(est32, ref32, 1.0, reduction="none")
     assert base.dtype == torch.float32
-    cl = ssim(est32.to(memory_format=torch.channels_last), ref32.to(memory_format=torch.channels_last), 1.0, "none")
+    cl = ssim(
+        est32.to(memory_format=torch.channels_last),
+        ref32.to(memory_format=torch.channels_last),
+        1.0,
+        "none",
+    )
     torch.testing.assert_close(cl, base)
     big = torch.zeros(2, 1, 64, 128)
     big[..., ::2] = est32

@@ -1,4 +1,5 @@
 """Centred orthonormal FFTs: definition, round trip, Parseval, torch twins."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,9 @@ SHAPES = [(3, 16, 12), (2, 15, 9), (1, 8, 7), (10, 6)]
 
 def _reference(x: np.ndarray) -> np.ndarray:
     """The design's definition written with numpy's own shifts."""
-    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    return np.fft.fftshift(
+        np.fft.fft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
+    )
 
 
 def _random_complex(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

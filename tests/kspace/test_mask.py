@@ -1,4 +1,5 @@
 """Variable-density masks: exact budget, centre, seeding, radial density, files, CLI and figure."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,13 @@ from ssimrecon.plots.mask import radial_profile
 
 @pytest.mark.parametrize(
     "shape, acceleration, center",
-    [((256, 256), 10, 16), ((80, 128), 10, 8), ((33, 47), 3.7, 5), ((16, 32), 4, 4), ((64, 64), 1, 0)],
+    [
+        ((256, 256), 10, 16),
+        ((80, 128), 10, 8),
+        ((33, 47), 3.7, 5),
+        ((16, 32), 4, 4),
+        ((64, 64), 1, 0),
+    ],
 )
 def test_exact_sample_count_and_full_centre(shape, acceleration, center):
     mask = variable_density_mask(shape, acceleration, center, seed=0)
@@ -125,8 +132,23 @@ def test_radial_profile_of_known_image():
 
 def test_cli_writes_mask_and_figure(tmp_path):
     out, fig = tmp_path / "mask.npz", tmp_path / "figs" / "mask.png"
-    rc = main(["--shape", "48", "64", "--acceleration", "4", "--center-size", "6", "--seed", "5",
-               "--output", str(out), "--figure", str(fig)])
+    rc = main(
+        [
+            "--shape",
+            "48",
+            "64",
+            "--acceleration",
+            "4",
+            "--center-size",
+            "6",
+            "--seed",
+            "5",
+            "--output",
+            str(out),
+            "--figure",
+            str(fig),
+        ]
+    )
     assert rc == 0
     mask, meta = load_mask(out)
     np.testing.assert_array_equal(mask, variable_density_mask((48, 64), 4, 6, seed=5))

@@ -1,4 +1,5 @@
 """Volume <-> slices, orientation, scaling, smooth phase and k-space simulation."""
+
 from __future__ import annotations
 
 import nibabel as nib
@@ -26,7 +27,9 @@ def _volume(shape=(10, 12, 7), seed=0) -> np.ndarray:
 
 
 def test_preprocessing_json_round_trip_and_validation():
-    prep = Preprocessing(readout_axis=1, image_size=[80, 128], downsample=2, slice_stride=3, phase="smooth")
+    prep = Preprocessing(
+        readout_axis=1, image_size=[80, 128], downsample=2, slice_stride=3, phase="smooth"
+    )
     assert prep.image_size == (80, 128)
     assert Preprocessing.from_json(prep.to_json()) == prep
     assert Preprocessing.from_dict(prep.to_dict()) == prep
@@ -50,7 +53,7 @@ def test_slices_round_trip_with_padding(axis):
     plane = np.take(vol, 3, axis=axis)
     (h, w) = plane.shape
     oy, ox = (14 - h) // 2, (13 - w) // 2
-    np.testing.assert_array_equal(slices[3, oy:oy + h, ox:ox + w], plane)
+    np.testing.assert_array_equal(slices[3, oy : oy + h, ox : ox + w], plane)
     assert slices[3].sum() == pytest.approx(plane.sum())
     np.testing.assert_array_equal(slices_to_volume(slices, prep, vol.shape, index), vol)
 
@@ -99,7 +102,8 @@ def test_canonical_orientation_and_inverse(tmp_path):
     ras, original = load_canonical(path)
     assert nib.aff2axcodes(original.affine) == ("P", "S", "R")
     assert ras.dtype == np.float32 and ras.shape == (4, 6, 5)
-    # RAS voxel (i, j, k): i along R = source axis 2, j along A = reversed source axis 0, k along S = axis 1
+    # RAS voxel (i, j, k): i along R = source axis 2, j along A = reversed source axis 0, k
+    # along S = axis 1
     np.testing.assert_array_equal(ras, np.transpose(data, (2, 0, 1))[:, ::-1, :])
     canonical = nib.as_closest_canonical(original)
     world_src = nib.affines.apply_affine(affine, [1, 2, 3])
@@ -150,7 +154,9 @@ def test_scaled_target_slices_divides_by_robust_scale_and_clips_negatives():
     np.testing.assert_array_equal(vol, before)  # the caller's volume is not modified
     np.testing.assert_array_equal(index, expected_index)
     assert isinstance(scale, float) and scale == pytest.approx(expected_scale)
-    np.testing.assert_allclose(target, np.maximum(slices / np.float32(expected_scale), 0), rtol=1e-6)
+    np.testing.assert_allclose(
+        target, np.maximum(slices / np.float32(expected_scale), 0), rtol=1e-6
+    )
     assert target.dtype == np.float32 and target.min() == 0 and data_range == float(target.max())
     with pytest.raises(VolumeError, match="empty"):
         scaled_target_slices(np.zeros((4, 4, 4), np.float32), Preprocessing(image_size=(4, 4)))

@@ -1,4 +1,5 @@
 """HDF5 shards: make end to end, layout, atomic writes, reading, validation and the CLI."""
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,12 @@ import pytest
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.mask import save_mask, variable_density_mask
-from ssimrecon.kspace.preprocess import Preprocessing, load_canonical, robust_scale, volume_to_slices
+from ssimrecon.kspace.preprocess import (
+    Preprocessing,
+    load_canonical,
+    robust_scale,
+    volume_to_slices,
+)
 from ssimrecon.kspace.shards import (
     FORMAT_VERSION,
     REQUIRED_ATTRS,
@@ -80,7 +86,9 @@ def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
         assert np.all(kspace[:, ~mask] == 0)
         assert np.count_nonzero(kspace[:, mask]) > 0.9 * mask.sum() * r.num_slices
         np.testing.assert_array_equal(r.mask, mask)
-        np.testing.assert_array_equal(r.slice_index, np.arange(0, SHAPE[1], 2))  # RAS S axis = source axis 1
+        np.testing.assert_array_equal(
+            r.slice_index, np.arange(0, SHAPE[1], 2)
+        )  # RAS S axis = source axis 1
         assert set(REQUIRED_ATTRS) <= set(r.attrs)
         assert r.attrs["subject"] == "IXI002"
         assert r.attrs["acceleration"] == pytest.approx(IMAGE[0] * IMAGE[1] / mask.sum())
@@ -106,7 +114,14 @@ def test_smooth_phase_shard_differs_but_has_the_same_magnitude(tmp_path, volume_
     mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
     plain, smooth = tmp_path / "plain.h5", tmp_path / "smooth.h5"
     make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE), plain)
-    make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE, phase="smooth"), smooth, phase_seed=1)
+    make_shard(
+        volume_path,
+        mask_path,
+        "A",
+        Preprocessing(image_size=IMAGE, phase="smooth"),
+        smooth,
+        phase_seed=1,
+    )
     with ShardReader(plain) as a, ShardReader(smooth) as b:
         ka, kb = a.read_kspace(), b.read_kspace()
         assert np.abs(ka - kb).max() > 0.1 * np.abs(ka).max()
@@ -133,7 +148,9 @@ def test_empty_volume_is_a_shard_error_naming_the_volume(tmp_path):
 def _arrays(s=3, h=8, w=6):
     rng = np.random.default_rng(1)
     return dict(
-        kspace=(rng.standard_normal((s, h, w)) + 1j * rng.standard_normal((s, h, w))).astype(np.complex64),
+        kspace=(rng.standard_normal((s, h, w)) + 1j * rng.standard_normal((s, h, w))).astype(
+            np.complex64
+        ),
         mask=rng.random((h, w)) > 0.5,
         target=rng.random((s, h, w), dtype=np.float32),
         slice_index=np.arange(s, dtype=np.int32),
@@ -142,9 +159,18 @@ def _arrays(s=3, h=8, w=6):
 
 
 def _attrs(**over):
-    attrs = {"subject": "S", "acceleration": 2.0, "mask_seed": 0, "scale": 1.0, "data_range": 1.0,
-             "source_file": "v.nii.gz", "source_md5": "0" * 32, "readout_axis": 2,
-             "format_version": FORMAT_VERSION, "preprocessing": Preprocessing(image_size=(8, 6)).to_json()}
+    attrs = {
+        "subject": "S",
+        "acceleration": 2.0,
+        "mask_seed": 0,
+        "scale": 1.0,
+        "data_range": 1.0,
+        "source_file": "v.nii.gz",
+        "source_md5": "0" * 32,
+        "readout_axis": 2,
+        "format_version": FORMAT_VERSION,
+        "preprocessing": Preprocessing(image_size=(8, 6)).to_json(),
+    }
     attrs.update(over)
     return attrs
 
@@ -188,7 +214,9 @@ def test_failed_write_leaves_neither_shard_nor_temp(tmp_path):
         write_shard(out, **_arrays(), attrs=_attrs(subject=object()))  # h5py cannot store an object
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ShardError, match="source_md5"):
-        write_shard(out, **_arrays(), attrs={k: v for k, v in _attrs().items() if k != "source_md5"})
+        write_shard(
+            out, **_arrays(), attrs={k: v for k, v in _attrs().items() if k != "source_md5"}
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -198,16 +226,40 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
     with open(subjects, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["subject", "site", "file", "md5"])
         writer.writeheader()
-        writer.writerow({"subject": "IXI002", "site": "Guys", "file": str(volume_path), "md5": "ab" * 16})
+        writer.writerow(
+            {"subject": "IXI002", "site": "Guys", "file": str(volume_path), "md5": "ab" * 16}
+        )
     out = tmp_path / "cli.h5"
-    args = ["--subjects-csv", str(subjects), "--subject", "IXI002", "--mask", str(mask_path),
-            "--output", str(out), "--image-size", *map(str, IMAGE), "--downsample", "1"]
+    args = [
+        "--subjects-csv",
+        str(subjects),
+        "--subject",
+        "IXI002",
+        "--mask",
+        str(mask_path),
+        "--output",
+        str(out),
+        "--image-size",
+        *map(str, IMAGE),
+        "--downsample",
+        "1",
+    ]
     assert main(args) == 0
     with ShardReader(out) as r:
         assert r.attrs["source_md5"] == "ab" * 16 and r.attrs["subject"] == "IXI002"
         assert r.preprocessing == Preprocessing(image_size=IMAGE)
-    bad = ["--subjects-csv", str(subjects), "--subject", "IXI999", "--mask", str(mask_path),
-           "--output", str(tmp_path / "bad.h5"), "--image-size", *map(str, IMAGE)]
+    bad = [
+        "--subjects-csv",
+        str(subjects),
+        "--subject",
+        "IXI999",
+        "--mask",
+        str(mask_path),
+        "--output",
+        str(tmp_path / "bad.h5"),
+        "--image-size",
+        *map(str, IMAGE),
+    ]
     with pytest.raises(SsimreconError, match=r"IXI999.*subjects\.csv"):
         main(bad)
 
@@ -215,8 +267,30 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
 def test_cli_with_volume_and_downsample(tmp_path, volume_path):
     mask_path, _ = _mask_file(tmp_path, shape=(8, 12))
     out = tmp_path / "ds.h5"
-    assert main(["--volume", str(volume_path), "--subject", "X", "--mask", str(mask_path), "--output", str(out),
-                 "--image-size", "8", "12", "--downsample", "2", "--phase", "smooth", "--source-md5", "f" * 32]) == 0
+    assert (
+        main(
+            [
+                "--volume",
+                str(volume_path),
+                "--subject",
+                "X",
+                "--mask",
+                str(mask_path),
+                "--output",
+                str(out),
+                "--image-size",
+                "8",
+                "12",
+                "--downsample",
+                "2",
+                "--phase",
+                "smooth",
+                "--source-md5",
+                "f" * 32,
+            ]
+        )
+        == 0
+    )
     with ShardReader(out) as r:
         assert r.shape == (SHAPE[1], 8, 12)
         assert r.attrs["source_md5"] == "f" * 32

@@ -29,7 +29,11 @@ def _save(path: Path, model: UNet | None = None) -> UNet:
     save_model_bundle(
         path,
         model=model,
-        preprocessing={"image_size": [16, 16], "scale_percentile": np.float64(99.5), "readout_axis": 0},
+        preprocessing={
+            "image_size": [16, 16],
+            "scale_percentile": np.float64(99.5),
+            "readout_axis": 0,
+        },
         mask=mask,
         mask_meta={"seed": np.int64(3), "acceleration": 3.2, "center_size": (4, 4)},
         extra={"epoch": 7, "loss": {"mse": 1.0, "dssim": 0.1}, "history": torch.arange(3.0)},
@@ -44,8 +48,14 @@ def test_round_trip_identical_outputs(tmp_path: Path) -> None:
     model.train()
     with torch.no_grad():
         model(torch.rand(4, 1, 16, 16) * 3)
-    save_model_bundle(path, model=model, preprocessing={}, mask=torch.ones(16, 16, dtype=torch.bool),
-                      mask_meta={}, extra={"epoch": 8})
+    save_model_bundle(
+        path,
+        model=model,
+        preprocessing={},
+        mask=torch.ones(16, 16, dtype=torch.bool),
+        mask_meta={},
+        extra={"epoch": 8},
+    )
     loaded, bundle = load_model_bundle(path)
     assert not loaded.training and loaded.model_config == model.model_config
     x = torch.rand(2, 1, 16, 16)
@@ -62,7 +72,10 @@ def test_metadata_is_plain_and_weights_only_loadable(tmp_path: Path) -> None:
     path = tmp_path / "net.pt"
     _save(path)
     raw = torch.load(path, weights_only=True)
-    assert raw["preprocessing"]["scale_percentile"] == 99.5 and type(raw["preprocessing"]["scale_percentile"]) is float
+    assert (
+        raw["preprocessing"]["scale_percentile"] == 99.5
+        and type(raw["preprocessing"]["scale_percentile"]) is float
+    )
     assert raw["mask_meta"] == {"seed": 3, "acceleration": 3.2, "center_size": [4, 4]}
     assert torch.equal(raw["extra"]["history"], torch.arange(3.0))
     expected_mask = np.random.default_rng(0).random((16, 16)) < 0.3
@@ -72,7 +85,9 @@ def test_metadata_is_plain_and_weights_only_loadable(tmp_path: Path) -> None:
 def test_unsafe_and_corrupt_files_are_refused(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pt"
     torch.save({"format": "ssimrecon-model", "payload": Custom()}, evil)
-    with pytest.raises(CheckpointError, match=r"evil\.pt.*refused to load.*not a plain-tensor checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"evil\.pt.*refused to load.*not a plain-tensor checkpoint"
+    ):
         load_model_bundle(evil)
     noise = tmp_path / "noise.pt"
     noise.write_bytes(np.random.default_rng(1).bytes(4096))
@@ -110,6 +125,12 @@ def test_missing_and_wrong_format(tmp_path: Path) -> None:
 def test_save_rejects_unstorable_metadata(tmp_path: Path) -> None:
     path = tmp_path / "net.pt"
     with pytest.raises(CheckpointError, match=r"extra\.obj"):
-        save_model_bundle(path, model=UNet(base_channels=4, depth=1), preprocessing={},
-                          mask=np.ones((4, 4), bool), mask_meta={}, extra={"obj": Custom()})
+        save_model_bundle(
+            path,
+            model=UNet(base_channels=4, depth=1),
+            preprocessing={},
+            mask=np.ones((4, 4), bool),
+            mask_meta={},
+            extra={"obj": Custom()},
+        )
     assert not path.exists() and os.listdir(tmp_path) == []

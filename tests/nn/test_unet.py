@@ -10,13 +10,16 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.nn.unet import InstanceNorm2d, UNet, count_parameters
 
 
-def closed_form_parameters(base: int, depth: int, convs: int, cin: int = 1, cout: int = 1, norm: str = "instance") -> int:
+def closed_form_parameters(
+    base: int, depth: int, convs: int, cin: int = 1, cout: int = 1, norm: str = "instance"
+) -> int:
     """Parameters of the U-Net derived by hand.
 
     c_l = base * 2**l.  A 3x3 conv a->b has 9ab weights, plus b biases only without normalisation;
     instance (affine) and batch norm add 2b parameters.  Encoder level l and the bottom (l = depth):
     conv(c_{l-1} -> c_l) + (convs-1) conv(c_l -> c_l), with c_{-1} = cin.  Decoder level l:
-    ConvTranspose 2x2 c_{l+1} -> c_l (4 c_{l+1} c_l + c_l), conv(2 c_l -> c_l) + (convs-1) conv(c_l -> c_l).
+    ConvTranspose 2x2 c_{l+1} -> c_l (4 c_{l+1} c_l + c_l), conv(2 c_l -> c_l) + (convs-1) conv(c_l
+    -> c_l).
     Head: 1x1 conv c_0 -> cout (c_0 cout + cout).
     """
     extra = 1 if norm == "none" else 2
@@ -27,7 +30,9 @@ def closed_form_parameters(base: int, depth: int, convs: int, cin: int = 1, cout
     c = [base * 2**level for level in range(depth + 1)]
     total = c[0] * cout + cout
     for level in range(depth + 1):
-        total += conv(cin if level == 0 else c[level - 1], c[level]) + (convs - 1) * conv(c[level], c[level])
+        total += conv(cin if level == 0 else c[level - 1], c[level]) + (convs - 1) * conv(
+            c[level], c[level]
+        )
     for level in range(depth):
         total += 4 * c[level + 1] * c[level] + c[level]
         total += conv(2 * c[level], c[level]) + (convs - 1) * conv(c[level], c[level])
@@ -36,7 +41,13 @@ def closed_form_parameters(base: int, depth: int, convs: int, cin: int = 1, cout
 
 @pytest.mark.parametrize(
     "base, depth, convs, norm",
-    [(64, 4, 3, "instance"), (32, 4, 3, "none"), (8, 3, 2, "batch"), (4, 1, 1, "instance"), (16, 2, 3, "none")],
+    [
+        (64, 4, 3, "instance"),
+        (32, 4, 3, "none"),
+        (8, 3, 2, "batch"),
+        (4, 1, 1, "instance"),
+        (16, 2, 3, "none"),
+    ],
 )
 def test_parameter_count_matches_closed_form(base: int, depth: int, convs: int, norm: str) -> None:
     model = UNet(base_channels=base, depth=depth, convs_per_stage=convs, norm=norm)
@@ -44,11 +55,17 @@ def test_parameter_count_matches_closed_form(base: int, depth: int, convs: int, 
 
 
 def test_paper_configuration_size() -> None:
-    """Paper: 4 pooling stages, 3 convs each, 64 channels first, 1024 at the bottom (~46.7M parameters)."""
+    """Paper: 4 pooling stages, 3 convs each, 64 channels first, 1024 at the bottom (~46.7M
+    parameters)."""
     model = UNet()
     assert model.model_config == {
-        "in_channels": 1, "out_channels": 1, "base_channels": 64, "depth": 4,
-        "convs_per_stage": 3, "residual": False, "norm": "instance",
+        "in_channels": 1,
+        "out_channels": 1,
+        "base_channels": 64,
+        "depth": 4,
+        "convs_per_stage": 3,
+        "residual": False,
+        "norm": "instance",
     }
     assert count_parameters(model) == 46_746_433
     assert max(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)) == 1024
@@ -105,10 +122,13 @@ def test_errors() -> None:
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("shape", [(3, 5, 8, 12), (2, 16, 16, 16), (1, 1, 4, 4)])
-def test_instance_norm_equals_torch_forward_and_gradients(shape: tuple[int, int, int, int],
-                                                          channels_last: bool) -> None:
+def test_instance_norm_equals_torch_forward_and_gradients(
+    shape: tuple[int, int, int, int], channels_last: bool
+) -> None:
     torch.manual_seed(0)
-    reference = torch.nn.InstanceNorm2d(shape[1], affine=True)  # track_running_stats=False, eps 1e-5
+    reference = torch.nn.InstanceNorm2d(
+        shape[1], affine=True
+    )  # track_running_stats=False, eps 1e-5
     with torch.no_grad():
         reference.weight.normal_()
         reference.bias.normal_()
@@ -139,31 +159,57 @@ def test_instance_norm_gradcheck_and_bf16() -> None:
     torch.manual_seed(0)
     w = torch.randn(3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    for fmt in (torch.contiguous_format, torch.channels_last):  # the custom function in both layouts
-        x = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
-        assert torch.autograd.gradcheck(lambda x, w, b: _InstanceNormFn.apply(x, w, b, 1e-5), (x, w, b))
+    for fmt in (
+        torch.contiguous_format,
+        torch.channels_last,
+    ):  # the custom function in both layouts
+        x = (
+            torch.randn(2, 3, 4, 5, dtype=torch.float64)
+            .contiguous(memory_format=fmt)
+            .requires_grad_()
+        )
+        assert torch.autograd.gradcheck(
+            lambda x, w, b: _InstanceNormFn.apply(x, w, b, 1e-5), (x, w, b)
+        )
         ref = torch.nn.functional.instance_norm(x, weight=w, bias=b, eps=1e-5)
         torch.testing.assert_close(_InstanceNormFn.apply(x, w, b, 1e-5), ref)
-    # bf16 channels_last in (as under CPU autocast) -> bf16 channels_last out, close to the fp32 result
+    # bf16 channels_last in (as under CPU autocast) -> bf16 channels_last out, close to the
+    # fp32 result
     norm = InstanceNorm2d(8)
-    x = (torch.randn(2, 8, 32, 32) * 3 + 2).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x = (
+        (torch.randn(2, 8, 32, 32) * 3 + 2)
+        .to(torch.bfloat16)
+        .contiguous(memory_format=torch.channels_last)
+    )
     x.requires_grad_()
     y = norm(x)
     assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
-    expected = torch.nn.functional.instance_norm(x.detach().float(), weight=norm.weight.detach(),
-                                                 bias=norm.bias.detach())
+    expected = torch.nn.functional.instance_norm(
+        x.detach().float(), weight=norm.weight.detach(), bias=norm.bias.detach()
+    )
     torch.testing.assert_close(y.float(), expected, rtol=0.02, atol=0.03)
     y.float().square().sum().backward()
-    assert x.grad is not None and x.grad.dtype == torch.bfloat16 and norm.weight.grad.dtype == torch.float32
+    assert (
+        x.grad is not None
+        and x.grad.dtype == torch.bfloat16
+        and norm.weight.grad.dtype == torch.float32
+    )
 
 
-def test_weights_of_a_torch_instance_norm_unet_load_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_of_a_torch_instance_norm_unet_load_and_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Bundles and checkpoints saved while the U-Net used nn.InstanceNorm2d load unchanged."""
     import ssimrecon.nn.unet as unet
 
     original = unet._norm
-    monkeypatch.setattr(unet, "_norm", lambda kind, ch: torch.nn.InstanceNorm2d(ch, affine=True)
-                        if kind == "instance" else original(kind, ch))
+    monkeypatch.setattr(
+        unet,
+        "_norm",
+        lambda kind, ch: (
+            torch.nn.InstanceNorm2d(ch, affine=True) if kind == "instance" else original(kind, ch)
+        ),
+    )
     torch.manual_seed(0)
     old = UNet(base_channels=4, depth=2)
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """figure2.py: the slice-choice rule, the drawn figure and the CLI on synthetic shards."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,16 @@ import pandas as pd
 import pytest
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.plots.figure2 import choose_slices, collect_candidates, display, main, make_figure2, zoom_box
-from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.functional.metrics import slice_metrics
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.plots.figure2 import (
+    choose_slices,
+    collect_candidates,
+    display,
+    main,
+    make_figure2,
+    zoom_box,
+)
 from tests.helpers import make_test_model, make_test_shard, sample_mask
 
 
@@ -20,16 +28,29 @@ def _candidates(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
 
 
 def test_choose_two_subjects_largest_signal() -> None:
-    cands = _candidates([
-        ("IXI010", 4, 0.9), ("IXI010", 5, 0.95),
-        ("IXI002", 1, 0.3), ("IXI002", 7, 0.6), ("IXI002", 8, 0.6),  # tie -> lower index
-        ("IXI001", 3, 0.01), ("IXI001", 4, 0.02),  # below threshold: not a candidate subject
-        ("IXI005", 0, 0.2), ("IXI005", 9, 0.4),
-    ])
+    cands = _candidates(
+        [
+            ("IXI010", 4, 0.9),
+            ("IXI010", 5, 0.95),
+            ("IXI002", 1, 0.3),
+            ("IXI002", 7, 0.6),
+            ("IXI002", 8, 0.6),  # tie -> lower index
+            ("IXI001", 3, 0.01),
+            ("IXI001", 4, 0.02),  # below threshold: not a candidate subject
+            ("IXI005", 0, 0.2),
+            ("IXI005", 9, 0.4),
+        ]
+    )
     assert choose_slices(cands, 0.05) == [("IXI002", 7), ("IXI005", 9)]
     assert choose_slices(cands, 0.0) == [("IXI001", 4), ("IXI002", 7)]
-    assert choose_slices(cands, 0.05, subjects=["IXI010", "IXI002"]) == [("IXI010", 5), ("IXI002", 7)]
-    assert choose_slices(cands, 0.05, subjects=["IXI005"], slices=[0, 9]) == [("IXI005", 0), ("IXI005", 9)]
+    assert choose_slices(cands, 0.05, subjects=["IXI010", "IXI002"]) == [
+        ("IXI010", 5),
+        ("IXI002", 7),
+    ]
+    assert choose_slices(cands, 0.05, subjects=["IXI005"], slices=[0, 9]) == [
+        ("IXI005", 0),
+        ("IXI005", 9),
+    ]
     assert choose_slices(cands, 0.05, slices=[1, 0]) == [("IXI002", 1), ("IXI005", 0)]
     with pytest.raises(SsimreconError, match="no slice 3"):
         choose_slices(cands, 0.05, subjects=["IXI005"], slices=[3])
@@ -40,7 +61,26 @@ def test_choose_two_subjects_largest_signal() -> None:
 
 
 def test_choose_single_subject_two_slices_apart() -> None:
-    signal = [0.1, 0.2, 0.5, 0.8, 0.85, 0.9, 0.88, 0.7, 0.6, 0.5, 0.4, 0.3, 0.45, 0.42, 0.2, 0.1, 0.05, 0.02]
+    signal = [
+        0.1,
+        0.2,
+        0.5,
+        0.8,
+        0.85,
+        0.9,
+        0.88,
+        0.7,
+        0.6,
+        0.5,
+        0.4,
+        0.3,
+        0.45,
+        0.42,
+        0.2,
+        0.1,
+        0.05,
+        0.02,
+    ]
     cands = _candidates([("S1", i, s) for i, s in enumerate(signal)])
     # best is slice 5; slices 0..15 within 10 of it are excluded except |i - 5| >= 10: 15, 16, 17
     assert choose_slices(cands, 0.05) == [("S1", 5), ("S1", 15)]
@@ -60,7 +100,9 @@ def test_zoom_box_is_clipped_square() -> None:
 def test_figure2_files_and_panels(tmp_path: Path) -> None:
     shards = [tmp_path / "b.h5", tmp_path / "a.h5"]
     data = {
-        "IXI007": make_test_shard(shards[0], "IXI007", n_slices=8, seed=1, slice_index=np.arange(20, 28)),
+        "IXI007": make_test_shard(
+            shards[0], "IXI007", n_slices=8, seed=1, slice_index=np.arange(20, 28)
+        ),
         "IXI003": make_test_shard(shards[1], "IXI003", n_slices=8, seed=2),
     }
     mask = sample_mask()
@@ -68,7 +110,9 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
     make_test_model(tmp_path / "dssim.pt", mask, seed=1)
     png, pdf = tmp_path / "fig" / "figure2.png", tmp_path / "fig" / "figure2.pdf"
     models = {"Net-mse": tmp_path / "mse.pt", "Net-mse-dssim": tmp_path / "dssim.pt"}
-    panels = make_figure2(shards, models, png=png, pdf=pdf, dpi=50, zoom_center=(0.3, 0.6), zoom_size=0.4)
+    panels = make_figure2(
+        shards, models, png=png, pdf=pdf, dpi=50, zoom_center=(0.3, 0.6), zoom_size=0.4
+    )
     # the rule, recomputed: sorted subjects, argmax of slice_signal in each
     expected = []
     for subject in sorted(data):
@@ -79,7 +123,9 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
     for panel, (subject, _, pos) in zip(panels, expected):
         d = data[subject]
         np.testing.assert_array_equal(panel.reference, d["target"][pos])
-        np.testing.assert_allclose(panel.zero_filled, zero_filled_magnitude(d["kspace"][pos]), atol=1e-6)
+        np.testing.assert_allclose(
+            panel.zero_filled, zero_filled_magnitude(d["kspace"][pos]), atol=1e-6
+        )
         assert list(panel.networks) == ["Net-mse", "Net-mse-dssim"]
         assert not np.allclose(panel.networks["Net-mse"], panel.networks["Net-mse-dssim"])
         assert slice_metrics(panel.reference, panel.zero_filled, d["data_range"])["ssim"] < 1
@@ -91,9 +137,33 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
 
     # CLI with forced subject/slices and one network: narrower figure
     png2 = tmp_path / "one.png"
-    assert main(["--shards", *map(str, shards), "--model", f"Net-mse={tmp_path / 'mse.pt'}", "--png", str(png2),
-                 "--subjects", "IXI007", "--slices", "21", "26", "--dpi", "50", "--zoom-center", "0.5", "0.5",
-                 "--zoom-size", "0.3", "--error-max", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "--shards",
+                *map(str, shards),
+                "--model",
+                f"Net-mse={tmp_path / 'mse.pt'}",
+                "--png",
+                str(png2),
+                "--subjects",
+                "IXI007",
+                "--slices",
+                "21",
+                "26",
+                "--dpi",
+                "50",
+                "--zoom-center",
+                "0.5",
+                "0.5",
+                "--zoom-size",
+                "0.3",
+                "--error-max",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     assert mpimg.imread(png2).shape[1] < image.shape[1]
 
     make_test_model(tmp_path / "wrong.pt", sample_mask(seed=9))

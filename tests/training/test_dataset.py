@@ -1,5 +1,7 @@
-"""SliceDataset (sampled k-space points), to_network_input, EpochSampler and make_loader on small synthetic
+"""SliceDataset (sampled k-space points), to_network_input, EpochSampler and make_loader on small
+synthetic
 shards."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from ssimrecon.training.dataset import EpochSampler, SliceDataset, make_loader, scatter_samples, to_network_input
 from ssimrecon.errors import ShardError
 from ssimrecon.kspace.fft import ifft2c
-
-
+from ssimrecon.training.dataset import (
+    EpochSampler,
+    SliceDataset,
+    make_loader,
+    scatter_samples,
+    to_network_input,
+)
 from tests.helpers import write_test_shards
+
 
 @pytest.fixture
 def shards(tmp_path: Path) -> list[Path]:
@@ -25,7 +32,9 @@ def test_filters_near_empty_slices_by_slice_signal(shards: list[Path]) -> None:
     kept = SliceDataset(shards, min_signal_fraction=0.05)
     assert len(everything) == 10 and everything.num_total == 10
     assert len(kept) == 8
-    assert all(slice_ != 4 for _, slice_ in kept.index)  # the blank last slice of each shard is dropped
+    assert all(
+        slice_ != 4 for _, slice_ in kept.index
+    )  # the blank last slice of each shard is dropped
     with pytest.raises(ShardError) as info:
         SliceDataset(shards, min_signal_fraction=1.0)
     assert str(shards[0]) in str(info.value) and str(shards[1]) in str(info.value)
@@ -35,7 +44,9 @@ def test_item_shapes_dtypes_and_values(shards: list[Path]) -> None:
     ds = SliceDataset(shards, min_signal_fraction=0.05)
     item = ds[5]  # second shard, second kept slice
     n = int(ds.mask.sum())
-    assert ds.mask.shape == (32, 32) and ds.mask.dtype == torch.bool and ds.num_sampled == n < 32 * 32
+    assert (
+        ds.mask.shape == (32, 32) and ds.mask.dtype == torch.bool and ds.num_sampled == n < 32 * 32
+    )
     assert item["samples"].shape == (n, 2) and item["samples"].dtype == torch.float32
     assert item["target"].shape == (1, 32, 32) and item["target"].dtype == torch.float32
     assert item["data_range"].shape == () and item["data_range"].dtype == torch.float32
@@ -46,9 +57,13 @@ def test_item_shapes_dtypes_and_values(shards: list[Path]) -> None:
     with h5py.File(shards[1]) as f:
         mask = f["mask"][()].astype(bool)
         np.testing.assert_array_equal(ds.mask.numpy(), mask)
-        np.testing.assert_array_equal(torch.view_as_complex(item["samples"]).numpy(), f["kspace"][1][mask])
+        np.testing.assert_array_equal(
+            torch.view_as_complex(item["samples"]).numpy(), f["kspace"][1][mask]
+        )
         full = scatter_samples(item["samples"][None], ds.mask)[0].numpy()
-        np.testing.assert_array_equal(full, f["kspace"][1])  # the unsampled points were zero in the shard
+        np.testing.assert_array_equal(
+            full, f["kspace"][1]
+        )  # the unsampled points were zero in the shard
         np.testing.assert_array_equal(item["target"][0].numpy(), f["target"][1])
         assert float(item["data_range"]) == pytest.approx(float(f.attrs["data_range"]))
 
@@ -96,7 +111,10 @@ def test_worker_processes_read_the_same_items(shards: list[Path]) -> None:
     for s, p in zip(serial, parallel):
         assert torch.equal(s["samples"], p["samples"]) and torch.equal(s["target"], p["target"])
         np.testing.assert_array_equal(s["data_range"], p["data_range"])
-        assert s["subject"].tolist() == p["subject"].tolist() and s["slice"].tolist() == p["slice"].tolist()
+        assert (
+            s["subject"].tolist() == p["subject"].tolist()
+            and s["slice"].tolist() == p["slice"].tolist()
+        )
     ds.close()
 
 

@@ -1,5 +1,7 @@
-"""Training: learning on tiny phantoms, seeding, resume after SIGTERM/SIGUSR1 (bit-identical), stale state,
+"""Training: learning on tiny phantoms, seeding, resume after SIGTERM/SIGUSR1 (bit-identical), stale
+state,
 best-model bundle, history.csv and training curves."""
+
 from __future__ import annotations
 
 import csv
@@ -15,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssimrecon.plots import curves
 from ssimrecon.errors import CheckpointError, SsimreconError
-from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.plots import curves
 from ssimrecon.training.loop import (
     HISTORY_COLUMNS,
     TrainingInterrupted,
@@ -31,13 +33,21 @@ from tests.helpers import write_test_shards
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
-BASE = {"batch_size": 2, "lr": 1e-3, "crop": [24, 24], "num_workers": 0, "bf16": False, "channels_last": True}
+BASE = {
+    "batch_size": 2,
+    "lr": 1e-3,
+    "crop": [24, 24],
+    "num_workers": 0,
+    "bf16": False,
+    "channels_last": True,
+}
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
-    """One intra-op thread: fast on a busy 2-core machine and the same arithmetic in every process."""
+    """One intra-op thread: fast on a busy 2-core machine and the same arithmetic in every
+    process."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -47,15 +57,25 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     """3 training subjects x 5 slices (one blank each) and 1 validation subject, 32x32."""
-    paths = write_test_shards(tmp_path_factory.mktemp("shards"), n_subjects=4, n_slices=5, empty=1, seed=1)
+    paths = write_test_shards(
+        tmp_path_factory.mktemp("shards"), n_subjects=4, n_slices=5, empty=1, seed=1
+    )
     return {"train": paths[:3], "val": paths[3:]}
 
 
 def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **training) -> dict:
     settings = TrainSettings.from_dict({**BASE, **training})
-    return train_network(data["train"], data["val"], model_cfg=MODEL, loss_terms=loss or LOSS, settings=settings,
-                         best_path=out / "best.pt", history_path=out / "history.csv", state_dir=out / "state",
-                         network_name="net")
+    return train_network(
+        data["train"],
+        data["val"],
+        model_cfg=MODEL,
+        loss_terms=loss or LOSS,
+        settings=settings,
+        best_path=out / "best.pt",
+        history_path=out / "history.csv",
+        state_dir=out / "state",
+        network_name="net",
+    )
 
 
 def history(out: Path) -> list[dict[str, float]]:
@@ -79,8 +99,9 @@ def assert_same_history(a: Path, b: Path) -> None:
     ha, hb = history(a), history(b)
     assert len(ha) == len(hb)
     for ra, rb in zip(ha, hb):
-        assert [ra[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")] == \
-               [rb[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")]
+        assert [ra[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")] == [
+            rb[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")
+        ]
 
 
 def test_settings_validation() -> None:
@@ -99,7 +120,9 @@ def test_settings_validation() -> None:
             resolve_device(bad)
 
 
-def test_training_learns_and_writes_bundle_history_and_curves(data: dict[str, list[Path]], tmp_path: Path) -> None:
+def test_training_learns_and_writes_bundle_history_and_curves(
+    data: dict[str, list[Path]], tmp_path: Path
+) -> None:
     summary = run(data, tmp_path, epochs=5)
     rows = history(tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
@@ -121,8 +144,18 @@ def test_training_learns_and_writes_bundle_history_and_curves(data: dict[str, li
     assert state["epoch"] == 5 and state["next_batch"] == 0 and len(state["history"]) == 5
 
     png = tmp_path / "curves.png"
-    assert curves.main(["--history", f"net={tmp_path / 'history.csv'}", f"other={tmp_path / 'history.csv'}",
-                        "--output", str(png)]) == 0
+    assert (
+        curves.main(
+            [
+                "--history",
+                f"net={tmp_path / 'history.csv'}",
+                f"other={tmp_path / 'history.csv'}",
+                "--output",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SsimreconError, match="missing.csv"):
         curves.main(["--history", f"net={tmp_path / 'missing.csv'}", "--output", str(png)])
@@ -137,8 +170,9 @@ def test_same_seed_same_weights(data: dict[str, list[Path]], tmp_path: Path) -> 
         assert_same_weights(tmp_path / "a" / "best.pt", tmp_path / "c" / "best.pt")
 
 
-def test_signal_mid_epoch_then_resume_is_bit_identical(data: dict[str, list[Path]], tmp_path: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_signal_mid_epoch_then_resume_is_bit_identical(
+    data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="ssimrecon.training.loop")
     run(data, tmp_path / "ref", epochs=3)
     out = tmp_path / "cut"
@@ -147,12 +181,21 @@ def test_signal_mid_epoch_then_resume_is_bit_identical(data: dict[str, list[Path
         def hook(e: int, b: int) -> None:
             if (e, b) == (epoch, batch):
                 os.kill(os.getpid(), signal.SIGUSR1)
+
         return hook
 
     settings = TrainSettings.from_dict({**BASE, "epochs": 3})
-    kwargs = dict(model_cfg=MODEL, loss_terms=LOSS, settings=settings, best_path=out / "best.pt",
-                  history_path=out / "history.csv", state_dir=out / "state", network_name="net")
-    # 1) in the middle of epoch 2 (after its 2nd batch); 2) after the last batch of epoch 3, before validation
+    kwargs = dict(
+        model_cfg=MODEL,
+        loss_terms=LOSS,
+        settings=settings,
+        best_path=out / "best.pt",
+        history_path=out / "history.csv",
+        state_dir=out / "state",
+        network_name="net",
+    )
+    # 1) in the middle of epoch 2 (after its 2nd batch); 2) after the last batch of epoch 3,
+    # before validation
     for (epoch, batch), expected in (((1, 1), (1, 2)), ((2, 5), (2, 6))):
         with pytest.raises(TrainingInterrupted) as info:
             train_network(data["train"], data["val"], on_batch_end=stop_at(epoch, batch), **kwargs)
@@ -163,14 +206,18 @@ def test_signal_mid_epoch_then_resume_is_bit_identical(data: dict[str, list[Path
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
     summary = train_network(data["train"], data["val"], **kwargs)
     assert summary["resumed_from"] == [2, 6]
-    assert "resuming net from epoch 2 batch 2" in caplog.text and "resuming net from epoch 3 batch 6" in caplog.text
+    assert (
+        "resuming net from epoch 2 batch 2" in caplog.text
+        and "resuming net from epoch 3 batch 6" in caplog.text
+    )
     assert_same_weights(out / "best.pt", tmp_path / "ref" / "best.pt")
     assert_same_weights(out / "state" / "last.pt", tmp_path / "ref" / "state" / "last.pt")
     assert_same_history(out, tmp_path / "ref")
 
 
 def test_stale_state_is_moved_aside_and_finished_state_restores_outputs(
-        data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="ssimrecon.training.loop")
     run(data, tmp_path, epochs=2)
     first = weights(tmp_path / "best.pt")
@@ -196,12 +243,16 @@ class Payload:
 
 def test_unsafe_state_file_is_refused(data: dict[str, list[Path]], tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
-    torch.save({"format": "ssimrecon-train-state", "payload": Payload()}, tmp_path / "state" / "last.pt")
+    torch.save(
+        {"format": "ssimrecon-train-state", "payload": Payload()}, tmp_path / "state" / "last.pt"
+    )
     with pytest.raises(CheckpointError, match="last.pt"):
         run(data, tmp_path, epochs=1)
 
 
-def test_diverged_training_has_no_best_checkpoint(data: dict[str, list[Path]], tmp_path: Path) -> None:
+def test_diverged_training_has_no_best_checkpoint(
+    data: dict[str, list[Path]], tmp_path: Path
+) -> None:
     with pytest.raises(SsimreconError, match="no best checkpoint"):
         run(data, tmp_path, epochs=1, lr=1e30)
     assert not (tmp_path / "best.pt").exists()
@@ -210,17 +261,41 @@ def test_diverged_training_has_no_best_checkpoint(data: dict[str, list[Path]], t
 def test_bf16_autocast_nchw_training_runs(data: dict[str, list[Path]], tmp_path: Path) -> None:
     summary = run(data, tmp_path, epochs=1, bf16=True, channels_last=False)
     assert summary["bf16"] is True and summary["best_epoch"] == 1
-    assert all(v.dtype == torch.float32 for v in weights(tmp_path / "best.pt").values() if v.is_floating_point())
+    assert all(
+        v.dtype == torch.float32
+        for v in weights(tmp_path / "best.pt").values()
+        if v.is_floating_point()
+    )
 
 
-def test_cli_reports_bad_training_key(data: dict[str, list[Path]], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_bad_training_key(
+    data: dict[str, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ssimrecon import cli
 
-    code = cli.main(["train", "--network", "net", "--train-shards", str(data["train"][0]), "--val-shards",
-                     str(data["val"][0]), "--model-json", "{}", "--loss-json", '{"mse": 1}', "--training-json",
-                     '{"epochs": 1, "learning_rate": 0.1}', "--best", str(tmp_path / "b.pt"), "--history",
-                     str(tmp_path / "h.csv"), "--state-dir", str(tmp_path / "s")])
+    code = cli.main(
+        [
+            "train",
+            "--network",
+            "net",
+            "--train-shards",
+            str(data["train"][0]),
+            "--val-shards",
+            str(data["val"][0]),
+            "--model-json",
+            "{}",
+            "--loss-json",
+            '{"mse": 1}',
+            "--training-json",
+            '{"epochs": 1, "learning_rate": 0.1}',
+            "--best",
+            str(tmp_path / "b.pt"),
+            "--history",
+            str(tmp_path / "h.csv"),
+            "--state-dir",
+            str(tmp_path / "s"),
+        ]
+    )
     assert code == 2 and "training.learning_rate" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
@@ -231,18 +306,45 @@ def test_throughput_benchmark_runs_both_modes() -> None:
         assert rate > 0
 
 
-def test_cli_sigterm_then_rerun_resumes_bit_identical(data: dict[str, list[Path]], tmp_path: Path) -> None:
+def test_cli_sigterm_then_rerun_resumes_bit_identical(
+    data: dict[str, list[Path]], tmp_path: Path
+) -> None:
     epochs = 12
     run(data, tmp_path / "ref", epochs=epochs)
     out = tmp_path / "cli"
-    training = '{"batch_size": 2, "lr": 0.001, "crop": [24, 24], "num_workers": 1, "bf16": false, ' \
-               f'"channels_last": true, "epochs": {epochs}}}'
-    cmd = [sys.executable, "-m", "ssimrecon.cli", "train", "--network", "net",
-           "--train-shards", *map(str, data["train"]), "--val-shards", *map(str, data["val"]),
-           "--model-json", '{"base_channels": 4, "depth": 2, "residual": true}',
-           "--loss-json", '{"mse": 1.0, "dssim": 0.1}', "--training-json", training, "--threads", "1",
-           "--best", str(out / "best.pt"), "--history", str(out / "history.csv"), "--state-dir", str(out / "state")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    training = (
+        '{"batch_size": 2, "lr": 0.001, "crop": [24, 24], "num_workers": 1, "bf16": false, '
+        f'"channels_last": true, "epochs": {epochs}}}'
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "ssimrecon.cli",
+        "train",
+        "--network",
+        "net",
+        "--train-shards",
+        *map(str, data["train"]),
+        "--val-shards",
+        *map(str, data["val"]),
+        "--model-json",
+        '{"base_channels": 4, "depth": 2, "residual": true}',
+        "--loss-json",
+        '{"mse": 1.0, "dssim": 0.1}',
+        "--training-json",
+        training,
+        "--threads",
+        "1",
+        "--best",
+        str(out / "best.pt"),
+        "--history",
+        str(out / "history.csv"),
+        "--state-dir",
+        str(out / "state"),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     deadline = time.monotonic() + 60
     while not (out / "state" / "last.pt").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -256,7 +358,10 @@ def test_cli_sigterm_then_rerun_resumes_bit_identical(data: dict[str, list[Path]
 
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert f"resuming net from epoch {stopped['epoch'] + 1} batch {stopped['next_batch']}" in again.stderr
+    assert (
+        f"resuming net from epoch {stopped['epoch'] + 1} batch {stopped['next_batch']}"
+        in again.stderr
+    )
     assert_same_weights(out / "best.pt", tmp_path / "ref" / "best.pt")
     assert_same_weights(out / "state" / "last.pt", tmp_path / "ref" / "state" / "last.pt")
     assert_same_history(out, tmp_path / "ref")

@@ -1,4 +1,5 @@
 """Config errors stop the run before any job, with a message naming the key."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, Workspace, deep_merge
 from ssimrecon.configcheck import ConfigError, check_consistency, check_schema, load_schema
+from tests.helpers import REPO, Workspace, deep_merge
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
 
@@ -32,7 +33,10 @@ def test_shipped_configs_are_valid() -> None:
         ({"training": {"epochs": 1.5}}, "training.epochs"),
         ({"figure": {"colour": "red"}}, "figure.colour"),
         ({"unknown_section": 1}, "unknown_section"),
-        ({"networks": {"Net-x": {"loss": {"ssim_please": 1.0}}}}, "networks.Net-x.loss.ssim_please"),
+        (
+            {"networks": {"Net-x": {"loss": {"ssim_please": 1.0}}}},
+            "networks.Net-x.loss.ssim_please",
+        ),
     ],
 )
 def test_schema_errors_name_the_key(overrides: dict, expected: str) -> None:
@@ -60,7 +64,9 @@ def test_unknown_baseline_is_refused() -> None:
         ({"split": {"n_train": 5, "n_val": 5}}, "split.n_train"),
     ],
 )
-def test_snakemake_stops_before_any_job(workspace: Workspace, overrides: dict, expected: str) -> None:
+def test_snakemake_stops_before_any_job(
+    workspace: Workspace, overrides: dict, expected: str
+) -> None:
     workspace.write_config(overrides)
     proc = workspace.snakemake("--cores", "1", check=False)
     assert proc.returncode != 0
@@ -69,12 +75,27 @@ def test_snakemake_stops_before_any_job(workspace: Workspace, overrides: dict, e
     assert not (workspace.root / "results").exists()
 
 
-def test_error_from_a_stage_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_error_from_a_stage_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from ssimrecon.cli import main
 
     missing = tmp_path / "nope.csv"
-    code = main(["split", "--subjects", str(missing), "--n-train", "1", "--n-val", "1", "--seed", "0",
-                 "--output", str(tmp_path / "split.csv")])
+    code = main(
+        [
+            "split",
+            "--subjects",
+            str(missing),
+            "--n-train",
+            "1",
+            "--n-val",
+            "1",
+            "--seed",
+            "0",
+            "--output",
+            str(tmp_path / "split.csv"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and str(missing) in err[-1]

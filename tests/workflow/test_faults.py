@@ -1,4 +1,6 @@
-"""Surviving faults locally: a killed training resumes, a killed shard job leaves nothing accepted."""
+"""Surviving faults locally: a killed training resumes, a killed shard job leaves nothing
+accepted."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import Workspace
-from tests.helpers import planned_jobs
+from tests.helpers import Workspace, planned_jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -36,9 +37,15 @@ def _pids_of(pattern: str) -> list[int]:
 
 
 def _start(ws: Workspace, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=ws.root, env=ws.env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=ws.root,
+        env=ws.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _saved_epoch(state: Path) -> int:
@@ -56,7 +63,9 @@ def test_training_killed_with_sigkill_is_retried_and_resumes(workspace: Workspac
     state = workspace.results / "state" / "Net-mse" / "last.pt"
     proc = _start(workspace, "--cores", "2", "--retries", "1")
     try:
-        _wait_for(lambda: state.exists() and _saved_epoch(state) >= 1, 300, "an epoch checkpoint", proc)
+        _wait_for(
+            lambda: state.exists() and _saved_epoch(state) >= 1, 300, "an epoch checkpoint", proc
+        )
         killed = _pids_of("ssimrecon train --network Net-mse")
         assert killed, "training process not found"
         for pid in killed:
@@ -76,20 +85,29 @@ def test_training_killed_with_sigkill_is_retried_and_resumes(workspace: Workspac
 
 def test_shard_job_killed_mid_run_is_not_accepted(workspace: Workspace) -> None:
     workspace.snakemake("--cores", "1", "--until", "split")
-    subject = sorted(p.name for p in (workspace.results / "nifti").rglob("*.nii.gz"))[0].split("-")[0]
+    subject = sorted(p.name for p in (workspace.results / "nifti").rglob("*.nii.gz"))[0].split("-")[
+        0
+    ]
     target = f"results/{workspace.config['experiment']}/shards/{subject}.h5"
     incomplete = workspace.root / ".snakemake" / "incomplete"
     proc = _start(workspace, "--cores", "1", target)
     try:
-        _wait_for(lambda: incomplete.exists() and any(incomplete.iterdir()) and _pids_of("ssimrecon shard"),
-                  120, "the shard job to start", proc)
+        _wait_for(
+            lambda: (
+                incomplete.exists() and any(incomplete.iterdir()) and _pids_of("ssimrecon shard")
+            ),
+            120,
+            "the shard job to start",
+            proc,
+        )
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     shard = workspace.root / target
-    # Whatever a killed writer left, the final path holds either nothing or a file Snakemake distrusts.
+    # Whatever a killed writer left, the final path holds either nothing or a file Snakemake
+    # distrusts.
     if not shard.exists():
         shard.parent.mkdir(parents=True, exist_ok=True)
         shard.write_bytes(b"\x89HDF\r\n\x1a\n half-written")

@@ -1,12 +1,13 @@
-"""Incremental reruns: change one thing, rerun only what depends on it (Snakemake's own dry-run plan)."""
+"""Incremental reruns: change one thing, rerun only what depends on it (Snakemake's own dry-run
+plan)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import Workspace
-from tests.helpers import planned_jobs, planned_wildcards
+from tests.helpers import Workspace, planned_jobs, planned_wildcards
 
 pytestmark = pytest.mark.workflow
 

@@ -9,6 +9,7 @@ The profile under test is profiles/slurm/profile.yaml, installed as the user's `
 cluster without accounting database needs added (see LOCAL_CLUSTER_SETTINGS), and the command is
 exactly `snakemake --profile slurm`, typed in the workspace root.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,19 @@ LOCAL_CLUSTER_SETTINGS = {
     "latency-wait": 5,
 }
 #: Rules whose jobs must not ask for a GPU (the shard group job is named after its group).
-DATA_JOB_COMMENTS = ("rule_download", "rule_extract", "rule_qc", "rule_split", "rule_mask", "rule_shards")
+DATA_JOB_COMMENTS = (
+    "rule_download",
+    "rule_extract",
+    "rule_qc",
+    "rule_split",
+    "rule_mask",
+    "rule_shards",
+)
 
 
-# --------------------------------------------------------------------------------------------- cluster
+# ---------------------------------------------------------------------------------------------
+# cluster
+
 
 @dataclass
 class Cluster:
@@ -57,13 +67,23 @@ class Cluster:
         return {**os.environ, "SLURM_CONF": str(self.state_dir / "slurm.conf")}
 
     def jobs(self) -> list[dict[str, str]]:
-        """Every job slurmctld still knows (finished ones for MinJobAge=300 s), as key=value dicts."""
-        out = subprocess.run(["scontrol", "-o", "show", "job"], env=self.env, capture_output=True,
-                             text=True, timeout=30)
+        """Every job slurmctld still knows (finished ones for MinJobAge=300 s), as key=value
+        dicts."""
+        out = subprocess.run(
+            ["scontrol", "-o", "show", "job"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if "No jobs in the system" in out.stdout + out.stderr:
             return []
         assert out.returncode == 0, out.stderr
-        return [dict(re.findall(r"(\S+?)=(\S*)", line)) for line in out.stdout.splitlines() if line.strip()]
+        return [
+            dict(re.findall(r"(\S+?)=(\S*)", line))
+            for line in out.stdout.splitlines()
+            if line.strip()
+        ]
 
     def job_ids(self) -> set[str]:
         return {job["JobId"] for job in self.jobs()}
@@ -81,26 +101,36 @@ def cluster() -> Iterator[Cluster]:
     if shutil.which("sbatch") is None:
         _unavailable("sbatch not found (install SLURM: bash tests/slurm/install-debian.sh)")
     search = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin"
-    missing = [tool for tool in ("munged", "slurmctld", "slurmd") if shutil.which(tool, path=search) is None]
+    missing = [
+        tool
+        for tool in ("munged", "slurmctld", "slurmd")
+        if shutil.which(tool, path=search) is None
+    ]
     if missing:
         _unavailable(f"{', '.join(missing)} not found (bash tests/slurm/install-debian.sh)")
     if os.geteuid() != 0:
         _unavailable("the local SLURM cluster (tests/slurm/cluster.sh) needs root")
     env = {**os.environ, "SSIMRECON_SLURM_DIR": str(STATE_DIR)}
-    started = subprocess.run(["bash", str(CLUSTER_SH), "start"], env=env, capture_output=True, text=True,
-                             timeout=120)
+    started = subprocess.run(
+        ["bash", str(CLUSTER_SH), "start"], env=env, capture_output=True, text=True, timeout=120
+    )
     if started.returncode != 0:
         pytest.fail(f"cluster.sh start failed:\n{started.stdout}\n{started.stderr}", pytrace=False)
     try:
         yield Cluster(STATE_DIR)
     finally:
-        subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            ["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True, text=True, timeout=120
+        )
 
 
-# ------------------------------------------------------------------------------------ snakemake runs
+# ------------------------------------------------------------------------------------ snakemake
+# runs
+
 
 def install_slurm_profile(workspace: Workspace, config_home: Path) -> Path:
-    """profiles/slurm/profile.yaml (+ LOCAL_CLUSTER_SETTINGS) as $XDG_CONFIG_HOME/snakemake/slurm/."""
+    """profiles/slurm/profile.yaml (+ LOCAL_CLUSTER_SETTINGS) as
+    $XDG_CONFIG_HOME/snakemake/slurm/."""
     profile = yaml.safe_load((workspace.root / "profiles" / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm"
     profile.update(LOCAL_CLUSTER_SETTINGS)
@@ -120,8 +150,16 @@ class Run:
         self.command = " ".join(["snakemake --profile slurm", *map(shlex.quote, targets)])
         self.log = log
         self._out = log.open("w")
-        self.proc = subprocess.Popen(self.command, shell=True, cwd=workspace.root, env=env, stdout=self._out,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command,
+            shell=True,
+            cwd=workspace.root,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     @property
     def output(self) -> str:
@@ -139,7 +177,9 @@ class Run:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.stop()
-            pytest.fail(f"`{self.command}` still running after {timeout:.0f} s:\n{self.output[-6000:]}")
+            pytest.fail(
+                f"`{self.command}` still running after {timeout:.0f} s:\n{self.output[-6000:]}"
+            )
         finally:
             self._out.close()
 
@@ -179,24 +219,28 @@ def _files(root: Path) -> set[str]:
 
 # ------------------------------------------------------------------------------------------- tests
 
+
 def test_cluster_has_an_idle_node_with_gpus(cluster: Cluster) -> None:
-    out = subprocess.run(["sinfo", "-h", "-o", "%T %G"], env=cluster.env, capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        ["sinfo", "-h", "-o", "%T %G"], env=cluster.env, capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
     state, gres = out.stdout.split()
     assert state == "idle"
     assert gres.startswith("gpu:")
 
 
-def test_profile_slurm_runs_the_workflow_on_the_cluster(cluster: Cluster, workspace: Workspace,
-                                                        completed_workspace: Workspace,
-                                                        tmp_path: Path) -> None:
+def test_profile_slurm_runs_the_workflow_on_the_cluster(
+    cluster: Cluster, workspace: Workspace, completed_workspace: Workspace, tmp_path: Path
+) -> None:
     config_home = install_slurm_profile(workspace, tmp_path / "config")
     run = Run(workspace, config_home, tmp_path / "snakemake.log")
     code = run.wait(timeout=540)
     out = run.output
     assert code == 0, out[-6000:]
-    assert re.search(r"Using profiles? slurm and workflow specific profile profiles/default", out), out[:2000]
+    assert re.search(
+        r"Using profiles? slurm and workflow specific profile profiles/default", out
+    ), out[:2000]
 
     # Every job of the run went through SLURM, and all of them completed.
     run_id = run.run_id()
@@ -209,7 +253,10 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(cluster: Cluster, worksp
     # Training: one job per network, each submitted with a GPU request (sbatch --gpus=1).
     networks = sorted(workspace.config["networks"])
     train_jobs = [job for job in jobs if job["Comment"].startswith("rule_train")]
-    assert sorted(job["Comment"].removeprefix("rule_train_wildcards_") for job in train_jobs) == networks
+    assert (
+        sorted(job["Comment"].removeprefix("rule_train_wildcards_") for job in train_jobs)
+        == networks
+    )
     for job in train_jobs:
         assert "gpu:1" in job.get("TresPerJob", ""), job
         assert int(job["NumCPUs"]) >= int(workspace.config["training"]["threads"])
@@ -237,8 +284,9 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(cluster: Cluster, worksp
     assert _files(workspace.results) == _files(completed_workspace.results)
 
 
-def test_training_cancelled_by_scancel_is_retried_and_resumes(cluster: Cluster, workspace: Workspace,
-                                                              tmp_path: Path) -> None:
+def test_training_cancelled_by_scancel_is_retried_and_resumes(
+    cluster: Cluster, workspace: Workspace, tmp_path: Path
+) -> None:
     workspace.config["networks"].pop("Net-mse-dssim")
     epochs = 40
     workspace.write_config({"training": {"epochs": epochs}})
@@ -247,16 +295,27 @@ def test_training_cancelled_by_scancel_is_retried_and_resumes(cluster: Cluster, 
     out = f"results/{workspace.config['experiment']}"
     workspace.snakemake("--cores", "2", f"{out}/split.csv")
     split = (workspace.results / "split.csv").read_text().splitlines()[1:]
-    workspace.snakemake("--cores", "2", *(f"{out}/shards/{line.split(',')[0]}.h5" for line in split))
+    workspace.snakemake(
+        "--cores", "2", *(f"{out}/shards/{line.split(',')[0]}.h5" for line in split)
+    )
     target = f"{out}/models/Net-mse/best.pt"
     state = workspace.results / "state" / "Net-mse" / "last.pt"
 
-    run = Run(workspace, install_slurm_profile(workspace, tmp_path / "config"), tmp_path / "snakemake.log", target)
+    run = Run(
+        workspace,
+        install_slurm_profile(workspace, tmp_path / "config"),
+        tmp_path / "snakemake.log",
+        target,
+    )
     try:
         _wait_for(lambda: _saved_epoch(state) >= 1, 240, "a checkpoint after the first epoch", run)
-        running = [job for job in cluster.jobs()
-                   if job.get("JobName") == run.run_id() and job["Comment"].startswith("rule_train")
-                   and job["JobState"] == "RUNNING"]
+        running = [
+            job
+            for job in cluster.jobs()
+            if job.get("JobName") == run.run_id()
+            and job["Comment"].startswith("rule_train")
+            and job["JobState"] == "RUNNING"
+        ]
         assert len(running) == 1, running
         epoch_at_cancel = _saved_epoch(state)
         subprocess.run(["scancel", running[0]["JobId"]], env=cluster.env, check=True, timeout=30)
@@ -268,9 +327,14 @@ def test_training_cancelled_by_scancel_is_retried_and_resumes(cluster: Cluster, 
     assert epoch_at_cancel < epochs, "training finished before scancel"
 
     # SLURM: the cancelled job, then the retry that completed.
-    train_jobs = sorted((job for job in cluster.jobs()
-                         if job.get("JobName") == run.run_id() and job["Comment"].startswith("rule_train")),
-                        key=lambda job: int(job["JobId"]))
+    train_jobs = sorted(
+        (
+            job
+            for job in cluster.jobs()
+            if job.get("JobName") == run.run_id() and job["Comment"].startswith("rule_train")
+        ),
+        key=lambda job: int(job["JobId"]),
+    )
     assert [job["JobState"] for job in train_jobs] == ["CANCELLED", "COMPLETED"], train_jobs
     assert all("gpu:1" in job.get("TresPerJob", "") for job in train_jobs)
 
@@ -285,11 +349,14 @@ def test_training_cancelled_by_scancel_is_retried_and_resumes(cluster: Cluster, 
     assert len(history) == 1 + epochs
 
 
-def test_invalid_config_fails_before_any_job_is_submitted(cluster: Cluster, workspace: Workspace,
-                                                          tmp_path: Path) -> None:
+def test_invalid_config_fails_before_any_job_is_submitted(
+    cluster: Cluster, workspace: Workspace, tmp_path: Path
+) -> None:
     workspace.write_config({"training": {"epochs": "many"}})
     before = cluster.job_ids()
-    run = Run(workspace, install_slurm_profile(workspace, tmp_path / "config"), tmp_path / "snakemake.log")
+    run = Run(
+        workspace, install_slurm_profile(workspace, tmp_path / "config"), tmp_path / "snakemake.log"
+    )
     code = run.wait(timeout=120)
     out = run.output
     assert code != 0, out[-3000:]

@@ -1,4 +1,5 @@
 """The whole workflow on a tiny IXI-shaped archive served over HTTP on 127.0.0.1."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import TINY_SHAPE, TINY_VOXEL, Workspace
 from ssimrecon.kspace.shards import ShardReader, validate_shard
+from tests.helpers import TINY_SHAPE, TINY_VOXEL, Workspace
 
 pytestmark = pytest.mark.workflow
 
@@ -74,8 +75,13 @@ def test_table1_matches_the_per_slice_metrics(completed_workspace: Workspace) ->
 
 def test_networks_beat_zero_filled_and_artifacts_exist(completed_workspace: Workspace) -> None:
     res = completed_workspace.results
-    for name in ["figures/figure2.png", "figures/figure2.pdf", "figures/training_curves.png",
-                 "figures/mask.png", "table1.md"]:
+    for name in [
+        "figures/figure2.png",
+        "figures/figure2.pdf",
+        "figures/training_curves.png",
+        "figures/mask.png",
+        "table1.md",
+    ]:
         assert (res / name).stat().st_size > 1000, name
     for network in completed_workspace.config["networks"]:
         history = pd.read_csv(res / "models" / network / "history.csv")
@@ -108,7 +114,12 @@ def test_reconstruct_an_unseen_volume(completed_workspace: Workspace, tmp_path: 
     volume = tmp_path / member.name
     output = tmp_path / "recon.nii.gz"
     model = completed_workspace.results / "models" / "Net-mse-dssim" / "best.pt"
-    assert main(["reconstruct", "--model", str(model), "--input", str(volume), "--output", str(output)]) == 0
+    assert (
+        main(
+            ["reconstruct", "--model", str(model), "--input", str(volume), "--output", str(output)]
+        )
+        == 0
+    )
     source = nib.load(volume)
     for path in [output, tmp_path / "recon.zero_filled.nii.gz"]:
         image = nib.load(path)

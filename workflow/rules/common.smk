@@ -39,7 +39,10 @@ def source_settings() -> dict:
     """Where the archive comes from: the configured URL, or the demo archive built by rule demo_archive."""
     demo = config["source"].get("demo")
     if demo:
-        return {"url": f"{OUT}/source/IXI-T1-demo.tar", "md5_file": f"{OUT}/source/IXI-T1-demo.tar.md5"}
+        return {
+            "url": f"{OUT}/source/IXI-T1-demo.tar",
+            "md5_file": f"{OUT}/source/IXI-T1-demo.tar.md5",
+        }
     return {"url": config["source"]["url"], "md5": config["source"].get("md5")}
 
 

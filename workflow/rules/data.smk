@@ -5,16 +5,16 @@ rule demo_archive:
     output:
         archive=f"{OUT}/source/IXI-T1-demo.tar",
         md5=f"{OUT}/source/IXI-T1-demo.tar.md5",
-    params:
-        subjects=lambda wc: config["source"]["demo"]["subjects"],
-        seed=lambda wc: config["source"]["demo"]["seed"],
-        shape=lambda wc: " ".join(map(str, config["source"]["demo"]["shape"])),
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/demo_archive.log",
     benchmark:
         f"{OUT}/benchmarks/demo_archive.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        subjects=lambda wc: config["source"]["demo"]["subjects"],
+        seed=lambda wc: config["source"]["demo"]["seed"],
+        shape=lambda wc: " ".join(map(str, config["source"]["demo"]["shape"])),
     shell:
         "ssimrecon demo-archive --output {output.archive} --subjects {params.subjects} "
         "--seed {params.seed} --shape {params.shape} 2> {log}"
@@ -25,15 +25,15 @@ rule download:
         download_inputs,
     output:
         f"{OUT}/raw/{archive_name()}",
-    params:
-        url=lambda wc: source_settings()["url"],
-        checksum=checksum_option,
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/download.log",
     benchmark:
         f"{OUT}/benchmarks/download.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        url=lambda wc: source_settings()["url"],
+        checksum=checksum_option,
     shell:
         "ssimrecon download --url {params.url:q} --output {output} {params.checksum} 2> {log}"
 
@@ -43,12 +43,12 @@ rule extract:
         rules.download.output,
     output:
         directory(f"{OUT}/nifti"),
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/extract.log",
     benchmark:
         f"{OUT}/benchmarks/extract.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "ssimrecon extract --archive {input} --output-dir {output} 2> {log}"
 
@@ -58,14 +58,14 @@ rule qc:
         rules.extract.output,
     output:
         f"{OUT}/subjects.csv",
-    params:
-        exclude=lambda wc: " ".join(f"--exclude {s}" for s in config["exclude"]),
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/qc.log",
     benchmark:
         f"{OUT}/benchmarks/qc.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        exclude=lambda wc: " ".join(f"--exclude {s}" for s in config["exclude"]),
     shell:
         "ssimrecon qc --input-dir {input} --output {output} {params.exclude} 2> {log}"
 
@@ -75,14 +75,14 @@ checkpoint split:
         rules.qc.output,
     output:
         f"{OUT}/split.csv",
+    log:
+        f"{OUT}/logs/split.log",
+    conda:
+        CONDA_ENV
     params:
         n_train=config["split"]["n_train"],
         n_val=config["split"]["n_val"],
         seed=config["split"]["seed"],
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/split.log",
     shell:
         "ssimrecon split --subjects {input} --n-train {params.n_train} --n-val {params.n_val} "
         "--seed {params.seed} --output {output} 2> {log}"

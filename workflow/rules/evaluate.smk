@@ -6,14 +6,14 @@ rule evaluate_zero_filled:
         shards=shards_of("val"),
     output:
         f"{OUT}/metrics/zero-filled.csv",
-    params:
-        min_signal=config["evaluation"]["min_signal_fraction"],
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/evaluate/zero-filled.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate/zero-filled.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        min_signal=config["evaluation"]["min_signal_fraction"],
     shell:
         "ssimrecon evaluate --zero-filled --shards {input.shards} "
         "--min-signal-fraction {params.min_signal} --output {output} 2> {log}"
@@ -25,14 +25,14 @@ rule evaluate:
         model=f"{OUT}/models/{{network}}/best.pt",
     output:
         f"{OUT}/metrics/{{network}}.csv",
-    params:
-        min_signal=config["evaluation"]["min_signal_fraction"],
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/evaluate/{{network}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{network}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        min_signal=config["evaluation"]["min_signal_fraction"],
     shell:
         "ssimrecon evaluate --model {input.model} --shards {input.shards} "
         "--min-signal-fraction {params.min_signal} --output {output} 2> {log}"

@@ -4,17 +4,19 @@
 rule mask:
     output:
         mask=f"{OUT}/mask.npz",
-        figure=report(f"{OUT}/figures/mask.png", caption="../report/mask.rst", category="Acquisition"),
+        figure=report(
+            f"{OUT}/figures/mask.png", caption="../report/mask.rst", category="Acquisition"
+        ),
+    log:
+        f"{OUT}/logs/mask.log",
+    conda:
+        CONDA_ENV
     params:
         shape=" ".join(map(str, config["preprocessing"]["image_size"])),
         acceleration=config["mask"]["acceleration"],
         center=config["mask"]["center_size"],
         seed=config["mask"]["seed"],
         power=config["mask"]["power"],
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/mask.log",
     shell:
         "ssimrecon mask --shape {params.shape} --acceleration {params.acceleration} "
         "--center-size {params.center} --seed {params.seed} --power {params.power} "
@@ -27,6 +29,14 @@ rule shard:
         mask=rules.mask.output.mask,
     output:
         f"{OUT}/shards/{{subject}}.h5",
+    log:
+        f"{OUT}/logs/shards/{{subject}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/shards/{{subject}}.tsv"
+    group:
+        "shards"
+    conda:
+        CONDA_ENV
     params:
         readout_axis=config["preprocessing"]["readout_axis"],
         image_size=" ".join(map(str, config["preprocessing"]["image_size"])),
@@ -34,14 +44,6 @@ rule shard:
         slice_stride=config["preprocessing"]["slice_stride"],
         percentile=config["preprocessing"]["scale_percentile"],
         phase=config["preprocessing"]["phase"],
-    group:
-        "shards"
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/shards/{{subject}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/shards/{{subject}}.tsv"
     shell:
         "ssimrecon shard --subjects-csv {input.subjects} --subject {wildcards.subject} --mask {input.mask} "
         "--readout-axis {params.readout_axis} --image-size {params.image_size} "

@@ -7,13 +7,13 @@ rule table:
     output:
         csv=report(f"{OUT}/table1.csv", caption="../report/table1.rst", category="Table 1"),
         md=f"{OUT}/table1.md",
+    log:
+        f"{OUT}/logs/table.log",
+    conda:
+        CONDA_ENV
     params:
         metrics=lambda wc, input: " ".join(f"{m}={p}" for m, p in zip(METHODS, input)),
         baseline=config["evaluation"]["baseline"],
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/table.log",
     shell:
         "ssimrecon table --metrics {params.metrics} --baseline {params.baseline} "
         "--csv {output.csv} --md {output.md} 2> {log}"
@@ -24,8 +24,16 @@ rule figure2:
         shards=shards_of("val"),
         models=expand(f"{OUT}/models/{{network}}/best.pt", network=NETWORKS),
     output:
-        png=report(f"{OUT}/figures/figure2.png", caption="../report/figure2.rst", category="Figure 2"),
+        png=report(
+            f"{OUT}/figures/figure2.png", caption="../report/figure2.rst", category="Figure 2"
+        ),
         pdf=f"{OUT}/figures/figure2.pdf",
+    log:
+        f"{OUT}/logs/figure2.log",
+    benchmark:
+        f"{OUT}/benchmarks/figure2.tsv"
+    conda:
+        CONDA_ENV
     params:
         models=lambda wc, input: " ".join(f"{n}={p}" for n, p in zip(NETWORKS, input.models)),
         zoom_center=" ".join(map(str, config["figure"]["zoom_center"])),
@@ -33,12 +41,6 @@ rule figure2:
         error_max=config["figure"]["error_max"],
         dpi=config["figure"]["dpi"],
         min_signal=config["evaluation"]["min_signal_fraction"],
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/figure2.log",
-    benchmark:
-        f"{OUT}/benchmarks/figure2.tsv"
     shell:
         "ssimrecon figure2 --shards {input.shards} --model {params.models} "
         "--zoom-center {params.zoom_center} --zoom-size {params.zoom_size} --error-max {params.error_max} "

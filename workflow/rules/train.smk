@@ -8,19 +8,19 @@ rule train:
     output:
         best=f"{OUT}/models/{{network}}/best.pt",
         history=f"{OUT}/models/{{network}}/history.csv",
+    log:
+        f"{OUT}/logs/train/{{network}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{network}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["training"]["threads"]
     params:
         model=lambda wc: as_json(network_model(wc.network)),
         loss=lambda wc: as_json(config["networks"][wc.network]["loss"]),
         training=lambda wc: as_json(training_settings()),
         # The resumable state lives outside the outputs, so Snakemake keeps it when a job fails.
         state_dir=lambda wc: f"{OUT}/state/{wc.network}",
-    threads: config["training"]["threads"]
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/train/{{network}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/train/{{network}}.tsv"
     shell:
         "ssimrecon train --network {wildcards.network} --train-shards {input.train} --val-shards {input.val} "
         "--model-json {params.model:q} --loss-json {params.loss:q} --training-json {params.training:q} "
@@ -37,11 +37,11 @@ rule curves:
             caption="../report/training_curves.rst",
             category="Training",
         ),
-    params:
-        histories=lambda wc, input: " ".join(f"{n}={p}" for n, p in zip(NETWORKS, input)),
-    conda:
-        CONDA_ENV
     log:
         f"{OUT}/logs/curves.log",
+    conda:
+        CONDA_ENV
+    params:
+        histories=lambda wc, input: " ".join(f"{n}={p}" for n, p in zip(NETWORKS, input)),
     shell:
         "ssimrecon curves --history {params.histories} --output {output} 2> {log}"

@@ -3,6 +3,7 @@
 Logging is configured here, once, for every stage (:func:`configure_logging`); stage modules only
 create loggers.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -38,10 +39,13 @@ LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
 def configure_logging() -> None:
     """INFO and above to stderr as ``<date time> <LEVEL> <logger>: <message>``.
 
-    ``logging.basicConfig``: a no-op when the root logger already has handlers (an embedding application,
+    ``logging.basicConfig``: a no-op when the root logger already has handlers (an embedding
+    application,
     pytest's log capture), so calling :func:`main` from Python never stacks handlers.
     """
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr
+    )
 
 
 def _usage() -> str:

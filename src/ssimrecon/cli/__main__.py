@@ -1,4 +1,5 @@
 """`python -m ssimrecon.cli ...`: the same as the `ssimrecon` command."""
+
 import sys
 
 from ssimrecon.cli import main

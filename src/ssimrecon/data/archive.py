@@ -6,6 +6,7 @@ extracted with tarfile's ``filter="data"`` as a second guard into a temporary di
 output directory, which is renamed into place only when complete: a killed job never leaves a
 half-filled output directory behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,11 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     name = member.name
     if not name or "\x00" in name:
         return "has an empty or invalid name"
-    if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute() or (len(name) > 1 and name[1] == ":"):
+    if (
+        name.startswith(("/", "\\"))
+        or PurePosixPath(name).is_absolute()
+        or (len(name) > 1 and name[1] == ":")
+    ):
         return "has an absolute path"
     if ".." in PurePosixPath(name.replace("\\", "/")).parts:
         return "has a '..' path component"
@@ -66,12 +71,15 @@ def _extract_kwargs() -> dict[str, object]:
 
 
 def safe_extract(archive: Path | str, out_dir: Path | str) -> list[Path]:
-    """Extract the regular files and directories of ``archive`` into ``out_dir`` (which must not exist
+    """Extract the regular files and directories of ``archive`` into ``out_dir`` (which must not
+    exist
     or be empty). Returns the extracted regular files under ``out_dir``, sorted."""
     archive, out_dir = Path(archive), Path(out_dir)
     members = validated_members(archive)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ArchiveError(f"output directory {out_dir} already exists and is not empty; remove it first")
+        raise ArchiveError(
+            f"output directory {out_dir} already exists and is not empty; remove it first"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.extracting-", dir=out_dir.parent))
     try:

@@ -1,11 +1,14 @@
-"""An IXI-shaped demo archive: pseudo-subjects resampled from pydeface's template head (~1 mm, 176x256x256).
+"""An IXI-shaped demo archive: pseudo-subjects resampled from pydeface's template head (~1 mm,
+176x256x256).
 
 Each subject is the template under a small random affine (rotation, +-5 % scale, shift) and a smooth
 elastic deformation, resampled onto an IXI T1-like grid (default 256x256x150, 0.9375x0.9375x1.2 mm,
 axis codes P, S, R: sagittal slices along the 3rd axis), times a smooth bias field, with a contrast
-gamma and Rician noise, stored as int16 (about 0..1000). The tar is byte-identical for a seed on a given
+gamma and Rician noise, stored as int16 (about 0..1000). The tar is byte-identical for a seed on a
+given
 platform: sorted members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +39,15 @@ IXI_VOXEL = (0.9375, 0.9375, 1.2)
 IXI_AXCODES = ("P", "S", "R")
 SITES = ("Guys", "HH", "IOP")
 TEMPLATE_RESOURCE = "data/mean_reg2mean.nii.gz"
-COARSE_STEP = 8  # voxels between nodes of the coarse grid on which the warp and the bias are evaluated
+COARSE_STEP = (
+    8  # voxels between nodes of the coarse grid on which the warp and the bias are evaluated
+)
 
 
 @lru_cache(maxsize=1)
 def load_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """pydeface's mean head: (data float32 (176, 256, 256), affine (4, 4), head bounding box (2, 3) in mm)."""
+    """pydeface's mean head: (data float32 (176, 256, 256), affine (4, 4), head bounding box (2, 3)
+    in mm)."""
     try:
         path = resources.files("pydeface") / TEMPLATE_RESOURCE
         img = nib.load(str(path))
@@ -66,14 +72,18 @@ def ixi_affine(shape: tuple[int, int, int], voxel: tuple[float, float, float]) -
 
 
 def subject_names(n_subjects: int, rng: np.random.Generator) -> list[str]:
-    """Sorted IXI-style file names ``IXI0NN-<Site>-NNNN-T1.nii.gz`` with distinct subject numbers."""
+    """Sorted IXI-style file names ``IXI0NN-<Site>-NNNN-T1.nii.gz`` with distinct subject
+    numbers."""
     pool = np.arange(2, 100) if n_subjects <= 98 else np.arange(2, 1000)
     if n_subjects > pool.size:
         raise SsimreconError(f"demo archive: at most {pool.size} subjects, asked for {n_subjects}")
     numbers = np.sort(rng.choice(pool, size=n_subjects, replace=False))
     sites = rng.choice(len(SITES), size=n_subjects)
     sessions = rng.integers(500, 1300, size=n_subjects)
-    return [f"IXI{num:03d}-{SITES[s]}-{sess:04d}-T1.nii.gz" for num, s, sess in zip(numbers, sites, sessions)]
+    return [
+        f"IXI{num:03d}-{SITES[s]}-{sess:04d}-T1.nii.gz"
+        for num, s, sess in zip(numbers, sites, sessions)
+    ]
 
 
 def _interp_matrix(n: int, m: int) -> np.ndarray:
@@ -89,7 +99,8 @@ def _interp_matrix(n: int, m: int) -> np.ndarray:
 
 
 def _upsample(coarse: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Separable trilinear upsampling (C, m0, m1, m2) -> (C, n0, n1, n2) float32 with three matmuls."""
+    """Separable trilinear upsampling (C, m0, m1, m2) -> (C, n0, n1, n2) float32 with three
+    matmuls."""
     c, m0, m1, m2 = coarse.shape
     n0, n1, n2 = shape
     w0, w1, w2 = (_interp_matrix(n, m) for n, m in zip(shape, (m0, m1, m2)))
@@ -109,11 +120,14 @@ def _rotation(angles_deg: np.ndarray) -> np.ndarray:
 
 
 def _smooth_field(rng: np.random.Generator, unit: np.ndarray, n_terms: int = 4) -> np.ndarray:
-    """Random low-frequency field on points ``unit`` (..., 3) in [0, 1]^3, scaled to peak |value| 1."""
+    """Random low-frequency field on points ``unit`` (..., 3) in [0, 1]^3, scaled to peak |value|
+    1."""
     field = np.zeros(unit.shape[:-1])
     for _ in range(n_terms):
         freq = rng.uniform(-1.0, 1.0, size=3)
-        field += rng.uniform(0.5, 1.0) * np.cos(2 * np.pi * (unit @ freq) + rng.uniform(0, 2 * np.pi))
+        field += rng.uniform(0.5, 1.0) * np.cos(
+            2 * np.pi * (unit @ freq) + rng.uniform(0, 2 * np.pi)
+        )
     return field / max(np.abs(field).max(), 1e-12)
 
 
@@ -131,25 +145,38 @@ def synth_subject(
     world = ijk @ affine[:3, :3].T + affine[:3, 3]
     unit = ijk / np.maximum(np.asarray(shape) - 1, 1)
 
-    # Place the head: centred left-right and front-back, top of the skull 10 mm below the field of view.
+    # Place the head: centred left-right and front-back, top of the skull 10 mm below the
+    # field of view.
     fov = np.abs(affine[:3, :3]) @ (np.asarray(shape) - 1.0)
     centre = head_box.mean(axis=0)
     centre[2] = head_box[1, 2] + 10.0 - fov[2] / 2
-    # Random affine (rotation few degrees, scale +-5 %, shift few mm) plus smooth elastic warp (few mm).
+    # Random affine (rotation few degrees, scale +-5 %, shift few mm) plus smooth elastic warp
+    # (few mm).
     linear = _rotation(rng.uniform(-4, 4, size=3)) @ np.diag(rng.uniform(0.95, 1.05, size=3))
     shift = rng.uniform(-4, 4, size=3)
-    control = rng.normal(0.0, 1.5, size=(3, 5, 5, 5))  # mm at 5x5x5 control points over the field of view
-    disp = np.stack([
-        ndimage.map_coordinates(control[c], np.moveaxis(unit * 4, -1, 0), order=3, mode="nearest")
-        for c in range(3)
-    ], axis=-1)
+    control = rng.normal(
+        0.0, 1.5, size=(3, 5, 5, 5)
+    )  # mm at 5x5x5 control points over the field of view
+    disp = np.stack(
+        [
+            ndimage.map_coordinates(
+                control[c], np.moveaxis(unit * 4, -1, 0), order=3, mode="nearest"
+            )
+            for c in range(3)
+        ],
+        axis=-1,
+    )
     source_world = world @ linear.T + centre + shift + disp
-    source_vox = source_world @ np.linalg.inv(tmpl_affine)[:3, :3].T + np.linalg.inv(tmpl_affine)[:3, 3]
+    source_vox = (
+        source_world @ np.linalg.inv(tmpl_affine)[:3, :3].T + np.linalg.inv(tmpl_affine)[:3, 3]
+    )
     bias = 1.0 + rng.uniform(0.08, 0.15) * _smooth_field(rng, unit)
 
     coarse = np.concatenate([np.moveaxis(source_vox, -1, 0), bias[None]], axis=0)
     fine = _upsample(coarse, shape)  # (4, n0, n1, n2): template voxel coordinates and bias
-    image = ndimage.map_coordinates(template, fine[:3], order=1, mode="constant", cval=0.0, output=np.float32)
+    image = ndimage.map_coordinates(
+        template, fine[:3], order=1, mode="constant", cval=0.0, output=np.float32
+    )
     image *= fine[3]
     del fine
 
@@ -166,13 +193,16 @@ def synth_subject(
 
 
 def nifti_gz_bytes(data: np.ndarray, affine: np.ndarray, compresslevel: int = 4) -> bytes:
-    """NIfTI-1 .nii.gz bytes with qform/sform = ``affine`` (code 1, mm), gzip mtime 0 and no file name."""
+    """NIfTI-1 .nii.gz bytes with qform/sform = ``affine`` (code 1, mm), gzip mtime 0 and no file
+    name."""
     img = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm", "sec")
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=compresslevel) as gz:
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=compresslevel
+    ) as gz:
         gz.write(img.to_bytes())
     return buf.getvalue()
 
@@ -194,8 +224,10 @@ def build_demo_archive(
 ) -> str:
     """Write the demo tar (and ``<output_tar>.md5`` in md5sum format); return its MD5 hex digest.
 
-    ``voxel=None`` keeps the IXI field of view (240 x 240 x 180 mm), i.e. 0.9375 x 0.9375 x 1.2 mm at the
-    default shape and proportionally coarser for small test shapes, so the whole head is always in view.
+    ``voxel=None`` keeps the IXI field of view (240 x 240 x 180 mm), i.e. 0.9375 x 0.9375 x 1.2 mm
+    at the
+    default shape and proportionally coarser for small test shapes, so the whole head is always in
+    view.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 2:
@@ -208,28 +240,45 @@ def build_demo_archive(
     output_tar = Path(output_tar)
     md5_path = output_tar.with_name(output_tar.name + ".md5")
     names = subject_names(n_subjects, np.random.default_rng(seed))
-    # the inner context exits first: the tar is renamed into place, then its .md5 (the tar is big: no fsync)
+    # the inner context exits first: the tar is renamed into place, then its .md5 (the tar is
+    # big: no fsync)
     with atomic_output(md5_path) as tmp_md5, atomic_output(output_tar, fsync=False) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i, name in enumerate(tqdm(names, desc="demo subjects", unit="subject", disable=None)):
+            for i, name in enumerate(
+                tqdm(names, desc="demo subjects", unit="subject", disable=None)
+            ):
                 data, affine = synth_subject(shape, voxel, np.random.default_rng([seed, i]))
                 blob = nifti_gz_bytes(data, affine)
                 tar.addfile(_tarinfo(name, len(blob)), io.BytesIO(blob))
-                log.info("demo subject %s: %s voxels of %s mm", name, "x".join(map(str, shape)),
-                         "x".join(f"{v:g}" for v in voxel))
+                log.info(
+                    "demo subject %s: %s voxels of %s mm",
+                    name,
+                    "x".join(map(str, shape)),
+                    "x".join(f"{v:g}" for v in voxel),
+                )
         digest = hashlib.md5(tmp.read_bytes()).hexdigest()
         tmp_md5.write_text(f"{digest}  {output_tar.name}\n")
     return digest
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssimrecon demo-archive", description="Build an IXI-shaped demo T1 archive.")
-    p.add_argument("--output", required=True, help="tar file to write (its .md5 is written next to it)")
+    p = argparse.ArgumentParser(
+        prog="ssimrecon demo-archive", description="Build an IXI-shaped demo T1 archive."
+    )
+    p.add_argument(
+        "--output", required=True, help="tar file to write (its .md5 is written next to it)"
+    )
     p.add_argument("--subjects", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", type=int, nargs=3, default=list(IXI_SHAPE), metavar=("X", "Y", "Z"))
-    p.add_argument("--voxel", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
-                   help="voxel size in mm (default: keep the IXI field of view 240x240x180 mm)")
+    p.add_argument(
+        "--voxel",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("X", "Y", "Z"),
+        help="voxel size in mm (default: keep the IXI field of view 240x240x180 mm)",
+    )
     return p
 
 
@@ -237,8 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon demo-archive --output A.tar --subjects N --seed S [--shape X Y Z]``."""
     args = _parser().parse_args(argv)
     start = time.perf_counter()
-    digest = build_demo_archive(args.output, args.subjects, args.seed, tuple(args.shape),
-                                tuple(args.voxel) if args.voxel else None)
-    print(f"demo archive {args.output}: {args.subjects} subjects {'x'.join(map(str, args.shape))} "
-          f"in {time.perf_counter() - start:.1f}s, md5 {digest}", file=sys.stderr)
+    digest = build_demo_archive(
+        args.output,
+        args.subjects,
+        args.seed,
+        tuple(args.shape),
+        tuple(args.voxel) if args.voxel else None,
+    )
+    print(
+        f"demo archive {args.output}: {args.subjects} subjects {'x'.join(map(str, args.shape))} "
+        f"in {time.perf_counter() - start:.1f}s, md5 {digest}",
+        file=sys.stderr,
+    )
     return 0

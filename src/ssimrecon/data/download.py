@@ -1,10 +1,13 @@
 """Resumable download of one file over http(s)://, file:// or a local path, checked by MD5.
 
-HTTP data is written to ``<dest>.part``; every (re)try asks for ``Range: bytes=<size of .part>-`` and
+HTTP data is written to ``<dest>.part``; every (re)try asks for ``Range: bytes=<size of .part>-``
+and
 appends when the server answers 206, so a connection cut half-way resumes rather than restarts.
-Only a complete file whose checksum matches is renamed to ``dest`` (atomically), so ``dest`` is never
+Only a complete file whose checksum matches is renamed to ``dest`` (atomically), so ``dest`` is
+never
 a partial or corrupt download. A mismatching file is kept as ``<dest>.md5-mismatch`` for inspection.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +34,13 @@ _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 #: HTTP statuses worth retrying (others, e.g. 403/404, fail at once)
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError)
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,
+)
 
 
 class _ShortRead(Exception):
@@ -91,7 +100,9 @@ def _local_source(url: str) -> Path | None:
     if scheme == "file":
         return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
     if scheme and len(scheme) > 1:  # one letter: a Windows drive, i.e. a path
-        raise DownloadError(f"unsupported URL scheme {scheme!r} in {url} (use http(s)://, file:// or a path)")
+        raise DownloadError(
+            f"unsupported URL scheme {scheme!r} in {url} (use http(s)://, file:// or a path)"
+        )
     return Path(url)
 
 
@@ -99,9 +110,13 @@ def _copy_local(source: Path, part: Path, chunk_size: int) -> None:
     """Copy a local file to ``part`` with a progress bar."""
     if not source.is_file():
         raise DownloadError(f"source file {source} does not exist")
-    with open(source, "rb") as src, open(part, "wb") as out, tqdm(
-        total=source.stat().st_size, unit="B", unit_scale=True, desc=source.name, disable=None
-    ) as bar:
+    with (
+        open(source, "rb") as src,
+        open(part, "wb") as out,
+        tqdm(
+            total=source.stat().st_size, unit="B", unit_scale=True, desc=source.name, disable=None
+        ) as bar,
+    ):
         while block := src.read(chunk_size):
             out.write(block)
             bar.update(len(block))
@@ -152,9 +167,17 @@ def _http_attempt(url: str, part: Path, chunk_size: int, timeout: float) -> None
             if offset:
                 log.info("server ignored the range request; restarting %s from zero", part.name)
             mode, written = "wb", 0
-        with open(part, mode) as out, tqdm(
-            total=total, initial=written, unit="B", unit_scale=True, desc=part.name, disable=None
-        ) as bar:
+        with (
+            open(part, mode) as out,
+            tqdm(
+                total=total,
+                initial=written,
+                unit="B",
+                unit_scale=True,
+                desc=part.name,
+                disable=None,
+            ) as bar,
+        ):
             while block := response.read(chunk_size):
                 out.write(block)
                 written += len(block)
@@ -163,7 +186,9 @@ def _http_attempt(url: str, part: Path, chunk_size: int, timeout: float) -> None
         raise _ShortRead(f"connection closed after {written} of {total} bytes")
 
 
-def _download_http(url: str, part: Path, retries: int, backoff: float, chunk_size: int, timeout: float) -> None:
+def _download_http(
+    url: str, part: Path, retries: int, backoff: float, chunk_size: int, timeout: float
+) -> None:
     """Fetch ``url`` into ``part``, resuming after failures; ``retries`` counts failures in a row
     that made no progress, and the wait doubles after each of them."""
     failures = 0
@@ -182,7 +207,8 @@ def _download_http(url: str, part: Path, retries: int, backoff: float, chunk_siz
         failures = 0 if after > before else failures + 1
         if failures > retries:
             raise DownloadError(
-                f"downloading {url} to {part} failed {failures} times in a row without progress: {reason}"
+                f"downloading {url} to {part} failed {failures} times in a row without progress: "
+                f"{reason}"
             )
         delay = backoff * 2 ** max(failures - 1, 0)
         log.warning("download of %s interrupted (%s); retrying in %.1f s", url, reason, delay)
@@ -201,7 +227,8 @@ def download(
 ) -> Path:
     """Download ``url`` (http(s)://, file:// or a local path) to ``dest`` and verify its MD5.
 
-    Does nothing if ``dest`` already exists with the expected checksum. A checksum mismatch moves the
+    Does nothing if ``dest`` already exists with the expected checksum. A checksum mismatch moves
+    the
     file to ``<dest>.md5-mismatch`` and raises DownloadError naming the file and both checksums.
     """
     dest = Path(dest)
@@ -237,8 +264,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="destination file")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--md5", help="expected MD5 (32 hex digits)")
-    group.add_argument("--md5-file", type=Path, help="file with the MD5 (md5sum format or just the hex)")
-    parser.add_argument("--retries", type=int, default=5, help="failures in a row without progress allowed")
+    group.add_argument(
+        "--md5-file", type=Path, help="file with the MD5 (md5sum format or just the hex)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=5, help="failures in a row without progress allowed"
+    )
     parser.add_argument("--timeout", type=float, default=60, help="socket timeout in seconds")
     return parser
 
@@ -251,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         md5 = args.md5
     if md5 is None:
-        sys.stderr.write(f"warning: no --md5 or --md5-file given; the checksum of {args.output} is not checked\n")
+        sys.stderr.write(
+            f"warning: no --md5 or --md5-file given; the checksum of {args.output} is not checked\n"
+        )
     download(args.url, args.output, md5, retries=args.retries, timeout=args.timeout)
     return 0
 

@@ -1,8 +1,10 @@
 """Quality control of extracted NIfTI volumes -> subjects.csv (one row per readable 3D volume).
 
-Every volume is opened and fully read, so a corrupt file fails here, naming the file, rather than in a
+Every volume is opened and fully read, so a corrupt file fails here, naming the file, rather than in
+a
 later stage; known-bad subjects can be skipped with ``exclude`` (they are never opened).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +28,15 @@ log = logging.getLogger(__name__)
 
 #: subjects.csv columns, in order
 COLUMNS = [
-    "subject", "site", "file", "shape", "voxel_size", "orientation", "intensity_min", "intensity_max", "md5",
+    "subject",
+    "site",
+    "file",
+    "shape",
+    "voxel_size",
+    "orientation",
+    "intensity_min",
+    "intensity_max",
+    "md5",
 ]
 #: IXI file names: ``IXI002-Guys-0828-T1.nii.gz`` -> subject IXI002, site Guys
 _IXI_NAME = re.compile(r"^(?P<subject>IXI\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii\.gz$")
@@ -35,7 +45,8 @@ _READ_ERRORS = (ImageFileError, OSError, EOFError, ValueError, zlib.error)
 
 
 def parse_ixi_name(name: str) -> tuple[str, str]:
-    """(subject, site) from an IXI T1 file name; other names give (name without .nii.gz, "unknown")."""
+    """(subject, site) from an IXI T1 file name; other names give (name without .nii.gz,
+    "unknown")."""
     match = _IXI_NAME.match(name)
     if match:
         return match.group("subject"), match.group("site")
@@ -51,8 +62,10 @@ def _format_sizes(values: tuple[float, ...]) -> str:
 def inspect_volume(path: Path | str) -> dict[str, object]:
     """Read one NIfTI volume fully and describe it as a subjects.csv row (see ``COLUMNS``).
 
-    ``shape`` and ``voxel_size`` are as stored on disk (``AxBxC``); ``orientation`` is nibabel's axis
-    codes of the affine (e.g. ``PSR``). VolumeError names the file if it cannot be read, is not 3D or
+    ``shape`` and ``voxel_size`` are as stored on disk (``AxBxC``); ``orientation`` is nibabel's
+    axis
+    codes of the affine (e.g. ``PSR``). VolumeError names the file if it cannot be read, is not 3D
+    or
     holds non-finite values.
     """
     path = Path(path)
@@ -67,7 +80,9 @@ def inspect_volume(path: Path | str) -> dict[str, object]:
     except FileNotFoundError as exc:
         raise VolumeError(f"{path}: no such file") from exc
     except _READ_ERRORS as exc:
-        raise VolumeError(f"{path}: cannot read NIfTI volume ({type(exc).__name__}: {exc})") from exc
+        raise VolumeError(
+            f"{path}: cannot read NIfTI volume ({type(exc).__name__}: {exc})"
+        ) from exc
     if not np.all(np.isfinite(data)):
         raise VolumeError(f"{path}: volume holds NaN or infinite values")
     subject, site = parse_ixi_name(path.name)
@@ -91,7 +106,9 @@ def _is_excluded(path: Path, exclude: set[str]) -> bool:
     return bool({subject, path.name, stem} & exclude)
 
 
-def build_subjects_table(input_dir: Path | str, exclude: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+def build_subjects_table(
+    input_dir: Path | str, exclude: set[str] | frozenset[str] = frozenset()
+) -> pd.DataFrame:
     """subjects.csv table over ``input_dir/**/*.nii.gz`` (sorted), skipping excluded subjects.
 
     ``exclude`` holds subject ids (``IXI002``) or file names; excluded files are never opened.
@@ -122,15 +139,21 @@ def build_subjects_table(input_dir: Path | str, exclude: set[str] | frozenset[st
         log.warning("exclude entry %r matches no file under %s", unused, input_dir)
     if not rows:
         raise VolumeError(f"no usable *{_NIFTI_SUFFIX} volumes under {input_dir}")
-    log.info("%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir)
+    log.info(
+        "%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir
+    )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimrecon qc", description=__doc__.splitlines()[0])
-    parser.add_argument("--input-dir", required=True, type=Path, help="directory with extracted *.nii.gz")
+    parser.add_argument(
+        "--input-dir", required=True, type=Path, help="directory with extracted *.nii.gz"
+    )
     parser.add_argument("--output", required=True, type=Path, help="subjects.csv to write")
-    parser.add_argument("--exclude", nargs="*", default=[], metavar="ID", help="subject ids or file names to skip")
+    parser.add_argument(
+        "--exclude", nargs="*", default=[], metavar="ID", help="subject ids or file names to skip"
+    )
     return parser
 
 

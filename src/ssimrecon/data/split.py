@@ -1,4 +1,5 @@
 """Deterministic train/validation split of subject ids -> split.csv (columns ``subject, split``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,9 @@ def read_subject_ids(path: Path | str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimrecon split", description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", required=True, type=Path, help="subjects.csv from `ssimrecon qc`")
+    parser.add_argument(
+        "--subjects", required=True, type=Path, help="subjects.csv from `ssimrecon qc`"
+    )
     parser.add_argument("--n-train", required=True, type=int, help="number of training subjects")
     parser.add_argument("--n-val", required=True, type=int, help="number of validation subjects")
     parser.add_argument("--seed", required=True, type=int, help="seed of the permutation")
@@ -68,13 +71,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon split --subjects subjects.csv --n-train N --n-val M --seed S --output split.csv``."""
+    """CLI: ``ssimrecon split --subjects subjects.csv --n-train N --n-val M --seed S --output
+    split.csv``."""
     args = _parser().parse_args(argv)
     subjects = read_subject_ids(args.subjects)
     table = make_split(subjects, args.n_train, args.n_val, args.seed)
     write_csv_atomic(table, args.output)
-    log.info("wrote %s: %d train, %d val of %d subjects (seed %d)",
-             args.output, args.n_train, args.n_val, len(subjects), args.seed)
+    log.info(
+        "wrote %s: %d train, %d val of %d subjects (seed %d)",
+        args.output,
+        args.n_train,
+        args.n_val,
+        len(subjects),
+        args.seed,
+    )
     return 0
 
 

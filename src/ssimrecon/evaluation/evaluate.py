@@ -5,12 +5,15 @@ slice's index in the canonical (RAS) volume along the readout axis (the shard's 
 Each shard is compared with its own reference on the scaled intensity axis, with
 ``data_range = attrs["data_range"]`` (the reference volume's maximum after scaling).
 
-Near-empty slices: a slice is evaluated only if its ``slice_signal`` (the fraction of reference pixels
-above 10 % of data_range, stored in the shard) is >= ``min_signal_fraction``. Slices outside the head
+Near-empty slices: a slice is evaluated only if its ``slice_signal`` (the fraction of reference
+pixels
+above 10 % of data_range, stored in the shard) is >= ``min_signal_fraction``. Slices outside the
+head
 are mostly background, where SSIM is undefined in spirit and PSNR is dominated by noise. The rule
 depends only on the reference, so every method (zero-filled and each network) is scored on exactly
 the same slices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +27,11 @@ import torch
 
 from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.errors import SsimreconError
-from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.evaluation.inference import check_model_matches, pick_device, predict_slices
 from ssimrecon.functional.metrics import METRICS, batch_metrics
-from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.nn.bundle import load_model_bundle
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,8 @@ def evaluate_shards(
     batch_size: int = 8,
     device: str | torch.device = "auto",
 ) -> pd.DataFrame:
-    """Per-slice metrics over all shards; ``model_path`` None scores the zero-filled input itself."""
+    """Per-slice metrics over all shards; ``model_path`` None scores the zero-filled input
+    itself."""
     if not shard_paths:
         raise SsimreconError("no shards given to evaluate")
     dev = pick_device(device) if isinstance(device, str) else device
@@ -66,8 +70,13 @@ def evaluate_shards(
     for path in map(Path, shard_paths):
         with ShardReader(path) as reader:
             if bundle is not None:
-                check_model_matches(bundle, mask=reader.mask, preprocessing=shard_preprocessing(reader),
-                                    model_path=model_path, data_path=path)
+                check_model_matches(
+                    bundle,
+                    mask=reader.mask,
+                    preprocessing=shard_preprocessing(reader),
+                    model_path=model_path,
+                    data_path=path,
+                )
             keep = np.flatnonzero(np.asarray(reader.slice_signal) >= min_signal_fraction)
             if keep.size == 0:
                 log.warning("%s: no slice has slice_signal >= %g", path, min_signal_fraction)
@@ -82,7 +91,9 @@ def evaluate_shards(
         else:
             est = predict_slices(model, kspace, batch_size=batch_size, device=dev)
         values = batch_metrics(target, est, data_range)
-        frames.append(pd.DataFrame({"subject": subject, "slice": slice_index.astype(int), **values}))
+        frames.append(
+            pd.DataFrame({"subject": subject, "slice": slice_index.astype(int), **values})
+        )
     if not frames:
         raise SsimreconError(
             f"no slice in {len(shard_paths)} shard(s) has slice_signal >= {min_signal_fraction}"
@@ -91,23 +102,39 @@ def evaluate_shards(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon evaluate --shards S.h5 ... (--model best.pt | --zero-filled) --output M.csv``."""
+    """CLI: ``ssimrecon evaluate --shards S.h5 ... (--model best.pt | --zero-filled) --output
+    M.csv``."""
     parser = argparse.ArgumentParser(prog="ssimrecon evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--shards", nargs="+", type=Path, required=True)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", type=Path, help="model bundle (best.pt)")
     which.add_argument("--zero-filled", action="store_true", help="score the zero-filled input")
     parser.add_argument("--output", type=Path, required=True, help="per-slice metrics CSV")
-    parser.add_argument("--min-signal-fraction", type=float, default=0.05,
-                        help="evaluate slices whose slice_signal is at least this (default 0.05)")
+    parser.add_argument(
+        "--min-signal-fraction",
+        type=float,
+        default=0.05,
+        help="evaluate slices whose slice_signal is at least this (default 0.05)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    df = evaluate_shards(args.shards, model_path=None if args.zero_filled else args.model,
-                         min_signal_fraction=args.min_signal_fraction,
-                         batch_size=args.batch_size, device=args.device)
+    df = evaluate_shards(
+        args.shards,
+        model_path=None if args.zero_filled else args.model,
+        min_signal_fraction=args.min_signal_fraction,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
     write_csv_atomic(df, args.output)
     method = "zero-filled" if args.zero_filled else str(args.model)
-    log.info("%s: %d slices of %d subjects, mean SSIM %.4f, mean PSNR %.2f dB -> %s", method, len(df),
-             df["subject"].nunique(), df["ssim"].mean(), df["psnr"].mean(), args.output)
+    log.info(
+        "%s: %d slices of %d subjects, mean SSIM %.4f, mean PSNR %.2f dB -> %s",
+        method,
+        len(df),
+        df["subject"].nunique(),
+        df["ssim"].mean(),
+        df["psnr"].mean(),
+        args.output,
+    )
     return 0

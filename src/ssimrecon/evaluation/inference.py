@@ -4,6 +4,7 @@ The network input is the magnitude of the zero-filled reconstruction ``|ifft2c(k
 (B, 1, H, W) float32 batch (the same input training used); the output (B, 1, H, W) is the
 reconstruction on the scaled intensity axis.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,8 +18,11 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude_torch
 
 
-def pick_device(name: str = "auto", *, key: str = "--device", types: Sequence[str] | None = None) -> torch.device:
-    """The torch device for the setting ``name`` (``--device``, ``training.device``); errors start with ``key``.
+def pick_device(
+    name: str = "auto", *, key: str = "--device", types: Sequence[str] | None = None
+) -> torch.device:
+    """The torch device for the setting ``name`` (``--device``, ``training.device``); errors start
+    with ``key``.
 
     ``auto`` -> CUDA if available, else Apple MPS if available (and allowed), else CPU; otherwise
     ``torch.device(name)``, which must parse and, for CUDA, be available. ``types`` (e.g. ``("cpu",
@@ -48,7 +52,8 @@ def predict_slices(
     batch_size: int = 8,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Reconstruct k-space slices (S, H, W) complex -> (S, H, W) float32 with ``model`` in eval mode.
+    """Reconstruct k-space slices (S, H, W) complex -> (S, H, W) float32 with ``model`` in eval
+    mode.
 
     ``device`` None keeps the model where it is; otherwise the model is moved there.
     """
@@ -68,13 +73,15 @@ def predict_slices(
     try:
         with torch.no_grad():
             for start in range(0, kspace.shape[0], batch_size):
-                chunk = np.ascontiguousarray(kspace[start:start + batch_size], dtype=np.complex64)
+                chunk = np.ascontiguousarray(kspace[start : start + batch_size], dtype=np.complex64)
                 k = torch.from_numpy(chunk).to(device)
                 x = zero_filled_magnitude_torch(k).unsqueeze(1)
                 y = model(x)
                 if y.shape != x.shape:
-                    raise SsimreconError(f"model output shape {tuple(y.shape)} != input shape {tuple(x.shape)}")
-                out[start:start + len(chunk)] = y[:, 0].float().cpu().numpy()
+                    raise SsimreconError(
+                        f"model output shape {tuple(y.shape)} != input shape {tuple(x.shape)}"
+                    )
+                out[start : start + len(chunk)] = y[:, 0].float().cpu().numpy()
     finally:
         model.train(was_training)
     return out
@@ -96,12 +103,15 @@ def check_model_matches(
     changes which slices exist, not what they look like).
     """
     model_mask = bundle["mask"]
-    model_mask = model_mask.cpu().numpy() if isinstance(model_mask, torch.Tensor) else np.asarray(model_mask)
+    model_mask = (
+        model_mask.cpu().numpy() if isinstance(model_mask, torch.Tensor) else np.asarray(model_mask)
+    )
     model_mask = model_mask.astype(bool)
     mask = np.asarray(mask).astype(bool)
     if model_mask.shape != mask.shape:
         raise SsimreconError(
-            f"model {model_path} was trained on {model_mask.shape[0]}x{model_mask.shape[1]} images but "
+            f"model {model_path} was trained on {model_mask.shape[0]}x{model_mask.shape[1]} "
+            "images but "
             f"{data_path} has {mask.shape[0]}x{mask.shape[1]} images"
         )
     if not np.array_equal(model_mask, mask):
@@ -114,5 +124,9 @@ def check_model_matches(
         keys = (set(theirs) | set(preprocessing)) - set(ignore_keys)
         diff = sorted(k for k in keys if theirs.get(k) != preprocessing.get(k))
         if diff:
-            detail = ", ".join(f"{k}: model {theirs.get(k)!r} vs data {preprocessing.get(k)!r}" for k in diff)
-            raise SsimreconError(f"model {model_path} and {data_path} differ in preprocessing ({detail})")
+            detail = ", ".join(
+                f"{k}: model {theirs.get(k)!r} vs data {preprocessing.get(k)!r}" for k in diff
+            )
+            raise SsimreconError(
+                f"model {model_path} and {data_path} differ in preprocessing ({detail})"
+            )

@@ -1,21 +1,28 @@
 """Apply a trained model to any T1 volume (NIfTI) or k-space shard; write NIfTIs and a metrics JSON.
 
 NIfTI input (a fully sampled magnitude volume, e.g. a subject never seen in training): the volume is
-prepared exactly as ``shards.make_shard`` prepares training data, with the model bundle's preprocessing:
+prepared exactly as ``shards.make_shard`` prepares training data, with the model bundle's
+preprocessing:
 RAS reorientation, slicing along the readout axis, division by the robust scale (same percentile),
-negatives clipped, the bundle's undersampling mask (plus a smooth phase if the preprocessing uses one).
+negatives clipped, the bundle's undersampling mask (plus a smooth phase if the preprocessing uses
+one).
 Shard input: its stored k-space and target are used directly.
 
 Outputs, for ``--output DIR/NAME.nii.gz``:
 - ``DIR/NAME.nii.gz``: the network reconstruction;
 - ``DIR/NAME.zero_filled.nii.gz``: the zero-filled input;
-- ``DIR/NAME.metrics.json``: mean SSIM/PSNR/relative error/MSE of both against the reference, computed in
-  the scaled slice space (data_range = the scaled reference maximum) over the slices whose slice_signal is
+- ``DIR/NAME.metrics.json``: mean SSIM/PSNR/relative error/MSE of both against the reference,
+  computed in
+  the scaled slice space (data_range = the scaled reference maximum) over the slices whose
+  slice_signal is
   >= the model's training ``min_signal_fraction`` (0.05 if the bundle does not record it).
-Volumes are multiplied back by the scale (input intensities) and written on the source grid (its shape
-and affine); voxels of slices not taken (slice_stride) or cropped away are 0. A shard whose source file
+Volumes are multiplied back by the scale (input intensities) and written on the source grid (its
+shape
+and affine); voxels of slices not taken (slice_stride) or cropped away are 0. A shard whose source
+file
 cannot be found is written as stacked slices (H, W, S) with an identity affine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +38,9 @@ import numpy as np
 from ssimrecon.atomic import atomic_output, write_text_atomic
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
-from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.evaluation.inference import pick_device, predict_slices
 from ssimrecon.functional.metrics import METRICS, batch_metrics
+from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
@@ -66,12 +73,16 @@ def output_paths(output: Path) -> dict[str, Path]:
     if suffix is None:
         raise SsimreconError(f"output {output} must end in .nii.gz or .nii")
     stem = output.name[: -len(suffix)]
-    return {"network": output, "zero_filled": output.with_name(f"{stem}.zero_filled{suffix}"),
-            "metrics": output.with_name(f"{stem}.metrics.json")}
+    return {
+        "network": output,
+        "zero_filled": output.with_name(f"{stem}.zero_filled{suffix}"),
+        "metrics": output.with_name(f"{stem}.metrics.json"),
+    }
 
 
 def training_min_signal(bundle: dict[str, Any]) -> float:
-    """The bundle's ``extra.training.min_signal_fraction`` (or ``extra.min_signal_fraction``), else 0.05."""
+    """The bundle's ``extra.training.min_signal_fraction`` (or ``extra.min_signal_fraction``), else
+    0.05."""
     extra = bundle.get("extra") or {}
     for holder in (extra.get("training") or {}, extra):
         value = holder.get("min_signal_fraction") if isinstance(holder, dict) else None
@@ -85,12 +96,15 @@ def _mask_of(bundle: dict[str, Any]) -> np.ndarray:
 
 
 def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path, like: Any = None) -> None:
-    """Save float32 ``data`` atomically (temp file + rename); units copied from ``like``'s header."""
+    """Save float32 ``data`` atomically (temp file + rename); units copied from ``like``'s
+    header."""
     image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
     header = getattr(like, "header", None)
     if header is not None and hasattr(header, "get_xyzt_units"):
         image.header.set_xyzt_units(*header.get_xyzt_units())
-    with atomic_output(path, suffix=_suffix(path, NIFTI_SUFFIXES)) as tmp:  # nibabel picks gzip from the name
+    with atomic_output(
+        path, suffix=_suffix(path, NIFTI_SUFFIXES)
+    ) as tmp:  # nibabel picks gzip from the name
         nib.save(image, tmp)
 
 
@@ -109,15 +123,24 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
     target, slice_index, scale, data_range = scaled_target_slices(vol_ras, prep)
     mask = _mask_of(bundle)
     if mask.shape != target.shape[1:]:
-        raise SsimreconError(f"model {model_path} mask {mask.shape} does not match the slices "
-                             f"{target.shape[1:]} of {path}")
+        raise SsimreconError(
+            f"model {model_path} mask {mask.shape} does not match the slices "
+            f"{target.shape[1:]} of {path}"
+        )
     phase = None
     if prep.phase == "smooth":
         phase = smooth_phase(target.shape, phase_seed_for(path.name, 0))
     kspace = simulate_kspace(target, mask, phase)
     grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
-    return {"kspace": kspace, "target": target, "slice_index": slice_index, "scale": scale,
-            "data_range": data_range, "prep": prep, "grid": grid}
+    return {
+        "kspace": kspace,
+        "target": target,
+        "slice_index": slice_index,
+        "scale": scale,
+        "data_range": data_range,
+        "prep": prep,
+        "grid": grid,
+    }
 
 
 def _from_shard(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
@@ -126,24 +149,35 @@ def _from_shard(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
         mask = reader.mask
         model_mask = _mask_of(bundle)
         if model_mask.shape != mask.shape:
-            raise SsimreconError(f"model {model_path} mask {model_mask.shape} does not match the image size "
-                                 f"{mask.shape} of shard {path}")
+            raise SsimreconError(
+                f"model {model_path} mask {model_mask.shape} does not match the image size "
+                f"{mask.shape} of shard {path}"
+            )
         if not np.array_equal(model_mask, mask):
             log.warning("model %s was trained with another mask than shard %s", model_path, path)
         prep_dict = shard_preprocessing(reader)
         if prep_dict != bundle.get("preprocessing"):
             log.warning("model %s and shard %s differ in preprocessing", model_path, path)
-        data = {"kspace": reader.read_kspace(), "target": reader.read_target(),
-                "slice_index": np.asarray(reader.slice_index), "scale": float(reader.attrs["scale"]),
-                "data_range": float(reader.attrs["data_range"]), "prep": reader.preprocessing}
+        data = {
+            "kspace": reader.read_kspace(),
+            "target": reader.read_target(),
+            "slice_index": np.asarray(reader.slice_index),
+            "scale": float(reader.attrs["scale"]),
+            "data_range": float(reader.attrs["data_range"]),
+            "prep": reader.preprocessing,
+        }
         source = str(reader.attrs.get("source_file") or "")
     grid = None
     if source and Path(source).is_file():
         vol_ras, src_img = load_canonical(source)
         grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
     else:
-        log.warning("source volume %r of shard %s not found: writing stacked slices (H, W, S) with an "
-                    "identity affine", source, path)
+        log.warning(
+            "source volume %r of shard %s not found: writing stacked slices (H, W, S) with an "
+            "identity affine",
+            source,
+            path,
+        )
     return {**data, "grid": grid}
 
 
@@ -153,7 +187,11 @@ def _to_volume(slices: np.ndarray, data: dict[str, Any]) -> tuple[np.ndarray, np
     if grid is None:
         return np.moveaxis(slices, 0, -1) * data["scale"], np.eye(4), None
     ras = slices_to_volume(slices, data["prep"], grid["ras_shape"], data["slice_index"])
-    return to_source_orientation(ras, grid["source"]) * data["scale"], grid["affine"], grid["source"]
+    return (
+        to_source_orientation(ras, grid["source"]) * data["scale"],
+        grid["affine"],
+        grid["source"],
+    )
 
 
 def reconstruct(
@@ -164,7 +202,8 @@ def reconstruct(
     device: str = "auto",
     batch_size: int = 8,
 ) -> dict[str, Any]:
-    """Reconstruct ``input_path`` with the model; write the outputs (see module docstring); return the metrics."""
+    """Reconstruct ``input_path`` with the model; write the outputs (see module docstring); return
+    the metrics."""
     model_path, input_path = Path(model_path), Path(input_path)
     paths = output_paths(Path(output))
     if not input_path.is_file():
@@ -174,7 +213,9 @@ def reconstruct(
     elif _suffix(input_path, SHARD_SUFFIXES):
         reader = _from_shard
     else:
-        raise SsimreconError(f"input {input_path}: unsupported file type (expected .nii, .nii.gz, .h5 or .hdf5)")
+        raise SsimreconError(
+            f"input {input_path}: unsupported file type (expected .nii, .nii.gz, .h5 or .hdf5)"
+        )
     dev = pick_device(device)
     model, bundle = load_model(model_path, dev)
     data = reader(input_path, bundle, model_path)
@@ -185,10 +226,14 @@ def reconstruct(
     signal = slice_signal_fraction(data["target"], data["data_range"])
     keep = signal >= threshold
     if not keep.any():
-        log.warning("no slice of %s has slice_signal >= %g: metrics over all slices", input_path, threshold)
+        log.warning(
+            "no slice of %s has slice_signal >= %g: metrics over all slices", input_path, threshold
+        )
         keep = np.ones_like(keep)
     result = {
-        "zero_filled": _mean_metrics(batch_metrics(data["target"], zero_filled, data["data_range"]), keep),
+        "zero_filled": _mean_metrics(
+            batch_metrics(data["target"], zero_filled, data["data_range"]), keep
+        ),
         "network": _mean_metrics(batch_metrics(data["target"], network, data["data_range"]), keep),
         "n_slices": int(keep.sum()),
         "n_slices_total": int(len(keep)),
@@ -202,17 +247,26 @@ def reconstruct(
         volume, affine, source = _to_volume(slices, data)
         _save_nifti(volume, affine, paths[key], like=source)
     write_text_atomic(paths["metrics"], json.dumps(result, indent=2) + "\n")
-    log.info("%s: SSIM zero-filled %.4f -> network %.4f over %d slices; wrote %s", input_path,
-             result["zero_filled"]["ssim"] or math.nan, result["network"]["ssim"] or math.nan,
-             result["n_slices"], paths["network"])
+    log.info(
+        "%s: SSIM zero-filled %.4f -> network %.4f over %d slices; wrote %s",
+        input_path,
+        result["zero_filled"]["ssim"] or math.nan,
+        result["network"]["ssim"] or math.nan,
+        result["n_slices"],
+        paths["network"],
+    )
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon reconstruct --model best.pt --input V.nii.gz|S.h5 --output R.nii.gz``."""
-    parser = argparse.ArgumentParser(prog="ssimrecon reconstruct", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon reconstruct", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model", type=Path, required=True, help="model bundle (best.pt)")
-    parser.add_argument("--input", type=Path, required=True, help="NIfTI volume or k-space shard (.h5)")
+    parser.add_argument(
+        "--input", type=Path, required=True, help="NIfTI volume or k-space shard (.h5)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="reconstruction NIfTI (.nii.gz)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -1,4 +1,5 @@
 """``ssimrecon summary``: list an experiment's artifacts and print Table 1."""
+
 from __future__ import annotations
 
 import argparse

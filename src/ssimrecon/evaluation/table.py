@@ -6,12 +6,15 @@ psnr, rel_error, mse). Every method must cover exactly the same (subject, slice)
 For each metric ``m`` the table holds
 - ``m_mean``, ``m_std``: mean and sample standard deviation (ddof=1) over all slices;
 - ``m_subject_mean``, ``m_subject_std``: the same over per-subject means (each subject weighs once);
-- ``m_p_vs_<baseline>``: two-sided paired Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) of the
+- ``m_p_vs_<baseline>``: two-sided paired Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) of
+  the
   per-subject means of the method against those of the baseline. Subjects, not slices, are the
   independent units, so slices are never used as paired samples. The p-value is NaN for the baseline
-  itself, and NaN with an explanation in ``note`` when fewer than 2 subjects or all differences are 0.
+  itself, and NaN with an explanation in ``note`` when fewer than 2 subjects or all differences are
+  0.
 plus ``n_subjects`` and ``n_slices``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +72,8 @@ def paired_wilcoxon(a: pd.Series, b: pd.Series) -> tuple[float, str]:
 
 
 def build_table1(metrics: dict[str, pd.DataFrame], baseline: str) -> pd.DataFrame:
-    """One row per method (in the order given) with the statistics described in the module docstring."""
+    """One row per method (in the order given) with the statistics described in the module
+    docstring."""
     if baseline not in metrics:
         raise SsimreconError(f"baseline {baseline!r} is not among the methods {list(metrics)}")
     frames = {name: _check_frame(name, df) for name, df in metrics.items()}
@@ -79,7 +83,8 @@ def build_table1(metrics: dict[str, pd.DataFrame], baseline: str) -> pd.DataFram
         if other != reference:
             raise SsimreconError(
                 f"methods {name!r} and {baseline!r} cover different (subject, slice) sets "
-                f"({len(other - reference)} only in {name!r}, {len(reference - other)} only in {baseline!r})"
+                f"({len(other - reference)} only in {name!r}, {len(reference - other)} only in "
+                f"{baseline!r})"
             )
     subject_means = {n: df.groupby("subject")[list(METRICS)].mean() for n, df in frames.items()}
     rows = []
@@ -112,7 +117,7 @@ def _baseline_of(df: pd.DataFrame) -> str:
     cols = [c for c in df.columns if c.startswith("ssim_p_vs_")]
     if len(cols) != 1:
         raise SsimreconError("table has no single ssim_p_vs_<baseline> column")
-    return cols[0][len("ssim_p_vs_"):]
+    return cols[0][len("ssim_p_vs_") :]
 
 
 def _fmt(fmt: str, value: float) -> str:
@@ -131,11 +136,15 @@ def table1_markdown(df: pd.DataFrame) -> str:
     lines = [
         "# Table 1: reconstruction quality on the validation subjects",
         "",
-        f"Each cell: mean ± standard deviation over slices; in brackets mean ± standard deviation over "
-        f"per-subject means; p: two-sided paired Wilcoxon signed-rank test of per-subject means against "
+        "Each cell: mean ± standard deviation over slices; in brackets mean ± standard deviation "
+        "over "
+        "per-subject means; p: two-sided paired Wilcoxon signed-rank test of per-subject means "
+        "against "
         f"{baseline}. Higher SSIM/PSNR and lower relative error/MSE are better.",
         "",
-        "| Method | " + " | ".join(label for label, _ in METRICS.values()) + " | subjects | slices |",
+        "| Method | "
+        + " | ".join(label for label, _ in METRICS.values())
+        + " | subjects | slices |",
         "|---" * (len(METRICS) + 3) + "|",
     ]
     for _, row in df.iterrows():
@@ -149,13 +158,20 @@ def table1_markdown(df: pd.DataFrame) -> str:
                 cell += f" {_fmt_p(row[f'{m}_p_vs_{baseline}'])}"
             cells.append(cell)
         lines.append(
-            f"| {row['method']} | " + " | ".join(cells) + f" | {int(row['n_subjects'])} | {int(row['n_slices'])} |"
+            f"| {row['method']} | "
+            + " | ".join(cells)
+            + f" | {int(row['n_subjects'])} | {int(row['n_slices'])} |"
         )
-    notes = [f"{row['method']}: {row['note']}" for _, row in df.iterrows()
-             if isinstance(row.get("note"), str) and row["note"]]
+    notes = [
+        f"{row['method']}: {row['note']}"
+        for _, row in df.iterrows()
+        if isinstance(row.get("note"), str) and row["note"]
+    ]
     n = int(df["n_subjects"].min())
     if 2 <= n <= 10:
-        notes.append(f"with {n} subjects the smallest attainable two-sided p is 2/2^{n} = {2 / 2**n:.3g}")
+        notes.append(
+            f"with {n} subjects the smallest attainable two-sided p is 2/2^{n} = {2 / 2**n:.3g}"
+        )
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
     return "\n".join(lines) + "\n"
@@ -198,8 +214,13 @@ def parse_pairs(items: list[str], what: str) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``ssimrecon table --metrics NAME=CSV ... --baseline NAME --csv T.csv --md T.md``."""
     parser = argparse.ArgumentParser(prog="ssimrecon table", description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", nargs="+", required=True, metavar="NAME=CSV",
-                        help="per-slice metrics per method, in table row order")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        required=True,
+        metavar="NAME=CSV",
+        help="per-slice metrics per method, in table row order",
+    )
     parser.add_argument("--baseline", required=True, help="method the p-values compare against")
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--md", type=Path, required=True)

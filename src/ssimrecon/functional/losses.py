@@ -1,7 +1,9 @@
 """Training losses: weighted sums of MSE, dSSIM, L1 and a Sobel edge term.
 
-The paper minimises ||x_ref - G(x_u)||_2^2 + lambda * dssim with dssim = 1 - SSIM (lambda = 0.1), i.e.
-``build_loss({"mse": 1.0, "dssim": 0.1})``.  Its proposed extension, a difference-of-edges regulariser,
+The paper minimises ||x_ref - G(x_u)||_2^2 + lambda * dssim with dssim = 1 - SSIM (lambda = 0.1),
+i.e.
+``build_loss({"mse": 1.0, "dssim": 0.1})``.  Its proposed extension, a difference-of-edges
+regulariser,
 is the "edge" term: mean squared difference of Sobel gradient magnitudes sqrt(gx^2 + gy^2 + eps)
 (valid region, no padding).  All terms take pred, target (B,1,H,W) and a data range (float or (B,)),
 and return scalar means over the batch.
@@ -24,14 +26,19 @@ EDGE_EPS = 1e-8
 __all__ = ["TERMS", "CompositeLoss", "build_loss", "sobel_magnitude", "edge_loss", "dssim_loss"]
 
 
-def dssim_loss(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor) -> torch.Tensor:
-    """1 - SSIM (batch mean), SSIM as in :mod:`ssimrecon.functional.ssim` (not halved, unlike kornia)."""
+def dssim_loss(
+    pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor
+) -> torch.Tensor:
+    """1 - SSIM (batch mean), SSIM as in :mod:`ssimrecon.functional.ssim` (not halved, unlike
+    kornia)."""
     return 1.0 - ssim(pred, target, data_range)
 
 
 def sobel_magnitude(img: torch.Tensor, eps: float = EDGE_EPS) -> torch.Tensor:
     """Sobel gradient magnitude sqrt(gx^2 + gy^2 + eps): (B,C,H,W) -> (B,C,H-2,W-2)."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=img.dtype, device=img.device)
+    kx = torch.tensor(
+        [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=img.dtype, device=img.device
+    )
     weight = torch.stack([kx, kx.t()]).unsqueeze(1)  # (2,1,3,3): d/dx, d/dy
     c = img.shape[1]
     g = F.conv2d(img.reshape(-1, 1, *img.shape[-2:]), weight)
@@ -39,12 +46,16 @@ def sobel_magnitude(img: torch.Tensor, eps: float = EDGE_EPS) -> torch.Tensor:
     return mag.reshape(img.shape[0], c, *mag.shape[-2:])
 
 
-def edge_loss(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor) -> torch.Tensor:
+def edge_loss(
+    pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor
+) -> torch.Tensor:
     """Mean squared difference of Sobel gradient magnitudes of pred and target."""
     return F.mse_loss(sobel_magnitude(pred), sobel_magnitude(target))
 
 
-def _mse(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor) -> torch.Tensor:
+def _mse(
+    pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor
+) -> torch.Tensor:
     return F.mse_loss(pred, target)
 
 
@@ -82,13 +93,18 @@ def build_loss(terms: Mapping[str, float]) -> CompositeLoss:
     as a logged-only part).  Errors name the offending key as ``loss.<term>``.
     """
     if not isinstance(terms, Mapping) or not terms:
-        raise SsimreconError(f"loss: expected a non-empty mapping of term -> weight (terms: {sorted(TERMS)}), got {terms!r}")
+        raise SsimreconError(
+            f"loss: expected a non-empty mapping of term -> weight (terms: {sorted(TERMS)}), got "
+            f"{terms!r}"
+        )
     weights: dict[str, float] = {}
     for name, w in terms.items():
         if name not in TERMS:
             raise SsimreconError(f"loss.{name}: unknown loss term; choose from {sorted(TERMS)}")
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise SsimreconError(f"loss.{name}: weight must be a non-negative finite number, got {w!r}")
+            raise SsimreconError(
+                f"loss.{name}: weight must be a non-negative finite number, got {w!r}"
+            )
         weights[name] = float(w)
     if not any(weights.values()):
         raise SsimreconError(f"loss: at least one weight must be positive, got {dict(terms)!r}")

@@ -1,7 +1,9 @@
-"""Per-slice image quality metrics: SSIM, PSNR, relative error, MSE (definitions in shared/design.md).
+"""Per-slice image quality metrics: SSIM, PSNR, relative error, MSE (definitions in
+shared/design.md).
 
 Inputs are magnitude images on the scaled intensity axis; ``data_range`` is the reference volume's
-maximum after scaling.  SSIM comes from :mod:`ssimrecon.functional.ssim` in float64 (equals scikit-image's
+maximum after scaling.  SSIM comes from :mod:`ssimrecon.functional.ssim` in float64 (equals
+scikit-image's
 Gaussian, population-covariance SSIM); PSNR = 10 log10(L^2 / MSE) (inf when MSE is 0);
 relative error = ||ref - est||_2 / ||ref||_2; MSE = mean squared error.
 """
@@ -23,22 +25,35 @@ def _as_stack(ref: np.ndarray, est: np.ndarray, data_range: float) -> tuple[np.n
     ref = np.asarray(ref, dtype=np.float64)
     est = np.asarray(est, dtype=np.float64)
     if ref.shape != est.shape or ref.ndim != 3:
-        raise SsimreconError(f"metrics: expected (S,H,W) reference and estimate of equal shape, got {ref.shape} and {est.shape}")
+        raise SsimreconError(
+            f"metrics: expected (S,H,W) reference and estimate of equal shape, got {ref.shape} "
+            f"and {est.shape}"
+        )
     if not np.isfinite(data_range) or data_range <= 0:
-        raise SsimreconError(f"metrics: data_range must be a positive finite number, got {data_range!r}")
+        raise SsimreconError(
+            f"metrics: data_range must be a positive finite number, got {data_range!r}"
+        )
     return ref, est
 
 
 def batch_metrics(ref: np.ndarray, est: np.ndarray, data_range: float) -> dict[str, np.ndarray]:
-    """Metrics of every slice: ref, est (S,H,W) -> {"ssim","psnr","rel_error","mse"}: float64 arrays (S,)."""
+    """Metrics of every slice: ref, est (S,H,W) -> {"ssim","psnr","rel_error","mse"}: float64 arrays
+    (S,)."""
     ref, est = _as_stack(ref, est, data_range)
     diff = ref - est
     mse = np.mean(diff * diff, axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         psnr = 10.0 * np.log10(float(data_range) ** 2 / mse)
-        rel_error = np.sqrt(np.sum(diff * diff, axis=(1, 2))) / np.sqrt(np.sum(ref * ref, axis=(1, 2)))
+        rel_error = np.sqrt(np.sum(diff * diff, axis=(1, 2))) / np.sqrt(
+            np.sum(ref * ref, axis=(1, 2))
+        )
     with torch.no_grad():
-        s = ssim(torch.from_numpy(est)[:, None], torch.from_numpy(ref)[:, None], float(data_range), reduction="none")
+        s = ssim(
+            torch.from_numpy(est)[:, None],
+            torch.from_numpy(ref)[:, None],
+            float(data_range),
+            reduction="none",
+        )
     return {"ssim": s.numpy().astype(np.float64), "psnr": psnr, "rel_error": rel_error, "mse": mse}
 
 

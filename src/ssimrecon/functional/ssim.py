@@ -2,15 +2,20 @@
 
 Definition (see ``shared/design.md``): Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps),
 K1 = 0.01, K2 = 0.03, C1 = (K1 L)^2, C2 = (K2 L)^2 with L the data range, population covariance,
-SSIM map on the valid region only (no padding: ``(H-10, W-10)``), mean over that region.  This equals
+SSIM map on the valid region only (no padding: ``(H-10, W-10)``), mean over that region.  This
+equals
 ``skimage.metrics.structural_similarity(ref, est, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=L)``; SSIM is symmetric in its two images.
 
-Implementation: the five local moments ``[x, y, x*x, y*y, x*y]`` are stacked into one tensor and filtered
-by ONE separable valid-region Gaussian pass (horizontal, then vertical).  The backward pass is analytic
+Implementation: the five local moments ``[x, y, x*x, y*y, x*y]`` are stacked into one tensor and
+filtered
+by ONE separable valid-region Gaussian pass (horizontal, then vertical).  The backward pass is
+analytic
 (a custom autograd function): the derivative of SSIM with respect to the local moments is formed
-pointwise and pushed back through ONE adjoint (full-size) Gaussian pass.  On CUDA the passes are grouped
-``conv2d`` / ``conv_transpose2d``; on CPU, where oneDNN's depthwise 1-D convolutions are slow, they are
+pointwise and pushed back through ONE adjoint (full-size) Gaussian pass.  On CUDA the passes are
+grouped
+``conv2d`` / ``conv_transpose2d``; on CPU, where oneDNN's depthwise 1-D convolutions are slow, they
+are
 11 strided shift-and-add steps per axis (same arithmetic, ~3x faster).  Half/bfloat16 inputs and
 autocast regions are computed in float32; float64 stays float64.
 """
@@ -36,7 +41,8 @@ __all__ = ["gaussian_taps", "ssim_map", "ssim", "K1", "K2", "SIGMA", "TRUNCATE"]
 def gaussian_taps(sigma: float = SIGMA, truncate: float = TRUNCATE) -> torch.Tensor:
     """Normalised 1-D Gaussian taps exactly as ``scipy.ndimage.gaussian_filter`` builds them.
 
-    radius = int(truncate * sigma + 0.5), so the defaults give 11 taps.  Returns float64, shape (2r+1,).
+    radius = int(truncate * sigma + 0.5), so the defaults give 11 taps.  Returns float64, shape
+    (2r+1,).
     """
     radius = int(truncate * sigma + 0.5)
     pos = torch.arange(-radius, radius + 1, dtype=torch.float64)
@@ -44,15 +50,18 @@ def gaussian_taps(sigma: float = SIGMA, truncate: float = TRUNCATE) -> torch.Ten
     return taps / taps.sum()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _taps_tuple() -> tuple[float, ...]:
     """The default taps as Python floats (for the CPU shift-and-add path)."""
     return tuple(float(v) for v in gaussian_taps())
 
 
 @functools.lru_cache(maxsize=32)
-def _conv_kernels(channels: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grouped conv weights (channels,1,1,K) and (channels,1,K,1), cached per channels/dtype/device."""
+def _conv_kernels(
+    channels: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grouped conv weights (channels,1,1,K) and (channels,1,K,1), cached per
+    channels/dtype/device."""
     taps = gaussian_taps().to(dtype=dtype, device=device)
     k = taps.numel()
     horizontal = taps.view(1, 1, 1, k).expand(channels, 1, 1, k).contiguous()
@@ -107,7 +116,9 @@ class _SSIMMap(torch.autograd.Function):
     """SSIM map with an analytic backward.  Inputs (B,C,H,W), c1/c2 (B,1,1,1) constants."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, y: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(
+        ctx, x: torch.Tensor, y: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor
+    ) -> torch.Tensor:  # type: ignore[override]
         c = x.shape[1]
         moments = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1))
         ux, uy, mxx, myy, mxy = moments.split(c, dim=1)
@@ -145,7 +156,9 @@ class _SSIMMap(torch.autograd.Function):
         return gx, gy, None, None
 
 
-def _constants(data_range: float | torch.Tensor, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _constants(
+    data_range: float | torch.Tensor, batch: int, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """C1, C2 as (B,1,1,1) tensors from a float or a (B,) / scalar tensor data range."""
     if not isinstance(data_range, torch.Tensor) and not float(data_range) > 0:
         raise SsimreconError(f"ssim: data_range must be positive, got {data_range!r}")
@@ -156,7 +169,9 @@ def _constants(data_range: float | torch.Tensor, batch: int, like: torch.Tensor)
     if lr.numel() == 1:
         lr = lr.reshape(1).expand(batch)
     if lr.shape != (batch,):
-        raise SsimreconError(f"ssim: data_range must be a float or shape ({batch},), got shape {tuple(lr.shape)}")
+        raise SsimreconError(
+            f"ssim: data_range must be a float or shape ({batch},), got shape {tuple(lr.shape)}"
+        )
     if lr.device.type == "cpu" and not bool(torch.all(lr > 0)):  # no device sync on accelerators
         raise SsimreconError("ssim: data_range must be positive")
     lr = lr.view(batch, 1, 1, 1)
@@ -170,24 +185,34 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
 def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float | torch.Tensor) -> torch.Tensor:
     """Per-pixel SSIM on the valid region.
 
-    x, y: (B,C,H,W) (C is 1 for magnitude images), any memory format/device; data_range: float or (B,).
+    x, y: (B,C,H,W) (C is 1 for magnitude images), any memory format/device; data_range: float or
+    (B,).
     Returns (B,C,H-10,W-10) in float64 if inputs are float64, else float32 (also under autocast).
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise SsimreconError(f"ssim: expected two (B,C,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise SsimreconError(
+            f"ssim: expected two (B,C,H,W) tensors of equal shape, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
     k = len(_taps_tuple())
     if x.shape[-1] < k or x.shape[-2] < k:
-        raise SsimreconError(f"ssim: images must be at least {k}x{k} pixels, got {tuple(x.shape[-2:])}")
+        raise SsimreconError(
+            f"ssim: images must be at least {k}x{k} pixels, got {tuple(x.shape[-2:])}"
+        )
     dtype = torch.promote_types(_compute_dtype(x), _compute_dtype(y))
     device_type = x.device.type
-    autocast_on = device_type in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device_type)
+    autocast_on = device_type in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(
+        device_type
+    )
     with torch.autocast(device_type, enabled=False) if autocast_on else contextlib.nullcontext():
         xf, yf = x.to(dtype), y.to(dtype)
         c1, c2 = _constants(data_range, x.shape[0], xf)
         return _SSIMMap.apply(xf, yf, c1, c2)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float | torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, data_range: float | torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """SSIM of (B,C,H,W) image pairs: reduction "mean" -> scalar, "none" -> per-image (B,)."""
     per_image = ssim_map(x, y, data_range).mean(dim=(1, 2, 3))
     if reduction == "none":

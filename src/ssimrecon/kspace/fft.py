@@ -1,10 +1,13 @@
 """Centred orthonormal 2D FFTs over the last two axes (numpy/scipy and torch).
 
-Convention (design.md): ``k = fftshift(fft2(ifftshift(x), norm="ortho"))`` over axes (-2, -1), so the
-DC sample sits at index ``(H // 2, W // 2)`` and Parseval holds exactly (``sum |x|^2 == sum |k|^2``).
+Convention (design.md): ``k = fftshift(fft2(ifftshift(x), norm="ortho"))`` over axes (-2, -1), so
+the
+DC sample sits at index ``(H // 2, W // 2)`` and Parseval holds exactly (``sum |x|^2 == sum
+|k|^2``).
 Leading axes (slices, batch, channels) are transformed independently. Single precision stays single
 precision: float32/complex64 in -> complex64 out.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -19,8 +22,11 @@ _AXES = (-2, -1)
 
 
 def _checkerboards(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pre, post) float32 (H, W) sign patterns for even H, W: pre = (-1)^(n+m), post = (-1)^(n+m-H/2-W/2)."""
-    pre = np.where((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0, 1.0, -1.0).astype(np.float32)
+    """(pre, post) float32 (H, W) sign patterns for even H, W: pre = (-1)^(n+m), post =
+    (-1)^(n+m-H/2-W/2)."""
+    pre = np.where((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0, 1.0, -1.0).astype(
+        np.float32
+    )
     post = pre if ((h // 2 + w // 2) % 2 == 0) else -pre
     return pre, post
 
@@ -28,8 +34,10 @@ def _checkerboards(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def _centred(x: np.ndarray, inverse: bool, overwrite_x: bool = False) -> np.ndarray:
     """Shared body of :func:`fft2c` / :func:`ifft2c`.
 
-    For even H and W the shifts equal sign modulations (shift theorem), which avoid four full copies:
-    ``fftshift(F(ifftshift(x))) = post * F(pre * x)`` with the checkerboards above (same for the inverse).
+    For even H and W the shifts equal sign modulations (shift theorem), which avoid four full
+    copies:
+    ``fftshift(F(ifftshift(x))) = post * F(pre * x)`` with the checkerboards above (same for the
+    inverse).
     The modulated input is written into one complex buffer that the FFT then transforms in place.
     Odd sizes fall back to explicit shifts.
     """
@@ -53,7 +61,9 @@ def _centred(x: np.ndarray, inverse: bool, overwrite_x: bool = False) -> np.ndar
         buf = np.empty(x.shape, dtype=ctype)
         if np.iscomplexobj(x):
             np.multiply(x, pre, out=buf)
-        else:  # real input: fill the real part directly (a casting ufunc loop is several times slower)
+        # real input: fill the real part directly (a casting ufunc loop is several times
+        # slower)
+        else:
             np.multiply(x, pre, out=buf.real, casting="unsafe")
             buf.imag = 0
     out = transform(buf, axes=_AXES, norm="ortho", workers=-1, overwrite_x=True)
@@ -64,7 +74,8 @@ def _centred(x: np.ndarray, inverse: bool, overwrite_x: bool = False) -> np.ndar
 def fft2c(x: np.ndarray, overwrite_x: bool = False) -> np.ndarray:
     """Centred orthonormal 2D FFT of image(s) ``x`` (..., H, W) -> k-space (..., H, W) complex.
 
-    ``overwrite_x=True`` lets a C-contiguous complex ``x`` be used (and destroyed) as the work buffer.
+    ``overwrite_x=True`` lets a C-contiguous complex ``x`` be used (and destroyed) as the work
+    buffer.
     """
     return _centred(x, inverse=False, overwrite_x=overwrite_x)
 
@@ -75,7 +86,8 @@ def ifft2c(k: np.ndarray, overwrite_x: bool = False) -> np.ndarray:
 
 
 def fft2c_torch(x: torch.Tensor) -> torch.Tensor:
-    """Torch twin of :func:`fft2c` over dims (-2, -1); differentiable; real input is promoted to complex."""
+    """Torch twin of :func:`fft2c` over dims (-2, -1); differentiable; real input is promoted to
+    complex."""
     import torch
 
     shifted = torch.fft.ifftshift(x, dim=_AXES)
@@ -91,12 +103,14 @@ def ifft2c_torch(k: torch.Tensor) -> torch.Tensor:
 
 
 def zero_filled_magnitude(kspace: np.ndarray) -> np.ndarray:
-    """Magnitude of the zero-filled reconstruction: ``abs(ifft2c(kspace))`` as float32 (..., H, W)."""
+    """Magnitude of the zero-filled reconstruction: ``abs(ifft2c(kspace))`` as float32 (..., H,
+    W)."""
     return np.abs(ifft2c(kspace)).astype(np.float32, copy=False)
 
 
 def zero_filled_magnitude_torch(kspace: torch.Tensor) -> torch.Tensor:
-    """Torch twin of :func:`zero_filled_magnitude`: complex tensor (..., H, W) -> float32 magnitude."""
+    """Torch twin of :func:`zero_filled_magnitude`: complex tensor (..., H, W) -> float32
+    magnitude."""
     import torch
 
     return ifft2c_torch(kspace).abs().to(torch.float32)

@@ -1,10 +1,15 @@
 """2D variable-density random undersampling masks over the phase-encode plane.
 
-Conventions: a mask is a bool array (H, W) in centred k-space (DC at ``(H // 2, W // 2)``, see ``fft.py``).
-It has a fully sampled central square of side ``center_size`` (clipped to the plane) and, outside it,
-points drawn without replacement with weights ``(1 - r) ** power``, where ``r`` is the radius normalised
-so that the corners of the plane have ``r = 1``. The total is exactly ``round(H * W / acceleration)``.
+Conventions: a mask is a bool array (H, W) in centred k-space (DC at ``(H // 2, W // 2)``, see
+``fft.py``).
+It has a fully sampled central square of side ``center_size`` (clipped to the plane) and, outside
+it,
+points drawn without replacement with weights ``(1 - r) ** power``, where ``r`` is the radius
+normalised
+so that the corners of the plane have ``r = 1``. The total is exactly ``round(H * W /
+acceleration)``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +24,20 @@ from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import SsimreconError
 
 #: keys stored next to the mask in ``mask.npz`` (all required by :func:`load_mask`)
-META_KEYS = ("shape", "acceleration", "seed", "center_size", "power", "n_samples", "achieved_acceleration")
+META_KEYS = (
+    "shape",
+    "acceleration",
+    "seed",
+    "center_size",
+    "power",
+    "n_samples",
+    "achieved_acceleration",
+)
 
 
 def normalized_radius(shape: tuple[int, int]) -> np.ndarray:
-    """Radius (H, W) float64 from the DC sample ``(H//2, W//2)``, scaled so the farthest corner is 1."""
+    """Radius (H, W) float64 from the DC sample ``(H//2, W//2)``, scaled so the farthest corner is
+    1."""
     h, w = shape
     dy = (np.arange(h) - h // 2) / max(h / 2, 1)
     dx = (np.arange(w) - w // 2) / max(w / 2, 1)
@@ -32,7 +46,8 @@ def normalized_radius(shape: tuple[int, int]) -> np.ndarray:
 
 
 def center_region(shape: tuple[int, int], center_size: int) -> tuple[slice, slice]:
-    """Index of the fully sampled central square, side ``min(center_size, H, W)``, around the DC sample."""
+    """Index of the fully sampled central square, side ``min(center_size, H, W)``, around the DC
+    sample."""
     h, w = shape
     c = max(0, min(int(center_size), h, w))
     y0 = min(max(h // 2 - c // 2, 0), h - c)
@@ -45,7 +60,9 @@ def target_samples(shape: tuple[int, int], acceleration: float) -> int:
     return max(1, int(round(shape[0] * shape[1] / float(acceleration))))
 
 
-def _check_args(shape: tuple[int, int], acceleration: float, center_size: int, power: float) -> tuple[int, int]:
+def _check_args(
+    shape: tuple[int, int], acceleration: float, center_size: int, power: float
+) -> tuple[int, int]:
     if len(shape) != 2 or min(int(s) for s in shape) < 1:
         raise SsimreconError(f"mask.shape must be two positive integers, got {tuple(shape)}")
     if not np.isfinite(acceleration) or acceleration < 1:
@@ -62,7 +79,8 @@ def variable_density_mask(
 ) -> np.ndarray:
     """Seeded variable-density mask (H, W) bool with exactly ``round(H*W/acceleration)`` samples.
 
-    Raises SsimreconError naming ``mask.center_size`` if the fully sampled centre alone exceeds the budget.
+    Raises SsimreconError naming ``mask.center_size`` if the fully sampled centre alone exceeds the
+    budget.
     """
     shape = _check_args(shape, acceleration, center_size, power)
     n_total = target_samples(shape, acceleration)
@@ -72,7 +90,8 @@ def variable_density_mask(
     if n_center > n_total:
         raise SsimreconError(
             f"mask.center_size={center_size} gives {n_center} fully sampled points, more than the "
-            f"{n_total} samples allowed at acceleration {acceleration} on a {shape[0]}x{shape[1]} plane; "
+            f"{n_total} samples allowed at acceleration {acceleration} on a {shape[0]}x{shape[1]} "
+            "plane; "
             "lower mask.center_size or the acceleration"
         )
     n_rest = n_total - n_center
@@ -80,7 +99,9 @@ def variable_density_mask(
         return mask
     candidates = np.flatnonzero(~mask.ravel())
     weights = (1.0 - normalized_radius(shape)).ravel()[candidates] ** power
-    weights = np.maximum(weights, 1e-12)  # the corner itself keeps a tiny chance, so any R <= 1 is feasible
+    weights = np.maximum(
+        weights, 1e-12
+    )  # the corner itself keeps a tiny chance, so any R <= 1 is feasible
     rng = np.random.default_rng(seed)
     chosen = rng.choice(candidates, size=n_rest, replace=False, p=weights / weights.sum())
     mask.ravel()[chosen] = True
@@ -91,7 +112,8 @@ def design_density(
     shape: tuple[int, int], acceleration: float, center_size: int, power: float = 2.0
 ) -> np.ndarray:
     """Sampling probability per point (H, W) float64 that the design aims at: 1 in the centre and
-    ``min(1, c * (1 - r) ** power)`` outside, with ``c`` set so the probabilities sum to the sample budget."""
+    ``min(1, c * (1 - r) ** power)`` outside, with ``c`` set so the probabilities sum to the
+    sample budget."""
     shape = _check_args(shape, acceleration, center_size, power)
     density = np.zeros(shape)
     density[center_region(shape, center_size)] = 1.0
@@ -120,9 +142,16 @@ def achieved_acceleration(mask: np.ndarray) -> float:
 
 
 def save_mask(
-    path: str | os.PathLike, mask: np.ndarray, *, acceleration: float, seed: int, center_size: int, power: float
+    path: str | os.PathLike,
+    mask: np.ndarray,
+    *,
+    acceleration: float,
+    seed: int,
+    center_size: int,
+    power: float,
 ) -> None:
-    """Write ``mask`` and its metadata to ``path`` (.npz) atomically (temp file in the same dir + rename)."""
+    """Write ``mask`` and its metadata to ``path`` (.npz) atomically (temp file in the same dir +
+    rename)."""
     mask = np.asarray(mask, dtype=bool)
     meta: dict[str, Any] = {
         "shape": np.asarray(mask.shape, dtype=np.int64),
@@ -138,7 +167,8 @@ def save_mask(
 
 
 def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a mask written by :func:`save_mask`: (mask bool (H, W), metadata dict of plain Python values)."""
+    """Read a mask written by :func:`save_mask`: (mask bool (H, W), metadata dict of plain Python
+    values)."""
     path = Path(path)
     if not path.is_file():
         raise SsimreconError(f"mask file {path} does not exist")
@@ -168,32 +198,44 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssimrecon mask", description="Make a seeded 2D variable-density mask.")
+    p = argparse.ArgumentParser(
+        prog="ssimrecon mask", description="Make a seeded 2D variable-density mask."
+    )
     p.add_argument("--shape", type=int, nargs=2, required=True, metavar=("H", "W"))
     p.add_argument("--acceleration", type=float, required=True, help="R: samples = round(H*W/R)")
-    p.add_argument("--center-size", type=int, required=True, help="side of the fully sampled centre square")
+    p.add_argument(
+        "--center-size", type=int, required=True, help="side of the fully sampled centre square"
+    )
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--power", type=float, default=2.0, help="density exponent: weight (1 - r)^power")
+    p.add_argument(
+        "--power", type=float, default=2.0, help="density exponent: weight (1 - r)^power"
+    )
     p.add_argument("--output", required=True, help="mask .npz")
     p.add_argument("--figure", default=None, help="optional PNG of the mask and its radial density")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon mask --shape H W --acceleration R --center-size C --seed S --output mask.npz``."""
+    """CLI: ``ssimrecon mask --shape H W --acceleration R --center-size C --seed S --output
+    mask.npz``."""
     args = _parser().parse_args(argv)
     shape = (args.shape[0], args.shape[1])
     mask = variable_density_mask(shape, args.acceleration, args.center_size, args.seed, args.power)
     save_mask(
-        args.output, mask, acceleration=args.acceleration, seed=args.seed,
-        center_size=args.center_size, power=args.power,
+        args.output,
+        mask,
+        acceleration=args.acceleration,
+        seed=args.seed,
+        center_size=args.center_size,
+        power=args.power,
     )
     if args.figure:
         from ssimrecon.plots.mask import plot_mask
 
         plot_mask(mask, load_mask(args.output)[1], args.figure)
     print(
-        f"mask {shape[0]}x{shape[1]}: {int(mask.sum())} samples, achieved R={achieved_acceleration(mask):.3f} "
+        f"mask {shape[0]}x{shape[1]}: {int(mask.sum())} samples, achieved "
+        f"R={achieved_acceleration(mask):.3f} "
         f"-> {args.output}",
         file=sys.stderr,
     )

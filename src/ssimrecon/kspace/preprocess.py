@@ -1,19 +1,22 @@
 """From a NIfTI volume to scaled 2D slices and their simulated k-space, and back to the volume grid.
 
 Conventions: volumes are reoriented to RAS with ``nibabel.as_closest_canonical``. The readout axis
-(fully sampled, ``Preprocessing.readout_axis`` of the RAS array) is moved to the front, so slices are
+(fully sampled, ``Preprocessing.readout_axis`` of the RAS array) is moved to the front, so slices
+are
 (S, H, W) with H, W the two phase-encode axes in RAS order (readout 2 -> axial slices (R, A)).
 In-plane the slices are block-mean downsampled by an integer factor, then centre cropped/padded to
 ``image_size`` (pad/crop offset ``abs(n - m) // 2`` before). k-space follows ``fft.py``.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -39,19 +42,29 @@ class Preprocessing:
         size = tuple(int(s) for s in self.image_size)
         object.__setattr__(self, "image_size", size)
         if self.readout_axis not in (0, 1, 2):
-            raise SsimreconError(f"preprocessing.readout_axis must be 0, 1 or 2, got {self.readout_axis}")
+            raise SsimreconError(
+                f"preprocessing.readout_axis must be 0, 1 or 2, got {self.readout_axis}"
+            )
         if len(size) != 2 or min(size) < 1:
-            raise SsimreconError(f"preprocessing.image_size must be two positive integers, got {self.image_size}")
+            raise SsimreconError(
+                f"preprocessing.image_size must be two positive integers, got {self.image_size}"
+            )
         if int(self.downsample) != self.downsample or self.downsample < 1:
-            raise SsimreconError(f"preprocessing.downsample must be an integer >= 1, got {self.downsample}")
+            raise SsimreconError(
+                f"preprocessing.downsample must be an integer >= 1, got {self.downsample}"
+            )
         if int(self.slice_stride) != self.slice_stride or self.slice_stride < 1:
-            raise SsimreconError(f"preprocessing.slice_stride must be an integer >= 1, got {self.slice_stride}")
+            raise SsimreconError(
+                f"preprocessing.slice_stride must be an integer >= 1, got {self.slice_stride}"
+            )
         if not 0 < float(self.scale_percentile) <= 100:
             raise SsimreconError(
                 f"preprocessing.scale_percentile must be in (0, 100], got {self.scale_percentile}"
             )
         if self.phase not in PHASE_MODES:
-            raise SsimreconError(f"preprocessing.phase must be one of {PHASE_MODES}, got {self.phase!r}")
+            raise SsimreconError(
+                f"preprocessing.phase must be one of {PHASE_MODES}, got {self.phase!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (image_size as a list), JSON-ready."""
@@ -60,7 +73,7 @@ class Preprocessing:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         """Inverse of :meth:`to_dict`; unknown keys raise SsimreconError naming them."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -76,7 +89,7 @@ class Preprocessing:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Preprocessing":
+    def from_json(cls, text: str) -> Preprocessing:
         """Inverse of :meth:`to_json`."""
         try:
             data = json.loads(text)
@@ -88,9 +101,11 @@ class Preprocessing:
 
 
 def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image]:
-    """Read a 3D NIfTI as float32 in RAS orientation; also return the original image (for its affine).
+    """Read a 3D NIfTI as float32 in RAS orientation; also return the original image (for its
+    affine).
 
-    A trailing singleton 4th dimension is dropped. Raises VolumeError naming the file if it is missing,
+    A trailing singleton 4th dimension is dropped. Raises VolumeError naming the file if it is
+    missing,
     unreadable or not 3D.
     """
     path = Path(path)
@@ -114,7 +129,8 @@ def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image
 
 
 def _fit(n: int, m: int) -> tuple[int, int, int]:
-    """For centre crop/pad of length n to m: (offset, src_start, length) so out[offset:offset+L] = in[src:src+L]."""
+    """For centre crop/pad of length n to m: (offset, src_start, length) so out[offset:offset+L] =
+    in[src:src+L]."""
     if m >= n:
         return (m - n) // 2, 0, n
     return 0, (n - m) // 2, m
@@ -126,20 +142,22 @@ def _crop_or_pad(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (oy, sy, ly, ox, sx, lx) == (0, 0, size[0], 0, 0, size[1]):
         return np.ascontiguousarray(x)
     out = np.zeros((x.shape[0], *size), dtype=x.dtype)
-    out[:, oy:oy + ly, ox:ox + lx] = x[:, sy:sy + ly, sx:sx + lx]
+    out[:, oy : oy + ly, ox : ox + lx] = x[:, sy : sy + ly, sx : sx + lx]
     return out
 
 
 def _uncrop(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Inverse of :func:`_crop_or_pad`: map (S, H, W) back to (S, *size), zero where cropped away."""
+    """Inverse of :func:`_crop_or_pad`: map (S, H, W) back to (S, *size), zero where cropped
+    away."""
     (oy, sy, ly), (ox, sx, lx) = _fit(size[0], x.shape[1]), _fit(size[1], x.shape[2])
     out = np.zeros((x.shape[0], *size), dtype=x.dtype)
-    out[:, sy:sy + ly, sx:sx + lx] = x[:, oy:oy + ly, ox:ox + lx]
+    out[:, sy : sy + ly, sx : sx + lx] = x[:, oy : oy + ly, ox : ox + lx]
     return out
 
 
 def volume_to_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
-    """RAS volume (X, Y, Z) -> (slices (S, H, W) float32, slice_index (S,) int32 along the readout axis)."""
+    """RAS volume (X, Y, Z) -> (slices (S, H, W) float32, slice_index (S,) int32 along the readout
+    axis)."""
     if volume_ras.ndim != 3:
         raise VolumeError(f"expected a 3D volume, got shape {volume_ras.shape}")
     moved = np.moveaxis(volume_ras, prep.readout_axis, 0)
@@ -163,7 +181,8 @@ def slices_to_volume(
 ) -> np.ndarray:
     """Inverse of :func:`volume_to_slices` onto the RAS grid ``ras_shape`` (float32).
 
-    Cropped-away borders and slices not taken are zero; ``downsample > 1`` is undone by nearest upsampling.
+    Cropped-away borders and slices not taken are zero; ``downsample > 1`` is undone by nearest
+    upsampling.
     """
     ras_shape = tuple(int(s) for s in ras_shape)
     moved_shape = (ras_shape[prep.readout_axis],) + tuple(
@@ -172,7 +191,9 @@ def slices_to_volume(
     _, h, w = moved_shape
     d = prep.downsample
     if slices.ndim != 3 or slices.shape[1:] != tuple(prep.image_size):
-        raise VolumeError(f"slices must be (S, {prep.image_size[0]}, {prep.image_size[1]}), got {slices.shape}")
+        raise VolumeError(
+            f"slices must be (S, {prep.image_size[0]}, {prep.image_size[1]}), got {slices.shape}"
+        )
     if len(slice_index) != slices.shape[0]:
         raise VolumeError(f"{slices.shape[0]} slices but {len(slice_index)} slice indices")
     small = _uncrop(np.asarray(slices, dtype=np.float32), (h // d, w // d))
@@ -183,8 +204,11 @@ def slices_to_volume(
     return np.moveaxis(out, 0, prep.readout_axis)
 
 
-def to_source_orientation(volume_ras: np.ndarray, source_img: nib.spatialimages.SpatialImage) -> np.ndarray:
-    """Undo ``as_closest_canonical``: RAS array -> array in the source's voxel order (save with its affine)."""
+def to_source_orientation(
+    volume_ras: np.ndarray, source_img: nib.spatialimages.SpatialImage
+) -> np.ndarray:
+    """Undo ``as_closest_canonical``: RAS array -> array in the source's voxel order (save with its
+    affine)."""
     src_ornt = nib.orientations.io_orientation(source_img.affine)
     ras_ornt = nib.orientations.axcodes2ornt(("R", "A", "S"))
     back = nib.orientations.ornt_transform(ras_ornt, src_ornt)
@@ -194,8 +218,10 @@ def to_source_orientation(volume_ras: np.ndarray, source_img: nib.spatialimages.
 def robust_scale(volume: np.ndarray, percentile: float) -> float:
     """``percentile`` of the voxels > 0 (linear interpolation, as ``np.percentile``).
 
-    Exact, but fast for the high percentiles used here: the answer is searched among the values above a
-    threshold estimated on a strided subsample, falling back to the full set when that is not enough.
+    Exact, but fast for the high percentiles used here: the answer is searched among the values
+    above a
+    threshold estimated on a strided subsample, falling back to the full set when that is not
+    enough.
     """
     flat = np.asarray(volume).ravel()
     positive = flat > 0
@@ -221,11 +247,14 @@ def robust_scale(volume: np.ndarray, percentile: float) -> float:
     return float(np.percentile(flat[positive], percentile))
 
 
-def scaled_target_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, float, float]:
+def scaled_target_slices(
+    volume_ras: np.ndarray, prep: Preprocessing
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """RAS volume -> (target (S, H, W) float32, slice_index (S,) int32, scale, data_range).
 
     The training targets of a shard: :func:`volume_to_slices`, divided by :func:`robust_scale` (the
-    ``prep.scale_percentile`` of the positive voxels), negatives clipped to 0; data_range is the maximum.
+    ``prep.scale_percentile`` of the positive voxels), negatives clipped to 0; data_range is the
+    maximum.
     Raises VolumeError for an empty volume (no voxel > 0).
     """
     target, slice_index = volume_to_slices(volume_ras, prep)
@@ -238,8 +267,10 @@ def scaled_target_slices(volume_ras: np.ndarray, prep: Preprocessing) -> tuple[n
 def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
     """Smooth random phase (S, H, W) float32 radians, peak |phase| = pi.
 
-    A sum of 4 low-order 2D cosines (at most 1.5 cycles across the plane) whose amplitudes drift slowly
-    (at most one cycle) across slices - like B0/coil phase; it breaks the conjugate symmetry of k-space.
+    A sum of 4 low-order 2D cosines (at most 1.5 cycles across the plane) whose amplitudes drift
+    slowly
+    (at most one cycle) across slices - like B0/coil phase; it breaks the conjugate symmetry of
+    k-space.
     """
     s, h, w = (int(v) for v in shape)
     rng = np.random.default_rng(seed)
@@ -252,7 +283,9 @@ def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
     for t in range(n_terms):
         fy, fx = rng.uniform(-1.5, 1.5, size=2)
         planes[t] = np.cos(2 * np.pi * (fy * y + fx * x) + rng.uniform(0, 2 * np.pi)).ravel()
-        amps[:, t] = rng.uniform(0.5, 1.0) + 0.5 * np.cos(2 * np.pi * rng.uniform(0, 1) * z + rng.uniform(0, 2 * np.pi))
+        amps[:, t] = rng.uniform(0.5, 1.0) + 0.5 * np.cos(
+            2 * np.pi * rng.uniform(0, 1) * z + rng.uniform(0, 2 * np.pi)
+        )
     phase = (amps @ planes).reshape(s, h, w)  # one matrix product: no (S, H, W) temporaries
     peak = float(np.abs(phase).max())
     if peak > 0:
@@ -261,14 +294,16 @@ def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
 
 
 def phase_seed_for(subject: str, phase_seed: int) -> tuple[int, int]:
-    """Seed of a subject's smooth phase: (phase_seed, crc32 of the subject id) - stable across runs."""
+    """Seed of a subject's smooth phase: (phase_seed, crc32 of the subject id) - stable across
+    runs."""
     return int(phase_seed), zlib.crc32(subject.encode("utf-8"))
 
 
 def simulate_kspace(target: np.ndarray, mask: np.ndarray, phase: np.ndarray | None) -> np.ndarray:
     """Undersampled k-space (S, H, W) complex64 = ``fft2c(target * exp(i * phase)) * mask``.
 
-    ``target`` (S, H, W) real (scaled magnitude); ``mask`` (H, W) bool; ``phase`` (S, H, W) radians or None.
+    ``target`` (S, H, W) real (scaled magnitude); ``mask`` (H, W) bool; ``phase`` (S, H, W) radians
+    or None.
     """
     if target.ndim != 3:
         raise ValueError(f"target must be (S, H, W), got shape {target.shape}")
@@ -279,7 +314,9 @@ def simulate_kspace(target: np.ndarray, mask: np.ndarray, phase: np.ndarray | No
         if phase.shape != target.shape:
             raise ValueError(f"phase shape {phase.shape} does not match target {target.shape}")
         phase = np.asarray(phase, dtype=np.float32)
-        complex_image = np.empty(image.shape, dtype=np.complex64)  # float32 cos/sin: ~10x faster than exp
+        complex_image = np.empty(
+            image.shape, dtype=np.complex64
+        )  # float32 cos/sin: ~10x faster than exp
         trig = np.cos(phase)
         np.multiply(image, trig, out=complex_image.real)
         np.sin(phase, out=trig)
@@ -292,4 +329,6 @@ def simulate_kspace(target: np.ndarray, mask: np.ndarray, phase: np.ndarray | No
 
 def slice_signal_fraction(target: np.ndarray, data_range: float) -> np.ndarray:
     """Fraction (S,) float32 of each slice's pixels above ``0.1 * data_range``."""
-    return np.mean(target > 0.1 * float(data_range), axis=(1, 2), dtype=np.float64).astype(np.float32)
+    return np.mean(target > 0.1 * float(data_range), axis=(1, 2), dtype=np.float64).astype(
+        np.float32
+    )

@@ -1,10 +1,15 @@
-"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate, make.
+"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate,
+make.
 
-Layout (FORMAT_VERSION 1): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W) bool,
-``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index along the RAS
-readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range); attributes
+Layout (FORMAT_VERSION 1): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
+bool,
+``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index along the
+RAS
+readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range);
+attributes
 ``REQUIRED_ATTRS``. Slice datasets are uncompressed and chunked one slice per chunk.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +43,16 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 REQUIRED_DATASETS = ("kspace", "mask", "target", "slice_index", "slice_signal")
 REQUIRED_ATTRS = (
-    "subject", "acceleration", "mask_seed", "scale", "data_range", "source_file", "source_md5",
-    "readout_axis", "format_version", "preprocessing",
+    "subject",
+    "acceleration",
+    "mask_seed",
+    "scale",
+    "data_range",
+    "source_file",
+    "source_md5",
+    "readout_axis",
+    "format_version",
+    "preprocessing",
 )
 
 
@@ -66,7 +79,8 @@ def write_shard(
 ) -> None:
     """Write a shard to a hidden temporary file next to ``path``, then rename it onto ``path``.
 
-    A job killed mid-write leaves only the temp file (``.<name>.<random>.tmp``, see ``ssimrecon.atomic``),
+    A job killed mid-write leaves only the temp file (``.<name>.<random>.tmp``, see
+    ``ssimrecon.atomic``),
     never a valid-looking shard at ``path``.
     """
     path = Path(path)
@@ -74,14 +88,23 @@ def write_shard(
     if missing:
         raise ShardError(f"shard {path}: missing attribute(s) {', '.join(missing)}")
     if int(attrs["format_version"]) != FORMAT_VERSION:
-        raise ShardError(f"shard {path}: format_version must be {FORMAT_VERSION}, got {attrs['format_version']}")
-    s, h, w = kspace.shape
-    if target.shape != (s, h, w) or mask.shape != (h, w) or len(slice_index) != s or len(slice_signal) != s:
         raise ShardError(
-            f"shard {path}: inconsistent shapes kspace {kspace.shape}, target {target.shape}, mask {mask.shape}, "
+            f"shard {path}: format_version must be {FORMAT_VERSION}, got {attrs['format_version']}"
+        )
+    s, h, w = kspace.shape
+    if (
+        target.shape != (s, h, w)
+        or mask.shape != (h, w)
+        or len(slice_index) != s
+        or len(slice_signal) != s
+    ):
+        raise ShardError(
+            f"shard {path}: inconsistent shapes kspace {kspace.shape}, target {target.shape}, "
+            f"mask {mask.shape}, "
             f"slice_index {np.shape(slice_index)}, slice_signal {np.shape(slice_signal)}"
         )
-    # large and cheap to rebuild from its volume: no fsync (durability after a power loss is not needed)
+    # large and cheap to rebuild from its volume: no fsync (durability after a power loss is
+    # not needed)
     with atomic_output(path, fsync=False) as tmp, h5py.File(tmp, "w") as f:
         chunks = (1, h, w) if s > 0 else None
         f.create_dataset("kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks)
@@ -94,7 +117,8 @@ def write_shard(
 
 
 def validate_shard(path: str | os.PathLike) -> None:
-    """Raise ShardError naming ``path`` and the problem: missing file/dataset/attr, bad version or shapes."""
+    """Raise ShardError naming ``path`` and the problem: missing file/dataset/attr, bad version or
+    shapes."""
     path = Path(path)
     if not path.is_file():
         raise ShardError(f"shard {path} does not exist")
@@ -111,15 +135,24 @@ def validate_shard(path: str | os.PathLike) -> None:
                 raise ShardError(f"shard {path} lacks attribute '{name}'")
         version = _plain(f.attrs["format_version"])
         if version != FORMAT_VERSION:
-            raise ShardError(f"shard {path} has format_version {version}, expected {FORMAT_VERSION}")
+            raise ShardError(
+                f"shard {path} has format_version {version}, expected {FORMAT_VERSION}"
+            )
         shape = f["kspace"].shape
         if len(shape) != 3 or f["target"].shape != shape:
-            raise ShardError(f"shard {path}: kspace {shape} and target {f['target'].shape} must be equal (S, H, W)")
+            raise ShardError(
+                f"shard {path}: kspace {shape} and target {f['target'].shape} must be equal (S, "
+                "H, W)"
+            )
         if f["mask"].shape != shape[1:]:
-            raise ShardError(f"shard {path}: mask {f['mask'].shape} does not match slices {shape[1:]}")
+            raise ShardError(
+                f"shard {path}: mask {f['mask'].shape} does not match slices {shape[1:]}"
+            )
         for name in ("slice_index", "slice_signal"):
             if f[name].shape != (shape[0],):
-                raise ShardError(f"shard {path}: {name} has shape {f[name].shape}, expected ({shape[0]},)")
+                raise ShardError(
+                    f"shard {path}: {name} has shape {f[name].shape}, expected ({shape[0]},)"
+                )
         try:
             Preprocessing.from_json(_plain(f.attrs["preprocessing"]))
         except SsimreconError as exc:
@@ -140,7 +173,7 @@ class ShardReader:
         self.shape: tuple[int, int, int] = tuple(self._file["kspace"].shape)  # type: ignore[assignment]
         self.num_slices: int = self.shape[0]
 
-    def __enter__(self) -> "ShardReader":
+    def __enter__(self) -> ShardReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -175,14 +208,16 @@ class ShardReader:
         return self._file["slice_signal"][()]
 
     def read_slice(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(kspace (H, W) complex64, target (H, W) float32) of slice ``i`` (negative counts from the end)."""
+        """(kspace (H, W) complex64, target (H, W) float32) of slice ``i`` (negative counts from the
+        end)."""
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
         i = int(i) % self.num_slices
         return self._file["kspace"][i], self._file["target"][i]
 
     def read_slice_into(self, i: int, kspace_out: np.ndarray, target_out: np.ndarray) -> None:
-        """Read slice ``i`` straight into preallocated C-contiguous ``kspace_out`` (H, W) complex64 and
+        """Read slice ``i`` straight into preallocated C-contiguous ``kspace_out`` (H, W) complex64
+        and
         ``target_out`` (H, W) float32 (no intermediate arrays; batch readers)."""
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
@@ -218,17 +253,21 @@ def make_shard(
     source_md5: str | None = None,
     phase_seed: int = 0,
 ) -> dict[str, float]:
-    """NIfTI volume + mask -> shard at ``output``. Returns timings in seconds (load, compute, write).
+    """NIfTI volume + mask -> shard at ``output``. Returns timings in seconds (load, compute,
+    write).
 
-    Steps: load_canonical -> scaled_target_slices (volume_to_slices, divide by robust_scale, clip negatives,
-    data_range = max) -> optional smooth phase (seed from phase_seed and subject) -> simulate_kspace ->
+    Steps: load_canonical -> scaled_target_slices (volume_to_slices, divide by robust_scale, clip
+    negatives,
+    data_range = max) -> optional smooth phase (seed from phase_seed and subject) -> simulate_kspace
+    ->
     write_shard. An empty volume is a ShardError naming it.
     """
     t0 = time.perf_counter()
     mask, mask_meta = load_mask(mask_path)
     if mask.shape != tuple(prep.image_size):
         raise ShardError(
-            f"mask {mask_path} has shape {mask.shape} but preprocessing.image_size is {tuple(prep.image_size)}"
+            f"mask {mask_path} has shape {mask.shape} but preprocessing.image_size is "
+            f"{tuple(prep.image_size)}"
         )
     volume, _ = load_canonical(volume_path)
     if source_md5 is None:
@@ -240,7 +279,11 @@ def make_shard(
     except SsimreconError as exc:  # e.g. robust_scale of an empty volume
         raise ShardError(f"volume {volume_path}: {exc}") from exc
     del volume
-    phase = smooth_phase(target.shape, phase_seed_for(subject, phase_seed)) if prep.phase == "smooth" else None
+    phase = (
+        smooth_phase(target.shape, phase_seed_for(subject, phase_seed))
+        if prep.phase == "smooth"
+        else None
+    )
     kspace = simulate_kspace(target, mask, phase)
     signal = slice_signal_fraction(target, data_range)
     t2 = time.perf_counter()
@@ -257,12 +300,24 @@ def make_shard(
         "format_version": FORMAT_VERSION,
         "preprocessing": prep.to_json(),
     }
-    write_shard(output, kspace=kspace, mask=mask, target=target, slice_index=slice_index,
-                slice_signal=signal, attrs=attrs)
+    write_shard(
+        output,
+        kspace=kspace,
+        mask=mask,
+        target=target,
+        slice_index=slice_index,
+        slice_signal=signal,
+        attrs=attrs,
+    )
     t3 = time.perf_counter()
     timings = {"load": t1 - t0, "compute": t2 - t1, "write": t3 - t2}
-    log.info("shard %s: %s slices %dx%d, scale %.4g, load %.2fs compute %.2fs write %.2fs",
-             subject, *target.shape, scale, *timings.values())
+    log.info(
+        "shard %s: %s slices %dx%d, scale %.4g, load %.2fs compute %.2fs write %.2fs",
+        subject,
+        *target.shape,
+        scale,
+        *timings.values(),
+    )
     return timings
 
 
@@ -276,7 +331,9 @@ def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str 
         columns = set(reader.fieldnames or [])
         missing = {"subject", "file"} - columns
         if missing:
-            raise SsimreconError(f"subjects csv {csv_path} lacks column(s) {', '.join(sorted(missing))}")
+            raise SsimreconError(
+                f"subjects csv {csv_path} lacks column(s) {', '.join(sorted(missing))}"
+            )
         for row in reader:
             if row["subject"] == subject:
                 return row["file"], (row.get("md5") or None)
@@ -285,15 +342,21 @@ def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str 
 
 def _parser() -> argparse.ArgumentParser:
     defaults = Preprocessing()
-    p = argparse.ArgumentParser(prog="ssimrecon shard", description="Simulate one subject's k-space shard.")
+    p = argparse.ArgumentParser(
+        prog="ssimrecon shard", description="Simulate one subject's k-space shard."
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--volume", help="NIfTI volume")
-    src.add_argument("--subjects-csv", help="subjects.csv: take the volume (file) and md5 of --subject")
+    src.add_argument(
+        "--subjects-csv", help="subjects.csv: take the volume (file) and md5 of --subject"
+    )
     p.add_argument("--subject", required=True)
     p.add_argument("--mask", required=True, help="mask .npz from `ssimrecon mask`")
     p.add_argument("--output", required=True, help="shard .h5")
     p.add_argument("--readout-axis", type=int, default=defaults.readout_axis, choices=(0, 1, 2))
-    p.add_argument("--image-size", type=int, nargs=2, default=list(defaults.image_size), metavar=("H", "W"))
+    p.add_argument(
+        "--image-size", type=int, nargs=2, default=list(defaults.image_size), metavar=("H", "W")
+    )
     p.add_argument("--downsample", type=int, default=defaults.downsample)
     p.add_argument("--slice-stride", type=int, default=defaults.slice_stride)
     p.add_argument("--scale-percentile", type=float, default=defaults.scale_percentile)
@@ -304,17 +367,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon shard --volume V | --subjects-csv C, --subject S --mask M --output X.h5 [...]``."""
+    """CLI: ``ssimrecon shard --volume V | --subjects-csv C, --subject S --mask M --output X.h5
+    [...]``."""
     args = _parser().parse_args(argv)
     volume, md5 = args.volume, args.source_md5
     if args.subjects_csv:
         volume, csv_md5 = lookup_subject(args.subjects_csv, args.subject)
         md5 = md5 or csv_md5
     prep = Preprocessing(
-        readout_axis=args.readout_axis, image_size=tuple(args.image_size), downsample=args.downsample,
-        slice_stride=args.slice_stride, scale_percentile=args.scale_percentile, phase=args.phase,
+        readout_axis=args.readout_axis,
+        image_size=tuple(args.image_size),
+        downsample=args.downsample,
+        slice_stride=args.slice_stride,
+        scale_percentile=args.scale_percentile,
+        phase=args.phase,
     )
-    t = make_shard(volume, args.mask, args.subject, prep, args.output, source_md5=md5, phase_seed=args.phase_seed)
-    print(f"shard {args.subject} -> {args.output} (load {t['load']:.2f}s, compute {t['compute']:.2f}s, "
-          f"write {t['write']:.2f}s)", file=sys.stderr)
+    t = make_shard(
+        volume,
+        args.mask,
+        args.subject,
+        prep,
+        args.output,
+        source_md5=md5,
+        phase_seed=args.phase_seed,
+    )
+    print(
+        f"shard {args.subject} -> {args.output} (load {t['load']:.2f}s, compute "
+        f"{t['compute']:.2f}s, "
+        f"write {t['write']:.2f}s)",
+        file=sys.stderr,
+    )
     return 0

@@ -1,13 +1,15 @@
 """Model bundles: one file with a trained U-Net and everything needed to apply it.
 
-A bundle is a ``torch.save``d dict holding only tensors, primitives, lists and dicts, so that it loads
+A bundle is a ``torch.save``d dict holding only tensors, primitives, lists and dicts, so that it
+loads
 with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is opened)::
 
     {"format": "ssimrecon-model", "version": 1,
      "model_config": UNet.model_config, "state_dict": {name: tensor (cpu)},
      "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict}
 
-Files are written atomically (``ssimrecon.atomic``: temporary file in the same folder, fsync, ``os.replace``).
+Files are written atomically (``ssimrecon.atomic``: temporary file in the same folder, fsync,
+``os.replace``).
 """
 
 from __future__ import annotations
@@ -26,14 +28,33 @@ from ssimrecon.nn.unet import UNet
 
 FORMAT = "ssimrecon-model"
 VERSION = 1
-REQUIRED_KEYS = ("format", "version", "model_config", "state_dict", "preprocessing", "mask", "mask_meta", "extra")
+REQUIRED_KEYS = (
+    "format",
+    "version",
+    "model_config",
+    "state_dict",
+    "preprocessing",
+    "mask",
+    "mask_meta",
+    "extra",
+)
 
-__all__ = ["FORMAT", "VERSION", "save_model_bundle", "load_model_bundle", "atomic_torch_save", "to_plain"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "save_model_bundle",
+    "load_model_bundle",
+    "atomic_torch_save",
+    "to_plain",
+]
 
 
 def to_plain(obj: Any, key: str) -> Any:
-    """Convert obj to tensors/primitives/lists/dicts (numpy -> torch/Python); error names ``key`` otherwise."""
-    if isinstance(obj, np.generic):  # before float: np.float64 subclasses float but pickles as numpy
+    """Convert obj to tensors/primitives/lists/dicts (numpy -> torch/Python); error names ``key``
+    otherwise."""
+    if isinstance(
+        obj, np.generic
+    ):  # before float: np.float64 subclasses float but pickles as numpy
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
@@ -47,16 +68,21 @@ def to_plain(obj: Any, key: str) -> Any:
         out = {}
         for k, v in obj.items():
             if not isinstance(k, (str, int)):
-                raise CheckpointError(f"{key}: dict keys must be str or int, got {type(k).__name__}")
+                raise CheckpointError(
+                    f"{key}: dict keys must be str or int, got {type(k).__name__}"
+                )
             out[k] = to_plain(v, f"{key}.{k}")
         return out
     if isinstance(obj, (list, tuple)):
         return [to_plain(v, f"{key}[{i}]") for i, v in enumerate(obj)]
-    raise CheckpointError(f"{key}: cannot store a {type(obj).__name__} in a plain-tensor checkpoint")
+    raise CheckpointError(
+        f"{key}: cannot store a {type(obj).__name__} in a plain-tensor checkpoint"
+    )
 
 
 def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file next to ``path``, fsync, then os.replace (never a partial file)."""
+    """torch.save to a temporary file next to ``path``, fsync, then os.replace (never a partial
+    file)."""
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
 
@@ -76,12 +102,17 @@ def save_model_bundle(
     mask_meta: dict,
     extra: dict,
 ) -> None:
-    """Write a model bundle atomically; ``mask`` is the (H,W) sampling mask (stored as a bool tensor)."""
+    """Write a model bundle atomically; ``mask`` is the (H,W) sampling mask (stored as a bool
+    tensor)."""
     net = _unwrap(model)
     config = getattr(net, "model_config", None)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: model has no model_config dict (is it a ssimrecon UNet?)")
-    mask_t = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask).detach().cpu()
+    mask_t = (
+        torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+        .detach()
+        .cpu()
+    )
     if mask_t.dtype != torch.bool:
         raise CheckpointError(f"{path}: mask must be boolean, got {mask_t.dtype}")
     bundle = {
@@ -102,7 +133,11 @@ def _brief(exc: BaseException, limit: int = 300) -> str:
     text = str(exc)
     marker = "WeightsUnpickler error:"
     if marker in text:  # torch's weights_only message: keep the reason, drop the advice around it
-        text = text.split(marker, 1)[1].split(" Please use", 1)[0].split(" Check the documentation", 1)[0]
+        text = (
+            text.split(marker, 1)[1]
+            .split(" Please use", 1)[0]
+            .split(" Check the documentation", 1)[0]
+        )
     text = " ".join(text.split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -121,13 +156,21 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         ) from exc
 
 
-def load_model_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[UNet, dict]:
-    """Load a bundle written by :func:`save_model_bundle` -> (UNet in eval mode on map_location, bundle dict)."""
+def load_model_bundle(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[UNet, dict]:
+    """Load a bundle written by :func:`save_model_bundle` -> (UNet in eval mode on map_location,
+    bundle dict)."""
     bundle = safe_torch_load(path, map_location)
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an ssimrecon model bundle (format key is not {FORMAT!r})")
+        raise CheckpointError(
+            f"{path}: not an ssimrecon model bundle (format key is not {FORMAT!r})"
+        )
     if bundle.get("version") != VERSION:
-        raise CheckpointError(f"{path}: unsupported bundle version {bundle.get('version')!r} (this ssimrecon reads {VERSION})")
+        raise CheckpointError(
+            f"{path}: unsupported bundle version {bundle.get('version')!r} (this ssimrecon reads "
+            f"{VERSION})"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in bundle]
     if missing:
         raise CheckpointError(f"{path}: model bundle is missing keys {missing}")
@@ -139,7 +182,9 @@ def load_model_bundle(path: str | os.PathLike, map_location: str | torch.device 
     try:
         model = UNet(**bundle["model_config"])
     except (SsimreconError, TypeError) as exc:
-        raise CheckpointError(f"{path}: bad model_config {bundle['model_config']!r}: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: bad model_config {bundle['model_config']!r}: {exc}"
+        ) from exc
     try:
         model.load_state_dict(bundle["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as exc:

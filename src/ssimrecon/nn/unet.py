@@ -3,16 +3,22 @@
 
 Layout for ``depth`` D and ``convs_per_stage`` n, channels c_l = base * 2**l:
 encoder levels l = 0..D-1: n x [conv3x3 -> norm -> ReLU] then MaxPool2d(2); bottom level D: the same
-n convs; decoder levels l = D-1..0: ConvTranspose2d(c_{l+1} -> c_l, k=2, s=2), concatenation with the
+n convs; decoder levels l = D-1..0: ConvTranspose2d(c_{l+1} -> c_l, k=2, s=2), concatenation with
+the
 skip (2 c_l channels), n x [conv3x3 -> norm -> ReLU]; a final 1x1 conv to ``out_channels``.
-``residual=True`` returns input + net(input).  Inputs are (B, in_channels, H, W) with H and W divisible
+``residual=True`` returns input + net(input).  Inputs are (B, in_channels, H, W) with H and W
+divisible
 by 2**depth.
 
-Normalisation defaults to instance norm with affine weight and bias (:class:`InstanceNorm2d`, the maths
+Normalisation defaults to instance norm with affine weight and bias (:class:`InstanceNorm2d`, the
+maths
 and state_dict keys of ``nn.InstanceNorm2d(affine=True)``): it normalises each image on its own, so
-training and inference behave the same at any batch size (batch 1 at inference, small batches on a GPU),
-as in fastMRI's U-Net baseline.  The project's own implementation keeps the input's dtype (bf16 under
-autocast) and memory format (channels_last): ``nn.InstanceNorm2d`` on CPU casts bf16 -> fp32 and copies
+training and inference behave the same at any batch size (batch 1 at inference, small batches on a
+GPU),
+as in fastMRI's U-Net baseline.  The project's own implementation keeps the input's dtype (bf16
+under
+autocast) and memory format (channels_last): ``nn.InstanceNorm2d`` on CPU casts bf16 -> fp32 and
+copies
 channels_last -> NCHW around every normalisation, 28% of a CPU training step (docs/performance.md).
 "batch" (BatchNorm2d) and "none" are available.  Convolutions
 followed by a normalisation have no bias (the normalisation's mean subtraction would cancel it).
@@ -42,14 +48,16 @@ def _autocast_on(device: torch.device) -> bool:
 
 
 def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast off inside the norm (it would cast whole activations for reductions such as ``sum``)."""
+    """Autocast off inside the norm (it would cast whole activations for reductions such as
+    ``sum``)."""
     if _autocast_on(device):
         return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()
 
 
 def _sum_hw(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Sum of (B, C, H, W) over H, W accumulated in ``dtype`` -> (B, C, 1, 1), reducing along the tensor's
+    """Sum of (B, C, H, W) over H, W accumulated in ``dtype`` -> (B, C, 1, 1), reducing along the
+    tensor's
     contiguous layout (a channels_last tensor is viewed as (B, H*W, C): about 2x faster on CPU)."""
     b, c, h, w = t.shape
     if c > 1 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
@@ -60,18 +68,28 @@ def _sum_hw(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class _InstanceNormFn(torch.autograd.Function):
-    """Instance norm of (B, C, H, W) with affine (C,) weight and bias, in the input's dtype and layout.
+    """Instance norm of (B, C, H, W) with affine (C,) weight and bias, in the input's dtype and
+    layout.
 
-    mean = sum(x) / n accumulated in fp32 (fp64 for fp64 input); the input is centred by the mean rounded
-    to its dtype, ``xc = x - mean_q``, and var = sum(xc**2) / n - (mean - mean_q)**2 (exact identity,
-    no cancellation).  Output ``xc * scale + shift`` with per-(B, C) fp32 coefficients cast to the input's
+    mean = sum(x) / n accumulated in fp32 (fp64 for fp64 input); the input is centred by the mean
+    rounded
+    to its dtype, ``xc = x - mean_q``, and var = sum(xc**2) / n - (mean - mean_q)**2 (exact
+    identity,
+    no cancellation).  Output ``xc * scale + shift`` with per-(B, C) fp32 coefficients cast to the
+    input's
     dtype.  ``xc`` is saved; the analytic backward needs two fp32-accumulated reductions (sum dy,
-    sum dy * xc) and one ``dy * a + xc * b + c`` pass.  Every elementwise op keeps the memory format.
+    sum dy * xc) and one ``dy * a + xc * b + c`` pass.  Every elementwise op keeps the memory
+    format.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor,  # type: ignore[override]
-                bias: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,  # type: ignore[override]
+        bias: torch.Tensor,
+        eps: float,
+    ) -> torch.Tensor:
         sd, dt = _stats_dtype(x.dtype), x.dtype
         n = x.shape[2] * x.shape[3]
         with _no_autocast(x.device):
@@ -110,7 +128,8 @@ class _InstanceNormFn(torch.autograd.Function):
 
 
 class InstanceNorm2d(nn.Module):
-    """``nn.InstanceNorm2d(num_features, eps, affine=True, track_running_stats=False)`` - same maths (per
+    """``nn.InstanceNorm2d(num_features, eps, affine=True, track_running_stats=False)`` - same maths
+    (per
     sample and channel mean and biased variance over H, W) and the same state_dict keys (``weight``,
     ``bias``) - computed in the input's dtype and memory format (see the module docstring)."""
 
@@ -123,11 +142,14 @@ class InstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"InstanceNorm2d({self.num_features}): expected (B, {self.num_features}, H, W), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"InstanceNorm2d({self.num_features}): expected (B, {self.num_features}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
         full_precision = x.dtype in (torch.float32, torch.float64) and not _autocast_on(x.device)
         if full_precision and x.is_contiguous():
-            # fp32 NCHW: torch's kernel is the faster one there (CPU: 20 vs 28 ms fwd+bwd at 4x64x256x256)
+            # fp32 NCHW: torch's kernel is the faster one there (CPU: 20 vs 28 ms
+            # fwd+bwd at 4x64x256x256)
             return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
         return _InstanceNormFn.apply(x, self.weight, self.bias, self.eps)
 
@@ -148,7 +170,9 @@ def _stage(in_ch: int, out_ch: int, convs: int, norm: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(convs):
         layers += [
-            nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, kernel_size=3, padding=1, bias=norm == "none"),
+            nn.Conv2d(
+                in_ch if i == 0 else out_ch, out_ch, kernel_size=3, padding=1, bias=norm == "none"
+            ),
             _norm(norm, out_ch),
             nn.ReLU(inplace=True),
         ]
@@ -169,15 +193,21 @@ class UNet(nn.Module):
         norm: str = "instance",
     ) -> None:
         super().__init__()
-        for key, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                           ("base_channels", base_channels), ("depth", depth), ("convs_per_stage", convs_per_stage)):
+        for key, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("base_channels", base_channels),
+            ("depth", depth),
+            ("convs_per_stage", convs_per_stage),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SsimreconError(f"model.{key}: must be a positive integer, got {value!r}")
         if norm not in NORMS:
             raise SsimreconError(f"model.norm: must be one of {list(NORMS)}, got {norm!r}")
         if residual and in_channels != out_channels:
             raise SsimreconError(
-                f"model.residual: needs in_channels == out_channels, got {in_channels} and {out_channels}"
+                f"model.residual: needs in_channels == out_channels, got {in_channels} and "
+                f"{out_channels}"
             )
         self.model_config: dict[str, int | bool | str] = {
             "in_channels": in_channels,
@@ -206,16 +236,19 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(ch[0], out_channels, kernel_size=1)
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise SsimreconError unless x is (B, in_channels, H, W) with H, W divisible by 2**depth."""
+        """Raise SsimreconError unless x is (B, in_channels, H, W) with H, W divisible by
+        2**depth."""
         factor = 2**self.depth
         if x.dim() != 4 or x.shape[1] != self.model_config["in_channels"]:
             raise SsimreconError(
-                f"UNet: expected input (B, {self.model_config['in_channels']}, H, W), got {tuple(x.shape)}"
+                f"UNet: expected input (B, {self.model_config['in_channels']}, H, W), got "
+                f"{tuple(x.shape)}"
             )
         h, w = x.shape[-2:]
         if h % factor or w % factor:
             raise SsimreconError(
-                f"UNet: input size {h}x{w} is not divisible by 2**depth = {factor} (depth {self.depth}); "
+                f"UNet: input size {h}x{w} is not divisible by 2**depth = {factor} (depth "
+                f"{self.depth}); "
                 f"crop or pad images to a multiple of {factor}"
             )
 

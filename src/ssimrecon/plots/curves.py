@@ -1,9 +1,13 @@
-"""training_curves.png: training/validation loss, validation SSIM and PSNR per epoch, one line per network.
+"""training_curves.png: training/validation loss, validation SSIM and PSNR per epoch, one line per
+network.
 
-Reads the history.csv files written by :mod:`ssimrecon.training.loop` (columns epoch, train_loss, val_loss,
-val_ssim, val_psnr, ...).  The best epoch (lowest validation loss: the checkpoint that is kept) is marked
+Reads the history.csv files written by :mod:`ssimrecon.training.loop` (columns epoch, train_loss,
+val_loss,
+val_ssim, val_psnr, ...).  The best epoch (lowest validation loss: the checkpoint that is kept) is
+marked
 with a dot in every panel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +46,11 @@ def read_history(path: Path | str) -> pd.DataFrame:
     return table.sort_values("epoch")
 
 
-def plot_training_curves(histories: Mapping[str, Path | str], output_png: Path | str, dpi: int = 120) -> Path:
-    """Plot the curves of every network in ``histories`` (name -> history.csv) into ``output_png``."""
+def plot_training_curves(
+    histories: Mapping[str, Path | str], output_png: Path | str, dpi: int = 120
+) -> Path:
+    """Plot the curves of every network in ``histories`` (name -> history.csv) into
+    ``output_png``."""
     if not histories:
         raise SsimreconError("curves: no history files given")
     tables = {name: read_history(path) for name, path in histories.items()}
@@ -53,15 +60,28 @@ def plot_training_curves(histories: Mapping[str, Path | str], output_png: Path |
         color = colors[i % len(colors)]
         finite = t["val_loss"].map(lambda v: math.isfinite(float(v)))
         best = t.loc[t.loc[finite, "val_loss"].idxmin()] if finite.any() else None
-        axes[0].plot(t["epoch"], t["train_loss"], color=color, linestyle="--", label=f"{name} train")
+        axes[0].plot(
+            t["epoch"], t["train_loss"], color=color, linestyle="--", label=f"{name} train"
+        )
         axes[0].plot(t["epoch"], t["val_loss"], color=color, label=f"{name} val")
         axes[1].plot(t["epoch"], t["val_ssim"], color=color, label=name)
         axes[2].plot(t["epoch"], t["val_psnr"], color=color, label=name)
         if best is not None:
             for ax, col in zip(axes, ("val_loss", "val_ssim", "val_psnr")):
-                ax.plot([best["epoch"]], [best[col]], "o", color=color, markersize=7, markeredgecolor="black",
-                        label=f"{name} best (epoch {int(best['epoch'])})" if col == "val_loss" else None)
-    for ax, title, ylabel in zip(axes, ("Loss", "Validation SSIM", "Validation PSNR"), ("loss", "SSIM", "PSNR (dB)")):
+                ax.plot(
+                    [best["epoch"]],
+                    [best[col]],
+                    "o",
+                    color=color,
+                    markersize=7,
+                    markeredgecolor="black",
+                    label=f"{name} best (epoch {int(best['epoch'])})"
+                    if col == "val_loss"
+                    else None,
+                )
+    for ax, title, ylabel in zip(
+        axes, ("Loss", "Validation SSIM", "Validation PSNR"), ("loss", "SSIM", "PSNR (dB)")
+    ):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -71,7 +91,9 @@ def plot_training_curves(histories: Mapping[str, Path | str], output_png: Path |
         axes[0].set_yscale("log")
     out = Path(output_png)
     try:
-        with atomic_output(out, suffix=out.suffix or ".png") as tmp:  # matplotlib picks the format from it
+        with atomic_output(
+            out, suffix=out.suffix or ".png"
+        ) as tmp:  # matplotlib picks the format from it
             fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
@@ -88,7 +110,9 @@ def _parse_history(item: str) -> tuple[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """``ssimrecon curves --history NAME=PATH ... --output PNG``."""
     parser = argparse.ArgumentParser(prog="ssimrecon curves", description=__doc__.split("\n")[0])
-    parser.add_argument("--history", nargs="+", required=True, metavar="NAME=PATH", help="history.csv per network")
+    parser.add_argument(
+        "--history", nargs="+", required=True, metavar="NAME=PATH", help="history.csv per network"
+    )
     parser.add_argument("--output", required=True, type=Path, help="output PNG")
     parser.add_argument("--dpi", type=int, default=120)
     args = parser.parse_args(argv)

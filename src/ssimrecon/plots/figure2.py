@@ -14,12 +14,16 @@ displayed panel's height (from the top) and width (from the left); ``zoom_size``
 square zoom region as a fraction of the smaller panel side.
 
 Slice choice (:func:`choose_slices`), by default: among slices with ``slice_signal >=
-min_signal_fraction``, take the first two subjects in sorted order and in each the slice with the largest
-``slice_signal`` (ties: the lower slice index). With a single subject: its largest-signal slice and the
+min_signal_fraction``, take the first two subjects in sorted order and in each the slice with the
+largest
+``slice_signal`` (ties: the lower slice index). With a single subject: its largest-signal slice and
+the
 largest-signal slice at least ``min_gap`` (10) slice indices away from it (if none is that far, the
-largest-signal other slice). ``subjects`` and/or ``slices`` force the choice (a single subject with two
+largest-signal other slice). ``subjects`` and/or ``slices`` force the choice (a single subject with
+two
 slices shows both slices of that subject).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +41,11 @@ from matplotlib.patches import Rectangle
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
-from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.evaluation.inference import check_model_matches, pick_device, predict_slices
-from ssimrecon.functional.metrics import slice_metrics
-from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.evaluation.table import parse_pairs
+from ssimrecon.functional.metrics import slice_metrics
+from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.shards import ShardReader
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +54,29 @@ ZOOM_COLOR = "#ffd21f"
 
 
 def collect_candidates(shard_paths: Sequence[Path | str]) -> pd.DataFrame:
-    """All slices of the shards: columns subject, slice (slice_index), slice_signal, shard, position."""
+    """All slices of the shards: columns subject, slice (slice_index), slice_signal, shard,
+    position."""
     frames = []
     seen: dict[str, Path] = {}
     for path in map(Path, shard_paths):
         with ShardReader(path) as reader:
             subject = str(reader.attrs["subject"])
             if subject in seen:
-                raise SsimreconError(f"subject {subject} appears in two shards: {seen[subject]} and {path}")
+                raise SsimreconError(
+                    f"subject {subject} appears in two shards: {seen[subject]} and {path}"
+                )
             seen[subject] = path
-            frames.append(pd.DataFrame({
-                "subject": subject, "slice": np.asarray(reader.slice_index, dtype=int),
-                "slice_signal": np.asarray(reader.slice_signal, dtype=float), "shard": str(path),
-                "position": np.arange(reader.num_slices),
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "subject": subject,
+                        "slice": np.asarray(reader.slice_index, dtype=int),
+                        "slice_signal": np.asarray(reader.slice_signal, dtype=float),
+                        "shard": str(path),
+                        "position": np.arange(reader.num_slices),
+                    }
+                )
+            )
     if not frames:
         raise SsimreconError("figure2: no shards given")
     return pd.concat(frames, ignore_index=True)
@@ -89,14 +102,16 @@ def choose_slices(
     subjects = [str(s) for s in subjects] if subjects else None
     for subject in subjects or []:
         if subject not in set(candidates["subject"]):
-            raise SsimreconError(f"figure2: subject {subject!r} is not in the shards "
-                                 f"({', '.join(sorted(set(candidates['subject'])))})")
+            raise SsimreconError(
+                f"figure2: subject {subject!r} is not in the shards "
+                f"({', '.join(sorted(set(candidates['subject'])))})"
+            )
     if slices:
         if len(slices) > N_SLICES:
             raise SsimreconError(f"figure2: at most {N_SLICES} slices, got {list(slices)}")
         if subjects is None:
             names = sorted(set(pool["subject"]) or set(candidates["subject"]))
-            subjects = names[:len(slices)] if len(names) >= len(slices) else names[:1]
+            subjects = names[: len(slices)] if len(names) >= len(slices) else names[:1]
         if len(subjects) == 1:
             subjects = subjects * len(slices)
         if len(subjects) != len(slices):
@@ -105,14 +120,18 @@ def choose_slices(
         have = set(zip(candidates["subject"], candidates["slice"].astype(int)))
         for pair in chosen:
             if pair not in have:
-                raise SsimreconError(f"figure2: subject {pair[0]} has no slice {pair[1]} in its shard")
+                raise SsimreconError(
+                    f"figure2: subject {pair[0]} has no slice {pair[1]} in its shard"
+                )
         return chosen
     names = subjects if subjects is not None else sorted(set(pool["subject"]))
     if not names:
         raise SsimreconError(f"figure2: no slice has slice_signal >= {min_signal_fraction}")
     for name in names:
         if not (pool["subject"] == name).any():
-            raise SsimreconError(f"figure2: subject {name} has no slice with slice_signal >= {min_signal_fraction}")
+            raise SsimreconError(
+                f"figure2: subject {name} has no slice with slice_signal >= {min_signal_fraction}"
+            )
     if len(names) >= N_SLICES:
         return [(name, _best(pool[pool["subject"] == name])) for name in names[:N_SLICES]]
     rows = pool[pool["subject"] == names[0]]
@@ -122,8 +141,12 @@ def choose_slices(
         return [(names[0], first)]
     far = others[(others["slice"] - first).abs() >= min_gap]
     if far.empty:
-        log.warning("figure2: no slice of %s is %d slices away from slice %d; taking the next best",
-                    names[0], min_gap, first)
+        log.warning(
+            "figure2: no slice of %s is %d slices away from slice %d; taking the next best",
+            names[0],
+            min_gap,
+            first,
+        )
         far = others
     return [(names[0], first), (names[0], _best(far))]
 
@@ -156,14 +179,27 @@ def load_panels(
     loaded = {name: load_model(path, dev) for name, path in models.items()}
     panels = []
     for subject, index in chosen:
-        row = candidates[(candidates["subject"].astype(str) == subject) & (candidates["slice"] == index)].iloc[0]
+        row = candidates[
+            (candidates["subject"].astype(str) == subject) & (candidates["slice"] == index)
+        ].iloc[0]
         with ShardReader(row["shard"]) as reader:
             kspace, target = reader.read_slice(int(row["position"]))
             data_range = float(reader.attrs["data_range"])
             for name, (_, bundle) in loaded.items():
-                check_model_matches(bundle, mask=reader.mask, preprocessing=shard_preprocessing(reader),
-                                    model_path=models[name], data_path=row["shard"])
-        panel = Panel(subject, int(index), data_range, target.astype(np.float32), zero_filled_magnitude(kspace))
+                check_model_matches(
+                    bundle,
+                    mask=reader.mask,
+                    preprocessing=shard_preprocessing(reader),
+                    model_path=models[name],
+                    data_path=row["shard"],
+                )
+        panel = Panel(
+            subject,
+            int(index),
+            data_range,
+            target.astype(np.float32),
+            zero_filled_magnitude(kspace),
+        )
         for name, (model, _) in loaded.items():
             panel.networks[name] = predict_slices(model, kspace[None], batch_size=1, device=dev)[0]
         panels.append(panel)
@@ -175,7 +211,9 @@ def display(image: np.ndarray) -> np.ndarray:
     return np.flipud(np.asarray(image).T)
 
 
-def zoom_box(shape: tuple[int, int], center: tuple[float, float], size: float) -> tuple[int, int, int]:
+def zoom_box(
+    shape: tuple[int, int], center: tuple[float, float], size: float
+) -> tuple[int, int, int]:
     """(top, left, side) in display pixels of the square zoom region, clipped into the panel."""
     h, w = shape
     if not (0 <= center[0] <= 1 and 0 <= center[1] <= 1):
@@ -214,9 +252,17 @@ def draw_figure2(
         err_im = None
         for c, (label, image) in enumerate(images.items()):
             ax_img, ax_zoom, ax_err = axes[3 * p, c], axes[3 * p + 1, c], axes[3 * p + 2, c]
-            ax_img.imshow(image, cmap="gray", vmin=0, vmax=panel.data_range, interpolation="nearest")
-            ax_img.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor=ZOOM_COLOR, lw=1.2))
-            ax_zoom.imshow(image[crop], cmap="gray", vmin=0, vmax=panel.data_range, interpolation="nearest")
+            ax_img.imshow(
+                image, cmap="gray", vmin=0, vmax=panel.data_range, interpolation="nearest"
+            )
+            ax_img.add_patch(
+                Rectangle(
+                    (left - 0.5, top - 0.5), side, side, fill=False, edgecolor=ZOOM_COLOR, lw=1.2
+                )
+            )
+            ax_zoom.imshow(
+                image[crop], cmap="gray", vmin=0, vmax=panel.data_range, interpolation="nearest"
+            )
             for spine in ax_zoom.spines.values():
                 spine.set_edgecolor(ZOOM_COLOR)
                 spine.set_linewidth(1.5)
@@ -227,19 +273,38 @@ def draw_figure2(
                 ax_zoom.set_ylabel("zoom", fontsize=9)
                 ax_err.axis("off")
                 continue
-            m = slice_metrics(panel.reference, np.asarray(panel.estimates()[label]), panel.data_range)
-            ax_img.text(0.02, 0.02, f"SSIM {m['ssim']:.3f}\nPSNR {m['psnr']:.2f} dB", transform=ax_img.transAxes,
-                        color="white", fontsize=7.5, va="bottom", ha="left",
-                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "edgecolor": "none"})
-            err_im = ax_err.imshow(np.abs(image - ref), cmap="inferno", vmin=0, vmax=emax, interpolation="nearest")
+            m = slice_metrics(
+                panel.reference, np.asarray(panel.estimates()[label]), panel.data_range
+            )
+            ax_img.text(
+                0.02,
+                0.02,
+                f"SSIM {m['ssim']:.3f}\nPSNR {m['psnr']:.2f} dB",
+                transform=ax_img.transAxes,
+                color="white",
+                fontsize=7.5,
+                va="bottom",
+                ha="left",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "edgecolor": "none"},
+            )
+            err_im = ax_err.imshow(
+                np.abs(image - ref), cmap="inferno", vmin=0, vmax=emax, interpolation="nearest"
+            )
             if c == 1:
                 ax_err.set_ylabel("|est − ref|", fontsize=9)
         cax = axes[3 * p + 2, 0].inset_axes([0.55, 0.05, 0.12, 0.9])
         bar = fig.colorbar(err_im, cax=cax)
         bar.ax.tick_params(labelsize=7)
         cax.yaxis.set_ticks_position("left")
-        axes[3 * p + 2, 0].text(0.0, 0.5, f"error\n0 – {error_max:g}×\nrange", transform=axes[3 * p + 2, 0].transAxes,
-                                fontsize=8, va="center", ha="left")
+        axes[3 * p + 2, 0].text(
+            0.0,
+            0.5,
+            f"error\n0 – {error_max:g}×\nrange",
+            transform=axes[3 * p + 2, 0].transAxes,
+            fontsize=8,
+            va="center",
+            ha="left",
+        )
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -279,15 +344,25 @@ def make_figure2(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon figure2 --shards VAL.h5 ... --model NAME=best.pt ... --png F.png --pdf F.pdf``."""
+    """CLI: ``ssimrecon figure2 --shards VAL.h5 ... --model NAME=best.pt ... --png F.png --pdf
+    F.pdf``."""
     parser = argparse.ArgumentParser(prog="ssimrecon figure2", description=__doc__.splitlines()[0])
     parser.add_argument("--shards", nargs="+", type=Path, required=True, help="validation shards")
-    parser.add_argument("--model", nargs="*", default=[], metavar="NAME=PT", help="networks, in column order")
+    parser.add_argument(
+        "--model", nargs="*", default=[], metavar="NAME=PT", help="networks, in column order"
+    )
     parser.add_argument("--png", type=Path)
     parser.add_argument("--pdf", type=Path)
-    parser.add_argument("--zoom-center", type=float, nargs=2, default=(0.45, 0.55), metavar=("FY", "FX"))
+    parser.add_argument(
+        "--zoom-center", type=float, nargs=2, default=(0.45, 0.55), metavar=("FY", "FX")
+    )
     parser.add_argument("--zoom-size", type=float, default=0.25)
-    parser.add_argument("--error-max", type=float, default=0.2, help="error colour scale max, fraction of data_range")
+    parser.add_argument(
+        "--error-max",
+        type=float,
+        default=0.2,
+        help="error colour scale max, fraction of data_range",
+    )
     parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--min-signal-fraction", type=float, default=0.05)
     parser.add_argument("--subjects", nargs="+", help="force the subject(s) shown")
@@ -297,10 +372,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.png is None and args.pdf is None:
         parser.error("give --png and/or --pdf")
     models = parse_pairs(args.model, "--model")
-    panels = make_figure2(args.shards, models, png=args.png, pdf=args.pdf, zoom_center=tuple(args.zoom_center),
-                          zoom_size=args.zoom_size, error_max=args.error_max, dpi=args.dpi,
-                          min_signal_fraction=args.min_signal_fraction, subjects=args.subjects,
-                          slices=args.slices, device=args.device)
+    panels = make_figure2(
+        args.shards,
+        models,
+        png=args.png,
+        pdf=args.pdf,
+        zoom_center=tuple(args.zoom_center),
+        zoom_size=args.zoom_size,
+        error_max=args.error_max,
+        dpi=args.dpi,
+        min_signal_fraction=args.min_signal_fraction,
+        subjects=args.subjects,
+        slices=args.slices,
+        device=args.device,
+    )
     shown = ", ".join(f"{p.subject} slice {p.slice}" for p in panels)
     log.info("figure2: %s -> %s", shown, " ".join(str(p) for p in (args.png, args.pdf) if p))
     return 0

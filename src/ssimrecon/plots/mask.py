@@ -1,4 +1,6 @@
-"""mask.png: the sampling pattern, its radial density against the design, and its point spread function."""
+"""mask.png: the sampling pattern, its radial density against the design, and its point spread
+function."""
+
 from __future__ import annotations
 
 import os
@@ -29,7 +31,8 @@ def radial_profile(values: np.ndarray, n_bins: int = 32) -> tuple[np.ndarray, np
 
 
 def plot_mask(mask: np.ndarray, meta: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write a 3-panel PNG: mask, empirical vs design density over radius, log PSF; title: R and samples."""
+    """Write a 3-panel PNG: mask, empirical vs design density over radius, log PSF; title: R and
+    samples."""
     mask = np.asarray(mask, dtype=bool)
     n = int(mask.sum())
     fig = Figure(figsize=(13, 4.4), dpi=110)
@@ -43,7 +46,9 @@ def plot_mask(mask: np.ndarray, meta: dict[str, Any], path: str | os.PathLike) -
     centres, empirical = radial_profile(mask.astype(np.float64))
     ax_density.plot(centres, empirical, "o-", ms=3, label="empirical (binned)")
     if {"acceleration", "center_size", "power"} <= meta.keys():
-        design = design_density(mask.shape, meta["acceleration"], meta["center_size"], meta["power"])
+        design = design_density(
+            mask.shape, meta["acceleration"], meta["center_size"], meta["power"]
+        )
         ax_density.plot(*radial_profile(design), "-", lw=2, alpha=0.8, label="design")
     ax_density.set_xlabel("normalised k-space radius r (corner = 1)")
     ax_density.set_ylabel("sampling probability")
@@ -58,8 +63,14 @@ def plot_mask(mask: np.ndarray, meta: dict[str, Any], path: str | os.PathLike) -
     ax_psf.set_axis_off()
     fig.colorbar(im, ax=ax_psf, fraction=0.046, pad=0.04)
 
-    details = ", ".join(f"{k}={meta[k]}" for k in ("acceleration", "center_size", "power", "seed") if k in meta)
-    fig.suptitle(f"achieved R = {achieved_acceleration(mask):.3f}, {n} of {mask.size} samples  ({details})")
+    details = ", ".join(
+        f"{k}={meta[k]}" for k in ("acceleration", "center_size", "power", "seed") if k in meta
+    )
+    fig.suptitle(
+        f"achieved R = {achieved_acceleration(mask):.3f}, {n} of {mask.size} samples  ({details})"
+    )
     fig.tight_layout()
-    with atomic_output(path, suffix=Path(path).suffix or ".png") as tmp:  # matplotlib picks the format from it
+    with atomic_output(
+        path, suffix=Path(path).suffix or ".png"
+    ) as tmp:  # matplotlib picks the format from it
         fig.savefig(tmp)

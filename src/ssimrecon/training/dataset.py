@@ -1,19 +1,29 @@
 """Training data: slices of k-space shards as a torch ``Dataset``, a resumable sampler and a loader.
 
-* :class:`SliceDataset` indexes ``(shard, slice)`` pairs whose ``slice_signal`` (fraction of target pixels
-  above 10% of the volume maximum, written by :mod:`ssimrecon.kspace.shards`) is at least ``min_signal_fraction``:
+* :class:`SliceDataset` indexes ``(shard, slice)`` pairs whose ``slice_signal`` (fraction of target
+  pixels
+  above 10% of the volume maximum, written by :mod:`ssimrecon.kspace.shards`) is at least
+  ``min_signal_fraction``:
   the documented rule that drops near-empty slices (outside the head) from training and validation.
-  HDF5 files are opened lazily, once per process: a DataLoader worker forked from a process that had them
+  HDF5 files are opened lazily, once per process: a DataLoader worker forked from a process that had
+  them
   open notices the new pid and opens its own handles (HDF5 handles must not be shared across fork).
-* All shards of a dataset must share one sampling mask (checked; the error names the shards that differ),
-  so items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 = ``kspace[mask]``
+* All shards of a dataset must share one sampling mask (checked; the error names the shards that
+  differ),
+  so items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 =
+  ``kspace[mask]``
   as real/imag (row-major order of the mask), about 1/R of the plane; this keeps the worker -> main
-  process transfer small.  Items also carry the reference ``(1, H, W)``, the volume's ``data_range`` and
-  subject/slice indices.  :func:`to_network_input` scatters a batch of samples back into zero k-space on
-  the batch's device and forms the zero-filled magnitude.  ``__getitems__`` reads a whole batch at once.
-* :class:`EpochSampler` draws ``torch.randperm`` from a generator seeded by ``(seed, epoch)`` only, so an
+  process transfer small.  Items also carry the reference ``(1, H, W)``, the volume's ``data_range``
+  and
+  subject/slice indices.  :func:`to_network_input` scatters a batch of samples back into zero
+  k-space on
+  the batch's device and forms the zero-filled magnitude.  ``__getitems__`` reads a whole batch at
+  once.
+* :class:`EpochSampler` draws ``torch.randperm`` from a generator seeded by ``(seed, epoch)`` only,
+  so an
   epoch's order can be regenerated after a restart and resumed at a batch offset (``skip``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,12 +42,20 @@ from ssimrecon.errors import ShardError
 from ssimrecon.kspace.fft import zero_filled_magnitude_torch
 from ssimrecon.kspace.shards import ShardReader
 
-__all__ = ["SliceDataset", "EpochSampler", "scatter_samples", "to_network_input", "collate_slices", "make_loader",
-           "derive_seed"]
+__all__ = [
+    "SliceDataset",
+    "EpochSampler",
+    "scatter_samples",
+    "to_network_input",
+    "collate_slices",
+    "make_loader",
+    "derive_seed",
+]
 
 
 def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed that depends only on ``parts`` (stable across processes and Python versions)."""
+    """A 63-bit seed that depends only on ``parts`` (stable across processes and Python
+    versions)."""
     digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
@@ -45,7 +63,8 @@ def derive_seed(*parts: int | str) -> int:
 class SliceDataset(Dataset):
     """Slices of one or more shards whose ``slice_signal >= min_signal_fraction``.
 
-    ``subject`` in an item is the shard's position in ``shard_paths``; ``slice`` its slice position in
+    ``subject`` in an item is the shard's position in ``shard_paths``; ``slice`` its slice position
+    in
     that shard.  Raises :class:`ShardError` naming the shards if no slice passes the filter.
     """
 
@@ -70,22 +89,31 @@ class SliceDataset(Dataset):
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
             if not data_range > 0:
-                raise ShardError(f"{path}: attribute 'data_range' must be positive, got {data_range}")
+                raise ShardError(
+                    f"{path}: attribute 'data_range' must be positive, got {data_range}"
+                )
             if self.shape is None:
                 self.shape = shape  # type: ignore[assignment]
             elif shape != self.shape:
-                raise ShardError(f"{path}: slice shape {shape} differs from {self.shape} of {self.shard_paths[0]}")
+                raise ShardError(
+                    f"{path}: slice shape {shape} differs from {self.shape} of "
+                    f"{self.shard_paths[0]}"
+                )
             if mask is None:
                 mask = shard_mask
             elif not np.array_equal(shard_mask, mask):
                 raise ShardError(
-                    f"{path}: sampling mask differs from that of {self.shard_paths[0]}; all shards of a training "
-                    "or validation set must share one mask (same acceleration, center size and mask seed)"
+                    f"{path}: sampling mask differs from that of {self.shard_paths[0]}; all "
+                    "shards of a training "
+                    "or validation set must share one mask (same acceleration, center size and "
+                    "mask seed)"
                 )
             self.data_ranges.append(data_range)
             self.subjects.append(str(attrs.get("subject", path.stem)))
             self.num_total += len(signal_fraction)
-            self.index += [(s, i) for i, f in enumerate(signal_fraction) if f >= self.min_signal_fraction]
+            self.index += [
+                (s, i) for i, f in enumerate(signal_fraction) if f >= self.min_signal_fraction
+            ]
         if not self.index:
             names = ", ".join(str(p) for p in self.shard_paths)
             raise ShardError(
@@ -110,7 +138,9 @@ class SliceDataset(Dataset):
 
     def _reader(self, shard: int) -> Any:
         pid = os.getpid()
-        if self._pid != pid:  # first use in this process (e.g. a forked worker): drop inherited handles
+        if (
+            self._pid != pid
+        ):  # first use in this process (e.g. a forked worker): drop inherited handles
             self._readers, self._pid = {}, pid
         reader = self._readers.get(shard)
         if reader is None:
@@ -133,8 +163,9 @@ class SliceDataset(Dataset):
         }
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """The items of a whole batch (what a DataLoader worker asks for): every slice is read straight into
-        one preallocated array and the sampled points of all slices are gathered in one ``np.take``."""
+        """The items of a whole batch (what a DataLoader worker asks for): every slice is read
+        straight into one preallocated array and the sampled points of all slices are gathered in
+        one ``np.take``."""
         assert self.shape is not None
         n = len(indices)
         kspace = np.empty((n, *self.shape), dtype=np.complex64)
@@ -142,15 +173,22 @@ class SliceDataset(Dataset):
         for j, i in enumerate(indices):
             shard, slice_ = self.index[i]
             self._reader(shard).read_slice_into(slice_, kspace[j], target[j, 0])
-        samples = torch.from_numpy(np.take(kspace.reshape(n, -1), self._flat, axis=1).view(np.float32)
-                                   .reshape(n, -1, 2))
+        samples = torch.from_numpy(
+            np.take(kspace.reshape(n, -1), self._flat, axis=1).view(np.float32).reshape(n, -1, 2)
+        )
         targets = torch.from_numpy(target)
         out = []
         for j, i in enumerate(indices):
             shard, slice_ = self.index[i]
-            out.append({"samples": samples[j], "target": targets[j],
-                        "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
-                        "subject": shard, "slice": slice_})
+            out.append(
+                {
+                    "samples": samples[j],
+                    "target": targets[j],
+                    "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
+                    "subject": shard,
+                    "slice": slice_,
+                }
+            )
         return out
 
     def close(self) -> None:
@@ -162,7 +200,8 @@ class SliceDataset(Dataset):
 
 
 def scatter_samples(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sampled points ``(B, n, 2)`` (real/imag, row-major order of ``mask``) -> complex k-space ``(B, H, W)``
+    """Sampled points ``(B, n, 2)`` (real/imag, row-major order of ``mask``) -> complex k-space
+    ``(B, H, W)``
     with zeros where ``mask`` (H, W) bool is False, on ``samples``' device."""
     if samples.dim() != 3 or samples.shape[-1] != 2:
         raise ValueError(f"expected samples of shape (B, n_sampled, 2), got {tuple(samples.shape)}")
@@ -179,7 +218,8 @@ def scatter_samples(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def to_network_input(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero-filled magnitude ``(B, 1, H, W)`` float32 of a batch of sampled points ``(B, n, 2)`` and the
+    """Zero-filled magnitude ``(B, 1, H, W)`` float32 of a batch of sampled points ``(B, n, 2)`` and
+    the
     dataset's ``mask`` (H, W), computed on ``samples``' device."""
     return zero_filled_magnitude_torch(scatter_samples(samples, mask)).unsqueeze(1)
 
@@ -187,7 +227,8 @@ def to_network_input(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class EpochSampler(Sampler[int]):
     """Random order of ``range(n)`` that depends only on ``(seed, epoch)``.
 
-    ``set_epoch(epoch, skip)`` selects the epoch and drops its first ``skip`` indices (resume at batch b
+    ``set_epoch(epoch, skip)`` selects the epoch and drops its first ``skip`` indices (resume at
+    batch b
     with ``skip = b * batch_size``); ``max_samples`` caps each epoch's length (before skipping).
     """
 
@@ -203,7 +244,9 @@ class EpochSampler(Sampler[int]):
 
     def order(self, epoch: int | None = None) -> torch.Tensor:
         """The full (capped) permutation for ``epoch`` (default: the current one)."""
-        g = torch.Generator().manual_seed(derive_seed("order", self.seed, self.epoch if epoch is None else epoch))
+        g = torch.Generator().manual_seed(
+            derive_seed("order", self.seed, self.epoch if epoch is None else epoch)
+        )
         perm = torch.randperm(self.n, generator=g)
         return perm if self.max_samples is None else perm[: self.max_samples]
 
@@ -219,9 +262,12 @@ class EpochSampler(Sampler[int]):
 
 
 def collate_slices(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stack ``samples`` and ``target`` into tensors; ``data_range`` (float32), ``subject`` and ``slice``
-    (int64) become small numpy arrays.  numpy arrays are pickled by value, whereas every tensor a worker
-    sends costs its own shared-memory segment and file descriptor: three scalar tensors per batch cut the
+    """Stack ``samples`` and ``target`` into tensors; ``data_range`` (float32), ``subject`` and
+    ``slice``
+    (int64) become small numpy arrays.  numpy arrays are pickled by value, whereas every tensor a
+    worker
+    sends costs its own shared-memory segment and file descriptor: three scalar tensors per batch
+    cut the
     worker -> main transfer rate by a third (docs/performance.md)."""
     return {  # collate_tensor_fn stacks straight into shared memory inside a worker
         "samples": collate_tensor_fn([it["samples"] for it in items]),
@@ -235,7 +281,8 @@ def collate_slices(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _worker_init(_: int) -> None:
     """Workers leave SIGTERM/SIGUSR1 to the main process, which saves state and shuts them down.
 
-    They also send batches with torch's ``file_system`` sharing strategy (the sender's strategy decides;
+    They also send batches with torch's ``file_system`` sharing strategy (the sender's strategy
+    decides;
     the main process keeps its own): the receiver opens the shared-memory segment by name instead of
     fetching a file descriptor from the worker over a new socket connection for every tensor, which
     raised the loader from ~1,700 to ~2,400 slices/s on 2 cores (docs/performance.md).  Segments are

@@ -10,12 +10,16 @@
   workers, subprocesses) inherit the preload.
 * :func:`cli_preload` is what a CLI's ``main`` calls: it re-executes only a process that was started
   as ``ssimrecon <command> ...`` (never pytest or a library caller that happens to call ``main``).
-* :func:`cpu_supports_bf16` says whether bf16 autocast is worth it on this CPU (native AVX512-BF16 or
-  AMX).  ``channels_last`` and bf16 autocast themselves are applied by :mod:`ssimrecon.training.step`.
+* :func:`cpu_supports_bf16` says whether bf16 autocast is worth it on this CPU (native AVX512-BF16
+  or
+  AMX).  ``channels_last`` and bf16 autocast themselves are applied by
+  :mod:`ssimrecon.training.step`.
 
 Environment: ``SSIMRECON_TCMALLOC`` overrides the library path (empty: behave as if absent);
-``TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD`` is raised (if unset) so tcmalloc does not log big allocations.
+``TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD`` is raised (if unset) so tcmalloc does not log big
+allocations.
 """
+
 from __future__ import annotations
 
 import glob
@@ -24,7 +28,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# One definition for training (``bf16: auto``) and the benchmark; importing it does not import torch.
+# One definition for training (``bf16: auto``) and the benchmark; importing it does not import
+# torch.
 from ssimrecon.training.settings import cpu_supports_bf16
 
 __all__ = [
@@ -50,7 +55,8 @@ def tcmalloc_path() -> str | None:
     """Absolute path of an installed tcmalloc shared library, or None.
 
     ``$SSIMRECON_TCMALLOC`` (if set) is used instead of the search: an existing file is returned,
-    anything else (including empty) gives None.  Otherwise the interpreter's prefix (conda's gperftools)
+    anything else (including empty) gives None.  Otherwise the interpreter's prefix (conda's
+    gperftools)
     and the system library directories are searched for :data:`TCMALLOC_NAMES`.
     """
     override = os.environ.get(PATH_VAR)
@@ -84,8 +90,11 @@ def _preloaded(env: dict[str, str]) -> bool:
 def strip_tcmalloc(env: dict[str, str]) -> dict[str, str]:
     """Copy of ``env`` without tcmalloc in ``LD_PRELOAD`` (and without the re-exec marker)."""
     out = dict(env)
-    entries = [e for e in out.get("LD_PRELOAD", "").replace(" ", ":").split(":")
-               if e and not os.path.basename(e).startswith("libtcmalloc")]
+    entries = [
+        e
+        for e in out.get("LD_PRELOAD", "").replace(" ", ":").split(":")
+        if e and not os.path.basename(e).startswith("libtcmalloc")
+    ]
     if entries:
         out["LD_PRELOAD"] = ":".join(entries)
     else:
@@ -105,9 +114,12 @@ def _current_command() -> list[str]:
 def ensure_tcmalloc(argv: Sequence[str] | None = None) -> None:
     """Re-execute this process with tcmalloc in ``LD_PRELOAD`` (returns only when it does not).
 
-    ``argv``: the command line to execute, program first (default: the one that started this process,
-    run by ``sys.executable``).  No-op when ``$SSIMRECON_NO_TCMALLOC`` is set, when no library is found,
-    when tcmalloc is already preloaded or loaded, or after one re-exec attempt (loop guard).  stdout and
+    ``argv``: the command line to execute, program first (default: the one that started this
+    process,
+    run by ``sys.executable``).  No-op when ``$SSIMRECON_NO_TCMALLOC`` is set, when no library is
+    found,
+    when tcmalloc is already preloaded or loaded, or after one re-exec attempt (loop guard).  stdout
+    and
     stderr are flushed first so nothing printed so far is lost.
     """
     if os.environ.get(DISABLE_VAR):
@@ -147,7 +159,8 @@ def cli_preload(command: str) -> None:
     if len(argv) < 2 or argv[1] != command:
         return
     program = os.path.basename(argv[0])
-    if program not in ("ssimrecon", "cli.py", "__main__.py") and not program.startswith("ssimrecon"):
+    if program not in ("ssimrecon", "cli.py", "__main__.py") and not program.startswith(
+        "ssimrecon"
+    ):
         return
     ensure_tcmalloc()
-

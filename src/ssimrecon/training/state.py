@@ -1,16 +1,24 @@
 """What a training run keeps on disk, and how it stops on a signal.
 
-* ``state_dir/last.pt``: the resumable state (:func:`save_state` / :func:`load_state`).  It holds only
-  tensors and primitives, so it loads with ``torch.load(weights_only=True)``: format tag and version, the
+* ``state_dir/last.pt``: the resumable state (:func:`save_state` / :func:`load_state`).  It holds
+  only
+  tensors and primitives, so it loads with ``torch.load(weights_only=True)``: format tag and
+  version, the
   :func:`fingerprint` of everything that changes the result, model and optimiser state, the position
-  (``epoch``, ``next_batch``: where a resumed run starts), the best validation result so far, the history
+  (``epoch``, ``next_batch``: where a resumed run starts), the best validation result so far, the
+  history
   rows, the RNG states (:func:`rng_state`) and the accumulators of the epoch in progress
-  (:func:`fresh_accumulators`).  A state of another configuration is moved aside by :func:`move_stale`.
-* ``state_dir/best.pt``: the best model bundle, published to the workflow's output by :func:`publish`.
-* ``history.csv``: one row per finished epoch (:data:`HISTORY_COLUMNS`), rewritten by :func:`write_history`.
-* SIGTERM/SIGUSR1 (:data:`STOP_SIGNALS`) only set a :class:`StopFlag` (:func:`stop_signals`); the loop
+  (:func:`fresh_accumulators`).  A state of another configuration is moved aside by
+  :func:`move_stale`.
+* ``state_dir/best.pt``: the best model bundle, published to the workflow's output by
+  :func:`publish`.
+* ``history.csv``: one row per finished epoch (:data:`HISTORY_COLUMNS`), rewritten by
+  :func:`write_history`.
+* SIGTERM/SIGUSR1 (:data:`STOP_SIGNALS`) only set a :class:`StopFlag` (:func:`stop_signals`); the
+  loop
   saves the state at the next batch boundary and raises :class:`TrainingInterrupted`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,7 +61,16 @@ __all__ = [
     "stop_signals",
 ]
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr", "seconds", "slices_per_s", "lr")
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_ssim",
+    "val_psnr",
+    "seconds",
+    "slices_per_s",
+    "lr",
+)
 STATE_FORMAT = "ssimrecon-train-state"
 STATE_VERSION = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -65,27 +82,45 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int, state_path: Path, epoch: int, batch: int) -> None:
         self.signum, self.state_path, self.epoch, self.batch = signum, state_path, epoch, batch
         self.exit_code = 128 + signum
-        super().__init__(f"{signal.Signals(signum).name}: state saved to {state_path} (epoch {epoch + 1} batch {batch})")
+        super().__init__(
+            f"{signal.Signals(signum).name}: state saved to {state_path} (epoch {epoch + 1} batch "
+            f"{batch})"
+        )
 
 
-# ----------------------------------------------------------------------------------------------- identity
-def fingerprint(model_cfg: Mapping[str, Any], loss_terms: Mapping[str, float], settings: TrainSettings,
-                train_shards: Sequence[Path], val_shards: Sequence[Path]) -> str:
-    """SHA-256 of everything that changes the result (num_workers does not; shards by path and size)."""
+# -----------------------------------------------------------------------------------------------
+# identity
+def fingerprint(
+    model_cfg: Mapping[str, Any],
+    loss_terms: Mapping[str, float],
+    settings: TrainSettings,
+    train_shards: Sequence[Path],
+    val_shards: Sequence[Path],
+) -> str:
+    """SHA-256 of everything that changes the result (num_workers does not; shards by path and
+    size)."""
+
     def shard_ids(paths: Sequence[Path]) -> list[list[Any]]:
         return [[os.path.abspath(p), os.path.getsize(p)] for p in paths]
 
     settings_d = settings.to_dict()
     settings_d.pop("num_workers")
     blob = json.dumps(
-        {"model": dict(model_cfg), "loss": dict(loss_terms), "training": settings_d,
-         "train": shard_ids(train_shards), "val": shard_ids(val_shards)},
-        sort_keys=True, default=str,
+        {
+            "model": dict(model_cfg),
+            "loss": dict(loss_terms),
+            "training": settings_d,
+            "train": shard_ids(train_shards),
+            "val": shard_ids(val_shards),
+        },
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-# ----------------------------------------------------------------------------------------------- last.pt
+# -----------------------------------------------------------------------------------------------
+# last.pt
 def fresh_accumulators() -> dict[str, Any]:
     """Accumulators of an epoch in progress: training loss sum and slices, seconds spent so far."""
     return {"loss_sum": 0.0, "slices": 0, "train_seconds": 0.0, "epoch_seconds": 0.0}
@@ -111,32 +146,59 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
 
 
-def save_state(path: Path, *, fingerprint: str, network: str, model: torch.nn.Module,
-               optimizer: torch.optim.Optimizer, device: torch.device, epoch: int, next_batch: int,
-               best: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
-               accumulators: Mapping[str, Any]) -> None:
-    """Write the resumable state atomically; a resumed run starts at (``epoch``, ``next_batch``), 0-based."""
-    atomic_torch_save({
-        "format": STATE_FORMAT, "version": STATE_VERSION, "fingerprint": fingerprint, "network": network,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": to_plain(optimizer.state_dict(), "optimizer"),
-        "epoch": epoch, "next_batch": next_batch, "best": dict(best), "history": [dict(r) for r in history],
-        "rng": rng_state(device), "accumulators": dict(accumulators),
-    }, path)
+def save_state(
+    path: Path,
+    *,
+    fingerprint: str,
+    network: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    epoch: int,
+    next_batch: int,
+    best: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    accumulators: Mapping[str, Any],
+) -> None:
+    """Write the resumable state atomically; a resumed run starts at (``epoch``, ``next_batch``),
+    0-based."""
+    atomic_torch_save(
+        {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "fingerprint": fingerprint,
+            "network": network,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": to_plain(optimizer.state_dict(), "optimizer"),
+            "epoch": epoch,
+            "next_batch": next_batch,
+            "best": dict(best),
+            "history": [dict(r) for r in history],
+            "rng": rng_state(device),
+            "accumulators": dict(accumulators),
+        },
+        path,
+    )
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """Read a state written by :func:`save_state` (weights_only); other files raise :class:`CheckpointError`."""
+    """Read a state written by :func:`save_state` (weights_only); other files raise
+    :class:`CheckpointError`."""
     state = safe_torch_load(path, map_location="cpu")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not an ssimrecon training state (format key is not {STATE_FORMAT!r})")
+        raise CheckpointError(
+            f"{path}: not an ssimrecon training state (format key is not {STATE_FORMAT!r})"
+        )
     if state.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path}: unsupported training state version {state.get('version')!r}")
+        raise CheckpointError(
+            f"{path}: unsupported training state version {state.get('version')!r}"
+        )
     return state
 
 
 def move_stale(last_path: Path, state_best: Path) -> Path:
-    """Move a state of another configuration (and its best.pt) aside to ``*.stale``; returns the new last path."""
+    """Move a state of another configuration (and its best.pt) aside to ``*.stale``; returns the new
+    last path."""
     stale = last_path.with_name("last.pt.stale")
     os.replace(last_path, stale)
     if state_best.exists():
@@ -144,7 +206,8 @@ def move_stale(last_path: Path, state_best: Path) -> Path:
     return stale
 
 
-# ----------------------------------------------------------------------------------------------- outputs
+# -----------------------------------------------------------------------------------------------
+# outputs
 def publish(src: Path, dst: Path) -> None:
     """Make ``dst`` an atomic copy of ``src`` (hard link when possible)."""
     with atomic_output(dst) as tmp:
@@ -165,7 +228,8 @@ def write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-# ----------------------------------------------------------------------------------------------- signals
+# -----------------------------------------------------------------------------------------------
+# signals
 class StopFlag:
     """Signal handler that only records the signal; the loop acts on it at a batch boundary."""
 
@@ -178,7 +242,8 @@ class StopFlag:
 
 @contextlib.contextmanager
 def stop_signals(flag: StopFlag) -> Iterator[None]:
-    """Install ``flag`` for SIGTERM/SIGUSR1 (main thread only) and restore the old handlers afterwards."""
+    """Install ``flag`` for SIGTERM/SIGUSR1 (main thread only) and restore the old handlers
+    afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -1,13 +1,17 @@
-"""One training step's computation: the model, a batch on the device, the forward pass, a throughput probe.
+"""One training step's computation: the model, a batch on the device, the forward pass, a throughput
+probe.
 
-* :func:`build_model` builds the U-Net from the ``model:`` config (unknown keys named ``model.<key>``).
+* :func:`build_model` builds the U-Net from the ``model:`` config (unknown keys named
+  ``model.<key>``).
 * :func:`prepare_batch` moves a loader batch (sampled k-space points) to the device and forms the
   zero-filled network input there;
   :func:`crop_batch` draws the optional random crops from a generator seeded per batch.
-* :func:`predict` is the forward pass with the fast-path options (channels_last input, bf16 autocast);
+* :func:`predict` is the forward pass with the fast-path options (channels_last input, bf16
+  autocast);
   its output is float32, so losses and SSIM always run in float32.
 * :func:`train_step_throughput` times full training steps on random data (``ssimrecon bench``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,13 +21,20 @@ from typing import Any
 
 import torch
 
-from ssimrecon.training.dataset import to_network_input
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
-from ssimrecon.training.settings import resolve_bf16, resolve_device
 from ssimrecon.nn.unet import UNet
+from ssimrecon.training.dataset import to_network_input
+from ssimrecon.training.settings import resolve_bf16, resolve_device
 
-__all__ = ["build_model", "crop_batch", "autocast", "prepare_batch", "predict", "train_step_throughput"]
+__all__ = [
+    "build_model",
+    "crop_batch",
+    "autocast",
+    "prepare_batch",
+    "predict",
+    "train_step_throughput",
+]
 
 
 def build_model(model_cfg: Mapping[str, Any]) -> UNet:
@@ -37,8 +48,11 @@ def build_model(model_cfg: Mapping[str, Any]) -> UNet:
     return UNet(**dict(model_cfg))
 
 
-def crop_batch(x: torch.Tensor, y: torch.Tensor, crop: tuple[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random (per image) crop of input and target to ``crop``, offsets from a generator seeded by ``seed``."""
+def crop_batch(
+    x: torch.Tensor, y: torch.Tensor, crop: tuple[int, int], seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (per image) crop of input and target to ``crop``, offsets from a generator seeded by
+    ``seed``."""
     h, w = x.shape[-2:]
     ch, cw = crop
     if ch > h or cw > w:
@@ -48,8 +62,9 @@ def crop_batch(x: torch.Tensor, y: torch.Tensor, crop: tuple[int, int], seed: in
     g = torch.Generator().manual_seed(seed)
     tops = torch.randint(0, h - ch + 1, (x.shape[0],), generator=g).tolist()
     lefts = torch.randint(0, w - cw + 1, (x.shape[0],), generator=g).tolist()
-    xs = torch.stack([x[i, :, t : t + ch, l : l + cw] for i, (t, l) in enumerate(zip(tops, lefts))])
-    ys = torch.stack([y[i, :, t : t + ch, l : l + cw] for i, (t, l) in enumerate(zip(tops, lefts))])
+    corners = list(enumerate(zip(tops, lefts)))
+    xs = torch.stack([x[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
+    ys = torch.stack([y[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
     return xs, ys
 
 
@@ -58,21 +73,27 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
-def prepare_batch(batch: dict[str, Any], device: torch.device,
-                  mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def prepare_batch(
+    batch: dict[str, Any], device: torch.device, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``.
 
-    ``mask``: the dataset's sampling mask (:attr:`SliceDataset.mask`, ideally already on ``device``); the
+    ``mask``: the dataset's sampling mask (:attr:`SliceDataset.mask`, ideally already on
+    ``device``); the
     sampled points are scattered into zero k-space and transformed on ``device``.
     """
     nb = device.type == "cuda"
     samples = batch["samples"].to(device, non_blocking=nb)
     target = batch["target"].to(device, non_blocking=nb)
-    data_range = torch.as_tensor(batch["data_range"], dtype=torch.float32).to(device, non_blocking=nb)
+    data_range = torch.as_tensor(batch["data_range"], dtype=torch.float32).to(
+        device, non_blocking=nb
+    )
     return to_network_input(samples, mask.to(device)), target, data_range
 
 
-def predict(model: torch.nn.Module, x: torch.Tensor, device: torch.device, bf16: bool, channels_last: bool) -> torch.Tensor:
+def predict(
+    model: torch.nn.Module, x: torch.Tensor, device: torch.device, bf16: bool, channels_last: bool
+) -> torch.Tensor:
     """Forward pass (channels_last input and bf16 autocast as asked); the output is float32."""
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -81,11 +102,19 @@ def predict(model: torch.nn.Module, x: torch.Tensor, device: torch.device, bf16:
     return pred.float()  # the loss and SSIM run in float32
 
 
-def train_step_throughput(model_cfg: Mapping[str, Any], batch_size: int, size: int | tuple[int, int], fast: bool,
-                          steps: int = 10, device: str | torch.device = "auto", warmup: int = 2) -> float:
+def train_step_throughput(
+    model_cfg: Mapping[str, Any],
+    batch_size: int,
+    size: int | tuple[int, int],
+    fast: bool,
+    steps: int = 10,
+    device: str | torch.device = "auto",
+    warmup: int = 2,
+) -> float:
     """Slices/s of full training steps (forward, MSE+0.1 dSSIM, backward, Adam) on random data.
 
-    ``fast=False``: fp32, NCHW; ``fast=True``: channels_last + bf16 autocast where the device supports it
+    ``fast=False``: fp32, NCHW; ``fast=True``: channels_last + bf16 autocast where the device
+    supports it
     (``resolve_bf16("auto", device)``: CUDA with bf16, CPUs with AVX512-BF16/AMX), loss in fp32.
     """
     dev = resolve_device(device) if isinstance(device, str) else device

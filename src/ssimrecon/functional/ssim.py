@@ -1,6 +1,6 @@
 """Structural similarity (Wang et al. 2004) in torch, identical to scikit-image's Gaussian SSIM.
 
-Definition (see ``shared/design.md``): Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps),
+Definition (see ``docs/definitions.md``): Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps),
 K1 = 0.01, K2 = 0.03, C1 = (K1 L)^2, C2 = (K2 L)^2 with L the data range, population covariance,
 SSIM map on the valid region only (no padding: ``(H-10, W-10)``), mean over that region.  This
 equals

@@ -1,6 +1,6 @@
 """Centred orthonormal 2D FFTs over the last two axes (numpy/scipy and torch).
 
-Convention (design.md): ``k = fftshift(fft2(ifftshift(x), norm="ortho"))`` over axes (-2, -1), so
+Convention (docs/definitions.md): ``k = fftshift(fft2(ifftshift(x), norm="ortho"))`` over axes (-2, -1), so
 the
 DC sample sits at index ``(H // 2, W // 2)`` and Parseval holds exactly (``sum |x|^2 == sum
 |k|^2``).

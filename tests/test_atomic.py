@@ -59,3 +59,20 @@ def test_write_csv_atomic_matches_to_csv(tmp_path: Path) -> None:
     assert out == tmp_path / "t.csv"
     assert out.read_bytes() == df.to_csv(index=False, lineterminator="\n").encode()
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_leftover_temps_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """A writer killed with -9 leaves ``.<name>.<hex>.tmp*``; the next write of that path removes
+    it, and nothing else. Mutation tried: not calling remove_stale_temps keeps the leftovers."""
+    out = tmp_path / "IXI002.h5"
+    leftovers = [tmp_path / ".IXI002.h5.0badf00d.tmp", tmp_path / ".IXI002.h5.12345678.tmp.h5"]
+    keep = [
+        tmp_path / ".IXI002.h5.notes",
+        tmp_path / ".IXI0021.h5.0badf00d.tmp",
+        tmp_path / "a.tmp",
+    ]
+    for p in leftovers + keep:
+        p.write_bytes(b"half")
+    write_text_atomic(out, "new")
+    assert out.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name] + [p.name for p in keep])

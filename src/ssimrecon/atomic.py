@@ -17,7 +17,8 @@ hidden (leading dot) and ends in ``.tmp`` plus the optional ``suffix``, for libr
 the
 format from the name (nibabel ``.nii.gz``, matplotlib ``.png``/``.pdf``, numpy ``.npz``). A process
 killed
-mid-write leaves at most that hidden temporary file, never a file at the final path.
+mid-write leaves at most that hidden temporary file, never a file at the final path; the next write
+of the same path removes such leftovers.
 
 Not covered here: ``download.py`` (resumable ``.part`` files) and ``archive.py`` (a staging
 directory).
@@ -26,7 +27,9 @@ directory).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +43,21 @@ if (
 __all__ = ["atomic_output", "write_text_atomic", "write_csv_atomic"]
 
 _ATTEMPTS = 100
+log = logging.getLogger(__name__)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the ``.<name>.<8 hex>.tmp*`` files that writers of ``path`` killed mid-write left.
+
+    Safe inside the workflow, where Snakemake runs at most one job per output at a time; callers
+    outside it must not write the same path from two processes at once.
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp")
+    stale = sorted(p for p in path.parent.glob(f".{path.name}.*.tmp*") if pattern.match(p.name))
+    for leftover in stale:
+        log.warning("removing %s, left by a write of %s that did not finish", leftover, path)
+        leftover.unlink(missing_ok=True)
+    return stale
 
 
 def _create_temp(path: Path, suffix: str) -> Path:
@@ -84,6 +102,7 @@ def atomic_output(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = _create_temp(path, suffix or "")
     try:
         yield tmp

@@ -128,3 +128,68 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["extract", "--archive", str(bad), "--output-dir", str(tmp_path / "e")]) == 2
     assert "../evil" in capsys.readouterr().err
     assert not (tmp_path / "e").exists() and not (tmp_path / "evil").exists()
+
+
+def _bomb(path: Path, size: int) -> Path:
+    """A .tar.gz of one all-zero file of ``size`` bytes: compresses about 1000x."""
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("bomb.nii")
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    return path
+
+
+def test_archive_bomb_is_refused_before_writing(tmp_path: Path) -> None:
+    """Mutation tried: ``expanded += member.size`` removed -> the bomb is extracted."""
+    archive = _bomb(tmp_path / "bomb.tar.gz", 20_000_000)
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(ArchiveError, match=r"bomb\.tar\.gz.*expands to more than 100 times"):
+        safe_extract(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.tar.gz"]
+
+
+def test_member_count_is_capped(tmp_path: Path) -> None:
+    from ssimrecon.data.archive import validated_members
+
+    archive = _tar_with(tmp_path / "many.tar", [_file(f"f{i}") for i in range(5)])
+    assert len(validated_members(archive, max_members=6)) == 6
+    with pytest.raises(ArchiveError, match=r"many\.tar: more than 5 members"):
+        validated_members(archive, max_members=5)
+
+
+def test_not_enough_disk_space_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    archive = tmp_path / "ixi.tar"
+    write_tiny_ixi_archive(archive, ["IXI002", "IXI012"])
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=100))
+    with pytest.raises(ArchiveError, match=r"ixi\.tar needs .* GB but .* has only 0\.00 GB free"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_is_not_an_archive(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="is a directory"):
+        safe_extract(tmp_path, tmp_path / "out")
+
+
+def test_stale_staging_folders_are_removed_and_mode_follows_umask(tmp_path: Path) -> None:
+    """A killed extraction leaves ``.nifti.extracting-*``; the next one removes it. The output
+    folder gets mkdir's mode (0777 minus umask), not mkdtemp's 0700.
+    Mutation tried: dropping the chmod leaves the folder 0700."""
+    import os
+
+    archive = tmp_path / "ixi.tar"
+    write_tiny_ixi_archive(archive, ["IXI002"])
+    stale = tmp_path / ".nifti.extracting-abc123"
+    (stale / "half").mkdir(parents=True)
+    other = tmp_path / ".other.extracting-keep"
+    other.mkdir()
+    old = os.umask(0o022)
+    try:
+        safe_extract(archive, tmp_path / "nifti")
+    finally:
+        os.umask(old)
+    assert not stale.exists() and other.exists()
+    assert (tmp_path / "nifti").stat().st_mode & 0o777 == 0o755

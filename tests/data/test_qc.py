@@ -132,3 +132,45 @@ def test_cli_writes_csv(
     assert list(table.columns) == COLUMNS
     assert "IXI013" not in set(table["subject"]) and len(table) == 3
     assert sorted(p.name for p in output.parent.iterdir()) == ["subjects.csv"]  # no temp file left
+
+
+def test_other_names_give_wildcard_safe_subject_ids() -> None:
+    assert parse_ixi_name("IXI002-Guys-0828-T1.nii") == ("IXI002", "Guys")
+    assert parse_ixi_name("sub-01_T1w.nii.gz") == ("sub-01_T1w", "unknown")
+    assert parse_ixi_name("sub 01; touch X$(y).nii") == ("sub-01-touch-X-y", "unknown")
+    assert parse_ixi_name("..nii.gz") == ("unnamed", "unknown")
+
+
+def test_uncompressed_nifti_is_read_not_ignored(tmp_path: Path) -> None:
+    """Mutation tried: globbing only ``*.nii.gz`` drops the .nii subject."""
+    write_nifti(tmp_path / "IXI002-Guys-0828-T1.nii.gz", tiny_volume(seed=1))
+    plain = tmp_path / "sub-07_T1w.nii"
+    nib.save(nib.Nifti1Image(tiny_volume(seed=2), np.eye(4)), plain)
+    table = build_subjects_table(tmp_path)
+    assert list(table["subject"]) == ["IXI002", "sub-07_T1w"]
+    assert table.loc[1, "file"] == str(plain)
+
+
+def test_volumes_that_would_fail_later_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """All-zero, all-negative and single-slice volumes fail at QC, not in the shard stage."""
+    cases = {
+        "zero": (np.zeros((6, 6, 4), np.float32), "no voxel above 0"),
+        "negative": (-tiny_volume((6, 6, 4)), "no voxel above 0"),
+        "single-slice": (tiny_volume((6, 6, 1)), "at least 2 voxels per axis"),
+    }
+    for name, (data, reason) in cases.items():
+        path = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+        with pytest.raises(VolumeError, match=reason) as info:
+            inspect_volume(path)
+        assert str(path) in str(info.value)
+
+
+def test_huge_header_is_refused_before_reading(tmp_path: Path) -> None:
+    """A header claiming 2000^3 voxels gets a one-line error, not a MemoryError traceback."""
+    small = nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4))
+    small.header.set_data_shape((2000, 2000, 2000))
+    path = tmp_path / "huge.nii"
+    path.write_bytes(small.header.binaryblock + b"\0" * 4 + b"\1" * 64)
+    with pytest.raises(VolumeError, match=r"huge\.nii: header declares 8000000000 voxels"):
+        inspect_volume(path)

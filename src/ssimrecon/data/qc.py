@@ -39,19 +39,33 @@ COLUMNS = [
     "md5",
 ]
 #: IXI file names: ``IXI002-Guys-0828-T1.nii.gz`` -> subject IXI002, site Guys
-_IXI_NAME = re.compile(r"^(?P<subject>IXI\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii\.gz$")
-_NIFTI_SUFFIX = ".nii.gz"
+_IXI_NAME = re.compile(r"^(?P<subject>IXI\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii(\.gz)?$")
+#: the NIfTI file names QC reads, compressed or not
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: characters a subject id may hold (it becomes a file name and a Snakemake wildcard)
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+#: the largest volume QC will read (2^30 voxels, 4 GiB as float32; IXI T1 has 9.8 million)
+MAX_VOXELS = 2**30
 _READ_ERRORS = (ImageFileError, OSError, EOFError, ValueError, zlib.error)
 
 
+def nifti_stem(name: str) -> str:
+    """File name without its ``.nii.gz`` / ``.nii`` suffix."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def parse_ixi_name(name: str) -> tuple[str, str]:
-    """(subject, site) from an IXI T1 file name; other names give (name without .nii.gz,
-    "unknown")."""
+    """(subject, site) from an IXI T1 file name; other names give (a subject id made of the file
+    name's stem with every run of characters outside ``[A-Za-z0-9_-]`` replaced by ``-``,
+    "unknown"). The original name stays in subjects.csv's ``file`` column."""
     match = _IXI_NAME.match(name)
     if match:
         return match.group("subject"), match.group("site")
-    stem = name[: -len(_NIFTI_SUFFIX)] if name.endswith(_NIFTI_SUFFIX) else name
-    return stem, "unknown"
+    subject = _UNSAFE_ID_CHARS.sub("-", nifti_stem(name)).strip("-_")
+    return subject or "unnamed", "unknown"
 
 
 def _format_sizes(values: tuple[float, ...]) -> str:
@@ -72,19 +86,22 @@ def inspect_volume(path: Path | str) -> dict[str, object]:
     try:
         image = nib.load(path)
         shape = tuple(int(n) for n in image.shape)
-        if len(shape) != 3:
-            raise VolumeError(f"{path}: expected a 3D volume, found shape {shape}")
+        _check_shape(path, shape)
         data = np.asanyarray(image.dataobj)
     except VolumeError:
         raise
     except FileNotFoundError as exc:
         raise VolumeError(f"{path}: no such file") from exc
+    except MemoryError as exc:
+        raise VolumeError(f"{path}: not enough memory to read a volume of shape {shape}") from exc
     except _READ_ERRORS as exc:
         raise VolumeError(
             f"{path}: cannot read NIfTI volume ({type(exc).__name__}: {exc})"
         ) from exc
     if not np.all(np.isfinite(data)):
         raise VolumeError(f"{path}: volume holds NaN or infinite values")
+    if not np.any(data > 0):
+        raise VolumeError(f"{path}: volume has no voxel above 0 (all zero or negative)")
     subject, site = parse_ixi_name(path.name)
     codes = nib.aff2axcodes(image.affine)
     return {
@@ -100,10 +117,27 @@ def inspect_volume(path: Path | str) -> dict[str, object]:
     }
 
 
-def _is_excluded(path: Path, exclude: set[str]) -> bool:
+def _check_shape(path: Path, shape: tuple[int, ...]) -> None:
+    """VolumeError naming ``path`` unless ``shape`` is 3D, >= 2 voxels per axis, <= MAX_VOXELS."""
+    if len(shape) != 3:
+        raise VolumeError(f"{path}: expected a 3D volume, found shape {shape}")
+    if min(shape) < 2:
+        raise VolumeError(f"{path}: a 3D volume needs at least 2 voxels per axis, found {shape}")
+    voxels = int(np.prod(shape, dtype=np.int64))
+    if voxels > MAX_VOXELS:
+        raise VolumeError(
+            f"{path}: header declares {voxels} voxels {shape}, more than the limit {MAX_VOXELS}"
+        )
+
+
+def _names_of(path: Path) -> set[str]:
+    """What an ``exclude`` entry may name: the subject id, the file name or its stem."""
     subject, _ = parse_ixi_name(path.name)
-    stem = path.name[: -len(_NIFTI_SUFFIX)]
-    return bool({subject, path.name, stem} & exclude)
+    return {subject, path.name, nifti_stem(path.name)}
+
+
+def _is_excluded(path: Path, exclude: set[str]) -> bool:
+    return bool(_names_of(path) & exclude)
 
 
 def build_subjects_table(
@@ -119,14 +153,13 @@ def build_subjects_table(
     if not input_dir.is_dir():
         raise VolumeError(f"input directory {input_dir} does not exist")
     exclude = set(exclude)
-    paths = sorted(input_dir.glob(f"**/*{_NIFTI_SUFFIX}"))
+    paths = sorted(p for suffix in NIFTI_SUFFIXES for p in input_dir.glob(f"**/*{suffix}"))
     rows: list[dict[str, object]] = []
     seen: dict[str, Path] = {}
     matched: set[str] = set()
     for path in tqdm(paths, desc="qc", unit="volume", disable=None):
         if _is_excluded(path, exclude):
-            subject, _ = parse_ixi_name(path.name)
-            matched |= {subject, path.name, path.name[: -len(_NIFTI_SUFFIX)]} & exclude
+            matched |= _names_of(path) & exclude
             log.info("excluded %s (not opened)", path)
             continue
         row = inspect_volume(path)
@@ -138,7 +171,7 @@ def build_subjects_table(
     for unused in sorted(exclude - matched):
         log.warning("exclude entry %r matches no file under %s", unused, input_dir)
     if not rows:
-        raise VolumeError(f"no usable *{_NIFTI_SUFFIX} volumes under {input_dir}")
+        raise VolumeError(f"no usable *.nii.gz or *.nii volumes under {input_dir}")
     log.info(
         "%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir
     )

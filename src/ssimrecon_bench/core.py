@@ -128,23 +128,40 @@ class Context:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def _cuda_sync() -> Callable[[], None]:
+    """``torch.cuda.synchronize`` once this process has started CUDA work, else a no-op.
+
+    CUDA kernels run asynchronously: without a synchronisation the clock stops when the work is
+    queued, not when it is done.  A CPU-only process never initialises CUDA and is timed as before.
+    """
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.synchronize
+    return lambda: None
+
+
 def best_of_rounds(
     fns: dict[str, Callable[[], Any]], rounds: int, iters: int, warmup: int = 2
 ) -> dict[str, float]:
     """Seconds per call of each function: the best round mean, rounds interleaved (a, b, a, b, ...).
 
     Interleaving shares any background load between the contenders, so their ratio stays fair on a
-    busy machine; the best round is the least disturbed one.
+    busy machine; the best round is the least disturbed one.  When the functions run CUDA work the
+    device is synchronised before each clock reading (:func:`_cuda_sync`).
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    sync = _cuda_sync()  # after the warm-up, which starts CUDA if the functions use it
     best = {name: math.inf for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            sync()
             t0 = time.perf_counter()
             for _ in range(iters):
                 fn()
+            sync()
             best[name] = min(best[name], (time.perf_counter() - t0) / iters)
     return best
 

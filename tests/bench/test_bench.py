@@ -247,6 +247,38 @@ def test_best_of_rounds_interleaves_and_keeps_each_best_round() -> None:
     assert times["slow"] >= 0.004 > times["fast"] >= 0
 
 
+def _record_clock_and_cuda(monkeypatch: pytest.MonkeyPatch, events: list[str], used: bool) -> None:
+    """A CUDA machine whose CUDA context exists (``used``) or not; clock readings and
+    synchronisations are appended to ``events``."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: used)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    clock = time.perf_counter
+
+    def recording_clock() -> float:
+        events.append("clock")
+        return clock()
+
+    monkeypatch.setattr(time, "perf_counter", recording_clock)
+
+
+def test_best_of_rounds_synchronises_cuda_before_each_clock_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+    _record_clock_and_cuda(monkeypatch, events, used=True)
+    best_of_rounds({"f": lambda: events.append("call")}, rounds=2, iters=2, warmup=1)
+    round_ = ["sync", "clock", "call", "call", "sync", "clock"]
+    assert events == ["call", *round_, *round_]
+
+
+def test_best_of_rounds_never_synchronises_cpu_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    _record_clock_and_cuda(monkeypatch, events, used=False)
+    best_of_rounds({"f": lambda: events.append("call")}, rounds=2, iters=2, warmup=1)
+    assert events == ["call", *(["clock", "call", "call", "clock"] * 2)]
+
+
 def test_projected_hours() -> None:
     # 1 network x 1 epoch of 3600 training slices and 1080 validation slices (a third of a
     # step each) at 1 slice/s

@@ -1,4 +1,5 @@
-"""`ssimrecon bench` and the CPU fast path: the benchmark's bookkeeping, never its timings.
+"""`ssimrecon bench` (package ssimrecon_bench) and the CPU fast path: the benchmark's bookkeeping,
+never its timings.
 
 The CLI test runs real rows on small settings and checks that summary.csv holds real numbers whose
 ``met`` agrees with value vs target; speed is what the benchmark reports, not what the tests assert.
@@ -13,23 +14,36 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-import ssimrecon_bench.suite as bench
+from ssimrecon.errors import SsimreconError
 from ssimrecon.training import fastpath
-from ssimrecon_bench.suite import (
+from ssimrecon_bench import cli, core, runner
+from ssimrecon_bench.config import DEMO_CONFIG, PAPER_CONFIG, load_config
+from ssimrecon_bench.core import (
+    BenchError,
+    Context,
     Options,
     Row,
     Target,
     at_least,
     at_most,
-    projected_hours,
-    run_rows,
+    best_of_rounds,
+    format_table,
     write_summary,
 )
+from ssimrecon_bench.demo import rule_seconds
+from ssimrecon_bench.projection import projected_hours
+from ssimrecon_bench.runner import run_rows
+from ssimrecon_bench.ssim import ssim_images
+from ssimrecon_bench.train import unet_flops_per_slice
+from ssimrecon_bench.workspace import copy_workflow
+from tests.helpers import deep_merge
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +73,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def _read_summary(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        assert tuple(reader.fieldnames or ()) == bench.SUMMARY_COLUMNS
+        assert tuple(reader.fieldnames or ()) == core.SUMMARY_COLUMNS
         return list(reader)
 
 
@@ -82,10 +96,10 @@ def _check_consistent(rows: list[dict[str, str]]) -> None:
 # the CLI
 def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    exe = VENV_BIN / "ssimrecon"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ssimrecon.cli"]
-    cmd += [
-        "bench",
+    cmd = [
+        sys.executable,
+        "-m",
+        "ssimrecon_bench.cli",
         "--quick",
         "--only",
         "ssim",
@@ -150,29 +164,52 @@ def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
 
 
 def test_bench_rejects_bad_arguments(tmp_path: Path) -> None:
-    from ssimrecon.cli import main
-
-    assert main(["bench", "--only", "ssim", "--train-steps", "0", "--output", str(tmp_path)]) == 2
+    with pytest.raises(SsimreconError, match="--train-steps: must be >= 1, got 0"):
+        cli.main(["--only", "ssim", "--train-steps", "0", "--output", str(tmp_path)])
     with pytest.raises(SystemExit):
-        bench.main(["--only", "nonsense"])
+        cli.main(["--only", "nonsense"])
+    # run as a script: the user error is one line and exit status 2, nothing is written
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssimrecon_bench.cli",
+            "--image-size",
+            "0",
+            "64",
+            "--output",
+            str(out),
+        ],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: --image-size: sizes must be positive, got [0, 64]"
+    ]
+    assert not out.exists()
 
 
 # -----------------------------------------------------------------------------------------------
 # bookkeeping
 def test_failed_row_is_reported_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(opts: Options, ctx: bench.Context) -> list[Row]:
+    def broken(opts: Options, ctx: Context) -> list[Row]:
         raise RuntimeError("disk on fire")
 
-    def fine(opts: Options, ctx: bench.Context) -> list[Row]:
+    def fine(opts: Options, ctx: Context) -> list[Row]:
         return [Row("shard_volumes_per_s", 1.5, "volumes/s", at_least(2.0)), Row("info", 3.0, "x")]
 
     monkeypatch.setitem(
-        bench.ROW_FUNCS, "ssim", (broken, "ssim_speedup_vs_pytorch_msssim", "x", at_least(5.0))
+        runner.ROW_FUNCS, "ssim", (broken, "ssim_speedup_vs_pytorch_msssim", "x", at_least(5.0))
     )
     monkeypatch.setitem(
-        bench.ROW_FUNCS, "shards", (fine, "shard_volumes_per_s", "volumes/s", at_least(2.0))
+        runner.ROW_FUNCS, "shards", (fine, "shard_volumes_per_s", "volumes/s", at_least(2.0))
     )
-    opts = Options(config=bench.load_config(REPO), work_dir=tmp_path)
+    opts = Options(config=load_config(REPO), work_dir=tmp_path)
     rows, _ = run_rows(["ssim", "shards"], opts)
     assert [r.metric for r in rows] == [
         "ssim_speedup_vs_pytorch_msssim",
@@ -185,7 +222,7 @@ def test_failed_row_is_reported_not_hidden(tmp_path: Path, monkeypatch: pytest.M
     written = _read_summary(tmp_path / "summary.csv")
     _check_consistent(written)
     assert [r["met"] for r in written] == ["False", "False", ""]
-    assert "NO" in bench.format_table(rows)
+    assert "NO" in format_table(rows)
 
 
 def test_targets() -> None:
@@ -198,6 +235,50 @@ def test_targets() -> None:
         Target("==", 1.0)
 
 
+def test_best_of_rounds_interleaves_and_keeps_each_best_round() -> None:
+    calls: list[str] = []
+
+    def slow() -> None:
+        calls.append("slow")
+        time.sleep(0.004)
+
+    times = best_of_rounds({"fast": lambda: calls.append("fast"), "slow": slow}, 2, 3, warmup=1)
+    assert calls == ["fast", "slow"] + (["fast"] * 3 + ["slow"] * 3) * 2
+    assert times["slow"] >= 0.004 > times["fast"] >= 0
+
+
+def _record_clock_and_cuda(monkeypatch: pytest.MonkeyPatch, events: list[str], used: bool) -> None:
+    """A CUDA machine whose CUDA context exists (``used``) or not; clock readings and
+    synchronisations are appended to ``events``."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: used)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    clock = time.perf_counter
+
+    def recording_clock() -> float:
+        events.append("clock")
+        return clock()
+
+    monkeypatch.setattr(time, "perf_counter", recording_clock)
+
+
+def test_best_of_rounds_synchronises_cuda_before_each_clock_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+    _record_clock_and_cuda(monkeypatch, events, used=True)
+    best_of_rounds({"f": lambda: events.append("call")}, rounds=2, iters=2, warmup=1)
+    round_ = ["sync", "clock", "call", "call", "sync", "clock"]
+    assert events == ["call", *round_, *round_]
+
+
+def test_best_of_rounds_never_synchronises_cpu_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    _record_clock_and_cuda(monkeypatch, events, used=False)
+    best_of_rounds({"f": lambda: events.append("call")}, rounds=2, iters=2, warmup=1)
+    assert events == ["call", *(["clock", "call", "call", "clock"] * 2)]
+
+
 def test_projected_hours() -> None:
     # 1 network x 1 epoch of 3600 training slices and 1080 validation slices (a third of a
     # step each) at 1 slice/s
@@ -206,23 +287,61 @@ def test_projected_hours() -> None:
     assert math.isnan(projected_hours(0.0, 1, 1, 1, 1))
 
 
-def test_paper_config_defaults_match_config_yaml() -> None:
-    loaded = bench.load_config(REPO)
-    for section in ("split", "mask", "model"):
-        for key, value in bench.PAPER_DEFAULTS[section].items():
-            assert loaded[section][key] == value, (section, key)
+def _assert_holds(loaded: dict, expected: dict, where: str = "") -> None:
+    """Every key of ``expected`` is in ``loaded`` with the same value (recursively)."""
+    for key, value in expected.items():
+        assert key in loaded, f"{where}{key}"
+        if isinstance(value, dict):
+            _assert_holds(loaded[key], value, f"{where}{key}.")
+        else:
+            assert loaded[key] == value, (f"{where}{key}", loaded[key], value)
+
+
+def test_paper_settings_are_config_yaml_with_schema_defaults() -> None:
+    in_file = yaml.safe_load((REPO / PAPER_CONFIG).read_text())
+    loaded = load_config(REPO)
+    _assert_holds(loaded, in_file)
+    assert set(loaded) >= set(in_file)
+    # keys config.yaml leaves out come from workflow/schemas/config.schema.yaml
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    threads = schema["properties"]["training"]["properties"]["threads"]["default"]
+    assert "threads" not in in_file["training"] and loaded["training"]["threads"] == threads
     assert loaded["preprocessing"]["image_size"] == [256, 256]
 
 
+def test_demo_settings_are_config_demo_yaml_over_config_yaml() -> None:
+    paper = yaml.safe_load((REPO / PAPER_CONFIG).read_text())
+    demo = yaml.safe_load((REPO / DEMO_CONFIG).read_text())
+    loaded = load_config(REPO, (DEMO_CONFIG,))
+    _assert_holds(loaded, deep_merge(paper, demo))
+    # a demo key replaces the paper's, a key the demo leaves out keeps the paper's value
+    assert loaded["model"]["base_channels"] == demo["model"]["base_channels"] != 64
+    assert loaded["model"]["depth"] == paper["model"]["depth"]
+    assert loaded["experiment"] == demo["experiment"]
+
+
+def test_load_config_errors_name_the_file_or_key(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="config.yaml: no such config file"):
+        load_config(tmp_path)
+    ws = copy_workflow(REPO, tmp_path / "ws")
+    (ws / "extra.yaml").write_text("split:\n  n_trian: 3\n")
+    with pytest.raises(BenchError, match="unknown key 'split.n_trian'"):
+        load_config(ws, ("extra.yaml",))
+    (ws / "extra.yaml").write_text("mask:\n  acceleration: fast\n")
+    with pytest.raises(BenchError, match="config key 'mask.acceleration'"):
+        load_config(ws, ("extra.yaml",))
+
+
 def test_unet_flops_per_slice_of_the_paper_network() -> None:
-    flops = bench.unet_flops_per_slice(bench.PAPER_DEFAULTS["model"], (256, 256))
+    model = load_config(REPO)["model"]
+    flops = unet_flops_per_slice(model, (256, 256))
     assert 3.5e11 < flops < 5.0e11  # ~419 GFLOP forward + backward (the issue's ~450)
-    forward = bench.unet_flops_per_slice(bench.PAPER_DEFAULTS["model"], (256, 256), backward=False)
+    forward = unet_flops_per_slice(model, (256, 256), backward=False)
     assert forward == pytest.approx(flops / 3, rel=0.05)
 
 
 def test_ssim_images_are_valid_inputs() -> None:
-    ref, est = bench.ssim_images(n=2, size=64)
+    ref, est = ssim_images(n=2, size=64)
     assert ref.shape == est.shape == (2, 1, 64, 64) and ref.dtype == torch.float32
     assert (
         float(ref.min()) == 0.0
@@ -232,15 +351,24 @@ def test_ssim_images_are_valid_inputs() -> None:
 
 
 def test_copy_workflow_copies_no_results(tmp_path: Path) -> None:
-    ws = bench.copy_workflow(REPO, tmp_path / "ws")
+    ws = copy_workflow(REPO, tmp_path / "ws")
     assert (
         (ws / "Snakefile").is_file()
         and (ws / "workflow" / "rules").is_dir()
         and (ws / "config.yaml").is_file()
     )
     assert not (ws / "results").exists() and not (ws / ".snakemake").exists()
-    with pytest.raises(bench.BenchError):
-        bench.copy_workflow(tmp_path / "nowhere", tmp_path / "ws2")
+    with pytest.raises(BenchError):
+        copy_workflow(tmp_path / "nowhere", tmp_path / "ws2")
+
+
+def test_demo_rule_seconds_sum_the_benchmark_files_per_rule(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    for name, seconds in (("Net-mse", "12.5"), ("Net-mse-dssim", "7.5")):
+        (tmp_path / "train" / f"{name}.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:12\n")
+    (tmp_path / "report.tsv").write_text("s\th:m:s\n1.0\t0:00:01\n")
+    (tmp_path / "empty.tsv").write_text("")
+    assert rule_seconds(tmp_path) == {"train": 20.0, "report": 1.0}
 
 
 # -----------------------------------------------------------------------------------------------

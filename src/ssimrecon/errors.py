@@ -23,3 +23,7 @@ class ShardError(SsimreconError):
 
 class CheckpointError(SsimreconError):
     """A checkpoint or model bundle cannot be loaded safely."""
+
+
+class ConfigError(SsimreconError):
+    """The experiment config, or the settings a stage was handed, are invalid; names the key."""

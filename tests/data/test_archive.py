@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ssimrecon import cli
-from ssimrecon.data.archive import main, safe_extract
+from ssimrecon.data.archive import safe_extract
 from ssimrecon.errors import ArchiveError
 from tests.helpers import write_tiny_ixi_archive
 
@@ -122,7 +122,9 @@ def test_corrupt_or_missing_archive(tmp_path: Path) -> None:
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     archive = tmp_path / "a.tar.gz"
     write_tiny_ixi_archive(archive, ["IXI002", "IXI013"])
-    assert main(["--archive", str(archive), "--output-dir", str(tmp_path / "d")]) == 0
+    assert (
+        cli.main(["extract", "--archive", str(archive), "--output-dir", str(tmp_path / "d")]) == 0
+    )
     assert len(list((tmp_path / "d").glob("*.nii.gz"))) == 2
     bad = _tar_with(tmp_path / "bad.tar", [_file("../evil")])
     assert cli.main(["extract", "--archive", str(bad), "--output-dir", str(tmp_path / "e")]) == 2

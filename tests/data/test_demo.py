@@ -11,7 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from ssimrecon.data.demo import build_demo_archive, ixi_affine, main
+from ssimrecon.cli.data import demo_archive
+from ssimrecon.data.demo import build_demo_archive, ixi_affine
 
 NAME = re.compile(r"^IXI\d{3}-(Guys|HH|IOP)-\d{4}-T1\.nii\.gz$")
 SHAPE = (32, 32, 20)
@@ -95,7 +96,14 @@ def test_subjects_differ_within_an_archive(tiny):
 def test_cli_default_voxel_keeps_the_ixi_field_of_view(tmp_path):
     out = tmp_path / "cli.tar"
     assert (
-        main(["--output", str(out), "--subjects", "1", "--seed", "0", "--shape", "64", "64", "30"])
+        demo_archive(
+            [
+                "--output",
+                str(out),
+                "--config-json",
+                '{"subjects": 1, "seed": 0, "shape": [64, 64, 30]}',
+            ]
+        )
         == 0
     )
     _, blobs = _volumes(out)

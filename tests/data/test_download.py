@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ssimrecon import cli
-from ssimrecon.data.download import download, main, md5_of, read_md5_file
+from ssimrecon.data.download import download, md5_of, read_md5_file
 from ssimrecon.errors import DownloadError
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()
@@ -204,10 +204,11 @@ def test_cli_md5_file_and_warning(tmp_path: Path, capsys: pytest.CaptureFixture[
     md5_file = tmp_path / "IXI-T1.tar.md5"
     md5_file.write_text(f"{PAYLOAD_MD5}  IXI-T1.tar\n")
     out = tmp_path / "dl" / "IXI-T1.tar"
-    assert main(["--url", str(source), "--output", str(out), "--md5-file", str(md5_file)]) == 0
+    argv = ["download", "--url", str(source), "--output", str(out), "--md5-file", str(md5_file)]
+    assert cli.main(argv) == 0
     assert out.read_bytes() == PAYLOAD
     assert "warning" not in capsys.readouterr().err
-    assert main(["--url", str(source), "--output", str(tmp_path / "nocheck.tar")]) == 0
+    assert cli.main(["download", "--url", str(source), "--output", str(tmp_path / "n.tar")]) == 0
     assert "checksum" in capsys.readouterr().err
     status = cli.main(
         ["download", "--url", str(source), "--output", str(tmp_path / "w.tar"), "--md5", "f" * 32]

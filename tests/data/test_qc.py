@@ -15,7 +15,7 @@ import pytest
 
 from ssimrecon import cli
 from ssimrecon.data.archive import safe_extract
-from ssimrecon.data.qc import COLUMNS, build_subjects_table, inspect_volume, main, parse_ixi_name
+from ssimrecon.data.qc import COLUMNS, build_subjects_table, inspect_volume, parse_ixi_name
 from ssimrecon.errors import VolumeError
 from tests.helpers import (
     corrupt_nifti_bytes,
@@ -123,11 +123,12 @@ def test_cli_writes_csv(
     extracted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "results" / "subjects.csv"
-    argv = ["qc", "--input-dir", str(extracted), "--output", str(output)]
+    argv = ["qc", "--input-dir", str(extracted), "--output", str(output), "--config-json"]
+    argv.append('{"exclude": []}')
     assert cli.main(argv) == 2
     assert ixi_file_name("IXI013", 2) in capsys.readouterr().err
     assert not output.exists()
-    assert main(argv[1:] + ["--exclude", "IXI013"]) == 0
+    assert cli.main(argv[:-1] + ['{"exclude": ["IXI013"]}']) == 0
     table = pd.read_csv(output, dtype={"md5": str})
     assert list(table.columns) == COLUMNS
     assert "IXI013" not in set(table["subject"]) and len(table) == 3

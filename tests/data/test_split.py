@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ssimrecon import cli
-from ssimrecon.data.split import main, make_split
+from ssimrecon.data.split import make_split
 from ssimrecon.errors import SsimreconError
 
 SUBJECTS = [f"IXI{n:03d}" for n in range(2, 42)]  # 40 ids
@@ -59,19 +59,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [
         "--subjects",
         str(subjects),
-        "--n-train",
-        "6",
-        "--n-val",
-        "2",
-        "--seed",
-        "5",
         "--output",
         str(output),
+        "--config-json",
+        '{"n_train": 6, "n_val": 2, "seed": 5}',
     ]
-    assert main(args) == 0
+    assert cli.main(["split", *args]) == 0
     written = pd.read_csv(output, dtype=str)
     pd.testing.assert_frame_equal(written, make_split(SUBJECTS, 6, 2, seed=5))
-    bad = ["split"] + args[:3] + ["60"] + args[4:]
+    bad = ["split"] + args[:5] + ['{"n_train": 60, "n_val": 2, "seed": 5}']
     assert cli.main(bad) == 2
     assert "split.n_train" in capsys.readouterr().err
     no_column = tmp_path / "nosubject.csv"

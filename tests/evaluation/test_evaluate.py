@@ -11,9 +11,11 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from ssimrecon.cli.evaluate import evaluate as evaluate_command
+from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluation.evaluate import evaluate_shards, main
-from ssimrecon.evaluation.inference import pick_device, predict_slices
+from ssimrecon.evaluation.evaluate import evaluate_shards
+from ssimrecon.evaluation.inference import predict_slices
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.unet import UNet
@@ -135,15 +137,15 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
 
     out = tmp_path / "metrics" / "zero-filled.csv"
     assert (
-        main(
+        evaluate_command(
             [
                 "--shards",
                 str(tmp_path / "A.h5"),
                 "--zero-filled",
                 "--output",
                 str(out),
-                "--min-signal-fraction",
-                "0.05",
+                "--config-json",
+                '{"min_signal_fraction": 0.05}',
             ]
         )
         == 0

@@ -12,10 +12,11 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from ssimrecon.cli.reconstruct import reconstruct as reconstruct_command
+from ssimrecon.cli.report import summary as summary_command
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards
-from ssimrecon.evaluation.reconstruct import main, reconstruct
-from ssimrecon.evaluation.summary import main as summary_main
+from ssimrecon.evaluation.reconstruct import reconstruct
 from ssimrecon.kspace.mask import save_mask
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
@@ -75,7 +76,7 @@ def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
     model = make_test_model(tmp_path / "net.pt", sample_mask(), min_signal_fraction=0.1)
     out = tmp_path / "out" / "recon.nii.gz"
     assert (
-        main(
+        reconstruct_command(
             [
                 "--model",
                 str(tmp_path / "net.pt"),
@@ -211,7 +212,7 @@ def test_summary_lists_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (tmp_path / "figures").mkdir()
     (tmp_path / "table1.md").write_text("| Method | SSIM |\n|---|---|\n| Net-mse | 0.9 |\n")
     (tmp_path / "figures" / "figure2.png").write_bytes(b"png")
-    assert summary_main(["--results", str(tmp_path)]) == 0
+    assert summary_command(["--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert any(
@@ -221,4 +222,4 @@ def test_summary_lists_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert any("report.html" in ln and "missing" in ln for ln in lines)
     assert "| Net-mse | 0.9 |" in out
     with pytest.raises(SsimreconError, match="nowhere"):
-        summary_main(["--results", str(tmp_path / "nowhere")])
+        summary_command(["--results", str(tmp_path / "nowhere")])

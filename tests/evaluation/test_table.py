@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ssimrecon.cli.report import table as table_command
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluation.table import build_table1, main, write_table1
+from ssimrecon.evaluation.table import build_table1, write_table1
 
 METRICS = ("ssim", "psnr", "rel_error", "mse")
 
@@ -109,12 +110,12 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
         args.append(f"{name}={tmp_path / f'{name}.csv'}")
     csv_path, md_path = tmp_path / "out" / "table1.csv", tmp_path / "out" / "table1.md"
     assert (
-        main(
+        table_command(
             [
                 "--metrics",
                 *args,
-                "--baseline",
-                "Net-mse",
+                "--config-json",
+                '{"baseline": "Net-mse"}',
                 "--csv",
                 str(csv_path),
                 "--md",
@@ -135,12 +136,12 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
     assert f"{ssim['ssim_mean']:.4f} ± {ssim['ssim_std']:.4f}" in table_rows[0]
     assert f"p={ssim['ssim_p_vs_Net-mse']:.4f}" in table_rows[0]
     with pytest.raises(SsimreconError, match="missing.csv"):
-        main(
+        table_command(
             [
                 "--metrics",
                 f"a={tmp_path / 'missing.csv'}",
-                "--baseline",
-                "a",
+                "--config-json",
+                '{"baseline": "a"}',
                 "--csv",
                 str(csv_path),
                 "--md",
@@ -149,12 +150,12 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
         )
     (tmp_path / "bad.csv").write_text("subject,slice,ssim\nA,1,0.5\n")
     with pytest.raises(SsimreconError, match=r"bad\.csv.*psnr"):
-        main(
+        table_command(
             [
                 "--metrics",
                 f"a={tmp_path / 'bad.csv'}",
-                "--baseline",
-                "a",
+                "--config-json",
+                '{"baseline": "a"}',
                 "--csv",
                 str(csv_path),
                 "--md",

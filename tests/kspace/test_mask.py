@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from ssimrecon.cli.kspace import mask as mask_command
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.mask import (
     achieved_acceleration,
     center_region,
     design_density,
     load_mask,
-    main,
     normalized_radius,
     save_mask,
     variable_density_mask,
@@ -132,17 +132,11 @@ def test_radial_profile_of_known_image():
 
 def test_cli_writes_mask_and_figure(tmp_path):
     out, fig = tmp_path / "mask.npz", tmp_path / "figs" / "mask.png"
-    rc = main(
+    rc = mask_command(
         [
-            "--shape",
-            "48",
-            "64",
-            "--acceleration",
-            "4",
-            "--center-size",
-            "6",
-            "--seed",
-            "5",
+            "--config-json",
+            '{"image_size": [48, 64], "acceleration": 4, "center_size": 6, "seed": 5, '
+            '"power": 2.0}',
             "--output",
             str(out),
             "--figure",

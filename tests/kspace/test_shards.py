@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from ssimrecon.cli.kspace import shard as shard_command
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.mask import save_mask, variable_density_mask
@@ -23,7 +24,6 @@ from ssimrecon.kspace.shards import (
     REQUIRED_ATTRS,
     ShardReader,
     file_md5,
-    main,
     make_shard,
     validate_shard,
     write_shard,
@@ -239,12 +239,10 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         str(mask_path),
         "--output",
         str(out),
-        "--image-size",
-        *map(str, IMAGE),
-        "--downsample",
-        "1",
+        "--config-json",
+        Preprocessing(image_size=IMAGE).to_json(),
     ]
-    assert main(args) == 0
+    assert shard_command(args) == 0
     with ShardReader(out) as r:
         assert r.attrs["source_md5"] == "ab" * 16 and r.attrs["subject"] == "IXI002"
         assert r.preprocessing == Preprocessing(image_size=IMAGE)
@@ -257,18 +255,18 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         str(mask_path),
         "--output",
         str(tmp_path / "bad.h5"),
-        "--image-size",
-        *map(str, IMAGE),
+        "--config-json",
+        Preprocessing(image_size=IMAGE).to_json(),
     ]
     with pytest.raises(SsimreconError, match=r"IXI999.*subjects\.csv"):
-        main(bad)
+        shard_command(bad)
 
 
 def test_cli_with_volume_and_downsample(tmp_path, volume_path):
     mask_path, _ = _mask_file(tmp_path, shape=(8, 12))
     out = tmp_path / "ds.h5"
     assert (
-        main(
+        shard_command(
             [
                 "--volume",
                 str(volume_path),
@@ -278,13 +276,8 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
                 str(mask_path),
                 "--output",
                 str(out),
-                "--image-size",
-                "8",
-                "12",
-                "--downsample",
-                "2",
-                "--phase",
-                "smooth",
+                "--config-json",
+                Preprocessing(image_size=(8, 12), downsample=2, phase="smooth").to_json(),
                 "--source-md5",
                 "f" * 32,
             ]

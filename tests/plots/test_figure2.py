@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssimrecon.cli.report import figure2 as figure2_command
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.metrics import slice_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
@@ -16,7 +17,6 @@ from ssimrecon.plots.figure2 import (
     choose_slices,
     collect_candidates,
     display,
-    main,
     make_figure2,
     zoom_box,
 )
@@ -138,7 +138,7 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
     # CLI with forced subject/slices and one network: narrower figure
     png2 = tmp_path / "one.png"
     assert (
-        main(
+        figure2_command(
             [
                 "--shards",
                 *map(str, shards),
@@ -151,15 +151,9 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
                 "--slices",
                 "21",
                 "26",
-                "--dpi",
-                "50",
-                "--zoom-center",
-                "0.5",
-                "0.5",
-                "--zoom-size",
-                "0.3",
-                "--error-max",
-                "0.1",
+                "--config-json",
+                '{"dpi": 50, "zoom_center": [0.5, 0.5], "zoom_size": 0.3, "error_max": 0.1, '
+                '"min_signal_fraction": 0.05}',
             ]
         )
         == 0

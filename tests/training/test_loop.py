@@ -5,6 +5,7 @@ best-model bundle, history.csv and training curves."""
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import signal
@@ -17,10 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from ssimrecon.cli import main as cli_main
+from ssimrecon.cli.train import curves as curves_command
+from ssimrecon.config.sections import settings_from
 from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
-from ssimrecon.plots import curves
 from ssimrecon.training.loop import (
     HISTORY_COLUMNS,
     TrainingInterrupted,
@@ -34,7 +37,12 @@ from tests.helpers import write_test_shards
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
 BASE = {
+    "epochs": 1,
     "batch_size": 2,
+    "seed": 0,
+    "device": "auto",
+    "min_signal_fraction": 0.05,
+    "max_train_batches": None,
     "lr": 1e-3,
     "crop": [24, 24],
     "num_workers": 0,
@@ -64,7 +72,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
 
 
 def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **training) -> dict:
-    settings = TrainSettings.from_dict({**BASE, **training})
+    settings = settings_from(TrainSettings, {**BASE, **training}, "training")
     return train_network(
         data["train"],
         data["val"],
@@ -105,14 +113,19 @@ def assert_same_history(a: Path, b: Path) -> None:
 
 
 def test_settings_validation() -> None:
-    s = TrainSettings.from_dict({"crop": [24, 32], "bf16": "false", "epochs": 3})
-    assert s.crop == (24, 32) and s.bf16 is False and s.epochs == 3 and s.lr == 1e-4
+    def settings(**values: object) -> TrainSettings:
+        return settings_from(TrainSettings, {**BASE, **values}, "training")
+
+    s = settings(crop=[24, 32], bf16="false", epochs=3)
+    assert s.crop == (24, 32) and s.bf16 is False and s.epochs == 3 and s.lr == 1e-3
     with pytest.raises(SsimreconError, match=r"training\.bogus"):
-        TrainSettings.from_dict({"bogus": 1})
+        settings(bogus=1)
+    with pytest.raises(SsimreconError, match=r"training\.lr: missing"):
+        settings_from(TrainSettings, {k: v for k, v in BASE.items() if k != "lr"}, "training")
     with pytest.raises(SsimreconError, match=r"training\.lr"):
-        TrainSettings.from_dict({"lr": -1})
+        settings(lr=-1)
     with pytest.raises(SsimreconError, match=r"training\.bf16"):
-        TrainSettings.from_dict({"bf16": "sometimes"})
+        settings(bf16="sometimes")
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda")  # never MPS
     for bad in ("gpu", "mps", "meta"):
@@ -145,7 +158,7 @@ def test_training_learns_and_writes_bundle_history_and_curves(
 
     png = tmp_path / "curves.png"
     assert (
-        curves.main(
+        curves_command(
             [
                 "--history",
                 f"net={tmp_path / 'history.csv'}",
@@ -158,7 +171,7 @@ def test_training_learns_and_writes_bundle_history_and_curves(
     )
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SsimreconError, match="missing.csv"):
-        curves.main(["--history", f"net={tmp_path / 'missing.csv'}", "--output", str(png)])
+        curves_command(["--history", f"net={tmp_path / 'missing.csv'}", "--output", str(png)])
 
 
 def test_same_seed_same_weights(data: dict[str, list[Path]], tmp_path: Path) -> None:
@@ -184,7 +197,7 @@ def test_signal_mid_epoch_then_resume_is_bit_identical(
 
         return hook
 
-    settings = TrainSettings.from_dict({**BASE, "epochs": 3})
+    settings = settings_from(TrainSettings, {**BASE, "epochs": 3}, "training")
     kwargs = dict(
         model_cfg=MODEL,
         loss_terms=LOSS,
@@ -271,9 +284,7 @@ def test_bf16_autocast_nchw_training_runs(data: dict[str, list[Path]], tmp_path:
 def test_cli_reports_bad_training_key(
     data: dict[str, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ssimrecon import cli
-
-    code = cli.main(
+    code = cli_main(
         [
             "train",
             "--network",
@@ -282,12 +293,10 @@ def test_cli_reports_bad_training_key(
             str(data["train"][0]),
             "--val-shards",
             str(data["val"][0]),
-            "--model-json",
-            "{}",
-            "--loss-json",
-            '{"mse": 1}',
-            "--training-json",
-            '{"epochs": 1, "learning_rate": 0.1}',
+            "--config-json",
+            json.dumps(
+                {"model": {}, "loss": {"mse": 1}, "training": {**BASE, "learning_rate": 0.1}}
+            ),
             "--best",
             str(tmp_path / "b.pt"),
             "--history",
@@ -312,10 +321,7 @@ def test_cli_sigterm_then_rerun_resumes_bit_identical(
     epochs = 12
     run(data, tmp_path / "ref", epochs=epochs)
     out = tmp_path / "cli"
-    training = (
-        '{"batch_size": 2, "lr": 0.001, "crop": [24, 24], "num_workers": 1, "bf16": false, '
-        f'"channels_last": true, "epochs": {epochs}}}'
-    )
+    training = {**BASE, "num_workers": 1, "epochs": epochs}
     cmd = [
         sys.executable,
         "-m",
@@ -327,12 +333,8 @@ def test_cli_sigterm_then_rerun_resumes_bit_identical(
         *map(str, data["train"]),
         "--val-shards",
         *map(str, data["val"]),
-        "--model-json",
-        '{"base_channels": 4, "depth": 2, "residual": true}',
-        "--loss-json",
-        '{"mse": 1.0, "dssim": 0.1}',
-        "--training-json",
-        training,
+        "--config-json",
+        json.dumps({"model": MODEL, "loss": LOSS, "training": training}),
         "--threads",
         "1",
         "--best",

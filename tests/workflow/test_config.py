@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssimrecon.configcheck import ConfigError, check_consistency, check_schema, load_schema
+from ssimrecon.config.check import check_consistency, check_schema, load_schema
+from ssimrecon.errors import ConfigError
 from tests.helpers import REPO, Workspace, deep_merge
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -86,12 +87,8 @@ def test_error_from_a_stage_is_one_line_naming_the_file(
             "split",
             "--subjects",
             str(missing),
-            "--n-train",
-            "1",
-            "--n-val",
-            "1",
-            "--seed",
-            "0",
+            "--config-json",
+            '{"n_train": 1, "n_val": 1, "seed": 0}',
             "--output",
             str(tmp_path / "split.csv"),
         ]

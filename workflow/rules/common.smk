@@ -1,4 +1,11 @@
 # Helpers shared by the workflow files (config checks, output paths, per-network settings).
+#
+# The one config path: config.yaml (+ --configfile overrides) -> checked here, once, before any
+# job (ssimrecon.config.check), with the defaults of workflow/schemas/config.schema.yaml filled
+# in -> each rule hands its stage the values it uses as ONE JSON string
+# (`--config-json {params.config:q}`, built by the *_config() helpers below) -> the stage's
+# command (src/ssimrecon/cli/) parses it with ssimrecon.config.sections.load_settings into a
+# dataclass without defaults.
 import json
 import os
 import sys
@@ -6,7 +13,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from ssimrecon.configcheck import ConfigError, check_consistency, check_schema, load_schema
+from ssimrecon.config.check import check_consistency, check_schema, load_schema
+from ssimrecon.errors import ConfigError
 
 # Jobs call the `ssimrecon` CLI installed beside the running Snakemake, so `.venv/bin/snakemake` works
 # without activating the venv (locally and in SLURM jobs, which re-read this file).
@@ -68,9 +76,23 @@ def network_model(network: str) -> dict:
     return {**config["model"], **config["networks"][network].get("model", {})}
 
 
-def training_settings() -> dict:
-    """Training options that change results (threads only change speed and are not among them)."""
-    return {k: v for k, v in config["training"].items() if k != "threads"}
+def train_config(network: str) -> str:
+    """`ssimrecon train --config-json`: model, loss and the training options that change results
+    (threads only change speed: they are the job's threads, not a setting)."""
+    training = {k: v for k, v in config["training"].items() if k != "threads"}
+    loss = config["networks"][network]["loss"]
+    return as_json({"model": network_model(network), "loss": loss, "training": training})
+
+
+def mask_config() -> str:
+    """`ssimrecon mask --config-json`: the mask section and the image size it covers."""
+    return as_json({**config["mask"], "image_size": config["preprocessing"]["image_size"]})
+
+
+def figure2_config() -> str:
+    """`ssimrecon figure2 --config-json`: the figure section and which slices may be shown."""
+    min_signal = config["evaluation"]["min_signal_fraction"]
+    return as_json({**config["figure"], "min_signal_fraction": min_signal})
 
 
 def final_outputs() -> list[str]:
@@ -89,8 +111,9 @@ def download_inputs(wildcards) -> list[str]:
     return [source["url"], source["md5_file"]] if "md5_file" in source else []
 
 
-def checksum_option(wildcards) -> str:
+def checksum_option(wildcards) -> list[str]:
+    """`--md5-file F`, `--md5 HEX` or nothing; a list, so that `{params.checksum:q}` quotes each."""
     source = source_settings()
     if "md5_file" in source:
-        return f"--md5-file {source['md5_file']}"
-    return f"--md5 {source['md5']}" if source.get("md5") else ""
+        return ["--md5-file", source["md5_file"]]
+    return ["--md5", source["md5"]] if source.get("md5") else []

@@ -1,4 +1,9 @@
 # Stage 1-3: get the archive, extract it safely, check every volume, split subjects.
+# Every value that reaches the shell is quoted ({...:q}); config values travel as one JSON string.
+
+
+localrules:
+    split,
 
 
 rule demo_archive:
@@ -11,13 +16,14 @@ rule demo_archive:
         f"{OUT}/benchmarks/demo_archive.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
-        subjects=lambda wc: config["source"]["demo"]["subjects"],
-        seed=lambda wc: config["source"]["demo"]["seed"],
-        shape=lambda wc: " ".join(map(str, config["source"]["demo"]["shape"])),
+        config=lambda wc: as_json(config["source"]["demo"]),
     shell:
-        "ssimrecon demo-archive --output {output.archive} --subjects {params.subjects} "
-        "--seed {params.seed} --shape {params.shape} 2> {log}"
+        "ssimrecon demo-archive --output {output.archive:q} --config-json {params.config:q} "
+        "2> {log:q}"
 
 
 rule download:
@@ -31,11 +37,15 @@ rule download:
         f"{OUT}/benchmarks/download.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=240,  # the IXI T1 archive is 4.5 GB
     params:
         url=lambda wc: source_settings()["url"],
         checksum=checksum_option,
     shell:
-        "ssimrecon download --url {params.url:q} --output {output} {params.checksum} 2> {log}"
+        "ssimrecon download --url {params.url:q} --output {output:q} {params.checksum:q} "
+        "2> {log:q}"
 
 
 rule extract:
@@ -49,8 +59,11 @@ rule extract:
         f"{OUT}/benchmarks/extract.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=60,
     shell:
-        "ssimrecon extract --archive {input} --output-dir {output} 2> {log}"
+        "ssimrecon extract --archive {input:q} --output-dir {output:q} 2> {log:q}"
 
 
 rule qc:
@@ -64,10 +77,14 @@ rule qc:
         f"{OUT}/benchmarks/qc.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=60,  # reads every volume once
     params:
-        exclude=lambda wc: " ".join(f"--exclude {s}" for s in config["exclude"]),
+        config=lambda wc: as_json({"exclude": config["exclude"]}),
     shell:
-        "ssimrecon qc --input-dir {input} --output {output} {params.exclude} 2> {log}"
+        "ssimrecon qc --input-dir {input:q} --output {output:q} --config-json {params.config:q} "
+        "2> {log:q}"
 
 
 checkpoint split:
@@ -79,10 +96,11 @@ checkpoint split:
         f"{OUT}/logs/split.log",
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
-        n_train=config["split"]["n_train"],
-        n_val=config["split"]["n_val"],
-        seed=config["split"]["seed"],
+        config=as_json(config["split"]),
     shell:
-        "ssimrecon split --subjects {input} --n-train {params.n_train} --n-val {params.n_val} "
-        "--seed {params.seed} --output {output} 2> {log}"
+        "ssimrecon split --subjects {input:q} --output {output:q} --config-json {params.config:q} "
+        "2> {log:q}"

@@ -12,13 +12,17 @@ rule evaluate_zero_filled:
         f"{OUT}/benchmarks/evaluate/zero-filled.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
-        min_signal=config["evaluation"]["min_signal_fraction"],
+        config=as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]}),
     shell:
-        "ssimrecon evaluate --zero-filled --shards {input.shards} "
-        "--min-signal-fraction {params.min_signal} --output {output} 2> {log}"
+        "ssimrecon evaluate --zero-filled --shards {input.shards:q} "
+        "--config-json {params.config:q} --output {output:q} 2> {log:q}"
 
 
+# inference over every validation slice: a GPU makes it minutes instead of hours
 rule evaluate:
     input:
         shards=shards_of("val"),
@@ -31,8 +35,12 @@ rule evaluate:
         f"{OUT}/benchmarks/evaluate/{{network}}.tsv"
     conda:
         CONDA_ENV
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=120,
     params:
-        min_signal=config["evaluation"]["min_signal_fraction"],
+        config=as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]}),
     shell:
-        "ssimrecon evaluate --model {input.model} --shards {input.shards} "
-        "--min-signal-fraction {params.min_signal} --output {output} 2> {log}"
+        "ssimrecon evaluate --model {input.model:q} --shards {input.shards:q} "
+        "--config-json {params.config:q} --output {output:q} 2> {log:q}"

@@ -1,6 +1,10 @@
 # Stage 4-5: the undersampling mask and one HDF5 k-space shard per subject.
 
 
+localrules:
+    mask,
+
+
 rule mask:
     output:
         mask=f"{OUT}/mask.npz",
@@ -11,18 +15,20 @@ rule mask:
         f"{OUT}/logs/mask.log",
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
-        shape=" ".join(map(str, config["preprocessing"]["image_size"])),
-        acceleration=config["mask"]["acceleration"],
-        center=config["mask"]["center_size"],
-        seed=config["mask"]["seed"],
-        power=config["mask"]["power"],
+        config=mask_config(),
     shell:
-        "ssimrecon mask --shape {params.shape} --acceleration {params.acceleration} "
-        "--center-size {params.center} --seed {params.seed} --power {params.power} "
-        "--output {output.mask} --figure {output.figure} 2> {log}"
+        "ssimrecon mask --config-json {params.config:q} --output {output.mask:q} "
+        "--figure {output.figure:q} 2> {log:q}"
 
 
+# One subject per job, bundled into group jobs (profiles/default: group-components). Each job uses
+# one `parallel_shards`, a unit that profiles/slurm caps at 1 per group job, because the SLURM
+# plugin (2.8) runs the jobs of a group one after another: a group job then asks for one shard's
+# CPUs and memory and the sum of their runtimes, which is what it uses.
 rule shard:
     input:
         subjects=rules.qc.output,
@@ -37,15 +43,12 @@ rule shard:
         "shards"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=5,
+        parallel_shards=1,
     params:
-        readout_axis=config["preprocessing"]["readout_axis"],
-        image_size=" ".join(map(str, config["preprocessing"]["image_size"])),
-        downsample=config["preprocessing"]["downsample"],
-        slice_stride=config["preprocessing"]["slice_stride"],
-        percentile=config["preprocessing"]["scale_percentile"],
-        phase=config["preprocessing"]["phase"],
+        config=as_json(config["preprocessing"]),
     shell:
-        "ssimrecon shard --subjects-csv {input.subjects} --subject {wildcards.subject} --mask {input.mask} "
-        "--readout-axis {params.readout_axis} --image-size {params.image_size} "
-        "--downsample {params.downsample} --slice-stride {params.slice_stride} "
-        "--scale-percentile {params.percentile} --phase {params.phase} --output {output} 2> {log}"
+        "ssimrecon shard --subjects-csv {input.subjects:q} --subject {wildcards.subject:q} "
+        "--mask {input.mask:q} --config-json {params.config:q} --output {output:q} 2> {log:q}"

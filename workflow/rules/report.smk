@@ -1,6 +1,10 @@
 # Stage 8: Table 1 and Figure 2 of the paper.
 
 
+localrules:
+    table,
+
+
 rule table:
     input:
         expand(f"{OUT}/metrics/{{method}}.csv", method=METHODS),
@@ -11,12 +15,15 @@ rule table:
         f"{OUT}/logs/table.log",
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
-        metrics=lambda wc, input: " ".join(f"{m}={p}" for m, p in zip(METHODS, input)),
-        baseline=config["evaluation"]["baseline"],
+        metrics=lambda wc, input: [f"{m}={p}" for m, p in zip(METHODS, input)],
+        config=as_json({"baseline": config["evaluation"]["baseline"]}),
     shell:
-        "ssimrecon table --metrics {params.metrics} --baseline {params.baseline} "
-        "--csv {output.csv} --md {output.md} 2> {log}"
+        "ssimrecon table --metrics {params.metrics:q} --config-json {params.config:q} "
+        "--csv {output.csv:q} --md {output.md:q} 2> {log:q}"
 
 
 rule figure2:
@@ -34,15 +41,12 @@ rule figure2:
         f"{OUT}/benchmarks/figure2.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=8000,
+        runtime=30,
     params:
-        models=lambda wc, input: " ".join(f"{n}={p}" for n, p in zip(NETWORKS, input.models)),
-        zoom_center=" ".join(map(str, config["figure"]["zoom_center"])),
-        zoom_size=config["figure"]["zoom_size"],
-        error_max=config["figure"]["error_max"],
-        dpi=config["figure"]["dpi"],
-        min_signal=config["evaluation"]["min_signal_fraction"],
+        models=lambda wc, input: [f"{n}={p}" for n, p in zip(NETWORKS, input.models)],
+        config=figure2_config(),
     shell:
-        "ssimrecon figure2 --shards {input.shards} --model {params.models} "
-        "--zoom-center {params.zoom_center} --zoom-size {params.zoom_size} --error-max {params.error_max} "
-        "--dpi {params.dpi} --min-signal-fraction {params.min_signal} "
-        "--png {output.png} --pdf {output.pdf} 2> {log}"
+        "ssimrecon figure2 --shards {input.shards:q} --model {params.models:q} "
+        "--config-json {params.config:q} --png {output.png:q} --pdf {output.pdf:q} 2> {log:q}"

@@ -1,4 +1,8 @@
-# Stage 6: one training job per network (GPU-resourced on a cluster, see profiles/).
+# Stage 6: one training job per network, with one GPU wherever the executor knows GPUs (SLURM).
+
+
+localrules:
+    curves,
 
 
 rule train:
@@ -15,17 +19,24 @@ rule train:
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]
+    # threads (config training.threads) for the loop + 2 data-loader workers (training.num_workers).
+    # A job killed by a time limit, scancel or a node failure is retried (profiles/slurm: retries)
+    # and resumes from results/<exp>/state/<network>/last.pt, so each attempt only needs to make
+    # progress, not to finish all epochs.
+    resources:
+        gpu=1,
+        cpus_per_task=lambda wc, threads: threads + 2,
+        mem_mb=32000,
+        runtime=1440,
     params:
-        model=lambda wc: as_json(network_model(wc.network)),
-        loss=lambda wc: as_json(config["networks"][wc.network]["loss"]),
-        training=lambda wc: as_json(training_settings()),
+        config=lambda wc: train_config(wc.network),
         # The resumable state lives outside the outputs, so Snakemake keeps it when a job fails.
         state_dir=lambda wc: f"{OUT}/state/{wc.network}",
     shell:
-        "ssimrecon train --network {wildcards.network} --train-shards {input.train} --val-shards {input.val} "
-        "--model-json {params.model:q} --loss-json {params.loss:q} --training-json {params.training:q} "
-        "--threads {threads} --best {output.best} --history {output.history} "
-        "--state-dir {params.state_dir} 2>> {log}"
+        "ssimrecon train --network {wildcards.network:q} "
+        "--train-shards {input.train:q} --val-shards {input.val:q} "
+        "--config-json {params.config:q} --threads {threads} --best {output.best:q} "
+        "--history {output.history:q} --state-dir {params.state_dir:q} 2>> {log:q}"
 
 
 rule curves:
@@ -41,7 +52,10 @@ rule curves:
         f"{OUT}/logs/curves.log",
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
-        histories=lambda wc, input: " ".join(f"{n}={p}" for n, p in zip(NETWORKS, input)),
+        histories=lambda wc, input: [f"{n}={p}" for n, p in zip(NETWORKS, input)],
     shell:
-        "ssimrecon curves --history {params.histories} --output {output} 2> {log}"
+        "ssimrecon curves --history {params.histories:q} --output {output:q} 2> {log:q}"

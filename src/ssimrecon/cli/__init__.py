@@ -1,7 +1,10 @@
-"""`ssimrecon <stage> ...`: one sub-command per workflow stage, each a thin shell over its module.
+"""``ssimrecon <command> ...``: dispatch to one function per workflow stage.
 
-Logging is configured here, once, for every stage (:func:`configure_logging`); stage modules only
-create loggers.
+:data:`COMMANDS` maps each command to ``"module:function"`` and a one-line description; the
+command's module (``ssimrecon.cli.data``, ``.kspace``, ``.train``, ``.evaluate``, ``.report``,
+``.reconstruct``; one per workflow rule file) is imported only when the command runs, and imports
+the heavy libraries (torch, matplotlib) only after argparse has parsed.  Logging is configured here,
+once, for every command (:func:`configure_logging`); library modules only create loggers.
 """
 
 from __future__ import annotations
@@ -9,28 +12,31 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from importlib.metadata import version
 
 from ssimrecon.errors import SsimreconError
 
-#: sub-command -> module exposing ``main(argv) -> int``
-COMMANDS: dict[str, str] = {
-    "download": "ssimrecon.data.download",
-    "extract": "ssimrecon.data.archive",
-    "qc": "ssimrecon.data.qc",
-    "split": "ssimrecon.data.split",
-    "demo-archive": "ssimrecon.data.demo",
-    "mask": "ssimrecon.kspace.mask",
-    "shard": "ssimrecon.kspace.shards",
-    "train": "ssimrecon.training.loop",
-    "curves": "ssimrecon.plots.curves",
-    "evaluate": "ssimrecon.evaluation.evaluate",
-    "table": "ssimrecon.evaluation.table",
-    "figure2": "ssimrecon.plots.figure2",
-    "reconstruct": "ssimrecon.evaluation.reconstruct",
-    "summary": "ssimrecon.evaluation.summary",
-    "bench": "ssimrecon_bench.suite",
+#: command -> ("module:function" taking argv and returning the exit status, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-archive": ("ssimrecon.cli.data:demo_archive", "build the IXI-shaped demo archive"),
+    "download": ("ssimrecon.cli.data:download", "download the archive (resumable, MD5-checked)"),
+    "extract": ("ssimrecon.cli.data:extract", "extract a .tar/.tar.gz archive safely"),
+    "qc": ("ssimrecon.cli.data:qc", "check every NIfTI volume -> subjects.csv"),
+    "split": ("ssimrecon.cli.data:split", "seeded train/validation split -> split.csv"),
+    "mask": ("ssimrecon.cli.kspace:mask", "seeded variable-density undersampling mask"),
+    "shard": ("ssimrecon.cli.kspace:shard", "simulate one subject's k-space shard (.h5)"),
+    "train": ("ssimrecon.cli.train:train", "train one network (resumable)"),
+    "curves": ("ssimrecon.cli.train:curves", "plot the training curves of every network"),
+    "evaluate": ("ssimrecon.cli.evaluate:evaluate", "per-slice SSIM/PSNR/error of one method"),
+    "table": ("ssimrecon.cli.report:table", "Table 1: means and p-values per method"),
+    "figure2": ("ssimrecon.cli.report:figure2", "Figure 2: reconstructions and error maps"),
+    "summary": ("ssimrecon.cli.report:summary", "list an experiment's outputs and Table 1"),
+    "reconstruct": (
+        "ssimrecon.cli.reconstruct:reconstruct",
+        "reconstruct a NIfTI volume or shard with a trained model",
+    ),
+    "bench": ("ssimrecon_bench.cli:main", "benchmark the SSIM loss and training step"),
 }
-
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
@@ -40,37 +46,41 @@ def configure_logging() -> None:
     """INFO and above to stderr as ``<date time> <LEVEL> <logger>: <message>``.
 
     ``logging.basicConfig``: a no-op when the root logger already has handlers (an embedding
-    application,
-    pytest's log capture), so calling :func:`main` from Python never stacks handlers.
+    application, pytest's log capture), so calling :func:`main` from Python never stacks handlers.
     """
     logging.basicConfig(
         level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr
     )
 
 
-def _usage() -> str:
-    names = "\n  ".join(sorted(COMMANDS))
-    return f"usage: ssimrecon <command> [options]\n\ncommands:\n  {names}\n"
+def usage() -> str:
+    """The ``ssimrecon --help`` text: every command with its one-line description."""
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {line}" for name, (_, line) in COMMANDS.items())
+    return (
+        "usage: ssimrecon <command> [options]   (ssimrecon <command> --help for its options)\n"
+        f"       ssimrecon --version\n\ncommands:\n{rows}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the stage's ``main``; user errors print one line and exit with status 2."""
+    """Run one command; user errors (SsimreconError) print ``error: <msg>`` and return 2."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in {"-h", "--help"}:
-        sys.stdout.write(_usage())
+        sys.stdout.write(usage())
+        return 0
+    if args[0] == "--version":
+        sys.stdout.write(f"ssimrecon {version('ssimrecon')}\n")
         return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        sys.stderr.write(f"error: unknown command {command!r}\n{_usage()}")
+        sys.stderr.write(f"error: unknown command {command!r}\n{usage()}")
         return 2
     configure_logging()
-    module = importlib.import_module(COMMANDS[command])
+    module_name, function_name = COMMANDS[command][0].split(":")
+    run = getattr(importlib.import_module(module_name), function_name)
     try:
-        return int(module.main(rest) or 0)
+        return int(run(rest) or 0)
     except SsimreconError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

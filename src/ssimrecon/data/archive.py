@@ -13,11 +13,9 @@ Archive bombs are refused before anything is written: at most ``MAX_MEMBERS`` me
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -167,21 +165,3 @@ def safe_extract(archive: Path | str, out_dir: Path | str) -> list[Path]:
     files = sorted(out_dir / m.name for m in members if m.isreg())
     log.info("extracted %d files from %s into %s", len(files), archive, out_dir)
     return files
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssimrecon extract", description=__doc__.splitlines()[0])
-    parser.add_argument("--archive", required=True, type=Path, help=".tar or .tar.gz archive")
-    parser.add_argument("--output-dir", required=True, type=Path, help="directory to create")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon extract --archive A --output-dir D``."""
-    args = _parser().parse_args(argv)
-    safe_extract(args.archive, args.output_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,15 +11,12 @@ platform: sorted members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
 import logging
 import os
-import sys
 import tarfile
-import time
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -259,43 +256,3 @@ def build_demo_archive(
         digest = hashlib.md5(tmp.read_bytes()).hexdigest()
         tmp_md5.write_text(f"{digest}  {output_tar.name}\n")
     return digest
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ssimrecon demo-archive", description="Build an IXI-shaped demo T1 archive."
-    )
-    p.add_argument(
-        "--output", required=True, help="tar file to write (its .md5 is written next to it)"
-    )
-    p.add_argument("--subjects", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shape", type=int, nargs=3, default=list(IXI_SHAPE), metavar=("X", "Y", "Z"))
-    p.add_argument(
-        "--voxel",
-        type=float,
-        nargs=3,
-        default=None,
-        metavar=("X", "Y", "Z"),
-        help="voxel size in mm (default: keep the IXI field of view 240x240x180 mm)",
-    )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon demo-archive --output A.tar --subjects N --seed S [--shape X Y Z]``."""
-    args = _parser().parse_args(argv)
-    start = time.perf_counter()
-    digest = build_demo_archive(
-        args.output,
-        args.subjects,
-        args.seed,
-        tuple(args.shape),
-        tuple(args.voxel) if args.voxel else None,
-    )
-    print(
-        f"demo archive {args.output}: {args.subjects} subjects {'x'.join(map(str, args.shape))} "
-        f"in {time.perf_counter() - start:.1f}s, md5 {digest}",
-        file=sys.stderr,
-    )
-    return 0

@@ -10,14 +10,12 @@ a partial or corrupt download. A mismatching file is kept as ``<dest>.md5-mismat
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import logging
 import os
 import re
 import ssl
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -256,38 +254,3 @@ def download(
     os.replace(part, dest)
     log.info("downloaded %s (%d bytes, md5 %s)", dest, dest.stat().st_size, actual)
     return dest
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssimrecon download", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="http(s):// URL, file:// URL or local path")
-    parser.add_argument("--output", required=True, type=Path, help="destination file")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--md5", help="expected MD5 (32 hex digits)")
-    group.add_argument(
-        "--md5-file", type=Path, help="file with the MD5 (md5sum format or just the hex)"
-    )
-    parser.add_argument(
-        "--retries", type=int, default=5, help="failures in a row without progress allowed"
-    )
-    parser.add_argument("--timeout", type=float, default=60, help="socket timeout in seconds")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon download --url U --output F [--md5 HEX | --md5-file F]``."""
-    args = _parser().parse_args(argv)
-    if args.md5_file is not None:
-        md5 = read_md5_file(args.md5_file, name=args.output.name)
-    else:
-        md5 = args.md5
-    if md5 is None:
-        sys.stderr.write(
-            f"warning: no --md5 or --md5-file given; the checksum of {args.output} is not checked\n"
-        )
-    download(args.url, args.output, md5, retries=args.retries, timeout=args.timeout)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

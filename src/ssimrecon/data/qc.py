@@ -7,10 +7,8 @@ later stage; known-bad subjects can be skipped with ``exclude`` (they are never 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
-import sys
 import zlib
 from pathlib import Path
 
@@ -20,7 +18,6 @@ import pandas as pd
 from nibabel.filebasedimages import ImageFileError
 from tqdm import tqdm
 
-from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.data.download import md5_of
 from ssimrecon.errors import VolumeError
 
@@ -176,28 +173,3 @@ def build_subjects_table(
         "%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir
     )
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssimrecon qc", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--input-dir", required=True, type=Path, help="directory with extracted *.nii.gz"
-    )
-    parser.add_argument("--output", required=True, type=Path, help="subjects.csv to write")
-    parser.add_argument(
-        "--exclude", nargs="*", default=[], metavar="ID", help="subject ids or file names to skip"
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon qc --input-dir D --output subjects.csv [--exclude ID ...]``."""
-    args = _parser().parse_args(argv)
-    table = build_subjects_table(args.input_dir, set(args.exclude))
-    write_csv_atomic(table, args.output)
-    log.info("wrote %s (%d subjects)", args.output, len(table))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.errors import SsimreconError
 
 log = logging.getLogger(__name__)
@@ -56,37 +53,3 @@ def read_subject_ids(path: Path | str) -> list[str]:
     if "subject" not in table.columns:
         raise SsimreconError(f"subjects table {path} has no 'subject' column")
     return table["subject"].tolist()
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssimrecon split", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--subjects", required=True, type=Path, help="subjects.csv from `ssimrecon qc`"
-    )
-    parser.add_argument("--n-train", required=True, type=int, help="number of training subjects")
-    parser.add_argument("--n-val", required=True, type=int, help="number of validation subjects")
-    parser.add_argument("--seed", required=True, type=int, help="seed of the permutation")
-    parser.add_argument("--output", required=True, type=Path, help="split.csv to write")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon split --subjects subjects.csv --n-train N --n-val M --seed S --output
-    split.csv``."""
-    args = _parser().parse_args(argv)
-    subjects = read_subject_ids(args.subjects)
-    table = make_split(subjects, args.n_train, args.n_val, args.seed)
-    write_csv_atomic(table, args.output)
-    log.info(
-        "wrote %s: %d train, %d val of %d subjects (seed %d)",
-        args.output,
-        args.n_train,
-        args.n_val,
-        len(subjects),
-        args.seed,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,6 @@ the same slices.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ssimrecon.atomic import write_csv_atomic
+from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluation.inference import check_model_matches, pick_device, predict_slices
+from ssimrecon.evaluation.inference import check_model_matches, predict_slices
 from ssimrecon.functional.metrics import METRICS, batch_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
@@ -99,42 +98,3 @@ def evaluate_shards(
             f"no slice in {len(shard_paths)} shard(s) has slice_signal >= {min_signal_fraction}"
         )
     return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon evaluate --shards S.h5 ... (--model best.pt | --zero-filled) --output
-    M.csv``."""
-    parser = argparse.ArgumentParser(prog="ssimrecon evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", nargs="+", type=Path, required=True)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", type=Path, help="model bundle (best.pt)")
-    which.add_argument("--zero-filled", action="store_true", help="score the zero-filled input")
-    parser.add_argument("--output", type=Path, required=True, help="per-slice metrics CSV")
-    parser.add_argument(
-        "--min-signal-fraction",
-        type=float,
-        default=0.05,
-        help="evaluate slices whose slice_signal is at least this (default 0.05)",
-    )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-    df = evaluate_shards(
-        args.shards,
-        model_path=None if args.zero_filled else args.model,
-        min_signal_fraction=args.min_signal_fraction,
-        batch_size=args.batch_size,
-        device=args.device,
-    )
-    write_csv_atomic(df, args.output)
-    method = "zero-filled" if args.zero_filled else str(args.model)
-    log.info(
-        "%s: %d slices of %d subjects, mean SSIM %.4f, mean PSNR %.2f dB -> %s",
-        method,
-        len(df),
-        df["subject"].nunique(),
-        df["ssim"].mean(),
-        df["psnr"].mean(),
-        args.output,
-    )
-    return 0

@@ -7,7 +7,6 @@ reconstruction on the scaled intensity axis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +15,6 @@ import torch
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude_torch
-
-
-def pick_device(
-    name: str = "auto", *, key: str = "--device", types: Sequence[str] | None = None
-) -> torch.device:
-    """The torch device for the setting ``name`` (``--device``, ``training.device``); errors start
-    with ``key``.
-
-    ``auto`` -> CUDA if available, else Apple MPS if available (and allowed), else CPU; otherwise
-    ``torch.device(name)``, which must parse and, for CUDA, be available. ``types`` (e.g. ``("cpu",
-    "cuda")``) limits the accepted device types; None accepts any that torch knows.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if (types is None or "mps" in types) and mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise SsimreconError(f"{key}: {name!r} is not a device ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SsimreconError(f"{key}: {name!r} requested but CUDA is not available")
-    if types is not None and device.type not in types:
-        raise SsimreconError(f"{key}: only {' and '.join(types)} are supported, got {name!r}")
-    return device
 
 
 def predict_slices(

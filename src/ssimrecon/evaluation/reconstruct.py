@@ -25,7 +25,6 @@ cannot be found is written as stacked slices (H, W, S) with an identity affine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -36,9 +35,10 @@ import nibabel as nib
 import numpy as np
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
+from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
-from ssimrecon.evaluation.inference import pick_device, predict_slices
+from ssimrecon.evaluation.inference import predict_slices
 from ssimrecon.functional.metrics import METRICS, batch_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
@@ -256,20 +256,3 @@ def reconstruct(
         paths["network"],
     )
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon reconstruct --model best.pt --input V.nii.gz|S.h5 --output R.nii.gz``."""
-    parser = argparse.ArgumentParser(
-        prog="ssimrecon reconstruct", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--model", type=Path, required=True, help="model bundle (best.pt)")
-    parser.add_argument(
-        "--input", type=Path, required=True, help="NIfTI volume or k-space shard (.h5)"
-    )
-    parser.add_argument("--output", type=Path, required=True, help="reconstruction NIfTI (.nii.gz)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args(argv)
-    reconstruct(args.model, args.input, args.output, device=args.device, batch_size=args.batch_size)
-    return 0

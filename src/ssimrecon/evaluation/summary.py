@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from ssimrecon.errors import SsimreconError
@@ -35,12 +33,3 @@ def summary_text(results: Path) -> str:
     if table.is_file():
         lines += ["", table.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon summary --results results/<experiment>``."""
-    parser = argparse.ArgumentParser(prog="ssimrecon summary", description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, required=True, help="results/<experiment> folder")
-    args = parser.parse_args(argv)
-    sys.stdout.write(summary_text(args.results))
-    return 0

@@ -17,7 +17,6 @@ plus ``n_subjects`` and ``n_slices``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -196,37 +195,3 @@ def read_metrics_csv(path: Path) -> pd.DataFrame:
     if missing:
         raise SsimreconError(f"metrics file {path} lacks columns {missing}")
     return df
-
-
-def parse_pairs(items: list[str], what: str) -> dict[str, Path]:
-    """``NAME=PATH`` arguments -> {NAME: Path} in the order given; errors name the option."""
-    pairs: dict[str, Path] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise SsimreconError(f"{what} must look like NAME=PATH, got {item!r}")
-        if name in pairs:
-            raise SsimreconError(f"{what} name {name!r} given twice")
-        pairs[name] = Path(value)
-    return pairs
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon table --metrics NAME=CSV ... --baseline NAME --csv T.csv --md T.md``."""
-    parser = argparse.ArgumentParser(prog="ssimrecon table", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--metrics",
-        nargs="+",
-        required=True,
-        metavar="NAME=CSV",
-        help="per-slice metrics per method, in table row order",
-    )
-    parser.add_argument("--baseline", required=True, help="method the p-values compare against")
-    parser.add_argument("--csv", type=Path, required=True)
-    parser.add_argument("--md", type=Path, required=True)
-    args = parser.parse_args(argv)
-    paths = parse_pairs(args.metrics, "--metrics")
-    table = build_table1({name: read_metrics_csv(p) for name, p in paths.items()}, args.baseline)
-    write_table1(table, args.csv, args.md)
-    log.info("wrote %s and %s (%d methods)", args.csv, args.md, len(table))
-    return 0

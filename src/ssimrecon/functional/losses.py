@@ -90,7 +90,9 @@ def build_loss(terms: Mapping[str, float]) -> CompositeLoss:
     """Validate config ``loss: {term: weight}`` and build the loss.
 
     Terms: "mse", "dssim", "l1", "edge"; weights are non-negative finite numbers (0 keeps a term
-    as a logged-only part).  Errors name the offending key as ``loss.<term>``.
+    as a logged-only part).  Errors name the offending key as ``loss.<term>``.  The workflow's
+    config is checked once, before any job, by :mod:`ssimrecon.config.check` (the schema's
+    ``loss_terms``); this guard serves library callers.
     """
     if not isinstance(terms, Mapping) or not terms:
         raise SsimreconError(

@@ -12,9 +12,7 @@ acceleration)``.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,48 +193,3 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         "achieved_acceleration": float(raw["achieved_acceleration"]),
     }
     return mask, meta
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ssimrecon mask", description="Make a seeded 2D variable-density mask."
-    )
-    p.add_argument("--shape", type=int, nargs=2, required=True, metavar=("H", "W"))
-    p.add_argument("--acceleration", type=float, required=True, help="R: samples = round(H*W/R)")
-    p.add_argument(
-        "--center-size", type=int, required=True, help="side of the fully sampled centre square"
-    )
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument(
-        "--power", type=float, default=2.0, help="density exponent: weight (1 - r)^power"
-    )
-    p.add_argument("--output", required=True, help="mask .npz")
-    p.add_argument("--figure", default=None, help="optional PNG of the mask and its radial density")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon mask --shape H W --acceleration R --center-size C --seed S --output
-    mask.npz``."""
-    args = _parser().parse_args(argv)
-    shape = (args.shape[0], args.shape[1])
-    mask = variable_density_mask(shape, args.acceleration, args.center_size, args.seed, args.power)
-    save_mask(
-        args.output,
-        mask,
-        acceleration=args.acceleration,
-        seed=args.seed,
-        center_size=args.center_size,
-        power=args.power,
-    )
-    if args.figure:
-        from ssimrecon.plots.mask import plot_mask
-
-        plot_mask(mask, load_mask(args.output)[1], args.figure)
-    print(
-        f"mask {shape[0]}x{shape[1]}: {int(mask.sum())} samples, achieved "
-        f"R={achieved_acceleration(mask):.3f} "
-        f"-> {args.output}",
-        file=sys.stderr,
-    )
-    return 0

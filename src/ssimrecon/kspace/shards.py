@@ -12,12 +12,10 @@ attributes
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -338,63 +336,3 @@ def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str 
             if row["subject"] == subject:
                 return row["file"], (row.get("md5") or None)
     raise SsimreconError(f"subject {subject} not found in subjects csv {csv_path}")
-
-
-def _parser() -> argparse.ArgumentParser:
-    defaults = Preprocessing()
-    p = argparse.ArgumentParser(
-        prog="ssimrecon shard", description="Simulate one subject's k-space shard."
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--volume", help="NIfTI volume")
-    src.add_argument(
-        "--subjects-csv", help="subjects.csv: take the volume (file) and md5 of --subject"
-    )
-    p.add_argument("--subject", required=True)
-    p.add_argument("--mask", required=True, help="mask .npz from `ssimrecon mask`")
-    p.add_argument("--output", required=True, help="shard .h5")
-    p.add_argument("--readout-axis", type=int, default=defaults.readout_axis, choices=(0, 1, 2))
-    p.add_argument(
-        "--image-size", type=int, nargs=2, default=list(defaults.image_size), metavar=("H", "W")
-    )
-    p.add_argument("--downsample", type=int, default=defaults.downsample)
-    p.add_argument("--slice-stride", type=int, default=defaults.slice_stride)
-    p.add_argument("--scale-percentile", type=float, default=defaults.scale_percentile)
-    p.add_argument("--phase", default=defaults.phase, choices=("none", "smooth"))
-    p.add_argument("--phase-seed", type=int, default=0)
-    p.add_argument("--source-md5", default=None, help="MD5 of the volume (computed if absent)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon shard --volume V | --subjects-csv C, --subject S --mask M --output X.h5
-    [...]``."""
-    args = _parser().parse_args(argv)
-    volume, md5 = args.volume, args.source_md5
-    if args.subjects_csv:
-        volume, csv_md5 = lookup_subject(args.subjects_csv, args.subject)
-        md5 = md5 or csv_md5
-    prep = Preprocessing(
-        readout_axis=args.readout_axis,
-        image_size=tuple(args.image_size),
-        downsample=args.downsample,
-        slice_stride=args.slice_stride,
-        scale_percentile=args.scale_percentile,
-        phase=args.phase,
-    )
-    t = make_shard(
-        volume,
-        args.mask,
-        args.subject,
-        prep,
-        args.output,
-        source_md5=md5,
-        phase_seed=args.phase_seed,
-    )
-    print(
-        f"shard {args.subject} -> {args.output} (load {t['load']:.2f}s, compute "
-        f"{t['compute']:.2f}s, "
-        f"write {t['write']:.2f}s)",
-        file=sys.stderr,
-    )
-    return 0

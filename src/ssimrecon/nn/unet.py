@@ -192,6 +192,9 @@ class UNet(nn.Module):
         residual: bool = False,
         norm: str = "instance",
     ) -> None:
+        """The ``model`` config is checked once, before any job, by :mod:`ssimrecon.config.check`
+        (schema and ``preprocessing.image_size`` vs ``depth``); these guards only stop values no
+        network could be built from, for library callers."""
         super().__init__()
         for key, value in (
             ("in_channels", in_channels),

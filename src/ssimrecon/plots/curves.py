@@ -10,7 +10,6 @@ with a dot in every panel.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ from ssimrecon.errors import SsimreconError  # noqa: E402
 
 REQUIRED = ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")
 
-__all__ = ["read_history", "plot_training_curves", "main"]
+__all__ = ["read_history", "plot_training_curves"]
 
 
 def read_history(path: Path | str) -> pd.DataFrame:
@@ -98,29 +97,3 @@ def plot_training_curves(
     finally:
         plt.close(fig)
     return out
-
-
-def _parse_history(item: str) -> tuple[str, Path]:
-    name, sep, path = item.partition("=")
-    if not sep or not name or not path:
-        raise SsimreconError(f"--history: expected NAME=PATH, got {item!r}")
-    return name, Path(path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ssimrecon curves --history NAME=PATH ... --output PNG``."""
-    parser = argparse.ArgumentParser(prog="ssimrecon curves", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--history", nargs="+", required=True, metavar="NAME=PATH", help="history.csv per network"
-    )
-    parser.add_argument("--output", required=True, type=Path, help="output PNG")
-    parser.add_argument("--dpi", type=int, default=120)
-    args = parser.parse_args(argv)
-    histories: dict[str, Path] = {}
-    for item in args.history:
-        name, path = _parse_history(item)
-        if name in histories:
-            raise SsimreconError(f"--history: network {name!r} given twice")
-        histories[name] = path
-    plot_training_curves(histories, args.output, dpi=args.dpi)
-    return 0

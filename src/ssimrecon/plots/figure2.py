@@ -26,7 +26,6 @@ slices shows both slices of that subject).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +38,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ssimrecon.atomic import atomic_output
+from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
-from ssimrecon.evaluation.inference import check_model_matches, pick_device, predict_slices
-from ssimrecon.evaluation.table import parse_pairs
+from ssimrecon.evaluation.inference import check_model_matches, predict_slices
 from ssimrecon.functional.metrics import slice_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
@@ -341,51 +340,3 @@ def make_figure2(
     if pdf is not None:
         _save(fig, Path(pdf), "pdf", dpi)
     return panels
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``ssimrecon figure2 --shards VAL.h5 ... --model NAME=best.pt ... --png F.png --pdf
-    F.pdf``."""
-    parser = argparse.ArgumentParser(prog="ssimrecon figure2", description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", nargs="+", type=Path, required=True, help="validation shards")
-    parser.add_argument(
-        "--model", nargs="*", default=[], metavar="NAME=PT", help="networks, in column order"
-    )
-    parser.add_argument("--png", type=Path)
-    parser.add_argument("--pdf", type=Path)
-    parser.add_argument(
-        "--zoom-center", type=float, nargs=2, default=(0.45, 0.55), metavar=("FY", "FX")
-    )
-    parser.add_argument("--zoom-size", type=float, default=0.25)
-    parser.add_argument(
-        "--error-max",
-        type=float,
-        default=0.2,
-        help="error colour scale max, fraction of data_range",
-    )
-    parser.add_argument("--dpi", type=int, default=150)
-    parser.add_argument("--min-signal-fraction", type=float, default=0.05)
-    parser.add_argument("--subjects", nargs="+", help="force the subject(s) shown")
-    parser.add_argument("--slices", nargs="+", type=int, help="force the slice index(es) shown")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-    if args.png is None and args.pdf is None:
-        parser.error("give --png and/or --pdf")
-    models = parse_pairs(args.model, "--model")
-    panels = make_figure2(
-        args.shards,
-        models,
-        png=args.png,
-        pdf=args.pdf,
-        zoom_center=tuple(args.zoom_center),
-        zoom_size=args.zoom_size,
-        error_max=args.error_max,
-        dpi=args.dpi,
-        min_signal_fraction=args.min_signal_fraction,
-        subjects=args.subjects,
-        slices=args.slices,
-        device=args.device,
-    )
-    shown = ", ".join(f"{p.subject} slice {p.slice}" for p in panels)
-    log.info("figure2: %s -> %s", shown, " ".join(str(p) for p in (args.png, args.pdf) if p))
-    return 0

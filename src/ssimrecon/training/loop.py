@@ -42,7 +42,6 @@ probe) in
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -50,7 +49,6 @@ import logging
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -59,20 +57,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ssimrecon.device import TRAIN_DEVICE_TYPES, resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import CompositeLoss, build_loss
 from ssimrecon.functional.ssim import ssim
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import save_model_bundle, to_plain
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
-from ssimrecon.training.fastpath import cli_preload
-from ssimrecon.training.settings import (
-    TRAIN_DEVICE_TYPES,
-    TrainSettings,
-    cpu_supports_bf16,
-    resolve_bf16,
-    resolve_device,
-)
+from ssimrecon.training.settings import TrainSettings, cpu_supports_bf16, resolve_bf16
 from ssimrecon.training.state import (
     HISTORY_COLUMNS,
     STATE_FORMAT,
@@ -116,7 +108,6 @@ __all__ = [
     "STATE_VERSION",
     "STOP_SIGNALS",
     "TRAIN_DEVICE_TYPES",
-    "main",
 ]
 
 
@@ -689,74 +680,3 @@ def _finish(run: _Run, t_start: float) -> dict[str, Any]:
         run.best_path,
     )
     return summary
-
-
-# -----------------------------------------------------------------------------------------------
-# CLI
-def _json_arg(value: str, option: str) -> dict[str, Any]:
-    """JSON text, or a path to a JSON file, -> dict; errors name the option."""
-    text = value
-    if not value.lstrip().startswith("{"):
-        path = Path(value)
-        if not path.is_file():
-            raise SsimreconError(f"{option}: neither a JSON object nor an existing file: {value!r}")
-        text = path.read_text()
-    try:
-        out = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SsimreconError(f"{option}: invalid JSON ({exc})") from None
-    if not isinstance(out, dict):
-        raise SsimreconError(f"{option}: expected a JSON object, got {type(out).__name__}")
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ssimrecon train``: train one network; exit 128+signum when stopped by SIGTERM/SIGUSR1."""
-    cli_preload("train")  # re-exec with tcmalloc (same pid) when started as `ssimrecon train`
-    parser = argparse.ArgumentParser(prog="ssimrecon train", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--network", required=True, help="network name (used in logs and the bundle)"
-    )
-    parser.add_argument("--train-shards", nargs="+", required=True, type=Path)
-    parser.add_argument("--val-shards", nargs="+", required=True, type=Path)
-    parser.add_argument("--model-json", required=True, help="model settings: JSON object or file")
-    parser.add_argument(
-        "--loss-json", required=True, help="loss terms {term: weight}: JSON object or file"
-    )
-    parser.add_argument(
-        "--training-json", default="{}", help="training settings: JSON object or file"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
-    parser.add_argument("--best", required=True, type=Path, help="best model bundle (.pt)")
-    parser.add_argument("--history", required=True, type=Path, help="history.csv")
-    parser.add_argument(
-        "--state-dir", required=True, type=Path, help="resumable state (last.pt, best.pt)"
-    )
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SsimreconError(f"--threads: must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    settings = TrainSettings.from_dict(_json_arg(args.training_json, "--training-json"))
-    try:
-        summary = train_network(
-            args.train_shards,
-            args.val_shards,
-            model_cfg=_json_arg(args.model_json, "--model-json"),
-            loss_terms=_json_arg(args.loss_json, "--loss-json"),
-            settings=settings,
-            best_path=args.best,
-            history_path=args.history,
-            state_dir=args.state_dir,
-            network_name=args.network,
-        )
-    except TrainingInterrupted as exc:
-        return exc.exit_code
-    log.info("summary %s", json.dumps(summary, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

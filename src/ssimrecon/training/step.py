@@ -21,11 +21,12 @@ from typing import Any
 
 import torch
 
+from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.nn.unet import UNet
 from ssimrecon.training.dataset import to_network_input
-from ssimrecon.training.settings import resolve_bf16, resolve_device
+from ssimrecon.training.settings import resolve_bf16
 
 __all__ = [
     "build_model",

@@ -1,4 +1,10 @@
-"""Config validation with messages that name the offending key, run before any job is scheduled."""
+"""Config validation with messages that name the offending key, run before any job is scheduled.
+
+This is the one place where the experiment config is checked: ``workflow/rules/common.smk`` calls
+:func:`check_schema` (types, ranges, unknown keys), lets Snakemake fill in the schema's defaults
+(``workflow/schemas/config.schema.yaml``, the only source of defaults) and then calls
+:func:`check_consistency` (rules that span several keys).  Stages trust what they are handed.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from ssimrecon.errors import SsimreconError
-
-
-class ConfigError(SsimreconError):
-    """The experiment config is invalid; the message names the key."""
+from ssimrecon.errors import ConfigError
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:

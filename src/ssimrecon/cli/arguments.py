@@ -1,0 +1,36 @@
+"""Argument helpers shared by the command modules (no heavy imports)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ssimrecon.errors import SsimreconError
+
+__all__ = ["add_config_json", "parse_pairs"]
+
+
+def add_config_json(parser: argparse.ArgumentParser, keys: str) -> None:
+    """``--config-json TEXT`` (required): the command's config values as one JSON object.
+
+    ``keys`` names the config keys it holds, for the help text.
+    """
+    parser.add_argument(
+        "--config-json",
+        required=True,
+        metavar="JSON",
+        help=f"JSON object with every key of {keys} (the workflow passes it from config.yaml)",
+    )
+
+
+def parse_pairs(items: list[str], option: str) -> dict[str, Path]:
+    """``NAME=PATH`` arguments -> {NAME: Path} in the order given; errors name the option."""
+    pairs: dict[str, Path] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SsimreconError(f"{option} must look like NAME=PATH, got {item!r}")
+        if name in pairs:
+            raise SsimreconError(f"{option} name {name!r} given twice")
+        pairs[name] = Path(value)
+    return pairs

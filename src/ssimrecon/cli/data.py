@@ -1,0 +1,156 @@
+"""Commands of workflow/rules/data.smk: demo-archive, download, extract, qc, split.
+
+Each function parses its arguments first and imports its library module afterwards, so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from ssimrecon.cli.arguments import add_config_json
+from ssimrecon.config.sections import load_settings
+from ssimrecon.config.stages import DemoArchiveSettings, QcSettings, SplitSettings
+
+log = logging.getLogger(__name__)
+
+
+def demo_archive(argv: list[str]) -> int:
+    """``ssimrecon demo-archive --output A.tar --config-json {source.demo}``; writes A.tar.md5."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon demo-archive", description="Build an IXI-shaped demo T1 archive."
+    )
+    parser.add_argument(
+        "--output", required=True, type=Path, help="tar file (its .md5 is written next to it)"
+    )
+    add_config_json(parser, "source.demo (subjects, seed, shape)")
+    parser.add_argument(
+        "--voxel",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("X", "Y", "Z"),
+        help="voxel size in mm (default: keep the IXI field of view 240x240x180 mm)",
+    )
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config_json, DemoArchiveSettings, "source.demo")
+    from ssimrecon.data.demo import build_demo_archive
+
+    start = time.perf_counter()
+    shape = tuple(settings.shape)
+    digest = build_demo_archive(
+        args.output,
+        settings.subjects,
+        settings.seed,
+        shape,
+        tuple(args.voxel) if args.voxel else None,
+    )
+    log.info(
+        "demo archive %s: %d subjects %s in %.1fs, md5 %s",
+        args.output,
+        settings.subjects,
+        "x".join(map(str, shape)),
+        time.perf_counter() - start,
+        digest,
+    )
+    return 0
+
+
+def download(argv: list[str]) -> int:
+    """``ssimrecon download --url U --output F [--md5 HEX | --md5-file F]``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon download",
+        description="Resumable download over http(s)://, file:// or a local path, MD5-checked.",
+    )
+    parser.add_argument("--url", required=True, help="http(s):// URL, file:// URL or local path")
+    parser.add_argument("--output", required=True, type=Path, help="destination file")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--md5", help="expected MD5 (32 hex digits)")
+    group.add_argument(
+        "--md5-file", type=Path, help="file with the MD5 (md5sum format or just the hex)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=5, help="failures in a row without progress allowed"
+    )
+    parser.add_argument("--timeout", type=float, default=60, help="socket timeout in seconds")
+    args = parser.parse_args(argv)
+    from ssimrecon.data.download import download as fetch
+    from ssimrecon.data.download import read_md5_file
+
+    md5 = args.md5
+    if args.md5_file is not None:
+        md5 = read_md5_file(args.md5_file, name=args.output.name)
+    if md5 is None:
+        sys.stderr.write(
+            f"warning: no --md5 or --md5-file given; the checksum of {args.output} is not checked\n"
+        )
+    fetch(args.url, args.output, md5, retries=args.retries, timeout=args.timeout)
+    return 0
+
+
+def extract(argv: list[str]) -> int:
+    """``ssimrecon extract --archive A --output-dir D``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon extract", description="Safe extraction of a .tar / .tar.gz archive."
+    )
+    parser.add_argument("--archive", required=True, type=Path, help=".tar or .tar.gz archive")
+    parser.add_argument("--output-dir", required=True, type=Path, help="directory to create")
+    args = parser.parse_args(argv)
+    from ssimrecon.data.archive import safe_extract
+
+    safe_extract(args.archive, args.output_dir)
+    return 0
+
+
+def qc(argv: list[str]) -> int:
+    """``ssimrecon qc --input-dir D --output subjects.csv --config-json {"exclude": [...]}``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon qc", description="Check extracted NIfTI volumes -> subjects.csv."
+    )
+    parser.add_argument(
+        "--input-dir", required=True, type=Path, help="directory with extracted *.nii.gz"
+    )
+    parser.add_argument("--output", required=True, type=Path, help="subjects.csv to write")
+    add_config_json(parser, "{exclude: [subject id or file name, ...]}")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config_json, QcSettings, "config")
+    from ssimrecon.atomic import write_csv_atomic
+    from ssimrecon.data.qc import build_subjects_table
+
+    table = build_subjects_table(args.input_dir, set(settings.exclude))
+    write_csv_atomic(table, args.output)
+    log.info("wrote %s (%d subjects)", args.output, len(table))
+    return 0
+
+
+def split(argv: list[str]) -> int:
+    """``ssimrecon split --subjects subjects.csv --output split.csv --config-json {split}``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon split", description="Deterministic train/validation split -> split.csv."
+    )
+    parser.add_argument(
+        "--subjects", required=True, type=Path, help="subjects.csv from `ssimrecon qc`"
+    )
+    parser.add_argument("--output", required=True, type=Path, help="split.csv to write")
+    add_config_json(parser, "split (n_train, n_val, seed)")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config_json, SplitSettings, "split")
+    from ssimrecon.atomic import write_csv_atomic
+    from ssimrecon.data.split import make_split, read_subject_ids
+
+    subjects = read_subject_ids(args.subjects)
+    table = make_split(subjects, settings.n_train, settings.n_val, settings.seed)
+    write_csv_atomic(table, args.output)
+    log.info(
+        "wrote %s: %d train, %d val of %d subjects (seed %d)",
+        args.output,
+        settings.n_train,
+        settings.n_val,
+        len(subjects),
+        settings.seed,
+    )
+    return 0

@@ -1,0 +1,107 @@
+"""Commands of workflow/rules/kspace.smk: mask, shard (library imported after parsing)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ssimrecon.cli.arguments import add_config_json
+from ssimrecon.config.sections import load_settings
+from ssimrecon.config.stages import MaskSettings
+
+log = logging.getLogger(__name__)
+
+
+def mask(argv: list[str]) -> int:
+    """``ssimrecon mask --config-json {mask + image_size} --output mask.npz [--figure F.png]``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon mask", description="Make a seeded 2D variable-density mask."
+    )
+    add_config_json(
+        parser, "mask (acceleration, center_size, seed, power) and preprocessing.image_size"
+    )
+    parser.add_argument("--output", required=True, type=Path, help="mask .npz")
+    parser.add_argument(
+        "--figure", type=Path, default=None, help="optional PNG of the mask and its density"
+    )
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config_json, MaskSettings, "mask")
+    from ssimrecon.kspace.mask import (
+        achieved_acceleration,
+        load_mask,
+        save_mask,
+        variable_density_mask,
+    )
+
+    shape = (settings.image_size[0], settings.image_size[1])
+    samples = variable_density_mask(
+        shape, settings.acceleration, settings.center_size, settings.seed, settings.power
+    )
+    save_mask(
+        args.output,
+        samples,
+        acceleration=settings.acceleration,
+        seed=settings.seed,
+        center_size=settings.center_size,
+        power=settings.power,
+    )
+    if args.figure:
+        from ssimrecon.plots.mask import plot_mask
+
+        plot_mask(samples, load_mask(args.output)[1], args.figure)
+    log.info(
+        "mask %dx%d: %d samples, achieved R=%.3f -> %s",
+        *shape,
+        int(samples.sum()),
+        achieved_acceleration(samples),
+        args.output,
+    )
+    return 0
+
+
+def shard(argv: list[str]) -> int:
+    """``ssimrecon shard (--volume V | --subjects-csv C) --subject S --mask M --config-json
+    {preprocessing} --output X.h5``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon shard", description="Simulate one subject's k-space shard."
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--volume", type=Path, help="NIfTI volume")
+    source.add_argument(
+        "--subjects-csv", type=Path, help="subjects.csv: take the volume and md5 of --subject"
+    )
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--mask", required=True, type=Path, help="mask .npz from `ssimrecon mask`")
+    parser.add_argument("--output", required=True, type=Path, help="shard .h5")
+    add_config_json(parser, "preprocessing")
+    parser.add_argument("--phase-seed", type=int, default=0, help="seed of phase: smooth")
+    parser.add_argument("--source-md5", default=None, help="MD5 of the volume (computed if absent)")
+    args = parser.parse_args(argv)
+    from ssimrecon.kspace.preprocess import Preprocessing
+    from ssimrecon.kspace.shards import lookup_subject, make_shard
+
+    prep = load_settings(args.config_json, Preprocessing, "preprocessing")
+
+    volume, md5 = args.volume, args.source_md5
+    if args.subjects_csv:
+        volume, csv_md5 = lookup_subject(args.subjects_csv, args.subject)
+        md5 = md5 or csv_md5
+    seconds = make_shard(
+        volume,
+        args.mask,
+        args.subject,
+        prep,
+        args.output,
+        source_md5=md5,
+        phase_seed=args.phase_seed,
+    )
+    log.info(
+        "shard %s -> %s (load %.2fs, compute %.2fs, write %.2fs)",
+        args.subject,
+        args.output,
+        seconds["load"],
+        seconds["compute"],
+        seconds["write"],
+    )
+    return 0

@@ -1,0 +1,87 @@
+"""Typed settings of the stages whose library functions take plain arguments.
+
+Each dataclass is what one command's ``--config-json`` holds (:func:`ssimrecon.config.sections.
+load_settings`); its docstring names the config keys it carries.  Shards use
+:class:`ssimrecon.kspace.preprocess.Preprocessing` and training
+:class:`ssimrecon.training.settings.TrainJob`.  No field has a default: the defaults live in
+``workflow/schemas/config.schema.yaml`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = [
+    "DemoArchiveSettings",
+    "QcSettings",
+    "SplitSettings",
+    "MaskSettings",
+    "EvaluateSettings",
+    "TableSettings",
+    "Figure2Settings",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoArchiveSettings:
+    """``source.demo``: number of pseudo-subjects, seed, volume shape (X, Y, Z) in voxels."""
+
+    subjects: int
+    seed: int
+    shape: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class QcSettings:
+    """``exclude``: subject ids or file names skipped by QC."""
+
+    exclude: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSettings:
+    """``split``: training and validation subject counts and the permutation seed."""
+
+    n_train: int
+    n_val: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskSettings:
+    """``mask`` plus ``preprocessing.image_size`` (the mask's (H, W) in pixels)."""
+
+    image_size: list[int]
+    acceleration: float
+    center_size: int
+    seed: int
+    power: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateSettings:
+    """``evaluation.min_signal_fraction``: slices below this signal fraction are not scored."""
+
+    min_signal_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSettings:
+    """``evaluation.baseline``: the network the p-values of Table 1 compare against."""
+
+    baseline: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure2Settings:
+    """``figure`` plus ``evaluation.min_signal_fraction`` (which slices may be shown).
+
+    zoom_center: (y, x) as fractions of the image; zoom_size: side as a fraction; error_max: top
+    of the error colour scale as a fraction of the data range; dpi of the PNG.
+    """
+
+    zoom_center: list[float]
+    zoom_size: float
+    error_max: float
+    dpi: int
+    min_signal_fraction: float

@@ -27,7 +27,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -v -m "not slurm and not workflow"
 
 bench: $(STAMP)
-	$(BIN)/python -m ssimrecon_bench.cli --output results/bench
+	$(BIN)/ssimrecon bench --output results/bench
 
 # ruff (lint + format), snakefmt and Snakemake's own linter; `make format` applies the formatters.
 LINT_PY := src tests

@@ -2,7 +2,7 @@
 # ISMRM 2019. Data flows one way:
 #   archive -> NIfTI -> subjects.csv -> split.csv -> k-space shards -> models -> per-slice metrics
 #   -> table1 + figures + report
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.19")
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ssimrecon.configcheck import ConfigError, check_schema, load_schema
+from ssimrecon.config.check import check_config
+from ssimrecon.errors import ConfigError
 from ssimrecon_bench.core import BenchError
 
 PAPER_CONFIG = "config.yaml"
@@ -36,7 +37,7 @@ def load_config(workflow_dir: Path, overlays: Sequence[str] = ()) -> dict[str, A
 
     Raises BenchError naming the files when one is missing or the merged config breaks the schema.
     """
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
 
     workflow_dir = Path(workflow_dir)
     names = [PAPER_CONFIG, *overlays]
@@ -47,8 +48,6 @@ def load_config(workflow_dir: Path, overlays: Sequence[str] = ()) -> dict[str, A
     if not schema.is_file():
         raise BenchError(f"{schema}: no such schema file (pass --workflow-dir)")
     try:
-        check_schema(config, load_schema(schema))
+        return check_config(config, schema)
     except ConfigError as exc:
         raise BenchError(f"{' + '.join(names)} in {workflow_dir}: {exc}") from exc
-    validate(config, str(schema))  # fills the schema's defaults in place
-    return config

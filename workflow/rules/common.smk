@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from ssimrecon.config.check import check_consistency, check_schema, load_schema
+from ssimrecon.config.check import check_config
 from ssimrecon.errors import ConfigError
 
 # Jobs call the `ssimrecon` CLI installed beside the running Snakemake, so `.venv/bin/snakemake` works
@@ -22,12 +22,10 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 
-# Our schema check first (its messages name the key), then Snakemake's validate fills in the defaults
-# that the consistency checks rely on.
+# Our schema check first (its messages name the key), then Snakemake's validate fills in the
+# defaults that the consistency checks rely on.
 try:
-    check_schema(config, load_schema(SCHEMA))
-    validate(config, SCHEMA)
-    check_consistency(config)
+    check_config(config, SCHEMA)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 

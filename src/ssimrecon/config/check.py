@@ -1,9 +1,11 @@
 """Config validation with messages that name the offending key, run before any job is scheduled.
 
-This is the one place where the experiment config is checked: ``workflow/rules/common.smk`` calls
+This is the one place where the experiment config is checked: :func:`check_config` runs
 :func:`check_schema` (types, ranges, unknown keys), lets Snakemake fill in the schema's defaults
-(``workflow/schemas/config.schema.yaml``, the only source of defaults) and then calls
-:func:`check_consistency` (rules that span several keys).  Stages trust what they are handed.
+(``workflow/schemas/config.schema.yaml``, the only source of defaults) and then runs
+:func:`check_consistency` (rules that span several keys). ``workflow/rules/common.smk`` calls it
+before any job, and ``ssimrecon bench`` on the config files it measures. Stages trust what they are
+handed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
     else:
         message = f"config key '{key}': {first.message}"
     raise ConfigError(message)
+
+
+def check_config(config: dict[str, Any], schema_path: Path | str) -> dict[str, Any]:
+    """Check ``config`` against the schema at ``schema_path``, fill its defaults in place, then run
+    the cross-key checks; returns ``config``. Raises ConfigError naming the first bad key."""
+    from snakemake.utils import validate
+
+    check_schema(config, load_schema(Path(schema_path)))
+    validate(config, str(schema_path))  # fills the schema's defaults in place
+    check_consistency(config)
+    return config
 
 
 def check_consistency(config: dict[str, Any]) -> None:

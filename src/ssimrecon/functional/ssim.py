@@ -1,23 +1,18 @@
 """Structural similarity (Wang et al. 2004) in torch, identical to scikit-image's Gaussian SSIM.
 
-Definition (see ``docs/definitions.md``): Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps),
-K1 = 0.01, K2 = 0.03, C1 = (K1 L)^2, C2 = (K2 L)^2 with L the data range, population covariance,
-SSIM map on the valid region only (no padding: ``(H-10, W-10)``), mean over that region.  This
-equals
-``skimage.metrics.structural_similarity(ref, est, gaussian_weights=True, sigma=1.5,
+Definition (see ``docs/definitions.md``): Gaussian window sigma 1.5 truncated at 3.5 sigma (11
+taps), K1 = 0.01, K2 = 0.03, C1 = (K1 L)^2, C2 = (K2 L)^2 with L the data range, population
+covariance, SSIM map on the valid region only (no padding: ``(H-10, W-10)``), mean over that region.
+This equals ``skimage.metrics.structural_similarity(ref, est, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=L)``; SSIM is symmetric in its two images.
 
 Implementation: the five local moments ``[x, y, x*x, y*y, x*y]`` are stacked into one tensor and
-filtered
-by ONE separable valid-region Gaussian pass (horizontal, then vertical).  The backward pass is
-analytic
-(a custom autograd function): the derivative of SSIM with respect to the local moments is formed
-pointwise and pushed back through ONE adjoint (full-size) Gaussian pass.  On CUDA the passes are
-grouped
-``conv2d`` / ``conv_transpose2d``; on CPU, where oneDNN's depthwise 1-D convolutions are slow, they
-are
-11 strided shift-and-add steps per axis (same arithmetic, ~3x faster).  Half/bfloat16 inputs and
-autocast regions are computed in float32; float64 stays float64.
+filtered by ONE separable valid-region Gaussian pass (horizontal, then vertical).  The backward pass
+is analytic (a custom autograd function): the derivative of SSIM with respect to the local moments
+is formed pointwise and pushed back through ONE adjoint (full-size) Gaussian pass.  On CUDA the
+passes are grouped ``conv2d`` / ``conv_transpose2d``; on CPU, where oneDNN's depthwise 1-D
+convolutions are slow, they are 11 strided shift-and-add steps per axis (same arithmetic, ~3x
+faster).  Half/bfloat16 inputs and autocast regions are computed in float32; float64 stays float64.
 """
 
 from __future__ import annotations
@@ -186,8 +181,8 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float | torch.Tensor)
     """Per-pixel SSIM on the valid region.
 
     x, y: (B,C,H,W) (C is 1 for magnitude images), any memory format/device; data_range: float or
-    (B,).
-    Returns (B,C,H-10,W-10) in float64 if inputs are float64, else float32 (also under autocast).
+    (B,). Returns (B,C,H-10,W-10) in float64 if inputs are float64, else float32 (also under
+    autocast).
     """
     if x.shape != y.shape or x.dim() != 4:
         raise SsimreconError(

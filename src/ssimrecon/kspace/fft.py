@@ -1,11 +1,9 @@
 """Centred orthonormal 2D FFTs over the last two axes (numpy/scipy and torch).
 
-Convention (docs/definitions.md): ``k = fftshift(fft2(ifftshift(x), norm="ortho"))`` over axes (-2, -1), so
-the
-DC sample sits at index ``(H // 2, W // 2)`` and Parseval holds exactly (``sum |x|^2 == sum
-|k|^2``).
-Leading axes (slices, batch, channels) are transformed independently. Single precision stays single
-precision: float32/complex64 in -> complex64 out.
+Convention (docs/definitions.md): ``k = fftshift(fft2(ifftshift(x), norm="ortho"))`` over axes (-2,
+-1), so the DC sample sits at index ``(H // 2, W // 2)`` and Parseval holds exactly (``sum |x|^2 ==
+sum |k|^2``). Leading axes (slices, batch, channels) are transformed independently. Single precision
+stays single precision: float32/complex64 in -> complex64 out.
 """
 
 from __future__ import annotations
@@ -35,11 +33,9 @@ def _centred(x: np.ndarray, inverse: bool, overwrite_x: bool = False) -> np.ndar
     """Shared body of :func:`fft2c` / :func:`ifft2c`.
 
     For even H and W the shifts equal sign modulations (shift theorem), which avoid four full
-    copies:
-    ``fftshift(F(ifftshift(x))) = post * F(pre * x)`` with the checkerboards above (same for the
-    inverse).
-    The modulated input is written into one complex buffer that the FFT then transforms in place.
-    Odd sizes fall back to explicit shifts.
+    copies: ``fftshift(F(ifftshift(x))) = post * F(pre * x)`` with the checkerboards above (same for
+    the inverse). The modulated input is written into one complex buffer that the FFT then
+    transforms in place. Odd sizes fall back to explicit shifts.
     """
     x = np.asarray(x)
     if x.ndim < 2:

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from ssimrecon.checksums import file_md5
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.mask import save_mask, variable_density_mask
@@ -22,7 +23,6 @@ from ssimrecon.kspace.shards import (
     FORMAT_VERSION,
     REQUIRED_ATTRS,
     ShardReader,
-    file_md5,
     main,
     make_shard,
     validate_shard,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -30,6 +29,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from ssimrecon.atomic import atomic_output
+from ssimrecon.checksums import file_md5
 from ssimrecon.errors import SsimreconError
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def build_demo_archive(
                     "x".join(map(str, shape)),
                     "x".join(f"{v:g}" for v in voxel),
                 )
-        digest = hashlib.md5(tmp.read_bytes()).hexdigest()
+        digest = file_md5(tmp)
         tmp_md5.write_text(f"{digest}  {output_tar.name}\n")
     return digest
 

@@ -63,7 +63,8 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import CompositeLoss, build_loss
 from ssimrecon.functional.ssim import ssim
 from ssimrecon.kspace.shards import ShardReader
-from ssimrecon.nn.bundle import save_model_bundle, to_plain
+from ssimrecon.nn.bundle import save_model_bundle
+from ssimrecon.plain import to_plain
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.training.fastpath import cli_preload
 from ssimrecon.training.settings import (

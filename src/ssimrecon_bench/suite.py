@@ -385,7 +385,7 @@ def unet_flops_per_slice(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ssimrecon.training.loop import build_model
+    from ssimrecon.training.step import build_model
 
     model = build_model(model_cfg).to("meta")
     x = torch.zeros(1, 1, *size, device="meta")
@@ -422,7 +422,7 @@ def _train_worker(spec: dict[str, Any]) -> int:
     """Child process of the train row: one measurement, one JSON line on stdout."""
     import torch
 
-    from ssimrecon.training.loop import train_step_throughput
+    from ssimrecon.training.step import train_step_throughput
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from ssimrecon import cli
-from ssimrecon.data.download import download, md5_of, read_md5_file
+from ssimrecon.checksums import file_md5
+from ssimrecon.data.download import download, read_md5_file
 from ssimrecon.errors import DownloadError
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()
@@ -104,7 +105,7 @@ def test_existing_part_file_is_resumed(server, tmp_path: Path) -> None:
     dest.with_name("file.bin.part").write_bytes(PAYLOAD[:12_345])
     download(f"{base}/file.bin", dest, PAYLOAD_MD5, backoff=0)
     assert state.ranges == ["bytes=12345-"]
-    assert md5_of(dest) == PAYLOAD_MD5
+    assert file_md5(dest) == PAYLOAD_MD5
 
 
 def test_complete_part_file_is_accepted_after_416(server, tmp_path: Path) -> None:

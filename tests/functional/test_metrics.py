@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import gaussian_filter
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.functional.metrics import METRICS, batch_metrics, slice_metrics
+from ssimrecon.functional.metrics import METRICS, batch_metrics, psnr_from_mse, slice_metrics
 
 
 def _stack() -> tuple[np.ndarray, np.ndarray, float]:
@@ -74,3 +75,15 @@ def test_errors() -> None:
         batch_metrics(a, a, 0.0)
     with pytest.raises(SsimreconError, match=r"\(H,W\)"):
         slice_metrics(a, a, 1.0)
+
+
+def test_psnr_from_mse_is_the_same_for_numpy_and_torch() -> None:
+    mse = np.array([1e-4, 2.5e-3, 0.0])
+    data_range = np.array([1.0, 2.0, 1.0])
+    expected = [10 * math.log10(1.0 / 1e-4), 10 * math.log10(4.0 / 2.5e-3), math.inf]
+    from_numpy = psnr_from_mse(mse, data_range)
+    from_torch = psnr_from_mse(torch.from_numpy(mse), torch.from_numpy(data_range))
+    assert isinstance(from_numpy, np.ndarray) and isinstance(from_torch, torch.Tensor)
+    assert from_numpy.tolist() == pytest.approx(expected, rel=1e-12)
+    assert from_torch.tolist() == pytest.approx(expected, rel=1e-12)
+    assert psnr_from_mse(np.array([0.01]), 0.5)[0] == pytest.approx(10 * math.log10(25.0))

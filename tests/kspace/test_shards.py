@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from ssimrecon.checksums import file_md5
 from ssimrecon.cli.kspace import shard as shard_command
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
@@ -23,7 +24,6 @@ from ssimrecon.kspace.shards import (
     FORMAT_VERSION,
     REQUIRED_ATTRS,
     ShardReader,
-    file_md5,
     make_shard,
     validate_shard,
     write_shard,

@@ -21,17 +21,14 @@ import torch
 from ssimrecon.cli import main as cli_main
 from ssimrecon.cli.train import curves as curves_command
 from ssimrecon.config.sections import settings_from
+from ssimrecon.device import resolve_device
 from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
-from ssimrecon.training.loop import (
-    HISTORY_COLUMNS,
-    TrainingInterrupted,
-    TrainSettings,
-    resolve_device,
-    train_network,
-    train_step_throughput,
-)
+from ssimrecon.training.loop import train_network
+from ssimrecon.training.settings import TrainSettings
+from ssimrecon.training.state import HISTORY_COLUMNS, TrainingInterrupted
+from ssimrecon.training.step import train_step_throughput
 from tests.helpers import write_test_shards
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}

@@ -44,7 +44,8 @@ def train(argv: list[str]) -> int:
     job = load_settings(args.config_json, TrainJob, "config")
     import torch
 
-    from ssimrecon.training.loop import TrainingInterrupted, train_network
+    from ssimrecon.training.loop import train_network
+    from ssimrecon.training.state import TrainingInterrupted
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -12,7 +12,6 @@ platform: sorted members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -27,6 +26,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from ssimrecon.atomic import atomic_output
+from ssimrecon.checksums import file_md5
 from ssimrecon.errors import SsimreconError
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,6 @@ def build_demo_archive(
                     "x".join(map(str, shape)),
                     "x".join(f"{v:g}" for v in voxel),
                 )
-        digest = hashlib.md5(tmp.read_bytes()).hexdigest()
+        digest = file_md5(tmp)
         tmp_md5.write_text(f"{digest}  {output_tar.name}\n")
     return digest

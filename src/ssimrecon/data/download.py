@@ -10,7 +10,6 @@ a partial or corrupt download. A mismatching file is kept as ``<dest>.md5-mismat
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ssimrecon.checksums import file_md5
 from ssimrecon.errors import DownloadError
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,6 @@ _NETWORK_ERRORS = (
 
 class _ShortRead(Exception):
     """The server closed the connection before sending all announced bytes."""
-
-
-def md5_of(path: Path | str, chunk_size: int = 1 << 20) -> str:
-    """Hex MD5 of a file, read in chunks (constant memory)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def normalize_md5(value: str, source: str = "--md5") -> str:
@@ -232,7 +223,7 @@ def download(
     dest = Path(dest)
     expected = normalize_md5(md5) if md5 is not None else None
     if dest.is_file() and expected is not None:
-        if md5_of(dest, chunk_size) == expected:
+        if file_md5(dest, chunk_size) == expected:
             log.info("%s already present with the expected MD5; not downloading", dest)
             return dest
         log.info("%s exists but its MD5 differs; downloading again", dest)
@@ -243,7 +234,7 @@ def download(
         _copy_local(source, part, chunk_size)
     else:
         _download_http(url, part, retries, backoff, chunk_size, timeout)
-    actual = md5_of(part, chunk_size)
+    actual = file_md5(part, chunk_size)
     if expected is not None and actual != expected:
         aside = _mismatch_path(dest)
         os.replace(part, aside)

@@ -18,7 +18,7 @@ import pandas as pd
 from nibabel.filebasedimages import ImageFileError
 from tqdm import tqdm
 
-from ssimrecon.data.download import md5_of
+from ssimrecon.checksums import file_md5
 from ssimrecon.errors import VolumeError
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def inspect_volume(path: Path | str) -> dict[str, object]:
         "orientation": "".join(code or "?" for code in codes),
         "intensity_min": float(data.min()),
         "intensity_max": float(data.max()),
-        "md5": md5_of(path),
+        "md5": file_md5(path),
     }
 
 

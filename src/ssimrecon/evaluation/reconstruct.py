@@ -44,12 +44,9 @@ from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
-    phase_seed_for,
-    scaled_target_slices,
-    simulate_kspace,
+    simulate_acquisition,
     slice_signal_fraction,
     slices_to_volume,
-    smooth_phase,
     to_source_orientation,
 )
 from ssimrecon.kspace.shards import ShardReader
@@ -120,24 +117,20 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
     """Simulate the bundle's acquisition on a NIfTI volume."""
     vol_ras, src_img = load_canonical(path)
     prep = Preprocessing.from_dict(bundle["preprocessing"])
-    target, slice_index, scale, data_range = scaled_target_slices(vol_ras, prep)
     mask = _mask_of(bundle)
-    if mask.shape != target.shape[1:]:
+    if mask.shape != prep.image_size:
         raise SsimreconError(
             f"model {model_path} mask {mask.shape} does not match the slices "
-            f"{target.shape[1:]} of {path}"
+            f"{prep.image_size} of {path}"
         )
-    phase = None
-    if prep.phase == "smooth":
-        phase = smooth_phase(target.shape, phase_seed_for(path.name, 0))
-    kspace = simulate_kspace(target, mask, phase)
+    sim = simulate_acquisition(vol_ras, prep, mask, path.name, 0)
     grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
     return {
-        "kspace": kspace,
-        "target": target,
-        "slice_index": slice_index,
-        "scale": scale,
-        "data_range": data_range,
+        "kspace": sim.kspace,
+        "target": sim.target,
+        "slice_index": sim.slice_index,
+        "scale": sim.scale,
+        "data_range": sim.data_range,
         "prep": prep,
         "grid": grid,
     }

@@ -10,6 +10,8 @@ relative error = ||ref - est||_2 / ||ref||_2; MSE = mean squared error.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import torch
 
@@ -17,8 +19,21 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.ssim import ssim
 
 METRICS = ("ssim", "psnr", "rel_error", "mse")
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
-__all__ = ["METRICS", "slice_metrics", "batch_metrics"]
+__all__ = ["METRICS", "psnr_from_mse", "slice_metrics", "batch_metrics"]
+
+
+def psnr_from_mse(mse: ArrayT, data_range: float | ArrayT) -> ArrayT:
+    """PSNR in dB = 10 log10(data_range^2 / mse), elementwise; inf where mse is 0.
+
+    ``mse`` (any shape) and ``data_range`` (scalar or broadcastable): numpy arrays or torch tensors
+    (the result has the type of ``mse``; validation during training passes tensors on the device).
+    """
+    if isinstance(mse, torch.Tensor):
+        return 10.0 * torch.log10(data_range**2 / mse)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10(np.float64(data_range) ** 2 / mse)
 
 
 def _as_stack(ref: np.ndarray, est: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +57,8 @@ def batch_metrics(ref: np.ndarray, est: np.ndarray, data_range: float) -> dict[s
     ref, est = _as_stack(ref, est, data_range)
     diff = ref - est
     mse = np.mean(diff * diff, axis=(1, 2))
+    psnr = psnr_from_mse(mse, float(data_range))
     with np.errstate(divide="ignore", invalid="ignore"):
-        psnr = 10.0 * np.log10(float(data_range) ** 2 / mse)
         rel_error = np.sqrt(np.sum(diff * diff, axis=(1, 2))) / np.sqrt(
             np.sum(ref * ref, axis=(1, 2))
         )

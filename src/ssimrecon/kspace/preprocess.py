@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import nibabel as nib
 import numpy as np
@@ -325,6 +325,35 @@ def simulate_kspace(target: np.ndarray, mask: np.ndarray, phase: np.ndarray | No
     kspace = fft2c(image, overwrite_x=phase is not None).astype(np.complex64, copy=False)
     kspace *= mask.astype(np.float32)
     return kspace
+
+
+class SimulatedSlices(NamedTuple):
+    """A volume's slices as a shard holds them (:func:`simulate_acquisition`)."""
+
+    kspace: np.ndarray  # (S, H, W) complex64, undersampled
+    target: np.ndarray  # (S, H, W) float32 scaled reference magnitude
+    slice_index: np.ndarray  # (S,) int32 index along the RAS readout axis
+    scale: float  # the robust scale the volume was divided by
+    data_range: float  # the target maximum
+
+
+def simulate_acquisition(
+    volume_ras: np.ndarray, prep: Preprocessing, mask: np.ndarray, phase_key: str, phase_seed: int
+) -> SimulatedSlices:
+    """RAS volume -> its scaled target slices and their simulated undersampled k-space.
+
+    :func:`scaled_target_slices`, then (``prep.phase == "smooth"``) a :func:`smooth_phase` seeded
+    by :func:`phase_seed_for` (``phase_key``, ``phase_seed``), then :func:`simulate_kspace` with
+    ``mask`` (H, W) bool.  Raises VolumeError for an empty volume.
+    """
+    target, slice_index, scale, data_range = scaled_target_slices(volume_ras, prep)
+    phase = (
+        smooth_phase(target.shape, phase_seed_for(phase_key, phase_seed))
+        if prep.phase == "smooth"
+        else None
+    )
+    kspace = simulate_kspace(target, mask, phase)
+    return SimulatedSlices(kspace, target, slice_index, scale, data_range)
 
 
 def slice_signal_fraction(target: np.ndarray, data_range: float) -> np.ndarray:

@@ -13,7 +13,6 @@ attributes
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import os
 import time
@@ -24,17 +23,16 @@ import h5py
 import numpy as np
 
 from ssimrecon.atomic import atomic_output
+from ssimrecon.checksums import file_md5
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.mask import achieved_acceleration, load_mask
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
-    phase_seed_for,
-    scaled_target_slices,
-    simulate_kspace,
+    simulate_acquisition,
     slice_signal_fraction,
-    smooth_phase,
 )
+from ssimrecon.plain import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +50,6 @@ REQUIRED_ATTRS = (
     "format_version",
     "preprocessing",
 )
-
-
-def _plain(value: Any) -> Any:
-    """HDF5 attribute value -> plain Python (str, int, float, list)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def write_shard(
@@ -131,7 +118,7 @@ def validate_shard(path: str | os.PathLike) -> None:
         for name in REQUIRED_ATTRS:
             if name not in f.attrs:
                 raise ShardError(f"shard {path} lacks attribute '{name}'")
-        version = _plain(f.attrs["format_version"])
+        version = to_plain(f.attrs["format_version"], f"shard {path} format_version")
         if version != FORMAT_VERSION:
             raise ShardError(
                 f"shard {path} has format_version {version}, expected {FORMAT_VERSION}"
@@ -152,7 +139,9 @@ def validate_shard(path: str | os.PathLike) -> None:
                     f"shard {path}: {name} has shape {f[name].shape}, expected ({shape[0]},)"
                 )
         try:
-            Preprocessing.from_json(_plain(f.attrs["preprocessing"]))
+            Preprocessing.from_json(
+                to_plain(f.attrs["preprocessing"], f"shard {path} preprocessing")
+            )
         except SsimreconError as exc:
             raise ShardError(f"shard {path}: bad 'preprocessing' attribute: {exc}") from exc
 
@@ -167,7 +156,9 @@ class ShardReader:
         self.path = Path(path)
         validate_shard(self.path)
         self._file = h5py.File(self.path, "r")
-        self.attrs: dict[str, Any] = {k: _plain(v) for k, v in self._file.attrs.items()}
+        self.attrs: dict[str, Any] = {
+            k: to_plain(v, f"shard {self.path} attribute {k}") for k, v in self._file.attrs.items()
+        }
         self.shape: tuple[int, int, int] = tuple(self._file["kspace"].shape)  # type: ignore[assignment]
         self.num_slices: int = self.shape[0]
 
@@ -232,15 +223,6 @@ class ShardReader:
         return self._file["target"][()]
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex MD5 of a file's bytes."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def make_shard(
     volume_path: str | os.PathLike,
     mask_path: str | os.PathLike,
@@ -254,11 +236,9 @@ def make_shard(
     """NIfTI volume + mask -> shard at ``output``. Returns timings in seconds (load, compute,
     write).
 
-    Steps: load_canonical -> scaled_target_slices (volume_to_slices, divide by robust_scale, clip
-    negatives,
-    data_range = max) -> optional smooth phase (seed from phase_seed and subject) -> simulate_kspace
-    ->
-    write_shard. An empty volume is a ShardError naming it.
+    Steps: load_canonical -> simulate_acquisition (scaled target slices, optional smooth phase
+    seeded by ``phase_seed`` and ``subject``, undersampled k-space) -> write_shard.  An empty
+    volume is a ShardError naming it.
     """
     t0 = time.perf_counter()
     mask, mask_meta = load_mask(mask_path)
@@ -273,25 +253,19 @@ def make_shard(
     t1 = time.perf_counter()
 
     try:
-        target, slice_index, scale, data_range = scaled_target_slices(volume, prep)
+        sim = simulate_acquisition(volume, prep, mask, subject, phase_seed)
     except SsimreconError as exc:  # e.g. robust_scale of an empty volume
         raise ShardError(f"volume {volume_path}: {exc}") from exc
     del volume
-    phase = (
-        smooth_phase(target.shape, phase_seed_for(subject, phase_seed))
-        if prep.phase == "smooth"
-        else None
-    )
-    kspace = simulate_kspace(target, mask, phase)
-    signal = slice_signal_fraction(target, data_range)
+    signal = slice_signal_fraction(sim.target, sim.data_range)
     t2 = time.perf_counter()
 
     attrs = {
         "subject": subject,
         "acceleration": achieved_acceleration(mask),
         "mask_seed": int(mask_meta["seed"]),
-        "scale": float(scale),
-        "data_range": data_range,
+        "scale": sim.scale,
+        "data_range": sim.data_range,
         "source_file": str(volume_path),
         "source_md5": str(source_md5),
         "readout_axis": int(prep.readout_axis),
@@ -300,10 +274,10 @@ def make_shard(
     }
     write_shard(
         output,
-        kspace=kspace,
+        kspace=sim.kspace,
         mask=mask,
-        target=target,
-        slice_index=slice_index,
+        target=sim.target,
+        slice_index=sim.slice_index,
         slice_signal=signal,
         attrs=attrs,
     )
@@ -312,8 +286,8 @@ def make_shard(
     log.info(
         "shard %s: %s slices %dx%d, scale %.4g, load %.2fs compute %.2fs write %.2fs",
         subject,
-        *target.shape,
-        scale,
+        *sim.target.shape,
+        sim.scale,
         *timings.values(),
     )
     return timings

@@ -25,6 +25,7 @@ from torch import nn
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.nn.unet import UNet
+from ssimrecon.plain import to_plain
 
 FORMAT = "ssimrecon-model"
 VERSION = 1
@@ -45,39 +46,9 @@ __all__ = [
     "save_model_bundle",
     "load_model_bundle",
     "atomic_torch_save",
-    "to_plain",
+    "safe_torch_load",
+    "load_tagged",
 ]
-
-
-def to_plain(obj: Any, key: str) -> Any:
-    """Convert obj to tensors/primitives/lists/dicts (numpy -> torch/Python); error names ``key``
-    otherwise."""
-    if isinstance(
-        obj, np.generic
-    ):  # before float: np.float64 subclasses float but pickles as numpy
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, (str, int)):
-                raise CheckpointError(
-                    f"{key}: dict keys must be str or int, got {type(k).__name__}"
-                )
-            out[k] = to_plain(v, f"{key}.{k}")
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v, f"{key}[{i}]") for i, v in enumerate(obj)]
-    raise CheckpointError(
-        f"{key}: cannot store a {type(obj).__name__} in a plain-tensor checkpoint"
-    )
 
 
 def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
@@ -156,21 +127,34 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         ) from exc
 
 
+def load_tagged(
+    path: str | os.PathLike,
+    fmt: str,
+    version: int,
+    what: str,
+    map_location: str | torch.device = "cpu",
+) -> dict:
+    """:func:`safe_torch_load` of a dict whose ``format``/``version`` keys are ``fmt``/``version``.
+
+    ``what`` names the kind of file in the CheckpointError raised for any other file.
+    """
+    obj = safe_torch_load(path, map_location)
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise CheckpointError(f"{path}: not an ssimrecon {what} (format key is not {fmt!r})")
+    if obj.get("version") != version:
+        raise CheckpointError(
+            f"{path}: unsupported {what} version {obj.get('version')!r} (this ssimrecon reads "
+            f"{version})"
+        )
+    return obj
+
+
 def load_model_bundle(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[UNet, dict]:
     """Load a bundle written by :func:`save_model_bundle` -> (UNet in eval mode on map_location,
     bundle dict)."""
-    bundle = safe_torch_load(path, map_location)
-    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path}: not an ssimrecon model bundle (format key is not {FORMAT!r})"
-        )
-    if bundle.get("version") != VERSION:
-        raise CheckpointError(
-            f"{path}: unsupported bundle version {bundle.get('version')!r} (this ssimrecon reads "
-            f"{VERSION})"
-        )
+    bundle = load_tagged(path, FORMAT, VERSION, "model bundle", map_location)
     missing = [k for k in REQUIRED_KEYS if k not in bundle]
     if missing:
         raise CheckpointError(f"{path}: model bundle is missing keys {missing}")

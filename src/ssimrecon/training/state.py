@@ -37,8 +37,8 @@ from typing import Any
 import torch
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
-from ssimrecon.errors import CheckpointError
-from ssimrecon.nn.bundle import atomic_torch_save, safe_torch_load, to_plain
+from ssimrecon.nn.bundle import atomic_torch_save, load_tagged
+from ssimrecon.plain import to_plain
 from ssimrecon.training.settings import TrainSettings
 
 __all__ = [
@@ -183,17 +183,8 @@ def save_state(
 
 def load_state(path: Path) -> dict[str, Any]:
     """Read a state written by :func:`save_state` (weights_only); other files raise
-    :class:`CheckpointError`."""
-    state = safe_torch_load(path, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(
-            f"{path}: not an ssimrecon training state (format key is not {STATE_FORMAT!r})"
-        )
-    if state.get("version") != STATE_VERSION:
-        raise CheckpointError(
-            f"{path}: unsupported training state version {state.get('version')!r}"
-        )
-    return state
+    :class:`~ssimrecon.errors.CheckpointError`."""
+    return load_tagged(path, STATE_FORMAT, STATE_VERSION, "training state")
 
 
 def move_stale(last_path: Path, state_best: Path) -> Path:

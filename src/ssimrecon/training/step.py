@@ -6,6 +6,8 @@ probe.
 * :func:`prepare_batch` moves a loader batch (sampled k-space points) to the device and forms the
   zero-filled network input there;
   :func:`crop_batch` draws the optional random crops from a generator seeded per batch.
+* :func:`deterministic_algorithms` and :func:`cudnn_autotune` set torch's global algorithm choice
+  for the duration of a run (bit-identical CPU runs; cuDNN autotuning for fixed CUDA shapes).
 * :func:`predict` is the forward pass with the fast-path options (channels_last input, bf16
   autocast);
   its output is float32, so losses and SSIM always run in float32.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -32,6 +34,8 @@ __all__ = [
     "build_model",
     "crop_batch",
     "autocast",
+    "deterministic_algorithms",
+    "cudnn_autotune",
     "prepare_batch",
     "predict",
     "train_step_throughput",
@@ -67,6 +71,34 @@ def crop_batch(
     xs = torch.stack([x[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
     ys = torch.stack([y[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
     return xs, ys
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """torch.use_deterministic_algorithms(True, warn_only=True) for the duration, then restore."""
+    if not enabled:
+        yield
+        return
+    old, old_warn = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old, warn_only=old_warn)
+
+
+@contextlib.contextmanager
+def cudnn_autotune(enabled: bool) -> Iterator[None]:
+    """cuDNN autotuning for the fixed training shapes (CUDA only), then restore."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = old or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:

@@ -194,9 +194,8 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
     ``mean MSE + w_dssim * (1 - mean SSIM)`` recomputed here over the validation slices. So the
     dSSIM weight of Net-mse-dssim reached training, and Net-mse trained without one.
 
-    Mutations tried (each fails this test): ``loss_fn = build_loss({"mse": 1.0})`` in
-    ``train_network`` (the config weights recorded, not used), and ``"loss_terms": {"mse": 1.0}``
-    in the bundle's extra."""
+    Mutation tried (fails this test): ``loss_fn = build_loss({"mse": 1.0})`` in
+    ``train_network`` (the config weights recorded, not used)."""
     res = completed_workspace.results
     config = completed_workspace.config
     slices = _validation_slices(res, config["training"]["min_signal_fraction"])

@@ -467,6 +467,10 @@ def test_strip_tcmalloc() -> None:
 
 
 def test_tcmalloc_path_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$SSIMRECON_TCMALLOC`` replaces the search; without it the search order is asserted.
+
+    Mutation tried (fails this test): the loops over names and folders swapped in
+    ``tcmalloc_path`` (a folder's plain libtcmalloc then beats the minimal one elsewhere)."""
     fake = tmp_path / "libtcmalloc_minimal.so.4"
     fake.write_bytes(b"")
     monkeypatch.setenv("SSIMRECON_TCMALLOC", str(fake))
@@ -474,9 +478,43 @@ def test_tcmalloc_path_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SSIMRECON_TCMALLOC", "")
     assert fastpath.tcmalloc_path() is None
     monkeypatch.delenv("SSIMRECON_TCMALLOC")
-    found = fastpath.tcmalloc_path()
-    assert found is None or (Path(found).is_file() and "libtcmalloc" in Path(found).name)
+    # The search, on folders of our own: the interpreter's lib/ first, then the system's globs;
+    # the minimal library is preferred wherever it is.
+    prefix, system = tmp_path / "prefix", tmp_path / "usr" / "lib" / "x86_64-linux-gnu"
+    (prefix / "lib").mkdir(parents=True)
+    system.mkdir(parents=True)
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.setattr(fastpath, "_LIB_DIRS", (str(tmp_path / "usr" / "lib" / "*-linux-gnu"),))
+    assert fastpath.tcmalloc_path() is None
+    (system / "libtcmalloc.so.4").write_bytes(b"")
+    assert fastpath.tcmalloc_path() == str(system / "libtcmalloc.so.4")
+    (prefix / "lib" / "libtcmalloc.so.4").write_bytes(b"")
+    assert fastpath.tcmalloc_path() == str(prefix / "lib" / "libtcmalloc.so.4")
+    (system / "libtcmalloc_minimal.so.4").write_bytes(b"")
+    assert fastpath.tcmalloc_path() == str(system / "libtcmalloc_minimal.so.4")
 
 
-def test_bf16_probe() -> None:
-    assert isinstance(fastpath.cpu_supports_bf16(), bool)
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags the kernel reports in /proc/cpuinfo."""
+    flags: set[str] = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return flags
+
+
+def test_bf16_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """True exactly when oneDNN is there and the CPU has AVX512-BF16 or AMX tiles: on this
+    machine as /proc/cpuinfo says, and with each probe patched.
+
+    Mutations tried (each fails this test): ``return True`` in place of the final ``return
+    False``, and the AMX probe name dropped from the loop."""
+    native = bool({"avx512_bf16", "amx_tile"} & _cpu_flags())
+    assert fastpath.cpu_supports_bf16() is (native and torch.backends.mkldnn.is_available())
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    for avx512_bf16, amx in [(False, False), (True, False), (False, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert fastpath.cpu_supports_bf16() is (avx512_bf16 or amx), (avx512_bf16, amx)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert fastpath.cpu_supports_bf16() is False

@@ -78,20 +78,32 @@ def test_predict_slices_feeds_zero_filled_magnitude_in_batches() -> None:
     np.testing.assert_allclose(whole, pieces, atol=1e-5)
 
 
-def test_pick_device_names_the_setting_and_limits_types() -> None:
+def test_pick_device_names_the_setting_and_limits_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` takes CUDA, else MPS where the caller accepts it, else the CPU; errors name the
+    setting. Availability is patched so every branch runs on any machine.
+
+    Mutation tried (fails this test): ``(types is None or "mps" in types)`` dropped from the MPS
+    branch of ``pick_device`` (training would then be handed an MPS device)."""
     assert pick_device("cpu") == torch.device("cpu")
-    assert pick_device("auto", types=("cpu", "cuda")).type in ("cpu", "cuda")
     with pytest.raises(SsimreconError, match=r"^--device: 'gpu0' is not a device"):
         pick_device("gpu0")
     with pytest.raises(
         SsimreconError, match=r"^training\.device: only cpu and cuda are supported, got 'meta'"
     ):
         pick_device("meta", key="training.device", types=("cpu", "cuda"))
-    if not torch.cuda.is_available():
-        with pytest.raises(
-            SsimreconError, match=r"^--device: 'cuda:0' requested but CUDA is not available"
-        ):
-            pick_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("mps")
+    assert pick_device("auto", types=("cpu", "cuda")) == torch.device("cpu")
+    with pytest.raises(
+        SsimreconError, match=r"^--device: 'cuda:0' requested but CUDA is not available"
+    ):
+        pick_device("cuda:0")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto", types=("cpu", "cuda")) == torch.device("cuda")
+    assert pick_device("auto") == torch.device("cuda")
 
 
 def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> None:

@@ -75,6 +75,14 @@ def test_density_falls_with_radius():
 
 
 def test_design_density_matches_budget_and_empirical_profile():
+    """The rings' mean sampling rate over 20 masks follows the design density within 25 % of
+    each ring's own density (the outer rings sample well under 5 %, so an absolute tolerance would
+    accept anything there). Weighted sampling without replacement is not exactly the design:
+    it takes ~8 % fewer points than designed near the centre and up to ~18 % more in the sparse
+    outer rings.
+
+    Mutation tried (fails this test): the sampling weights ``(1 - r) ** power`` raised to
+    ``power + 1`` in ``variable_density_mask`` (outer rings then 60-80 % below the design)."""
     shape, acc = (96, 96), 6
     density = design_density(shape, acc, 8, 2.0)
     assert density.sum() == pytest.approx(round(96 * 96 / acc), abs=1e-6)
@@ -82,7 +90,8 @@ def test_design_density_matches_budget_and_empirical_profile():
     masks = np.mean([variable_density_mask(shape, acc, 8, seed=s) for s in range(20)], axis=0)
     _, emp = radial_profile(masks, n_bins=8)
     _, des = radial_profile(density, n_bins=8)
-    np.testing.assert_allclose(emp, des, atol=0.12)
+    assert des[-1] < 0.01  # the outermost ring: a sparse one, checked relatively too
+    np.testing.assert_allclose(emp, des, rtol=0.25, atol=0)
 
 
 def test_centre_too_large_is_an_error_naming_the_key():

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ssimrecon.cli.report import figure2 as figure2_command
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.metrics import slice_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.plots.figure2 import (
     choose_slices,
     collect_candidates,
@@ -175,3 +181,106 @@ def test_collect_candidates_and_display(tmp_path: Path) -> None:
     img = np.arange(6).reshape(2, 3)  # (R, A): A should point up, R to the right
     shown = display(img)
     assert shown.shape == (3, 2) and shown[0, 0] == img[0, 2] and shown[-1, -1] == img[1, 0]
+
+
+_ANNOTATION = re.compile(r"SSIM (\S+)\nPSNR (\S+) dB")
+
+
+def _grid(fig: Figure) -> dict[tuple[int, int], Axes]:
+    """(row, column) -> the subplot there (inset axes such as the colour bar are left out)."""
+    grid = {}
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is not None:
+            grid[(spec.rowspan.start, spec.colspan.start)] = ax
+    return grid
+
+
+def _independent_network_output(model_path: Path, zero_filled: np.ndarray) -> np.ndarray:
+    """The bundle's U-Net applied to a zero-filled magnitude image (H, W) -> (H, W) float32."""
+    model, _ = load_model_bundle(model_path)
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(zero_filled, np.float32))[None, None])
+    return out[0, 0].numpy()
+
+
+def test_figure2_annotations_and_error_maps_match_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every non-reference panel reads the SSIM / PSNR of its estimate against the reference
+    (recomputed with scikit-image from independently rebuilt images), shows that estimate on the
+    reference's grey scale, and its error map is |estimate - reference| on [0, error_max * range].
+
+    Mutations tried (each fails this test): the annotation computed as
+    ``slice_metrics(panel.reference, panel.reference, ...)`` (every panel reading 1.000); the
+    error map drawn as ``image - ref`` (signed) and as ``np.abs(image)``."""
+    shards = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    data = {
+        "IXI003": make_test_shard(shards[0], "IXI003", n_slices=6, seed=2),
+        "IXI007": make_test_shard(shards[1], "IXI007", n_slices=6, seed=1),
+    }
+    mask = sample_mask()
+    models = {"Net-mse": tmp_path / "mse.pt", "Net-mse-dssim": tmp_path / "dssim.pt"}
+    make_test_model(models["Net-mse"], mask, seed=0)
+    make_test_model(models["Net-mse-dssim"], mask, seed=1)
+    saved: list[Figure] = []
+    original_savefig = Figure.savefig
+
+    def capture(fig: Figure, *args: object, **kwargs: object) -> None:
+        saved.append(fig)
+        original_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    error_max = 0.15
+    panels = make_figure2(
+        shards, models, png=tmp_path / "f.png", pdf=None, dpi=40, error_max=error_max
+    )
+    assert len(saved) == 1
+    grid = _grid(saved[0])
+    columns = ["input (zero-filled)", *models]
+    assert max(grid) == (3 * len(panels) - 1, len(columns))
+    checked = 0
+    for p, panel in enumerate(panels):
+        d = data[panel.subject]
+        position = int(np.flatnonzero(d["slice_index"] == panel.slice)[0])
+        reference = d["target"][position].astype(np.float64)
+        zero_filled = zero_filled_magnitude(d["kspace"][position])
+        estimates = {"input (zero-filled)": zero_filled}
+        for name, path in models.items():
+            estimates[name] = _independent_network_output(path, zero_filled)
+        data_range = d["data_range"]
+        shown_reference = np.flipud(reference.T)
+        for c, label in enumerate(columns, start=1):
+            estimate = estimates[label].astype(np.float64)
+            image_ax, error_ax = grid[(3 * p, c)], grid[(3 * p + 2, c)]
+            texts = [t.get_text() for t in image_ax.texts if _ANNOTATION.search(t.get_text())]
+            assert len(texts) == 1, [t.get_text() for t in image_ax.texts]
+            ssim_text, psnr_text = _ANNOTATION.search(texts[0]).groups()
+            ssim = structural_similarity(
+                reference,
+                estimate,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=data_range,
+            )
+            psnr = peak_signal_noise_ratio(reference, estimate, data_range=data_range)
+            assert ssim < 0.999 and psnr < 90  # the estimate really differs from the reference
+            assert float(ssim_text) == pytest.approx(ssim, abs=5e-4 + 1e-5), (p, label)
+            assert float(psnr_text) == pytest.approx(psnr, abs=5e-3 + 1e-4), (p, label)
+            (shown,) = image_ax.get_images()
+            np.testing.assert_allclose(
+                shown.get_array(), np.flipud(estimate.T), rtol=1e-4, atol=1e-5
+            )
+            assert shown.get_clim() == pytest.approx((0.0, data_range))
+            (error,) = error_ax.get_images()
+            np.testing.assert_allclose(
+                error.get_array(),
+                np.abs(np.flipud(estimate.T) - shown_reference),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+            assert error.get_clim() == pytest.approx((0.0, error_max * data_range))
+            checked += 1
+        assert [t.get_text() for t in grid[(3 * p, 0)].texts] == []  # no score on the reference
+    assert checked == len(panels) * len(columns) == 6

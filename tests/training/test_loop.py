@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -25,6 +26,7 @@ from ssimrecon.device import resolve_device
 from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.training import step as step_module
 from ssimrecon.training.loop import train_network
 from ssimrecon.training.settings import TrainSettings
 from ssimrecon.training.state import HISTORY_COLUMNS, TrainingInterrupted
@@ -109,7 +111,10 @@ def assert_same_history(a: Path, b: Path) -> None:
         ]
 
 
-def test_settings_validation() -> None:
+def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mutation tried (fails this test): ``resolve_device`` calling ``pick_device`` without
+    ``types=TRAIN_DEVICE_TYPES`` (``auto`` then picks MPS where it is available)."""
+
     def settings(**values: object) -> TrainSettings:
         return settings_from(TrainSettings, {**BASE, **values}, "training")
 
@@ -124,7 +129,13 @@ def test_settings_validation() -> None:
     with pytest.raises(SsimreconError, match=r"training\.bf16"):
         settings(bf16="sometimes")
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type in ("cpu", "cuda")  # never MPS
+    # auto: CUDA where available, else the CPU, never MPS (availability patched: every branch runs)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    monkeypatch.undo()
     for bad in ("gpu", "mps", "meta"):
         with pytest.raises(SsimreconError, match=r"^training\.device: "):
             resolve_device(bad)
@@ -306,10 +317,29 @@ def test_cli_reports_bad_training_key(
     assert not (tmp_path / "s").exists()
 
 
-def test_throughput_benchmark_runs_both_modes() -> None:
+def test_throughput_benchmark_runs_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slices/s = batch size * timed steps / their time: with a clock that advances 0.25 s per
+    optimiser step, exactly batch_size / 0.25, and warm-up + timed steps ran.
+
+    Mutations tried (each fails this test): the rate computed as ``steps / elapsed`` (batch size
+    left out), and the clock started before the warm-up steps."""
+    clock = {"now": 1000.0, "steps": 0}
+    adam_step = torch.optim.Adam.step
+
+    def timed_step(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        clock["now"] += 0.25
+        clock["steps"] += 1
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", timed_step)
+    monkeypatch.setattr(step_module, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
     for fast in (False, True):
-        rate = train_step_throughput(MODEL, batch_size=2, size=32, fast=fast, steps=2, device="cpu")
-        assert rate > 0
+        clock["steps"] = 0
+        rate = train_step_throughput(
+            MODEL, batch_size=2, size=32, fast=fast, steps=3, device="cpu", warmup=2
+        )
+        assert clock["steps"] == 2 + 3
+        assert rate == pytest.approx(2 / 0.25)
 
 
 def test_cli_sigterm_then_rerun_resumes_bit_identical(

@@ -260,6 +260,14 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(
     for job in train_jobs:
         assert "gpu:1" in job.get("TresPerJob", ""), job
         assert int(job["NumCPUs"]) >= int(workspace.config["training"]["threads"])
+    # Evaluation: one job per network, each with a GPU request too (zero-filled needs none).
+    eval_jobs = [job for job in jobs if job["Comment"].startswith("rule_evaluate_wildcards_")]
+    assert (
+        sorted(job["Comment"].removeprefix("rule_evaluate_wildcards_") for job in eval_jobs)
+        == networks
+    )
+    for job in eval_jobs:
+        assert "gpu:1" in job.get("TresPerJob", ""), job
 
     # Data jobs ask for no GPU; the per-subject shard jobs are one group job (6 subjects < 50).
     data_jobs = [job for job in jobs if job["Comment"].startswith(DATA_JOB_COMMENTS)]
@@ -272,13 +280,18 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(
     n_subjects = len(list((workspace.results / "shards").glob("*.h5")))
     assert n_subjects == workspace.config["split"]["n_train"] + workspace.config["split"]["n_val"]
 
-    # The training jobs saw the GPU SLURM gave them and, finding no CUDA device, trained on the CPU.
+    # The training jobs saw the GPU SLURM gave them (CUDA_VISIBLE_DEVICES set by SLURM, not by
+    # us: Run removes it) and trained on the device that environment gives: CUDA exactly when
+    # torch in the job saw a CUDA device.
     for network in networks:
         log = (workspace.results / "logs" / "train" / f"{network}.log").read_text()
-        seen = re.search(r"device: (\w+) \(CUDA_VISIBLE_DEVICES=([^,\s)]*)", log)
+        seen = re.search(
+            r"device: (\S+) \(CUDA_VISIBLE_DEVICES=([^,\s)]*), torch sees (\d+) CUDA device", log
+        )
         assert seen, log[-2000:]
-        assert seen.group(1) == "cpu", seen.group(0)
-        assert re.fullmatch(r"\d+", seen.group(2)), seen.group(0)
+        device, visible, cuda_count = seen.group(1), seen.group(2), int(seen.group(3))
+        assert re.fullmatch(r"\d+", visible), seen.group(0)
+        assert device.split(":")[0] == ("cuda" if cuda_count > 0 else "cpu"), seen.group(0)
 
     # The same artifacts as a local run.
     assert _files(workspace.results) == _files(completed_workspace.results)

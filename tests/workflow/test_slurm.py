@@ -233,6 +233,8 @@ def test_cluster_has_an_idle_node_with_gpus(cluster: Cluster) -> None:
 def test_profile_slurm_runs_the_workflow_on_the_cluster(
     cluster: Cluster, workspace: Workspace, completed_workspace: Workspace, tmp_path: Path
 ) -> None:
+    """Mutation tried: deleting ``gpu=1`` from rule ``evaluate``'s resources fails this test at
+    the evaluation jobs' GPU request (``'gpu:1' in TresPerJob``)."""
     config_home = install_slurm_profile(workspace, tmp_path / "config")
     run = Run(workspace, config_home, tmp_path / "snakemake.log")
     code = run.wait(timeout=540)

@@ -10,6 +10,7 @@ handed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,21 @@ import yaml
 from ssimrecon.errors import ConfigError
 
 
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    """Keys of an additionalProperties error that match neither a property nor a pattern."""
+    known = set(error.schema.get("properties", {}))
+    patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+    return sorted(
+        k for k in error.instance if k not in known and not any(p.search(k) for p in patterns)
+    )
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     if error.validator == "additionalProperties":
         # jsonschema reports the parent; name the unexpected key itself.
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        patterns = error.schema.get("patternProperties")
-        if extra and not patterns:
+        extra = _unexpected_keys(error)
+        if extra:
             return ".".join(parts + [extra[0]])
     if error.validator == "required":
         return ".".join(parts + [str(error.message).split("'")[1]])
@@ -47,7 +56,10 @@ def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
         return
     first = errors[0]
     key = _key_path(first)
-    if first.validator == "additionalProperties":
+    patterns = list(first.schema.get("patternProperties", {})) if first.schema else []
+    if first.validator == "additionalProperties" and patterns:
+        message = f"config key '{key}': the name must match {' or '.join(patterns)}"
+    elif first.validator == "additionalProperties":
         message = f"unknown key '{key}'"
     else:
         message = f"config key '{key}': {first.message}"
@@ -95,6 +107,11 @@ def check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError(
             "config key 'networks.zero-filled': the name is reserved for the zero-filled baseline"
         )
+    for name, network in config["networks"].items():
+        if not any(weight > 0 for weight in network["loss"].values()):
+            raise ConfigError(
+                f"config key 'networks.{name}.loss': every weight is 0; at least one must be > 0"
+            )
     depths = [config["model"]["depth"]] + [
         net.get("model", {}).get("depth", config["model"]["depth"])
         for net in config["networks"].values()

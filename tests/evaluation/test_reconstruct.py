@@ -223,3 +223,80 @@ def test_summary_lists_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "| Net-mse | 0.9 |" in out
     with pytest.raises(SsimreconError, match="nowhere"):
         summary_command(["--results", str(tmp_path / "nowhere")])
+
+
+def _model_and_volume(tmp_path: Path) -> tuple[Path, Path]:
+    model = tmp_path / "m.pt"
+    make_test_model(model, sample_mask())
+    volume = tmp_path / "subject.nii.gz"
+    _write_volume(volume)
+    return model, volume
+
+
+@pytest.mark.parametrize(
+    ("input_name", "output_name"),
+    [
+        ("subject.nii.gz", "subject.nii.gz"),  # output == input
+        ("r.zero_filled.nii.gz", "r.nii.gz"),  # a derived name == input
+        ("r.metrics.json.nii.gz", "r.nii.gz"),  # no clash: r.metrics.json is not the input
+    ],
+)
+def test_an_output_that_would_overwrite_the_input_is_refused(
+    tmp_path: Path, input_name: str, output_name: str
+) -> None:
+    """Mutation tried: skipping check_outputs lets the first two cases overwrite the input."""
+    model, volume = _model_and_volume(tmp_path)
+    source = volume.rename(tmp_path / input_name)
+    before = source.read_bytes()
+    if input_name == "r.metrics.json.nii.gz":
+        reconstruct(model, source, tmp_path / output_name)
+        assert source.read_bytes() == before
+        return
+    with pytest.raises(SsimreconError, match=rf"would overwrite the input {source}"):
+        reconstruct(model, source, tmp_path / output_name)
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.pt", input_name])
+
+
+def test_unwritable_output_folder_fails_before_computing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssimrecon.evaluation.reconstruct as module
+
+    model, volume = _model_and_volume(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(module, "load_model", lambda *a: pytest.fail("computed before the check"))
+    with pytest.raises(SsimreconError, match=r"output folder .*a-file.* is not writable"):
+        reconstruct(model, volume, blocker / "recon.nii.gz")
+
+
+def test_a_failed_write_leaves_no_output_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full while writing the last output: none of the three outputs appears, and the error
+    is one line. Mutation tried: renaming each output as soon as it is written leaves the first."""
+    import errno
+
+    import ssimrecon.evaluation.reconstruct as module
+
+    model, volume = _model_and_volume(tmp_path)
+    real_save = module._save_nifti
+    calls = []
+
+    def save_then_fill_disk(data, affine, path, like=None):  # noqa: ANN001 - same as _save_nifti
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(data, affine, path, like)
+
+    monkeypatch.setattr(module, "_save_nifti", save_then_fill_disk)
+    with pytest.raises(SsimreconError, match="No space left on device.*none was written"):
+        reconstruct(model, volume, tmp_path / "out" / "recon.nii.gz")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_directory_as_input_is_named(tmp_path: Path) -> None:
+    model, _ = _model_and_volume(tmp_path)
+    with pytest.raises(SsimreconError, match=r"is a directory"):
+        reconstruct(model, tmp_path, tmp_path / "r.nii.gz")

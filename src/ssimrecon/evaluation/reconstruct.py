@@ -25,16 +25,19 @@ cannot be found is written as stacked slices (H, W, S) with an identity affine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from ssimrecon.atomic import atomic_output, write_text_atomic
+from ssimrecon.atomic import atomic_output
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
@@ -77,6 +80,51 @@ def output_paths(output: Path) -> dict[str, Path]:
     }
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_outputs(paths: dict[str, Path], inputs: list[Path]) -> None:
+    """Refuse outputs that would overwrite an input, and an output folder that cannot be written,
+    before anything is computed (SsimreconError naming the file)."""
+    for key, out in paths.items():
+        for source in inputs:
+            if _same_file(out, source):
+                raise SsimreconError(
+                    f"output {out} ({key.replace('_', '-')} output) would overwrite the input "
+                    f"{source}; choose another --output"
+                )
+    folder = paths["network"].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ssimrecon-write-test-"):
+            pass
+    except OSError as exc:
+        raise SsimreconError(
+            f"output folder {folder} is not writable ({exc.strerror or exc})"
+        ) from None
+
+
+def _write_outputs(paths: dict[str, Path], volumes: dict[str, tuple], metrics_text: str) -> None:
+    """Write the two NIfTIs and the metrics JSON all or nothing: each goes to a temporary file and
+    the three are renamed only once all are written (a full disk leaves none of them)."""
+    try:
+        with contextlib.ExitStack() as stack:
+            for key, (volume, affine, source) in volumes.items():
+                path = paths[key]
+                tmp = stack.enter_context(atomic_output(path, suffix=_suffix(path, NIFTI_SUFFIXES)))
+                _save_nifti(volume, affine, tmp, like=source)
+            tmp = stack.enter_context(atomic_output(paths["metrics"]))
+            tmp.write_text(metrics_text)
+    except OSError as exc:
+        raise SsimreconError(
+            f"writing the outputs next to {paths['network']} failed ({exc.strerror or exc}); "
+            "none was written"
+        ) from None
+
+
 def training_min_signal(bundle: dict[str, Any]) -> float:
     """The bundle's ``extra.training.min_signal_fraction`` (or ``extra.min_signal_fraction``), else
     0.05."""
@@ -93,16 +141,13 @@ def _mask_of(bundle: dict[str, Any]) -> np.ndarray:
 
 
 def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path, like: Any = None) -> None:
-    """Save float32 ``data`` atomically (temp file + rename); units copied from ``like``'s
-    header."""
+    """Save float32 ``data`` at ``path`` (nibabel picks gzip from the name); units copied from
+    ``like``'s header."""
     image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
     header = getattr(like, "header", None)
     if header is not None and hasattr(header, "get_xyzt_units"):
         image.header.set_xyzt_units(*header.get_xyzt_units())
-    with atomic_output(
-        path, suffix=_suffix(path, NIFTI_SUFFIXES)
-    ) as tmp:  # nibabel picks gzip from the name
-        nib.save(image, tmp)
+    nib.save(image, path)
 
 
 def _mean_metrics(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, float | None]:
@@ -199,8 +244,11 @@ def reconstruct(
     the metrics."""
     model_path, input_path = Path(model_path), Path(input_path)
     paths = output_paths(Path(output))
+    if input_path.is_dir():
+        raise SsimreconError(f"input {input_path} is a directory, not a NIfTI volume or shard")
     if not input_path.is_file():
         raise SsimreconError(f"input {input_path} does not exist")
+    check_outputs(paths, [input_path, model_path])
     if _suffix(input_path, NIFTI_SUFFIXES):
         reader = _from_nifti
     elif _suffix(input_path, SHARD_SUFFIXES):
@@ -236,10 +284,11 @@ def reconstruct(
         "model": str(model_path),
         "input": str(input_path),
     }
-    for key, slices in (("network", network), ("zero_filled", zero_filled)):
-        volume, affine, source = _to_volume(slices, data)
-        _save_nifti(volume, affine, paths[key], like=source)
-    write_text_atomic(paths["metrics"], json.dumps(result, indent=2) + "\n")
+    volumes = {
+        key: _to_volume(slices, data)
+        for key, slices in (("network", network), ("zero_filled", zero_filled))
+    }
+    _write_outputs(paths, volumes, json.dumps(result, indent=2) + "\n")
     log.info(
         "%s: SSIM zero-filled %.4f -> network %.4f over %d slices; wrote %s",
         input_path,

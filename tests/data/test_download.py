@@ -216,3 +216,53 @@ def test_cli_md5_file_and_warning(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert status == 2
     assert "MD5 mismatch" in capsys.readouterr().err
+
+
+def test_a_second_mismatch_never_overwrites_the_first_kept_file(tmp_path: Path) -> None:
+    """Mutation tried: a fixed ``.md5-mismatch`` name loses the first file on the second run."""
+    source = tmp_path / "source.bin"
+    dest = tmp_path / "out" / "file.bin"
+    kept = []
+    for content in (b"first corrupt copy", b"second corrupt copy"):
+        source.write_bytes(content)
+        with pytest.raises(DownloadError, match=r"kept as .*file\.bin\.md5-mismatch"):
+            download(str(source), dest, PAYLOAD_MD5)
+        kept.append(content)
+    assert (dest.parent / "file.bin.md5-mismatch").read_bytes() == kept[0]
+    assert (dest.parent / "file.bin.md5-mismatch.1").read_bytes() == kept[1]
+
+
+def test_disk_full_is_one_line_and_keeps_the_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import ssimrecon.data.download as module
+
+    source = tmp_path / "source.bin"
+    source.write_bytes(PAYLOAD)
+    dest = tmp_path / "file.bin"
+
+    def full_disk(src: Path, part: Path, chunk_size: int) -> None:
+        part.write_bytes(PAYLOAD[:1000])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module, "_copy_local", full_disk)
+    with pytest.raises(DownloadError, match=r"file\.bin\.part failed \(No space left on device\)"):
+        download(str(source), dest, PAYLOAD_MD5)
+    assert not dest.exists() and (tmp_path / "file.bin.part").stat().st_size == 1000
+
+
+def test_progress_lines_in_a_log_when_not_on_a_terminal(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a Snakemake job stderr is the log file: the download reports bytes, rate and ETA there."""
+    import logging
+
+    base, _ = server
+    monkeypatch.setenv("SSIMRECON_PROGRESS_SECONDS", "0")
+    caplog.set_level(logging.INFO, logger="ssimrecon.progress")
+    download(f"{base}/file.bin", tmp_path / "file.bin", PAYLOAD_MD5, chunk_size=65536)
+    lines = [m for m in caplog.messages if m.startswith("download file.bin.part: ")]
+    assert len(lines) >= 2 and "/s, ETA " in lines[0]
+    assert lines[-1].startswith(f"download file.bin.part: {len(PAYLOAD) / 1e3:.2f} kB of")

@@ -20,9 +20,8 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from tqdm import tqdm
-
 from ssimrecon.errors import ArchiveError
+from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ def safe_extract(archive: Path | str, out_dir: Path | str) -> list[Path]:
     staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
     try:
         with tarfile.open(archive, "r:*") as tar:
-            bar = tqdm(members, desc=f"extract {archive.name}", unit="file", disable=None)
+            bar = track(members, f"extract {archive.name}", "files")
             tar.extractall(staging, members=bar, **_extract_kwargs())
         # mkdtemp makes the folder 0700; give it the mode a plain mkdir would
         staging.chmod(0o777 & ~_umask())

@@ -4,8 +4,8 @@ HTTP data is written to ``<dest>.part``; every (re)try asks for ``Range: bytes=<
 and
 appends when the server answers 206, so a connection cut half-way resumes rather than restarts.
 Only a complete file whose checksum matches is renamed to ``dest`` (atomically), so ``dest`` is
-never
-a partial or corrupt download. A mismatching file is kept as ``<dest>.md5-mismatch`` for inspection.
+never a partial or corrupt download. A mismatching file is kept as ``<dest>.md5-mismatch`` (then
+``.md5-mismatch.1``, ...) for inspection. Progress: see :mod:`ssimrecon.progress`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ssimrecon.checksums import file_md5
 from ssimrecon.errors import DownloadError
+from ssimrecon.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,13 @@ def _part_path(dest: Path) -> Path:
 
 
 def _mismatch_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".md5-mismatch")
+    """``<dest>.md5-mismatch``, or ``.md5-mismatch.N`` with the first free N: never overwrites one
+    kept before."""
+    first = dest.with_name(dest.name + ".md5-mismatch")
+    candidate, n = first, 1
+    while candidate.exists():
+        candidate, n = first.with_name(f"{first.name}.{n}"), n + 1
+    return candidate
 
 
 def _local_source(url: str) -> Path | None:
@@ -102,9 +107,7 @@ def _copy_local(source: Path, part: Path, chunk_size: int) -> None:
     with (
         open(source, "rb") as src,
         open(part, "wb") as out,
-        tqdm(
-            total=source.stat().st_size, unit="B", unit_scale=True, desc=source.name, disable=None
-        ) as bar,
+        progress(source.stat().st_size, f"copy {source.name}", "B") as bar,
     ):
         while block := src.read(chunk_size):
             out.write(block)
@@ -158,14 +161,7 @@ def _http_attempt(url: str, part: Path, chunk_size: int, timeout: float) -> None
             mode, written = "wb", 0
         with (
             open(part, mode) as out,
-            tqdm(
-                total=total,
-                initial=written,
-                unit="B",
-                unit_scale=True,
-                desc=part.name,
-                disable=None,
-            ) as bar,
+            progress(total, f"download {part.name}", "B", initial=written) as bar,
         ):
             while block := response.read(chunk_size):
                 out.write(block)
@@ -230,10 +226,16 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(dest)
     source = _local_source(url)
-    if source is not None:
-        _copy_local(source, part, chunk_size)
-    else:
-        _download_http(url, part, retries, backoff, chunk_size, timeout)
+    try:
+        if source is not None:
+            _copy_local(source, part, chunk_size)
+        else:
+            _download_http(url, part, retries, backoff, chunk_size, timeout)
+    except OSError as exc:  # e.g. no space left on device; network errors are handled inside
+        raise DownloadError(
+            f"writing {part} failed ({exc.strerror or exc}); the partial file is kept and the "
+            "next run resumes from it"
+        ) from None
     actual = file_md5(part, chunk_size)
     if expected is not None and actual != expected:
         aside = _mismatch_path(dest)

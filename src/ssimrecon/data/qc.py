@@ -16,10 +16,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from nibabel.filebasedimages import ImageFileError
-from tqdm import tqdm
 
 from ssimrecon.checksums import file_md5
 from ssimrecon.errors import VolumeError
+from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def build_subjects_table(
     rows: list[dict[str, object]] = []
     seen: dict[str, Path] = {}
     matched: set[str] = set()
-    for path in tqdm(paths, desc="qc", unit="volume", disable=None):
+    for path in track(paths, "qc", "volumes"):
         if _is_excluded(path, exclude):
             matched |= _names_of(path) & exclude
             log.info("excluded %s (not opened)", path)

@@ -134,3 +134,44 @@ def test_save_rejects_unstorable_metadata(tmp_path: Path) -> None:
             extra={"obj": Custom()},
         )
     assert not path.exists() and os.listdir(tmp_path) == []
+
+
+def test_nan_weights_are_refused_naming_the_tensor(tmp_path: Path) -> None:
+    """Mutation tried: without the finiteness check the bundle loads and writes NaN volumes."""
+    path = tmp_path / "m.pt"
+    _save(path)
+    bundle = torch.load(path, weights_only=True)
+    name = next(k for k, v in bundle["state_dict"].items() if v.is_floating_point())
+    bundle["state_dict"][name].view(-1)[0] = float("nan")
+    torch.save(bundle, path)
+    with pytest.raises(CheckpointError, match=rf"m\.pt: weights hold NaN .*\({name}\)"):
+        load_model_bundle(path)
+
+
+def test_a_huge_declared_network_is_refused_without_allocating_it(tmp_path: Path) -> None:
+    """base_channels 4096 at depth 6 is about 10^12 parameters (4 TB): building it would die with
+    an out-of-memory error. Mutation tried: building the model on the CPU instead of ``meta``."""
+    path = tmp_path / "m.pt"
+    _save(path)
+    bundle = torch.load(path, weights_only=True)
+    bundle["model_config"].update(base_channels=4096, depth=6)
+    torch.save(bundle, path)
+    with pytest.raises(CheckpointError, match=r"m\.pt: weights do not match model_config"):
+        load_model_bundle(path)
+
+
+def test_bundle_records_version_and_git_commit(tmp_path: Path) -> None:
+    import subprocess
+    from importlib.metadata import version
+
+    path = tmp_path / "m.pt"
+    _save(path)
+    provenance = torch.load(path, weights_only=True)["provenance"]
+    assert provenance["ssimrecon_version"] == version("ssimrecon")
+    head = subprocess.run(
+        ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert provenance["git_commit"] in (head, f"{head}-dirty")

@@ -6,7 +6,12 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
 
     {"format": "ssimrecon-model", "version": 1,
      "model_config": UNet.model_config, "state_dict": {name: tensor (cpu)},
-     "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict}
+     "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict,
+     "provenance": {"ssimrecon_version": str, "git_commit": str or None}}
+
+Loading refuses (CheckpointError naming the file) weights that are NaN or infinite, and a
+``model_config`` whose network does not match the stored weights, checked on torch's ``meta``
+device before any memory is allocated for it.
 
 Files are written atomically (``ssimrecon.atomic``: temporary file in the same folder, fsync,
 ``os.replace``).
@@ -14,7 +19,10 @@ Files are written atomically (``ssimrecon.atomic``: temporary file in the same f
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +66,39 @@ def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
         torch.save(obj, fh)
 
 
+@functools.cache
+def provenance() -> dict[str, str | None]:
+    """The installed ssimrecon version and the git commit of its source checkout (None when the
+    package is not run from a git checkout, or the checkout has uncommitted changes: then
+    ``<commit>-dirty``)."""
+    try:
+        package_version: str | None = version("ssimrecon")
+    except PackageNotFoundError:
+        package_version = None
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    return {
+        "ssimrecon_version": package_version,
+        "git_commit": (commit + ("-dirty" if dirty else "")) or None,
+    }
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     """Strip torch.compile / DataParallel wrappers."""
     model = getattr(model, "_orig_mod", model)
@@ -95,6 +136,7 @@ def save_model_bundle(
         "mask": mask_t,
         "mask_meta": to_plain(mask_meta, "mask_meta"),
         "extra": to_plain(extra, "extra"),
+        "provenance": provenance(),
     }
     atomic_torch_save(bundle, path)
 
@@ -163,14 +205,22 @@ def load_model_bundle(
     mask = bundle["mask"]
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
         raise CheckpointError(f"{path}: mask must be a 2-D bool tensor")
+    state = bundle["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: state_dict is not a dict of tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: weights hold NaN or infinite values ({name})")
     try:
-        model = UNet(**bundle["model_config"])
+        with torch.device("meta"):  # shapes only: a huge declared network allocates nothing
+            model = UNet(**bundle["model_config"])
     except (SsimreconError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: bad model_config {bundle['model_config']!r}: {exc}"
         ) from exc
     try:
-        model.load_state_dict(bundle["state_dict"])
+        # assign=True: the parameters become the loaded tensors (on map_location)
+        model.load_state_dict(state, assign=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: weights do not match model_config: {_brief(exc)}") from exc
     return model.to(map_location).eval(), bundle

@@ -447,3 +447,16 @@ def write_test_shards(
         )
         paths.append(path)
     return paths
+
+
+def set_slice_geometry(
+    path: Path, pixel_spacing: tuple[float, float], native_extent: tuple[int, int, int, int]
+) -> None:
+    """Overwrite a shard's ``pixel_spacing`` (mm of H, W) and ``native_extent`` attributes."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs["pixel_spacing"] = json.dumps([float(v) for v in pixel_spacing])
+        f.attrs["native_extent"] = json.dumps([int(v) for v in native_extent])

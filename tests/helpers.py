@@ -27,7 +27,7 @@ import yaml
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.kspace.mask import achieved_acceleration, variable_density_mask
 from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.kspace.shards import FORMAT_VERSION, write_shard
+from ssimrecon.kspace.shards import FORMAT_VERSION, slice_geometry, write_shard
 from ssimrecon.nn.bundle import save_model_bundle
 from ssimrecon.nn.unet import UNet
 
@@ -340,6 +340,7 @@ def make_test_shard(
         "readout_axis": 2,
         "format_version": FORMAT_VERSION,
         "preprocessing": prep.to_json(),
+        **slice_geometry((*target.shape[1:], n_slices), (1.0, 1.0, 1.0), prep),
     }
     write_shard(
         path,
@@ -432,6 +433,7 @@ def write_test_shards(
             "readout_axis": 2,
             "format_version": FORMAT_VERSION,
             "preprocessing": prep.to_json(),
+            **slice_geometry((size, size, n_slices), (1.0, 1.0, 1.0), prep),
         }
         path = folder / f"SUB{s:03d}.h5"
         write_shard(
@@ -445,3 +447,16 @@ def write_test_shards(
         )
         paths.append(path)
     return paths
+
+
+def set_slice_geometry(
+    path: Path, pixel_spacing: tuple[float, float], native_extent: tuple[int, int, int, int]
+) -> None:
+    """Overwrite a shard's ``pixel_spacing`` (mm of H, W) and ``native_extent`` attributes."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs["pixel_spacing"] = json.dumps([float(v) for v in pixel_spacing])
+        f.attrs["native_extent"] = json.dumps([int(v) for v in native_extent])

@@ -98,6 +98,17 @@ def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
         assert r.attrs["source_md5"] == file_md5(volume_path)
         assert r.attrs["source_file"] == str(volume_path)
         assert r.preprocessing == prep
+        # axial slices (R, A) of voxels 1.2 x 0.9 mm (nibabel's canonical zooms); 12 x 20 voxels
+        # centred in 16 x 24 pixels: 2 rows and 2 columns of zero padding on each side
+        zooms = nib.as_closest_canonical(nib.load(str(volume_path))).header.get_zooms()
+        assert r.pixel_spacing == pytest.approx((zooms[0], zooms[1])) == (1.2, 0.9)
+        assert r.native_extent == (2, 14, 2, 22)
+        target = r.read_target()
+        inside = np.zeros(IMAGE, bool)
+        inside[2:14, 2:22] = True
+        assert np.all(target[:, ~inside] == 0)
+        for edge in (target[:, 2], target[:, 13], target[:, :, 2], target[:, :, 21]):
+            assert np.count_nonzero(edge) > 0  # the box is tight: its border rows hold data
         target = r.read_target()
         expected_signal = (target > 0.1 * r.attrs["data_range"]).mean(axis=(1, 2))
         np.testing.assert_allclose(r.slice_signal, expected_signal, rtol=1e-6)
@@ -170,6 +181,8 @@ def _attrs(**over):
         "readout_axis": 2,
         "format_version": FORMAT_VERSION,
         "preprocessing": Preprocessing(image_size=(8, 6)).to_json(),
+        "pixel_spacing": "[1.0, 1.5]",
+        "native_extent": "[0, 8, 1, 5]",
     }
     attrs.update(over)
     return attrs
@@ -200,6 +213,17 @@ def test_validate_shard_errors_name_path_and_culprit(tmp_path):
         f.attrs["format_version"] = 0
     with pytest.raises(ShardError, match=r"old\.h5.*format_version 0"):
         validate_shard(old)
+    for name, value, problem in (
+        ("native_extent", "[0, 9, 0, 6]", r"'native_extent' \[0, 9, 0, 6\] is not a box"),
+        ("native_extent", "[0, 8, 3, 3]", "is not a box"),
+        ("native_extent", "[0, 8, 0]", "JSON array of 4 numbers"),
+        ("pixel_spacing", "[1.0, 0.0]", "two positive mm"),
+        ("pixel_spacing", "1.0", "JSON array of 2 numbers"),
+    ):
+        bad = tmp_path / f"bad_{name}.h5"
+        write_shard(bad, **_arrays(), attrs=_attrs(**{name: value}))
+        with pytest.raises(ShardError, match=rf"bad_{name}\.h5.*{problem}"):
+            validate_shard(bad)
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5 at all")
     with pytest.raises(ShardError, match="junk.h5"):
@@ -286,5 +310,8 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
     )
     with ShardReader(out) as r:
         assert r.shape == (SHAPE[1], 8, 12)
+        # 12 x 20 voxels halved to 6 x 10 pixels of 2.4 x 1.8 mm, centred in 8 x 12
+        assert r.pixel_spacing == pytest.approx((2.4, 1.8))
+        assert r.native_extent == (1, 7, 1, 11)
         assert r.attrs["source_md5"] == "f" * 32
         assert r.preprocessing.downsample == 2 and r.preprocessing.phase == "smooth"

@@ -18,15 +18,18 @@ from ssimrecon.cli.report import figure2 as figure2_command
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.metrics import slice_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.plots.figure2 import (
+    MIN_ZOOM_PIXELS,
     choose_slices,
     collect_candidates,
     display,
     make_figure2,
+    orientation_letters,
     zoom_box,
 )
-from tests.helpers import make_test_model, make_test_shard, sample_mask
+from tests.helpers import make_test_model, make_test_shard, sample_mask, set_slice_geometry
 
 
 def _candidates(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
@@ -96,11 +99,20 @@ def test_choose_single_subject_two_slices_apart() -> None:
     assert choose_slices(cands, 0.05, min_gap=50) == [("S1", 5), ("S1", 6)]
 
 
-def test_zoom_box_is_clipped_square() -> None:
-    assert zoom_box((32, 32), (0.5, 0.5), 0.25) == (12, 12, 8)
-    assert zoom_box((32, 40), (0.0, 1.0), 0.5) == (0, 24, 16)
+def test_zoom_box_is_clipped_square_of_at_least_32_pixels() -> None:
+    assert MIN_ZOOM_PIXELS == 32
+    assert zoom_box((256, 160), (0.45, 0.55), 0.25) == (95, 68, 40)  # 0.25 x 160 = 40 pixels
+    assert zoom_box((128, 80), (0.5, 0.5), 0.25) == (48, 24, 32)  # 20 pixels grown to 32
+    assert zoom_box((64, 80), (0.0, 1.0), 0.75) == (0, 32, 48)  # clipped into the panel
+    assert zoom_box((20, 40), (0.5, 0.5), 0.1) == (0, 10, 20)  # never larger than the panel
     with pytest.raises(SsimreconError, match="zoom_size"):
         zoom_box((32, 32), (0.5, 0.5), 0.0)
+
+
+def test_orientation_letters_follow_ras_and_the_readout_axis() -> None:
+    assert orientation_letters(2) == {"left": "L", "right": "R", "top": "A", "bottom": "P"}
+    assert orientation_letters(1) == {"left": "L", "right": "R", "top": "S", "bottom": "I"}
+    assert orientation_letters(0) == {"left": "P", "right": "A", "top": "S", "bottom": "I"}
 
 
 def test_figure2_files_and_panels(tmp_path: Path) -> None:
@@ -209,7 +221,8 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
 ) -> None:
     """Every non-reference panel reads the SSIM / PSNR of its estimate against the reference
     (recomputed with scikit-image from independently rebuilt images), shows that estimate on the
-    reference's grey scale, and its error map is |estimate - reference| on [0, error_max * range].
+    reference's grey scale, and its error map is |estimate - reference| / data range on
+    [0, error_max].
 
     Mutations tried (each fails this test): the annotation computed as
     ``slice_metrics(panel.reference, panel.reference, ...)`` (every panel reading 1.000); the
@@ -276,11 +289,71 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
             (error,) = error_ax.get_images()
             np.testing.assert_allclose(
                 error.get_array(),
-                np.abs(np.flipud(estimate.T) - shown_reference),
+                np.abs(np.flipud(estimate.T) - shown_reference) / data_range,
                 rtol=1e-4,
                 atol=1e-5,
             )
-            assert error.get_clim() == pytest.approx((0.0, error_max * data_range))
+            assert error.get_clim() == pytest.approx((0.0, error_max))
             checked += 1
-        assert [t.get_text() for t in grid[(3 * p, 0)].texts] == []  # no score on the reference
+        # no score on the reference, only the orientation letters
+        assert sorted(t.get_text() for t in grid[(3 * p, 0)].texts) == ["A", "L", "P", "R"]
     assert checked == len(panels) * len(columns) == 6
+
+
+def test_figure2_geometry_colour_bar_zoom_and_fonts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Padding cropped to the native extent, pixels drawn with their physical aspect (the rendered
+    panel's width / height equals the slice's extent in mm), orientation letters, a colour bar
+    labelled in the units of its ticks, a zoom region of at least 32 native pixels, and no Type 3
+    font in the PDF.
+
+    Mutations tried (each fails this test): ``aspect`` left out of ``imshow``; the native-extent
+    crop left out; ``FONT_RC`` not applied when saving."""
+    size, spacing, extent = 64, (1.2, 0.9375), (4, 60, 10, 54)
+    prep = Preprocessing(readout_axis=2, image_size=(size, size))
+    mask = sample_mask(size=size)
+    shard = tmp_path / "s.h5"
+    data = make_test_shard(shard, "IXI002", n_slices=4, seed=3, mask=mask, prep=prep)
+    set_slice_geometry(shard, spacing, extent)
+    model = tmp_path / "net.pt"
+    make_test_model(model, mask, prep=prep)
+    saved: list[Figure] = []
+    original_savefig = Figure.savefig
+
+    def capture(fig: Figure, *args: object, **kwargs: object) -> None:
+        saved.append(fig)
+        original_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    pdf = tmp_path / "f.pdf"
+    (panel, *_) = make_figure2(
+        [shard], {"net": model}, png=None, pdf=pdf, dpi=40, zoom_size=0.1, error_max=0.3
+    )
+    grid = _grid(saved[0])
+    position = int(np.flatnonzero(data["slice_index"] == panel.slice)[0])
+    r0, r1, c0, c1 = extent
+    cropped = np.flipud(data["target"][position][r0:r1, c0:c1].T)  # (W extent, H extent)
+    (shown,) = grid[(0, 0)].get_images()
+    np.testing.assert_array_equal(shown.get_array(), cropped)
+    assert cropped.shape == (c1 - c0, r1 - r0) == (44, 56)
+    fig = saved[0]
+    fig.canvas.draw()
+    width_mm, height_mm = (r1 - r0) * spacing[0], (c1 - c0) * spacing[1]
+    for row in (0, 2):  # the image and the error map
+        box = grid[(row, 1)].get_window_extent()
+        assert box.width / box.height == pytest.approx(width_mm / height_mm, rel=0.03), row
+    assert sorted(t.get_text() for t in grid[(0, 0)].texts) == ["A", "L", "P", "R"]
+    positions = {t.get_text(): t.get_position() for t in grid[(0, 0)].texts}
+    assert positions["R"][0] > 0.9 and positions["L"][0] < 0.1  # patient right on the right
+    assert positions["A"][1] > 0.9 and positions["P"][1] < 0.1  # anterior up
+    (zoom,) = grid[(1, 0)].get_images()
+    assert zoom.get_array().shape == (MIN_ZOOM_PIXELS, MIN_ZOOM_PIXELS)  # 0.1 x 44 grown to 32
+    (colour_bar,) = grid[(2, 0)].child_axes  # inset in the reference column's error row
+    assert colour_bar.get_ylabel() == "|est − ref| / data range"
+    ticks = [t for t in colour_bar.get_yticks() if 0 <= t <= 0.3 + 1e-9]
+    assert ticks == pytest.approx([0.0, 0.1, 0.2, 0.3])  # fractions, as the label says
+    assert colour_bar.get_ylim() == pytest.approx((0.0, 0.3))
+    content = pdf.read_bytes()
+    assert content[:5] == b"%PDF-" and b"/FontFile2" in content  # embedded TrueType
+    assert b"/Type3" not in content and b"/Subtype /Type3" not in content

@@ -1,6 +1,5 @@
 """Training: learning on tiny phantoms, seeding, resume after SIGTERM/SIGUSR1 (bit-identical), stale
-state,
-best-model bundle, history.csv and training curves."""
+state, best-model bundle, history.csv (composite loss and its terms) and training curves."""
 
 from __future__ import annotations
 
@@ -16,20 +15,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from skimage.metrics import structural_similarity
 
 from ssimrecon.cli import main as cli_main
 from ssimrecon.cli.train import curves as curves_command
 from ssimrecon.config.sections import settings_from
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.training import step as step_module
 from ssimrecon.training.loop import train_network
 from ssimrecon.training.settings import TrainSettings
-from ssimrecon.training.state import HISTORY_COLUMNS, TrainingInterrupted
+from ssimrecon.training.state import TrainingInterrupted, history_columns
 from ssimrecon.training.step import train_step_throughput
 from tests.helpers import write_test_shards
 
@@ -103,12 +105,42 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def assert_same_history(a: Path, b: Path) -> None:
+    """Equal rows in every column but the timings (losses, terms and metrics bit for bit)."""
     ha, hb = history(a), history(b)
     assert len(ha) == len(hb)
+    timing = {"seconds", "slices_per_s"}
     for ra, rb in zip(ha, hb):
-        assert [ra[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")] == [
-            rb[k] for k in ("epoch", "train_loss", "val_loss", "val_ssim", "val_psnr")
-        ]
+        assert ra.keys() == rb.keys()
+        assert {k: v for k, v in ra.items() if k not in timing} == {
+            k: v for k, v in rb.items() if k not in timing
+        }
+
+
+def independent_val_scores(model_path: Path, shard: Path) -> tuple[float, float]:
+    """(mean MSE, mean SSIM) of a model bundle over a validation shard's slices with
+    slice_signal >= BASE's threshold: numpy MSE and scikit-image SSIM on the zero-filled input."""
+    model, _ = load_model_bundle(model_path)
+    mse, ssim_values = [], []
+    with ShardReader(shard) as reader:
+        data_range = float(reader.attrs["data_range"])
+        for i in np.flatnonzero(reader.slice_signal >= BASE["min_signal_fraction"]):
+            kspace, target = reader.read_slice(int(i))
+            x = torch.from_numpy(zero_filled_magnitude(kspace).astype(np.float32))[None, None]
+            with torch.no_grad():
+                pred = model(x)[0, 0].double().numpy()
+            ref = target.astype(np.float64)
+            mse.append(np.mean((pred - ref) ** 2))
+            ssim_values.append(
+                structural_similarity(
+                    ref,
+                    pred,
+                    gaussian_weights=True,
+                    sigma=1.5,
+                    use_sample_covariance=False,
+                    data_range=data_range,
+                )
+            )
+    return float(np.mean(mse)), float(np.mean(ssim_values))
 
 
 def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,7 +179,13 @@ def test_training_learns_and_writes_bundle_history_and_curves(
     summary = run(data, tmp_path, epochs=5)
     rows = history(tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
-    assert list(rows[0]) == list(HISTORY_COLUMNS)
+    assert list(rows[0]) == list(history_columns(["mse", "dssim"]))
+    head = ["epoch", "train_loss", "train_mse", "train_dssim", "val_loss", "val_dssim", "val_mse"]
+    assert list(rows[0])[:7] == head
+    for r in rows:  # the composite is the weighted sum of the logged terms
+        assert r["train_loss"] == pytest.approx(r["train_mse"] + 0.1 * r["train_dssim"], rel=1e-6)
+        assert r["val_loss"] == pytest.approx(r["val_mse"] + 0.1 * r["val_dssim"], rel=1e-6)
+        assert r["val_dssim"] == pytest.approx(1 - r["val_ssim"], abs=1e-6)
     assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"]
     assert rows[-1]["val_ssim"] > rows[0]["val_ssim"] + 0.02
     assert summary["train_slices"] == 12 and summary["val_slices"] == 4  # blank slices left out
@@ -156,6 +194,10 @@ def test_training_learns_and_writes_bundle_history_and_curves(
     assert bundle["extra"]["epoch"] == best_epoch == summary["best_epoch"]
     assert bundle["extra"]["val_loss"] == pytest.approx(min(r["val_loss"] for r in rows))
     assert bundle["extra"]["loss_terms"] == LOSS and bundle["extra"]["training"]["crop"] == [24, 24]
+    best_row = next(r for r in rows if r["epoch"] == best_epoch)
+    mse, ssim_mean = independent_val_scores(tmp_path / "best.pt", data["val"][0])
+    assert best_row["val_mse"] == pytest.approx(mse, rel=1e-4)
+    assert best_row["val_ssim"] == pytest.approx(ssim_mean, abs=1e-5)
     with ShardReader(data["train"][0]) as reader:
         assert torch.equal(bundle["mask"], torch.from_numpy(reader.mask))
         assert bundle["preprocessing"] == reader.preprocessing.to_dict()
@@ -255,7 +297,10 @@ def test_stale_state_is_moved_aside_and_finished_state_restores_outputs(
     assert summary["resumed_from"] is None and "resuming" not in caplog.text
     assert "moved to" in caplog.text and (tmp_path / "state" / "last.pt.stale").exists()
     assert load_model_bundle(tmp_path / "best.pt")[1]["extra"]["loss_terms"] == {"mse": 1.0}
-    assert len(history(tmp_path)) == 2
+    rows = history(tmp_path)
+    assert len(rows) == 2 and list(rows[0]) == list(history_columns(["mse"]))
+    assert all(r["train_loss"] == pytest.approx(r["train_mse"], rel=1e-6) for r in rows)
+    assert all(r["val_loss"] == pytest.approx(r["val_mse"], rel=1e-6) for r in rows)
 
 
 class Payload:

@@ -76,8 +76,9 @@ class TableSettings:
 class Figure2Settings:
     """``figure`` plus ``evaluation.min_signal_fraction`` (which slices may be shown).
 
-    zoom_center: (y, x) as fractions of the image; zoom_size: side as a fraction; error_max: top
-    of the error colour scale as a fraction of the data range; dpi of the PNG.
+    zoom_center: (y, x) as fractions of the displayed image; zoom_size: side as a fraction of its
+    smaller side (grown to at least 32 slice pixels); error_max: top of the error colour scale,
+    whose unit is the data range (the maps show |est - ref| / data_range); dpi of the PNG.
     """
 
     zoom_center: list[float]

@@ -1,18 +1,20 @@
 """HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate,
 make.
 
-Layout (FORMAT_VERSION 1): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
-bool,
-``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index along the
-RAS
-readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range);
-attributes
-``REQUIRED_ATTRS``. Slice datasets are uncompressed and chunked one slice per chunk.
+Layout (FORMAT_VERSION 2): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
+bool, ``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index
+along the RAS readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 *
+data_range); attributes ``REQUIRED_ATTRS``, among them the slice geometry of
+:func:`slice_geometry` as JSON arrays (``pixel_spacing``: mm of the H and W axes;
+``native_extent``: the rows/columns holding image data, the rest being zero padding; JSON like
+``preprocessing``, so that reading a shard never needs torch).  Slice datasets are uncompressed and
+chunked one slice per chunk.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import nibabel as nib
 import numpy as np
 
 from ssimrecon.atomic import atomic_output
@@ -31,12 +34,14 @@ from ssimrecon.kspace.preprocess import (
     load_canonical,
     simulate_acquisition,
     slice_signal_fraction,
+    volume_to_slices,
 )
 from ssimrecon.plain import to_plain
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: 2: attributes ``pixel_spacing`` and ``native_extent`` (version 1 shards are refused).
+FORMAT_VERSION = 2
 REQUIRED_DATASETS = ("kspace", "mask", "target", "slice_index", "slice_signal")
 REQUIRED_ATTRS = (
     "subject",
@@ -49,7 +54,41 @@ REQUIRED_ATTRS = (
     "readout_axis",
     "format_version",
     "preprocessing",
+    "pixel_spacing",
+    "native_extent",
 )
+
+
+def ras_voxel_size(img: nib.spatialimages.SpatialImage) -> tuple[float, float, float]:
+    """Voxel size (mm) along the R, A and S axes of ``img``'s closest canonical (RAS) array."""
+    sizes = nib.affines.voxel_sizes(img.affine)
+    out = [0.0, 0.0, 0.0]
+    for source_axis, (ras_axis, _) in enumerate(nib.orientations.io_orientation(img.affine)):
+        out[int(ras_axis)] = float(sizes[source_axis])
+    return out[0], out[1], out[2]
+
+
+def slice_geometry(
+    ras_shape: tuple[int, int, int],
+    ras_voxel: tuple[float, float, float],
+    prep: Preprocessing,
+) -> dict[str, str]:
+    """The slice-grid attributes of a shard made from a RAS volume of ``ras_shape`` voxels of
+    ``ras_voxel`` mm.
+
+    ``pixel_spacing``: [mm along H, mm along W] (the in-plane RAS axes in order, times
+    ``prep.downsample``).  ``native_extent``: [row_start, row_stop, col_start, col_stop], the
+    half-open box of each (H, W) slice that :func:`~ssimrecon.kspace.preprocess.volume_to_slices`
+    fills with image data (outside it: zero padding), found by slicing a volume of ones.  Both as
+    JSON text (the attribute values).
+    """
+    inplane = [a for a in range(3) if a != prep.readout_axis]
+    spacing = [float(ras_voxel[a]) * prep.downsample for a in inplane]
+    shape = [1 if a == prep.readout_axis else int(ras_shape[a]) for a in range(3)]
+    footprint = volume_to_slices(np.ones(shape, np.float32), prep)[0][0] > 0
+    rows, cols = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
+    extent = [int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1]
+    return {"pixel_spacing": json.dumps(spacing), "native_extent": json.dumps(extent)}
 
 
 def write_shard(
@@ -138,12 +177,50 @@ def validate_shard(path: str | os.PathLike) -> None:
                 raise ShardError(
                     f"shard {path}: {name} has shape {f[name].shape}, expected ({shape[0]},)"
                 )
+        _check_geometry(
+            path,
+            to_plain(f.attrs["pixel_spacing"], f"shard {path} pixel_spacing"),
+            to_plain(f.attrs["native_extent"], f"shard {path} native_extent"),
+            shape[1:],
+        )
         try:
             Preprocessing.from_json(
                 to_plain(f.attrs["preprocessing"], f"shard {path} preprocessing")
             )
         except SsimreconError as exc:
             raise ShardError(f"shard {path}: bad 'preprocessing' attribute: {exc}") from exc
+
+
+def _json_numbers(path: Path, name: str, text: Any, n: int) -> list:
+    """The JSON array of ``n`` numbers in attribute ``name``; ShardError naming ``path`` if not."""
+    try:
+        values = json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != n
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ):
+        raise ShardError(
+            f"shard {path}: '{name}' must be a JSON array of {n} numbers, got {text!r}"
+        )
+    return values
+
+
+def _check_geometry(path: Path, spacing: Any, extent: Any, size: tuple[int, int]) -> None:
+    """ShardError naming ``path`` unless ``pixel_spacing`` holds two positive mm values and
+    ``native_extent`` a non-empty box [r0, r1, c0, c1] of integers inside the (H, W) slices."""
+    dy, dx = _json_numbers(path, "pixel_spacing", spacing, 2)
+    if not (0 < dy < float("inf") and 0 < dx < float("inf")):
+        raise ShardError(f"shard {path}: 'pixel_spacing' must be two positive mm values")
+    r0, r1, c0, c1 = box = _json_numbers(path, "native_extent", extent, 4)
+    h, w = size
+    if not all(isinstance(v, int) for v in box) or not (0 <= r0 < r1 <= h and 0 <= c0 < c1 <= w):
+        raise ShardError(
+            f"shard {path}: 'native_extent' {box} is not a box [r0, r1, c0, c1] inside the "
+            f"{h}x{w} slices"
+        )
 
 
 class ShardReader:
@@ -180,6 +257,18 @@ class ShardReader:
     def preprocessing(self) -> Preprocessing:
         """The :class:`Preprocessing` the shard was made with."""
         return Preprocessing.from_json(self.attrs["preprocessing"])
+
+    @property
+    def pixel_spacing(self) -> tuple[float, float]:
+        """(mm along H, mm along W) of the slice pixels."""
+        dy, dx = json.loads(self.attrs["pixel_spacing"])
+        return float(dy), float(dx)
+
+    @property
+    def native_extent(self) -> tuple[int, int, int, int]:
+        """(row_start, row_stop, col_start, col_stop): the part of each slice holding image data."""
+        r0, r1, c0, c1 = json.loads(self.attrs["native_extent"])
+        return int(r0), int(r1), int(c0), int(c1)
 
     @property
     def mask(self) -> np.ndarray:
@@ -247,7 +336,8 @@ def make_shard(
             f"mask {mask_path} has shape {mask.shape} but preprocessing.image_size is "
             f"{tuple(prep.image_size)}"
         )
-    volume, _ = load_canonical(volume_path)
+    volume, source_img = load_canonical(volume_path)
+    geometry = slice_geometry(volume.shape, ras_voxel_size(source_img), prep)
     if source_md5 is None:
         source_md5 = file_md5(volume_path)
     t1 = time.perf_counter()
@@ -271,6 +361,7 @@ def make_shard(
         "readout_axis": int(prep.readout_axis),
         "format_version": FORMAT_VERSION,
         "preprocessing": prep.to_json(),
+        **geometry,
     }
     write_shard(
         output,

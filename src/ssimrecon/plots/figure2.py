@@ -2,16 +2,21 @@
 
 Layout, per chosen slice, three rows with one column per image (reference, input (zero-filled),
 then each network in the order given):
-1. the images (grey, vmin 0, vmax data_range) with the zoom region outlined and SSIM / PSNR written
-   on every non-reference panel;
+1. the images (grey, vmin 0, vmax data_range) with the zoom region outlined, SSIM / PSNR written
+   on every non-reference panel (of the whole slice: the numbers of the evaluation) and the
+   orientation letters at the edges of the reference panel;
 2. the zoom region, magnified (nearest neighbour), same grey scale;
-3. absolute error maps ``|est - ref|`` on one shared colour scale ``[0, error_max * data_range]``
-   (colour bar in the reference column).
+3. error maps ``|est - ref| / data_range`` on one colour scale ``[0, error_max]`` (colour bar,
+   labelled in those units, in the reference column).
 
-Slices are shown in display orientation ``flipud(slice.T)``: the second in-plane RAS axis points up
-(anterior for axial slices), the first to the right. ``zoom_center = (fy, fx)`` are fractions of the
+Geometry: only the slice's native extent (shard attribute ``native_extent``: zero padding cropped)
+is drawn, with the physical pixel aspect of ``pixel_spacing`` (mm).  Slices are shown in display
+orientation ``flipud(slice.T)``: the second in-plane RAS axis points up (anterior for axial
+slices), the first to the right (patient right on the viewer's right: neurological convention);
+:func:`orientation_letters` names the edges.  ``zoom_center = (fy, fx)`` are fractions of the
 displayed panel's height (from the top) and width (from the left); ``zoom_size`` is the side of the
-square zoom region as a fraction of the smaller panel side.
+square zoom region (in pixels) as a fraction of the smaller panel side, grown to at least
+:data:`MIN_ZOOM_PIXELS` native pixels (or the whole panel side when that is smaller).
 
 Slice choice (:func:`choose_slices`), by default: among slices with ``slice_signal >=
 min_signal_fraction``, take the first two subjects in sorted order and in each the slice with the
@@ -31,9 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -50,6 +57,12 @@ log = logging.getLogger(__name__)
 
 N_SLICES = 2
 ZOOM_COLOR = "#ffd21f"
+#: smallest side of the zoom region in native slice pixels (a smaller zoom_size is grown to it)
+MIN_ZOOM_PIXELS = 32
+#: letters of the positive and negative direction of each RAS axis
+POSITIVE, NEGATIVE = "RAS", "LPI"
+#: rcParams of every saved figure: TrueType (Type 42) fonts in PDF/PS, never Type 3
+FONT_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}
 
 
 def collect_candidates(shard_paths: Sequence[Path | str]) -> pd.DataFrame:
@@ -152,18 +165,34 @@ def choose_slices(
 
 @dataclass
 class Panel:
-    """One chosen slice: reference, zero-filled input and each network's output (H, W) float32."""
+    """One chosen slice: reference, zero-filled input and each network's output (H, W) float32,
+    with the shard's slice geometry (readout axis, pixel spacing in mm of H and W, native extent
+    ``(row_start, row_stop, col_start, col_stop)``)."""
 
     subject: str
     slice: int
     data_range: float
     reference: np.ndarray
     zero_filled: np.ndarray
+    readout_axis: int
+    pixel_spacing: tuple[float, float]
+    native_extent: tuple[int, int, int, int]
     networks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def estimates(self) -> dict[str, np.ndarray]:
         """Column label -> image for every non-reference column."""
         return {"input (zero-filled)": self.zero_filled, **self.networks}
+
+    def shown(self, image: np.ndarray) -> np.ndarray:
+        """The displayed array of a slice (H, W): its native extent in display orientation."""
+        r0, r1, c0, c1 = self.native_extent
+        return display(np.asarray(image)[r0:r1, c0:c1])
+
+    @property
+    def aspect(self) -> float:
+        """Height / width of one displayed pixel (mm / mm): display rows run along W, columns
+        along H."""
+        return self.pixel_spacing[1] / self.pixel_spacing[0]
 
 
 def load_panels(
@@ -184,6 +213,11 @@ def load_panels(
         with ShardReader(row["shard"]) as reader:
             kspace, target = reader.read_slice(int(row["position"]))
             data_range = float(reader.attrs["data_range"])
+            geometry = (
+                int(reader.attrs["readout_axis"]),
+                reader.pixel_spacing,
+                reader.native_extent,
+            )
             for name, (_, bundle) in loaded.items():
                 check_model_matches(
                     bundle,
@@ -198,6 +232,7 @@ def load_panels(
             data_range,
             target.astype(np.float32),
             zero_filled_magnitude(kspace),
+            *geometry,
         )
         for name, (model, _) in loaded.items():
             panel.networks[name] = predict_slices(model, kspace[None], batch_size=1, device=dev)[0]
@@ -210,20 +245,45 @@ def display(image: np.ndarray) -> np.ndarray:
     return np.flipud(np.asarray(image).T)
 
 
+def orientation_letters(readout_axis: int) -> dict[str, str]:
+    """Patient direction at each edge of a displayed slice (``left``, ``right``, ``top``,
+    ``bottom``) for slices taken along RAS axis ``readout_axis``: the first in-plane axis points
+    right, the second up (:func:`display`)."""
+    first, second = (a for a in range(3) if a != readout_axis)
+    return {
+        "left": NEGATIVE[first],
+        "right": POSITIVE[first],
+        "top": POSITIVE[second],
+        "bottom": NEGATIVE[second],
+    }
+
+
 def zoom_box(
     shape: tuple[int, int], center: tuple[float, float], size: float
 ) -> tuple[int, int, int]:
-    """(top, left, side) in display pixels of the square zoom region, clipped into the panel."""
+    """(top, left, side) in display pixels of the square zoom region, clipped into the panel.
+
+    ``side`` is ``size`` times the smaller panel side, at least :data:`MIN_ZOOM_PIXELS` (at most
+    the smaller panel side)."""
     h, w = shape
     if not (0 <= center[0] <= 1 and 0 <= center[1] <= 1):
         raise SsimreconError(f"figure2: zoom_center fractions must be in [0, 1], got {center}")
     if not 0 < size <= 1:
         raise SsimreconError(f"figure2: zoom_size must be in (0, 1], got {size}")
-    side = max(4, int(round(size * min(h, w))))
+    side = max(MIN_ZOOM_PIXELS, int(round(size * min(h, w))))
     side = min(side, h, w)
     top = int(round(center[0] * h - side / 2))
     left = int(round(center[1] * w - side / 2))
     return min(max(top, 0), h - side), min(max(left, 0), w - side), side
+
+
+def _orientation(ax: Axes, letters: dict[str, str]) -> None:
+    """Write the orientation letters just inside the edges of an image panel."""
+    style = {"transform": ax.transAxes, "color": ZOOM_COLOR, "fontsize": 8, "fontweight": "bold"}
+    ax.text(0.03, 0.5, letters["left"], ha="left", va="center", **style)
+    ax.text(0.97, 0.5, letters["right"], ha="right", va="center", **style)
+    ax.text(0.5, 0.97, letters["top"], ha="center", va="top", **style)
+    ax.text(0.5, 0.03, letters["bottom"], ha="center", va="bottom", **style)
 
 
 def draw_figure2(
@@ -240,28 +300,33 @@ def draw_figure2(
         raise SsimreconError(f"figure2: error_max must be > 0, got {error_max}")
     columns = ["reference", *panels[0].estimates()]
     n_cols, n_rows = len(columns), 3 * len(panels)
-    fig = Figure(figsize=(2.1 * n_cols, 2.1 * n_rows), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for p, panel in enumerate(panels):
-        ref = display(panel.reference)
-        top, left, side = zoom_box(ref.shape, zoom_center, zoom_size)
+    boxes, heights = [], []
+    for panel in panels:
+        shape = panel.shown(panel.reference).shape
+        boxes.append(zoom_box(shape, zoom_center, zoom_size))
+        # physical height / width of the panel, of the zoom region, of the error map
+        ratio = shape[0] * panel.aspect / shape[1]
+        heights += [ratio, panel.aspect, ratio]
+    width = 2.1
+    fig = Figure(figsize=(width * n_cols, width * sum(heights) + 0.4), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for p, (panel, (top, left, side)) in enumerate(zip(panels, boxes)):
+        ref = panel.shown(panel.reference)
+        if side > round(zoom_size * min(ref.shape)):
+            log.info("figure2: zoom region grown to %dx%d pixels (MIN_ZOOM_PIXELS)", side, side)
         crop = (slice(top, top + side), slice(left, left + side))
-        images = {"reference": ref, **{k: display(v) for k, v in panel.estimates().items()}}
-        emax = error_max * panel.data_range
+        images = {"reference": ref, **{k: panel.shown(v) for k, v in panel.estimates().items()}}
+        grey = {"cmap": "gray", "vmin": 0, "vmax": panel.data_range, "interpolation": "nearest"}
         err_im = None
         for c, (label, image) in enumerate(images.items()):
             ax_img, ax_zoom, ax_err = axes[3 * p, c], axes[3 * p + 1, c], axes[3 * p + 2, c]
-            ax_img.imshow(
-                image, cmap="gray", vmin=0, vmax=panel.data_range, interpolation="nearest"
-            )
+            ax_img.imshow(image, aspect=panel.aspect, **grey)
             ax_img.add_patch(
                 Rectangle(
                     (left - 0.5, top - 0.5), side, side, fill=False, edgecolor=ZOOM_COLOR, lw=1.2
                 )
             )
-            ax_zoom.imshow(
-                image[crop], cmap="gray", vmin=0, vmax=panel.data_range, interpolation="nearest"
-            )
+            ax_zoom.imshow(image[crop], aspect=panel.aspect, **grey)
             for spine in ax_zoom.spines.values():
                 spine.set_edgecolor(ZOOM_COLOR)
                 spine.set_linewidth(1.5)
@@ -269,7 +334,8 @@ def draw_figure2(
                 ax_img.set_title(label, fontsize=10)
             if c == 0:
                 ax_img.set_ylabel(f"{panel.subject}\nslice {panel.slice}", fontsize=9)
-                ax_zoom.set_ylabel("zoom", fontsize=9)
+                ax_zoom.set_ylabel(f"zoom ({side}×{side} px)", fontsize=9)
+                _orientation(ax_img, orientation_letters(panel.readout_axis))
                 ax_err.axis("off")
                 continue
             m = slice_metrics(
@@ -287,23 +353,21 @@ def draw_figure2(
                 bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "edgecolor": "none"},
             )
             err_im = ax_err.imshow(
-                np.abs(image - ref), cmap="inferno", vmin=0, vmax=emax, interpolation="nearest"
+                np.abs(image - ref) / panel.data_range,
+                cmap="inferno",
+                vmin=0,
+                vmax=error_max,
+                interpolation="nearest",
+                aspect=panel.aspect,
             )
             if c == 1:
-                ax_err.set_ylabel("|est − ref|", fontsize=9)
-        cax = axes[3 * p + 2, 0].inset_axes([0.55, 0.05, 0.12, 0.9])
+                ax_err.set_ylabel("error map", fontsize=9)
+        cax = axes[3 * p + 2, 0].inset_axes([0.62, 0.05, 0.1, 0.9])
         bar = fig.colorbar(err_im, cax=cax)
         bar.ax.tick_params(labelsize=7)
         cax.yaxis.set_ticks_position("left")
-        axes[3 * p + 2, 0].text(
-            0.0,
-            0.5,
-            f"error\n0 – {error_max:g}×\nrange",
-            transform=axes[3 * p + 2, 0].transAxes,
-            fontsize=8,
-            va="center",
-            ha="left",
-        )
+        cax.yaxis.set_label_position("left")
+        bar.set_label("|est − ref| / data range", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -311,7 +375,8 @@ def draw_figure2(
 
 
 def _save(fig: Figure, path: Path, fmt: str, dpi: int) -> None:
-    with atomic_output(path) as tmp:
+    """Save atomically with :data:`FONT_RC` (TrueType fonts in the PDF)."""
+    with matplotlib.rc_context(FONT_RC), atomic_output(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
 
 

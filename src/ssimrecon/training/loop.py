@@ -7,7 +7,8 @@ history.csv.  :class:`Trainer` is the run; :func:`train_network` builds and runs
 * Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a
   function of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch).
   Validation covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed
-  order: composite loss, mean SSIM, mean PSNR (per image, data_range = the volume's maximum).
+  order: composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range = the
+  volume's maximum).
 * A better validation loss writes the model bundle to ``state_dir/best.pt`` and publishes it to
   ``best_path`` (hard link or copy, then ``os.replace``): Snakemake deleting a failed job's
   outputs never loses it.
@@ -15,7 +16,10 @@ history.csv.  :class:`Trainer` is the run; :func:`train_network` builds and runs
   SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the
   same fingerprint is resumed (bit-identical on CPU), another is moved aside to
   ``last.pt.stale``.  Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
-* history.csv is rewritten after every epoch; ``seconds`` is the epoch's wall time (training +
+* history.csv is rewritten after every epoch (columns:
+  :func:`~ssimrecon.training.state.history_columns`): the composite ``train_loss``/``val_loss``
+  next to each unweighted term (``train_mse``, ``val_dssim``, ...: slice means, so the composite
+  is the weighted sum of its terms); ``seconds`` is the epoch's wall time (training +
   validation), ``slices_per_s`` the training throughput.
 """
 
@@ -118,6 +122,7 @@ class Trainer:
         self.state_dir = Path(state_dir)
         self.loss_terms = dict(loss_terms)
         loss_fn = build_loss(self.loss_terms)
+        self.terms = tuple(self.loss_terms)  # history column order
         self.device = resolve_device(settings.device)
         self.bf16 = resolve_bf16(settings.bf16, self.device)
         log.info(
@@ -159,7 +164,7 @@ class Trainer:
 
         self.best: dict[str, Any] = fresh_best()
         self.history: list[dict[str, Any]] = []
-        self.acc: dict[str, Any] = fresh_accumulators()
+        self.acc: dict[str, Any] = fresh_accumulators(self.terms)
         self.start_epoch, self.start_batch = 0, 0
         self.resumed_from: list[int] | None = None
         self.stop = StopFlag()
@@ -237,14 +242,14 @@ class Trainer:
         if self.best["epoch"] is not None and self.state_best.exists():
             if not self.best_path.exists():
                 publish(self.state_best, self.best_path)
-        write_history(self.history_path, self.history)
+        write_history(self.history_path, self.history, self.terms)
 
     def run_epoch(self, epoch: int) -> None:
         """One epoch: the training batches (from the resumed batch), validation, then
         :meth:`end_epoch`.  Raises :class:`TrainingInterrupted` (state saved) on a stop signal."""
         b0 = self.start_batch if epoch == self.start_epoch else 0
         if epoch != self.start_epoch:
-            self.acc = fresh_accumulators()
+            self.acc = fresh_accumulators(self.terms)
         t0 = time.perf_counter()
         self.model.train()
         if b0 < self.n_batches:
@@ -265,9 +270,9 @@ class Trainer:
     def train_epoch(self, epoch: int, b0: int, t0: float) -> None:
         """Optimiser steps over batches ``b0..`` of ``epoch``, adding to the accumulators.
 
-        The running loss sum stays on the device (no sync per batch) and continues in the same order
-        on resume.  On a stop signal the accumulators and times (since ``t0``) are saved with the
-        state and :class:`TrainingInterrupted` is raised.
+        The running loss and term sums stay on the device (no sync per batch) and continue in the
+        same order on resume.  On a stop signal the accumulators and times (since ``t0``) are saved
+        with the state and :class:`TrainingInterrupted` is raised.
         """
         settings, device, acc = self.settings, self.device, self.acc
         self.sampler.set_epoch(epoch, skip=b0 * settings.batch_size)
@@ -280,47 +285,62 @@ class Trainer:
             desc=f"{self.network} {epoch + 1}/{settings.epochs}",
         )
         loss_sum = torch.tensor(acc["loss_sum"], dtype=torch.float64, device=device)
+        term_sums = torch.tensor(acc["term_sums"], dtype=torch.float64, device=device)
         for b, batch in enumerate(bar, start=b0):
             x, target, data_range = prepare_batch(batch, device, self.train_mask)
             if settings.crop is not None:
                 crop_seed = derive_seed("crop", settings.seed, epoch, b)
                 x, target = crop_batch(x, target, settings.crop, crop_seed)
             pred = predict(self.model, x, device, self.bf16, settings.channels_last)
-            total, _ = self.loss_fn(pred, target, data_range)
+            total, parts = self.loss_fn(pred, target, data_range)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
             loss_sum += total.detach().double() * target.shape[0]
+            term_sums += (
+                torch.stack([parts[t].detach() for t in self.terms]).double() * (target.shape[0])
+            )
             acc["slices"] += int(target.shape[0])
             if self.on_batch_end is not None:
                 self.on_batch_end(epoch, b)
             if self.stop.signum is not None:
-                acc["loss_sum"] = float(loss_sum)
+                acc["loss_sum"], acc["term_sums"] = float(loss_sum), term_sums.tolist()
                 now = time.perf_counter()
                 acc["train_seconds"] += now - t0
                 acc["epoch_seconds"] += now - t0
                 bar.close()
                 raise self._interrupt(epoch, b + 1)
-        acc["loss_sum"] = float(loss_sum)
+        acc["loss_sum"], acc["term_sums"] = float(loss_sum), term_sums.tolist()
 
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
-        """Mean composite loss, SSIM and PSNR over the validation slices; None on a stop signal."""
+        """Slice means over the validation slices: composite loss (``val_loss``), each loss term
+        (``val_<term>``), MSE, SSIM and PSNR; None on a stop signal."""
         self.model.eval()
-        loss_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0
+        loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
+        term_sums = dict.fromkeys(self.terms, 0.0)
         for batch in tqdm(self.val_loader, desc=f"{self.network} val", leave=False, disable=None):
             if self.stop.signum is not None:
                 return None
             x, target, data_range = prepare_batch(batch, self.device, self.val_mask)
             pred = predict(self.model, x, self.device, self.bf16, self.settings.channels_last)
-            total, _ = self.loss_fn(pred, target, data_range)
+            total, parts = self.loss_fn(pred, target, data_range)
             mse = ((pred - target) ** 2).mean(dim=(1, 2, 3))
             loss_sum += float(total) * target.shape[0]
+            for t in self.terms:
+                term_sums[t] += float(parts[t]) * target.shape[0]
+            mse_sum += float(mse.sum())
             ssim_sum += float(ssim(pred, target, data_range, reduction="none").sum())
             psnr_sum += float(psnr_from_mse(mse, data_range).sum())
             n += target.shape[0]
         self.model.train()
-        return {"val_loss": loss_sum / n, "val_ssim": ssim_sum / n, "val_psnr": psnr_sum / n}
+        return {
+            "val_loss": loss_sum / n,
+            **{f"val_{t}": v / n for t, v in term_sums.items()},
+            "val_mse": mse_sum / n,  # per-image MSE; equals the mse term's mean up to rounding
+            "val_ssim": ssim_sum / n,
+            "val_psnr": psnr_sum / n,
+        }
 
     def end_epoch(
         self, epoch: int, metrics: dict[str, float], train_seconds: float, seconds: float
@@ -332,9 +352,11 @@ class Trainer:
         the next epoch.
         """
         acc = self.acc
+        slices = max(acc["slices"], 1)
         row = {
             "epoch": epoch + 1,
-            "train_loss": acc["loss_sum"] / max(acc["slices"], 1),
+            "train_loss": acc["loss_sum"] / slices,
+            **{f"train_{t}": v / slices for t, v in zip(self.terms, acc["term_sums"])},
             **metrics,
             "seconds": round(seconds, 3),
             "slices_per_s": round(acc["slices"] / train_seconds, 2) if train_seconds > 0 else 0.0,
@@ -343,16 +365,17 @@ class Trainer:
         self.history.append(row)
         if math.isfinite(metrics["val_loss"]) and metrics["val_loss"] < self.best["val_loss"]:
             self.save_best(epoch, metrics)
-        write_history(self.history_path, self.history)
-        self.acc = fresh_accumulators()
+        write_history(self.history_path, self.history, self.terms)
+        self.acc = fresh_accumulators(self.terms)
         self.save_state(epoch + 1, 0)
         log.info(
-            "epoch %d/%d train_loss %.6g val_loss %.6g val_ssim %.4f val_psnr %.2f %.1fs %.1f "
-            "slices/s%s",
+            "epoch %d/%d train_loss %.6g val_loss %.6g (%s) val_ssim %.4f val_psnr %.2f %.1fs "
+            "%.1f slices/s%s",
             epoch + 1,
             self.settings.epochs,
             row["train_loss"],
             row["val_loss"],
+            ", ".join(f"{t} {row[f'val_{t}']:.4g}" for t in self.terms),
             row["val_ssim"],
             row["val_psnr"],
             seconds,
@@ -426,7 +449,7 @@ class Trainer:
             )
         if not self.best_path.exists():
             publish(self.state_best, self.best_path)
-        write_history(self.history_path, self.history)
+        write_history(self.history_path, self.history, self.terms)
         log.info(
             "finished %s: best epoch %s val_loss %.6g val_ssim %.4f -> %s",
             self.network,

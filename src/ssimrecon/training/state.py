@@ -12,8 +12,9 @@
   :func:`move_stale`.
 * ``state_dir/best.pt``: the best model bundle, published to the workflow's output by
   :func:`publish`.
-* ``history.csv``: one row per finished epoch (:data:`HISTORY_COLUMNS`), rewritten by
-  :func:`write_history`.
+* ``history.csv``: one row per finished epoch (:func:`history_columns`: the composite losses, one
+  column per loss term for training and validation, validation MSE/SSIM/PSNR, timing), rewritten
+  by :func:`write_history`.
 * SIGTERM/SIGUSR1 (:data:`STOP_SIGNALS`) only set a :class:`StopFlag` (:func:`stop_signals`); the
   loop
   saves the state at the next batch boundary and raises :class:`TrainingInterrupted`.
@@ -42,7 +43,7 @@ from ssimrecon.plain import to_plain
 from ssimrecon.training.settings import TrainSettings
 
 __all__ = [
-    "HISTORY_COLUMNS",
+    "history_columns",
     "STATE_FORMAT",
     "STATE_VERSION",
     "STOP_SIGNALS",
@@ -61,18 +62,9 @@ __all__ = [
     "stop_signals",
 ]
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_ssim",
-    "val_psnr",
-    "seconds",
-    "slices_per_s",
-    "lr",
-)
 STATE_FORMAT = "ssimrecon-train-state"
-STATE_VERSION = 1
+#: 2: accumulators and history rows carry the loss terms (version 1 states are refused).
+STATE_VERSION = 2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -120,10 +112,42 @@ def fingerprint(
 
 
 # -----------------------------------------------------------------------------------------------
+# history.csv
+def history_columns(terms: Sequence[str]) -> tuple[str, ...]:
+    """Columns of history.csv for a loss with ``terms`` (in the loss's order).
+
+    ``train_loss``/``val_loss`` are the composite (weighted sum) losses, ``train_<term>``/
+    ``val_<term>`` the unweighted terms (slice means), ``val_mse``/``val_ssim``/``val_psnr`` the
+    validation metrics every network has (``val_mse`` doubles as the mse term's column).
+    """
+    val_terms = [f"val_{t}" for t in terms if t != "mse"]
+    return (
+        "epoch",
+        "train_loss",
+        *(f"train_{t}" for t in terms),
+        "val_loss",
+        *val_terms,
+        "val_mse",
+        "val_ssim",
+        "val_psnr",
+        "seconds",
+        "slices_per_s",
+        "lr",
+    )
+
+
+# -----------------------------------------------------------------------------------------------
 # last.pt
-def fresh_accumulators() -> dict[str, Any]:
-    """Accumulators of an epoch in progress: training loss sum and slices, seconds spent so far."""
-    return {"loss_sum": 0.0, "slices": 0, "train_seconds": 0.0, "epoch_seconds": 0.0}
+def fresh_accumulators(terms: Sequence[str]) -> dict[str, Any]:
+    """Accumulators of an epoch in progress: training loss sum, per-term sums (in ``terms``'
+    order) and slices, seconds spent so far."""
+    return {
+        "loss_sum": 0.0,
+        "term_sums": [0.0] * len(terms),
+        "slices": 0,
+        "train_seconds": 0.0,
+        "epoch_seconds": 0.0,
+    }
 
 
 def fresh_best() -> dict[str, Any]:
@@ -209,13 +233,14 @@ def publish(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Rewrite history.csv atomically."""
+def write_history(path: Path, rows: Sequence[Mapping[str, Any]], terms: Sequence[str]) -> None:
+    """Rewrite history.csv atomically with the :func:`history_columns` of ``terms``."""
+    columns = history_columns(terms)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row[k] for k in HISTORY_COLUMNS})
+        writer.writerow({k: row[k] for k in columns})
     write_text_atomic(path, buf.getvalue())
 
 

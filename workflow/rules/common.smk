@@ -15,6 +15,7 @@ import pandas as pd
 
 from ssimrecon.config.check import check_config
 from ssimrecon.errors import ConfigError
+from ssimrecon.kspace.shards import FORMAT_VERSION as SHARD_FORMAT_VERSION
 
 # Jobs call the `ssimrecon` CLI installed beside the running Snakemake, so `.venv/bin/snakemake` works
 # without activating the venv (locally and in SLURM jobs, which re-read this file).

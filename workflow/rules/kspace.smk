@@ -49,6 +49,8 @@ rule shard:
         parallel_shards=1,
     params:
         config=as_json(config["preprocessing"]),
+        # not passed to the command: a new shard format makes Snakemake rebuild old shards
+        format_version=SHARD_FORMAT_VERSION,
     shell:
         "ssimrecon shard --subjects-csv {input.subjects:q} --subject {wildcards.subject:q} "
         "--mask {input.mask:q} --config-json {params.config:q} --output {output:q} 2> {log:q}"

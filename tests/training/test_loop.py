@@ -29,7 +29,7 @@ from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.training import step as step_module
-from ssimrecon.training.loop import train_network
+from ssimrecon.training.loop import Trainer
 from ssimrecon.training.settings import TrainSettings
 from ssimrecon.training.state import TrainingInterrupted, history_columns
 from ssimrecon.training.step import train_step_throughput
@@ -74,7 +74,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
 
 def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **training) -> dict:
     settings = settings_from(TrainSettings, {**BASE, **training}, "training")
-    return train_network(
+    return Trainer(
         data["train"],
         data["val"],
         model_cfg=MODEL,
@@ -84,7 +84,7 @@ def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **trai
         history_path=out / "history.csv",
         state_dir=out / "state",
         network_name="net",
-    )
+    ).fit()
 
 
 def history(out: Path) -> list[dict[str, float]]:
@@ -261,13 +261,13 @@ def test_signal_mid_epoch_then_resume_is_bit_identical(
     # before validation
     for (epoch, batch), expected in (((1, 1), (1, 2)), ((2, 5), (2, 6))):
         with pytest.raises(TrainingInterrupted) as info:
-            train_network(data["train"], data["val"], on_batch_end=stop_at(epoch, batch), **kwargs)
+            Trainer(data["train"], data["val"], on_batch_end=stop_at(epoch, batch), **kwargs).fit()
         assert info.value.exit_code == 128 + signal.SIGUSR1
         state = torch.load(out / "state" / "last.pt", weights_only=True)
         assert (state["epoch"], state["next_batch"]) == expected
         assert "received SIGUSR1; saved state" in caplog.text
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
-    summary = train_network(data["train"], data["val"], **kwargs)
+    summary = Trainer(data["train"], data["val"], **kwargs).fit()
     assert summary["resumed_from"] == [2, 6]
     assert (
         "resuming net from epoch 2 batch 2" in caplog.text

@@ -195,7 +195,7 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
     dSSIM weight of Net-mse-dssim reached training, and Net-mse trained without one.
 
     Mutation tried (fails this test): ``loss_fn = build_loss({"mse": 1.0})`` in
-    ``train_network`` (the config weights recorded, not used)."""
+    ``Trainer`` (the config weights recorded, not used)."""
     res = completed_workspace.results
     config = completed_workspace.config
     slices = _validation_slices(res, config["training"]["min_signal_fraction"])

@@ -44,13 +44,13 @@ def train(argv: list[str]) -> int:
     job = load_settings(args.config_json, TrainJob, "config")
     import torch
 
-    from ssimrecon.training.loop import train_network
+    from ssimrecon.training.loop import Trainer
     from ssimrecon.training.state import TrainingInterrupted
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        summary = train_network(
+        summary = Trainer(
             args.train_shards,
             args.val_shards,
             model_cfg=job.model,
@@ -60,7 +60,7 @@ def train(argv: list[str]) -> int:
             history_path=args.history,
             state_dir=args.state_dir,
             network_name=args.network,
-        )
+        ).fit()
     except TrainingInterrupted as exc:
         return exc.exit_code
     log.info("summary %s", json.dumps(summary, default=str))

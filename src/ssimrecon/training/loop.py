@@ -1,5 +1,5 @@
 """Training loop: seeded, resumable, interruptible; best-by-validation-loss model bundle and
-history.csv.  :class:`Trainer` is the run; :func:`train_network` builds and runs one.
+history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fit`.
 
 * Paper: Adam, lr 1e-4, 100 epochs, best validation loss.  ``torch.manual_seed(seed)`` precedes the
   U-Net's initialisation and CPU runs use ``torch.use_deterministic_algorithms`` (warn only), so
@@ -476,37 +476,3 @@ class Trainer:
             "history_path": str(self.history_path),
             "state_path": str(self.last_path),
         }
-
-
-def train_network(
-    train_shards: Sequence[Path | str],
-    val_shards: Sequence[Path | str],
-    *,
-    model_cfg: Mapping[str, Any],
-    loss_terms: Mapping[str, float],
-    settings: TrainSettings,
-    best_path: Path | str,
-    history_path: Path | str,
-    state_dir: Path | str,
-    network_name: str,
-    on_batch_end: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Train one network (see the module docstring and :class:`Trainer`); returns a summary dict.
-
-    ``on_batch_end(epoch, batch)`` (0-based) is called after every optimiser step, before the stop
-    check (progress hooks, tests).  Raises :class:`TrainingInterrupted` after saving the state on
-    SIGTERM/SIGUSR1.
-    """
-    trainer = Trainer(
-        train_shards,
-        val_shards,
-        model_cfg=model_cfg,
-        loss_terms=loss_terms,
-        settings=settings,
-        best_path=best_path,
-        history_path=history_path,
-        state_dir=state_dir,
-        network_name=network_name,
-        on_batch_end=on_batch_end,
-    )
-    return trainer.fit()

@@ -24,7 +24,7 @@ from ssimrecon.cli import main as cli_main
 from ssimrecon.cli.train import curves as curves_command
 from ssimrecon.config.sections import settings_from
 from ssimrecon.device import resolve_device
-from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
@@ -307,13 +307,59 @@ class Payload:
     """Anything that is not a tensor/primitive: torch.load(weights_only=True) must refuse it."""
 
 
-def test_unsafe_state_file_is_refused(data: dict[str, list[Path]], tmp_path: Path) -> None:
+def test_unsafe_state_file_is_moved_aside_never_loaded(
+    data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A state torch.load(weights_only=True) refuses is kept for inspection, not loaded, and the
+    run starts afresh with a warning naming the file."""
     (tmp_path / "state").mkdir()
-    torch.save(
-        {"format": "ssimrecon-train-state", "payload": Payload()}, tmp_path / "state" / "last.pt"
+    unsafe = tmp_path / "state" / "last.pt"
+    torch.save({"format": "ssimrecon-train-state", "payload": Payload()}, unsafe)
+    payload = unsafe.read_bytes()
+    summary = run(data, tmp_path, epochs=1)
+    assert summary["resumed_from"] is None and summary["best_epoch"] == 1
+    assert (tmp_path / "state" / "last.pt.unreadable").read_bytes() == payload
+    assert "last.pt: refused to load" in caplog.text and "moved it to" in caplog.text
+
+
+def test_truncated_state_resumes_from_the_previous_one(
+    data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 while the disk was full can leave a truncated last.pt; the run resumes from
+    last.prev.pt (the state before it) and ends with the same weights as an uninterrupted run.
+    Mutation tried: without the fallback the run starts over (resumed_from None)."""
+    reference = run(data, tmp_path / "ref", epochs=3)
+    out = tmp_path / "cut"
+
+    def die_in_epoch_3(epoch: int, batch: int) -> None:
+        if epoch == 2:
+            raise RuntimeError("killed")
+
+    settings = settings_from(TrainSettings, {**BASE, "epochs": 3}, "training")
+    trainer = Trainer(
+        data["train"],
+        data["val"],
+        model_cfg=MODEL,
+        loss_terms=LOSS,
+        settings=settings,
+        best_path=out / "best.pt",
+        history_path=out / "history.csv",
+        state_dir=out / "state",
+        network_name="net",
+        on_batch_end=die_in_epoch_3,
     )
-    with pytest.raises(CheckpointError, match="last.pt"):
-        run(data, tmp_path, epochs=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.fit()
+    last = out / "state" / "last.pt"
+    assert (out / "state" / "last.prev.pt").exists()
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    summary = run(data, out, epochs=3)
+    assert summary["resumed_from"] == [1, 0]  # the end of epoch 1, kept as last.prev.pt
+    assert (out / "state" / "last.pt.unreadable").exists()
+    assert "resuming net from the previous state" in caplog.text
+    assert summary["best_epoch"] == reference["best_epoch"]
+    for key, value in weights(tmp_path / "ref" / "best.pt").items():
+        assert torch.equal(value, weights(out / "best.pt")[key]), key
 
 
 def test_diverged_training_has_no_best_checkpoint(

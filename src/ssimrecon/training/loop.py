@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ssimrecon.device import resolve_device
-from ssimrecon.errors import SsimreconError
+from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
@@ -54,6 +54,8 @@ from ssimrecon.training.state import (
     fresh_best,
     load_state,
     move_stale,
+    move_unreadable,
+    previous_path,
     publish,
     save_state,
     set_rng_state,
@@ -212,9 +214,9 @@ class Trainer:
         states, re-publishes best.pt if the workflow output was deleted, and rewrites history.csv.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not self.last_path.exists():
+        state = self._readable_state()
+        if state is None:
             return
-        state = load_state(self.last_path)
         if state.get("fingerprint") != self.fingerprint:
             stale = move_stale(self.last_path, self.state_best)
             log.warning(
@@ -243,6 +245,25 @@ class Trainer:
             if not self.best_path.exists():
                 publish(self.state_best, self.best_path)
         write_history(self.history_path, self.history, self.terms)
+
+    def _readable_state(self) -> dict[str, Any] | None:
+        """The newest state that loads: ``last.pt``, else ``last.prev.pt``; a file that does not
+        load (truncated, of an older format, not plain tensors) is moved aside with a warning,
+        never loaded again. None when there is none (start afresh)."""
+        for path in (self.last_path, previous_path(self.last_path)):
+            if not path.exists():
+                continue
+            try:
+                state = load_state(path)
+            except CheckpointError as exc:
+                aside = move_unreadable(path)
+                log.warning("%s; moved it to %s", exc, aside)
+                continue
+            if path != self.last_path:
+                os.replace(path, self.last_path)
+                log.warning("resuming %s from the previous state %s", self.network, path)
+            return state
+        return None
 
     def run_epoch(self, epoch: int) -> None:
         """One epoch: the training batches (from the resumed batch), validation, then

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
-from ssimrecon.nn.bundle import atomic_torch_save, load_tagged
+from ssimrecon.nn.bundle import load_tagged
 from ssimrecon.plain import to_plain
 from ssimrecon.training.settings import TrainSettings
 
@@ -185,24 +185,43 @@ def save_state(
     accumulators: Mapping[str, Any],
 ) -> None:
     """Write the resumable state atomically; a resumed run starts at (``epoch``, ``next_batch``),
-    0-based."""
-    atomic_torch_save(
-        {
-            "format": STATE_FORMAT,
-            "version": STATE_VERSION,
-            "fingerprint": fingerprint,
-            "network": network,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": to_plain(optimizer.state_dict(), "optimizer"),
-            "epoch": epoch,
-            "next_batch": next_batch,
-            "best": dict(best),
-            "history": [dict(r) for r in history],
-            "rng": rng_state(device),
-            "accumulators": dict(accumulators),
-        },
-        path,
-    )
+    0-based. The state it replaces is kept as ``last.prev.pt`` (:func:`previous_path`), the fallback
+    when ``last.pt`` cannot be read."""
+    state = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "fingerprint": fingerprint,
+        "network": network,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": to_plain(optimizer.state_dict(), "optimizer"),
+        "epoch": epoch,
+        "next_batch": next_batch,
+        "best": dict(best),
+        "history": [dict(r) for r in history],
+        "rng": rng_state(device),
+        "accumulators": dict(accumulators),
+    }
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+        if path.exists():  # a kill between here and the rename leaves last.prev.pt (resumable)
+            os.replace(path, previous_path(path))
+
+
+def previous_path(last_path: Path) -> Path:
+    """Where :func:`save_state` keeps the state before the newest one: ``last.prev.pt``."""
+    return last_path.with_name(last_path.stem + ".prev" + last_path.suffix)
+
+
+def move_unreadable(path: Path) -> Path:
+    """Move a state file that cannot be loaded aside to ``<name>.unreadable[.N]`` (kept for
+    inspection, never loaded again); returns the new path."""
+    target = path.with_name(path.name + ".unreadable")
+    n = 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.unreadable.{n}"), n + 1
+    os.replace(path, target)
+    return target
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -216,6 +235,9 @@ def move_stale(last_path: Path, state_best: Path) -> Path:
     last path."""
     stale = last_path.with_name("last.pt.stale")
     os.replace(last_path, stale)
+    previous = previous_path(last_path)
+    if previous.exists():
+        os.replace(previous, previous.with_name(previous.name + ".stale"))
     if state_best.exists():
         os.replace(state_best, state_best.with_name("best.pt.stale"))
     return stale

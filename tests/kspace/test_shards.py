@@ -251,7 +251,12 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         writer = csv.DictWriter(fh, fieldnames=["subject", "site", "file", "md5"])
         writer.writeheader()
         writer.writerow(
-            {"subject": "IXI002", "site": "Guys", "file": str(volume_path), "md5": "ab" * 16}
+            {
+                "subject": "IXI002",
+                "site": "Guys",
+                "file": str(volume_path),
+                "md5": file_md5(volume_path),
+            }
         )
     out = tmp_path / "cli.h5"
     args = [
@@ -268,7 +273,7 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
     ]
     assert shard_command(args) == 0
     with ShardReader(out) as r:
-        assert r.attrs["source_md5"] == "ab" * 16 and r.attrs["subject"] == "IXI002"
+        assert r.attrs["source_md5"] == file_md5(volume_path) and r.attrs["subject"] == "IXI002"
         assert r.preprocessing == Preprocessing(image_size=IMAGE)
     bad = [
         "--subjects-csv",
@@ -303,7 +308,7 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
                 "--config-json",
                 Preprocessing(image_size=(8, 12), downsample=2, phase="smooth").to_json(),
                 "--source-md5",
-                "f" * 32,
+                file_md5(volume_path),
             ]
         )
         == 0
@@ -313,5 +318,75 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
         # 12 x 20 voxels halved to 6 x 10 pixels of 2.4 x 1.8 mm, centred in 8 x 12
         assert r.pixel_spacing == pytest.approx((2.4, 1.8))
         assert r.native_extent == (1, 7, 1, 11)
-        assert r.attrs["source_md5"] == "f" * 32
+        assert r.attrs["source_md5"] == file_md5(volume_path)
         assert r.preprocessing.downsample == 2 and r.preprocessing.phase == "smooth"
+
+
+def _good_shard(tmp_path, volume_path):
+    mask_path, _ = _mask_file(tmp_path)
+    out = tmp_path / "IXI002.h5"
+    make_shard(volume_path, mask_path, "IXI002", Preprocessing(image_size=IMAGE), out)
+    return out
+
+
+def test_damaged_target_data_is_detected_named_and_moved_aside(tmp_path, volume_path):
+    """8 KB of corrupted target data used to be read silently (MSE 2.9e9 for that subject).
+    Fletcher-32 makes the read fail; the reader names the file and moves it aside so that the next
+    run rebuilds it. Mutation tried: writing without fletcher32 reads the garbage silently."""
+    out = _good_shard(tmp_path, volume_path)
+    with h5py.File(out, "r") as f:
+        info = f["target"].id.get_chunk_info(2)
+    with open(out, "r+b") as fh:
+        fh.seek(info.byte_offset + 16)
+        fh.write(b"\xff" * min(8192, info.size - 32))
+    with ShardReader(out) as reader:  # metadata is intact: opening works
+        reader.read_slice(0)
+        with pytest.raises(ShardError, match=r"IXI002\.h5 is damaged .*moved it to .*\.damaged"):
+            reader.read_slice(2)
+    assert not out.exists() and (tmp_path / "IXI002.h5.damaged").exists()
+
+
+def test_truncated_shard_is_named_and_moved_aside(tmp_path, volume_path):
+    out = _good_shard(tmp_path, volume_path)
+    out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    with pytest.raises(ShardError, match=r"IXI002\.h5 is damaged"):
+        ShardReader(out)
+    assert not out.exists() and (tmp_path / "IXI002.h5.damaged").exists()
+
+
+def test_an_outdated_shard_is_refused_but_left_in_place(tmp_path, volume_path):
+    out = _good_shard(tmp_path, volume_path)
+    with h5py.File(out, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION - 1
+    with pytest.raises(ShardError, match="format_version"):
+        ShardReader(out)
+    assert out.exists()
+
+
+def test_volume_changed_since_qc_is_refused(tmp_path, volume_path):
+    """subjects.csv pointing at another subject's volume: its MD5 differs from the one QC
+    recorded. Mutation tried: not comparing the MD5 writes the shard onto the wrong volume."""
+    mask_path, _ = _mask_file(tmp_path)
+    out = tmp_path / "IXI012.h5"
+    with pytest.raises(ShardError, match=r"has MD5 [0-9a-f]{32}, not the 0{32} that qc recorded"):
+        make_shard(
+            volume_path,
+            mask_path,
+            "IXI012",
+            Preprocessing(image_size=IMAGE),
+            out,
+            source_md5="0" * 32,
+        )
+    assert not out.exists()
+
+
+def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
+    """HDF5 can crash (rc 139) on a full disk; the shard stage checks the room first."""
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    out = tmp_path / "s.h5"
+    with pytest.raises(ShardError, match=r"s\.h5 needs .* MB but .* has only 0\.0 MB free"):
+        write_shard(out, **_arrays(), attrs=_attrs())
+    assert list(tmp_path.iterdir()) == []

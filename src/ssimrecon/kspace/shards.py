@@ -1,14 +1,18 @@
 """HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate,
 make.
 
-Layout (FORMAT_VERSION 2): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
+Layout (FORMAT_VERSION 3): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
 bool, ``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index
 along the RAS readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 *
 data_range); attributes ``REQUIRED_ATTRS``, among them the slice geometry of
 :func:`slice_geometry` as JSON arrays (``pixel_spacing``: mm of the H and W axes;
 ``native_extent``: the rows/columns holding image data, the rest being zero padding; JSON like
 ``preprocessing``, so that reading a shard never needs torch).  Slice datasets are uncompressed and
-chunked one slice per chunk.
+chunked one slice per chunk; every dataset carries HDF5's Fletcher-32 checksum per chunk (format 3),
+so damaged data fails to read instead of being used: :class:`ShardReader` then moves the file aside
+to ``<name>.damaged`` and raises ShardError naming it, and the next run of the workflow rebuilds it.
+A shard is only written when the disk has room for it, and only from the volume whose MD5 QC
+recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +45,11 @@ from ssimrecon.plain import to_plain
 
 log = logging.getLogger(__name__)
 
-#: 2: attributes ``pixel_spacing`` and ``native_extent`` (version 1 shards are refused).
-FORMAT_VERSION = 2
+#: 2: attributes ``pixel_spacing`` and ``native_extent``; 3: Fletcher-32 checksums on every dataset
+#: (older shards are refused, and the workflow rebuilds them).
+FORMAT_VERSION = 3
+#: bytes a shard needs beyond its arrays (HDF5 metadata, attributes)
+_SHARD_OVERHEAD = 1 << 20
 REQUIRED_DATASETS = ("kspace", "mask", "target", "slice_index", "slice_signal")
 REQUIRED_ATTRS = (
     "subject",
@@ -127,17 +135,38 @@ def write_shard(
             f"mask {mask.shape}, "
             f"slice_index {np.shape(slice_index)}, slice_signal {np.shape(slice_signal)}"
         )
+    _check_free_space(path, kspace.size * 8 + target.size * 4 + _SHARD_OVERHEAD)
     # large and cheap to rebuild from its volume: no fsync (durability after a power loss is
     # not needed)
     with atomic_output(path, fsync=False) as tmp, h5py.File(tmp, "w") as f:
         chunks = (1, h, w) if s > 0 else None
-        f.create_dataset("kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks)
-        f.create_dataset("target", data=np.asarray(target, dtype=np.float32), chunks=chunks)
-        f.create_dataset("mask", data=np.asarray(mask, dtype=bool))
-        f.create_dataset("slice_index", data=np.asarray(slice_index, dtype=np.int32))
-        f.create_dataset("slice_signal", data=np.asarray(slice_signal, dtype=np.float32))
+        checked = {"fletcher32": True} if s > 0 else {}
+        f.create_dataset(
+            "kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks, **checked
+        )
+        f.create_dataset(
+            "target", data=np.asarray(target, dtype=np.float32), chunks=chunks, **checked
+        )
+        for name, data in (
+            ("mask", np.asarray(mask, dtype=bool)),
+            ("slice_index", np.asarray(slice_index, dtype=np.int32)),
+            ("slice_signal", np.asarray(slice_signal, dtype=np.float32)),
+        ):
+            f.create_dataset(name, data=data, **({"chunks": True, **checked} if data.size else {}))
         for key, value in attrs.items():
             f.attrs[key] = value
+
+
+def _check_free_space(path: Path, needed: int) -> None:
+    """ShardError before writing when the disk lacks ``needed`` bytes (HDF5 can crash on a full
+    disk instead of raising)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path.parent).free
+    if needed > free:
+        raise ShardError(
+            f"shard {path} needs {needed / 1e6:.1f} MB but {path.parent} has only "
+            f"{free / 1e6:.1f} MB free"
+        )
 
 
 def validate_shard(path: str | os.PathLike) -> None:
@@ -231,8 +260,13 @@ class ShardReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        validate_shard(self.path)
-        self._file = h5py.File(self.path, "r")
+        try:
+            validate_shard(self.path)
+            self._file = h5py.File(self.path, "r")
+        except ShardError as exc:
+            if isinstance(exc.__cause__, OSError):  # unreadable (truncated, damaged), not outdated
+                self._damaged(exc.__cause__)
+            raise
         self.attrs: dict[str, Any] = {
             k: to_plain(v, f"shard {self.path} attribute {k}") for k, v in self._file.attrs.items()
         }
@@ -250,8 +284,26 @@ class ShardReader:
 
     def close(self) -> None:
         """Close the HDF5 file (idempotent)."""
-        if self._file.id.valid:
+        if getattr(self, "_file", None) is not None and self._file.id.valid:
             self._file.close()
+
+    def _damaged(self, exc: OSError) -> None:
+        """Move the unreadable shard aside (the workflow then rebuilds it) and raise ShardError."""
+        self.close()
+        aside = self.path.with_name(self.path.name + ".damaged")
+        if self.path.exists():
+            os.replace(self.path, aside)
+        raise ShardError(
+            f"shard {self.path} is damaged ({exc}); moved it to {aside}: run the workflow again "
+            "to rebuild it"
+        ) from exc
+
+    def _read(self, name: str, index: Any = ()) -> np.ndarray:
+        try:
+            return self._file[name][index]
+        except OSError as exc:  # Fletcher-32 mismatch, truncated data
+            self._damaged(exc)
+            raise  # unreachable: _damaged raises
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -273,17 +325,17 @@ class ShardReader:
     @property
     def mask(self) -> np.ndarray:
         """Sampling mask (H, W) bool."""
-        return self._file["mask"][()].astype(bool)
+        return self._read("mask").astype(bool)
 
     @property
     def slice_index(self) -> np.ndarray:
         """(S,) int32 index of each slice along the RAS readout axis."""
-        return self._file["slice_index"][()]
+        return self._read("slice_index")
 
     @property
     def slice_signal(self) -> np.ndarray:
         """(S,) float32 fraction of target pixels > 0.1 * data_range."""
-        return self._file["slice_signal"][()]
+        return self._read("slice_signal")
 
     def read_slice(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(kspace (H, W) complex64, target (H, W) float32) of slice ``i`` (negative counts from the
@@ -291,7 +343,7 @@ class ShardReader:
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
         i = int(i) % self.num_slices
-        return self._file["kspace"][i], self._file["target"][i]
+        return self._read("kspace", i), self._read("target", i)
 
     def read_slice_into(self, i: int, kspace_out: np.ndarray, target_out: np.ndarray) -> None:
         """Read slice ``i`` straight into preallocated C-contiguous ``kspace_out`` (H, W) complex64
@@ -300,16 +352,19 @@ class ShardReader:
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
         i = int(i) % self.num_slices
-        self._file["kspace"].read_direct(kspace_out, np.s_[i])
-        self._file["target"].read_direct(target_out, np.s_[i])
+        try:
+            self._file["kspace"].read_direct(kspace_out, np.s_[i])
+            self._file["target"].read_direct(target_out, np.s_[i])
+        except OSError as exc:
+            self._damaged(exc)
 
     def read_kspace(self) -> np.ndarray:
         """All undersampled k-space (S, H, W) complex64."""
-        return self._file["kspace"][()]
+        return self._read("kspace")
 
     def read_target(self) -> np.ndarray:
         """All targets (S, H, W) float32."""
-        return self._file["target"][()]
+        return self._read("target")
 
 
 def make_shard(
@@ -336,10 +391,15 @@ def make_shard(
             f"mask {mask_path} has shape {mask.shape} but preprocessing.image_size is "
             f"{tuple(prep.image_size)}"
         )
+    actual_md5 = file_md5(volume_path)
+    if source_md5 is not None and actual_md5 != source_md5:
+        raise ShardError(
+            f"volume {volume_path} has MD5 {actual_md5}, not the {source_md5} that qc recorded for "
+            f"subject {subject}: the file changed since qc (rerun qc)"
+        )
+    source_md5 = actual_md5
     volume, source_img = load_canonical(volume_path)
     geometry = slice_geometry(volume.shape, ras_voxel_size(source_img), prep)
-    if source_md5 is None:
-        source_md5 = file_md5(volume_path)
     t1 = time.perf_counter()
 
     try:

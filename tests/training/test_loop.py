@@ -485,3 +485,21 @@ def test_cli_sigterm_then_rerun_resumes_bit_identical(
     assert_same_weights(out / "best.pt", tmp_path / "ref" / "best.pt")
     assert_same_weights(out / "state" / "last.pt", tmp_path / "ref" / "state" / "last.pt")
     assert_same_history(out, tmp_path / "ref")
+
+
+def test_training_progress_lines_reach_the_log(
+    data: dict[str, list[Path]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside Snakemake stderr is the job log, not a terminal: each epoch reports slices, rate
+    and ETA there (tqdm printed nothing until the end)."""
+    monkeypatch.setenv("SSIMRECON_PROGRESS_SECONDS", "0")
+    caplog.set_level(logging.INFO, logger="ssimrecon.progress")
+    summary = run(data, tmp_path, epochs=2)
+    n = summary["train_slices"]
+    for epoch in (1, 2):
+        done = f"train net epoch {epoch}/2: {n} slices of {n} slices (100%)"
+        assert any(m.startswith(done) and "slices/s, ETA" in m for m in caplog.messages), epoch
+    assert any(m.startswith("validate net: ") for m in caplog.messages)

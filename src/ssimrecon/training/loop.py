@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import CheckpointError, SsimreconError
@@ -44,6 +43,7 @@ from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import save_model_bundle
+from ssimrecon.progress import progress, track
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.training.settings import TrainSettings, resolve_bf16
 from ssimrecon.training.state import (
@@ -297,17 +297,16 @@ class Trainer:
         """
         settings, device, acc = self.settings, self.device, self.acc
         self.sampler.set_epoch(epoch, skip=b0 * settings.batch_size)
-        bar = tqdm(
-            self.train_loader,
-            total=self.n_batches,
-            initial=b0,
-            leave=False,
-            disable=None,
-            desc=f"{self.network} {epoch + 1}/{settings.epochs}",
+        epoch_slices = self.sampler.epoch_length()
+        bar = progress(
+            epoch_slices,
+            f"train {self.network} epoch {epoch + 1}/{settings.epochs}",
+            "slices",
+            initial=min(b0 * settings.batch_size, epoch_slices),
         )
         loss_sum = torch.tensor(acc["loss_sum"], dtype=torch.float64, device=device)
         term_sums = torch.tensor(acc["term_sums"], dtype=torch.float64, device=device)
-        for b, batch in enumerate(bar, start=b0):
+        for b, batch in enumerate(self.train_loader, start=b0):
             x, target, data_range = prepare_batch(batch, device, self.train_mask)
             if settings.crop is not None:
                 crop_seed = derive_seed("crop", settings.seed, epoch, b)
@@ -322,6 +321,7 @@ class Trainer:
                 torch.stack([parts[t].detach() for t in self.terms]).double() * (target.shape[0])
             )
             acc["slices"] += int(target.shape[0])
+            bar.update(int(target.shape[0]))
             if self.on_batch_end is not None:
                 self.on_batch_end(epoch, b)
             if self.stop.signum is not None:
@@ -331,6 +331,7 @@ class Trainer:
                 acc["epoch_seconds"] += now - t0
                 bar.close()
                 raise self._interrupt(epoch, b + 1)
+        bar.close()
         acc["loss_sum"], acc["term_sums"] = float(loss_sum), term_sums.tolist()
 
     @torch.no_grad()
@@ -340,7 +341,7 @@ class Trainer:
         self.model.eval()
         loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
         term_sums = dict.fromkeys(self.terms, 0.0)
-        for batch in tqdm(self.val_loader, desc=f"{self.network} val", leave=False, disable=None):
+        for batch in track(self.val_loader, f"validate {self.network}", "batches"):
             if self.stop.signum is not None:
                 return None
             x, target, data_range = prepare_batch(batch, self.device, self.val_mask)

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ssimrecon.cli.evaluate import evaluate as evaluate_command
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards
 from ssimrecon.evaluation.inference import predict_slices
+from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.unet import UNet
@@ -106,31 +107,98 @@ def test_pick_device_names_the_setting_and_limits_types(monkeypatch: pytest.Monk
     assert pick_device("auto") == torch.device("cuda")
 
 
+def _region_reference(
+    ref: np.ndarray, est: np.ndarray, data_range: float, region: np.ndarray
+) -> pd.DataFrame:
+    """Region metrics per slice from scikit-image's full SSIM map and numpy; NaN when the region
+    has no pixel."""
+    rows = []
+    for r, e, m in zip(ref.astype(np.float64), est.astype(np.float64), region):
+        if not m.any():
+            rows.append(dict.fromkeys(("ssim", "psnr", "rel_error", "mse"), np.nan))
+            continue
+        _, full = structural_similarity(
+            r,
+            e,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=data_range,
+            full=True,
+        )
+        inner = np.zeros_like(m)
+        inner[5:-5, 5:-5] = True
+        mse = np.mean((r[m] - e[m]) ** 2)
+        rows.append(
+            {
+                "ssim": full[m & inner].mean(),
+                "psnr": 10 * np.log10(data_range**2 / mse),
+                "rel_error": np.linalg.norm(r[m] - e[m]) / np.linalg.norm(r[m]),
+                "mse": mse,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> None:
+    """Every slice is scored in both regions, the filter is recorded, and the per-volume fastMRI
+    row equals scikit-image's default SSIM / PSNR with data_range = the volume maximum."""
     a = make_test_shard(tmp_path / "A.h5", "A", seed=1, empty=(0,), slice_index=np.arange(10, 16))
     b = make_test_shard(tmp_path / "B.h5", "B", seed=2, empty=(5,))
     threshold = 0.05
-    df = evaluate_shards(
+    result = evaluate_shards(
         [tmp_path / "A.h5", tmp_path / "B.h5"], model_path=None, min_signal_fraction=threshold
     )
-    assert list(df.columns) == ["subject", "slice", "ssim", "psnr", "rel_error", "mse"]
-    expected_rows = []
+    df = result.slices
+    assert list(df.columns) == [
+        "subject",
+        "slice",
+        "slice_signal",
+        "passes_filter",
+        "region",
+        "pixels",
+        "ssim",
+        "psnr",
+        "rel_error",
+        "mse",
+    ]
     for subject, data in (("A", a), ("B", b)):
         keep = data["slice_signal"] >= threshold
-        assert not keep.all()  # the empty slice is dropped by the rule
-        ref = data["target"][keep]
-        est = _zero_filled_numpy(data["kspace"][keep])
-        m = _reference_metrics(ref, est, data["data_range"])
-        m.insert(0, "slice", data["slice_index"][keep])
-        m.insert(0, "subject", subject)
-        expected_rows.append(m)
-    expected = pd.concat(expected_rows, ignore_index=True)
-    assert (
-        df[["subject", "slice"]].values.tolist() == expected[["subject", "slice"]].values.tolist()
-    )
-    for col in ("ssim", "psnr", "rel_error", "mse"):
-        np.testing.assert_allclose(df[col], expected[col], rtol=1e-4, atol=1e-6, err_msg=col)
-    assert (df["ssim"] < 1).all() and (df["psnr"] > 0).all()
+        assert not keep.all()  # the empty slice fails the filter but is still listed
+        est = _zero_filled_numpy(data["kspace"])
+        ref = data["target"]
+        full = np.ones(ref.shape, dtype=bool)
+        for region, mask in (("frame", full), ("head", head_mask(ref, data["data_range"]))):
+            rows = df[(df["subject"] == subject) & (df["region"] == region)]
+            assert rows["slice"].tolist() == data["slice_index"].tolist()
+            assert rows["passes_filter"].tolist() == keep.tolist()
+            assert rows["pixels"].tolist() == mask.sum(axis=(1, 2)).tolist()
+            expected = _region_reference(ref[keep], est[keep], data["data_range"], mask[keep])
+            for col in ("ssim", "psnr", "rel_error", "mse"):
+                np.testing.assert_allclose(
+                    rows[col].to_numpy()[keep], expected[col], rtol=1e-4, atol=1e-6, err_msg=col
+                )
+            # the empty slice has an all-zero reference: unscored in both regions
+            assert rows[~keep][["ssim", "psnr", "rel_error", "mse"]].isna().all().all()
+        frame = df[(df["subject"] == subject) & (df["region"] == "frame") & df["passes_filter"]]
+        whole = _reference_metrics(ref[keep], est[keep], data["data_range"])
+        np.testing.assert_allclose(frame["ssim"], whole["ssim"], rtol=1e-4)
+        volume = result.volumes.set_index("subject").loc[subject]
+        maxval = float(ref.max())
+        ssim = np.mean(
+            [
+                structural_similarity(g.astype(np.float64), p, data_range=maxval)
+                for g, p in zip(ref, est)
+            ]
+        )
+        assert volume["slices"] == len(ref) and volume["data_range"] == pytest.approx(maxval)
+        assert volume["ssim"] == pytest.approx(ssim, abs=1e-6)
+        psnr = peak_signal_noise_ratio(ref.astype(np.float64), est, data_range=maxval)
+        assert volume["psnr"] == pytest.approx(psnr, rel=1e-5)
+    head = df[(df["region"] == "head") & df["passes_filter"]]
+    frame = df[(df["region"] == "frame") & df["passes_filter"]]
+    assert (head["pixels"].to_numpy() < frame["pixels"].to_numpy()).all()
+    assert not np.allclose(head["ssim"], frame["ssim"])  # the background changes SSIM
 
 
 def test_network_metrics_and_cli(tmp_path: Path) -> None:
@@ -138,16 +206,18 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     model = make_test_model(tmp_path / "net.pt", data["mask"])
     df = evaluate_shards(
         [tmp_path / "A.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
-    )
+    ).slices
+    frame = df[(df["region"] == "frame") & df["passes_filter"]]
     keep = data["slice_signal"] >= 0.05
     with torch.no_grad():
         x = torch.from_numpy(_zero_filled_numpy(data["kspace"][keep]).astype(np.float32))[:, None]
         est = model(x)[:, 0].numpy()
     expected = _reference_metrics(data["target"][keep], est, data["data_range"])
-    np.testing.assert_allclose(df["ssim"], expected["ssim"], rtol=1e-4)
-    np.testing.assert_allclose(df["mse"], expected["mse"], rtol=1e-4)
+    np.testing.assert_allclose(frame["ssim"], expected["ssim"], rtol=1e-4)
+    np.testing.assert_allclose(frame["mse"], expected["mse"], rtol=1e-4)
 
     out = tmp_path / "metrics" / "zero-filled.csv"
+    volumes = tmp_path / "metrics" / "zero-filled.volumes.csv"
     assert (
         evaluate_command(
             [
@@ -156,6 +226,8 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
                 "--zero-filled",
                 "--output",
                 str(out),
+                "--volumes",
+                str(volumes),
                 "--config-json",
                 '{"min_signal_fraction": 0.05}',
             ]
@@ -164,9 +236,15 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     )
     written = pd.read_csv(out, dtype={"subject": str})
     zf = evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=0.05)
-    np.testing.assert_allclose(written["ssim"], zf["ssim"], rtol=1e-9)
-    assert not np.allclose(written["ssim"], df["ssim"])  # the network changes the images
-    assert [p.name for p in out.parent.iterdir()] == ["zero-filled.csv"]  # no temp files left
+    np.testing.assert_allclose(written["ssim"], zf.slices["ssim"], rtol=1e-9)
+    assert written["region"].tolist() == zf.slices["region"].tolist()
+    written_volumes = pd.read_csv(volumes, dtype={"subject": str})
+    np.testing.assert_allclose(written_volumes["nmse"], zf.volumes["nmse"], rtol=1e-9)
+    assert not np.allclose(written["ssim"], df["ssim"], equal_nan=True)  # the network changes them
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "zero-filled.csv",
+        "zero-filled.volumes.csv",
+    ]  # no temp files left
 
 
 def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from tests.helpers import Workspace, planned_jobs, planned_wildcards
 
 pytestmark = pytest.mark.workflow
 
+#: splits every method is evaluated on (Table 1 on test, the same table on val)
+SPLITS = ("test", "val")
 UPSTREAM = {"demo_archive", "download", "extract", "qc", "split", "mask", "shard"}
 
 
@@ -27,9 +29,9 @@ def test_second_run_does_nothing(done: Workspace) -> None:
 def test_changing_dssim_weight_retrains_only_that_network(done: Workspace) -> None:
     done.write_config({"networks": {"Net-mse-dssim": {"loss": {"mse": 1.0, "dssim": 0.5}}}})
     jobs = planned_jobs(done)
-    assert jobs["train"] == 1 and jobs["evaluate"] == 1
+    assert jobs["train"] == 1 and jobs["evaluate"] == len(SPLITS)
     assert planned_wildcards(done, "train", "network") == ["Net-mse-dssim"]
-    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-dssim"]
+    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-dssim"] * len(SPLITS)
     assert {"table", "figure2", "curves"} <= set(jobs)
     assert not UPSTREAM & set(jobs), jobs
     assert "evaluate_zero_filled" not in jobs
@@ -42,7 +44,7 @@ def test_changing_acceleration_redoes_masks_shards_and_everything_after(done: Wo
     assert jobs["mask"] == 1
     assert jobs["shard"] == n_subjects
     assert jobs["train"] == len(done.config["networks"])
-    assert jobs["evaluate"] == len(done.config["networks"])
+    assert jobs["evaluate"] == len(SPLITS) * len(done.config["networks"])
     assert {"evaluate_zero_filled", "table", "figure2", "curves"} <= set(jobs)
     assert not {"download", "extract", "qc", "split"} & set(jobs), jobs
 
@@ -57,5 +59,5 @@ def test_adding_a_network_trains_only_the_new_one(done: Workspace) -> None:
     jobs = planned_jobs(done)
     assert jobs["train"] == 1
     assert planned_wildcards(done, "train", "network") == ["Net-mse-edge"]
-    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-edge"]
+    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-edge"] * len(SPLITS)
     assert not UPSTREAM & set(jobs), jobs

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 from pathlib import Path
 
 import h5py
@@ -54,27 +56,61 @@ def test_every_shard_is_complete_and_consistent(completed_workspace: Workspace) 
             assert handle["kspace"].chunks == (1, *mask.shape)
 
 
-def _recomputed_table(res: Path, methods: list[str]) -> dict[str, dict[str, float]]:
-    table = {}
+#: Table 1 files -> the split they are computed on
+TABLES = {"table1": "test", "table1-validation": "val"}
+
+
+def _recomputed_table(
+    res: Path, split: str, methods: list[str], threshold: float
+) -> dict[tuple, float]:
+    """(method, convention, region, slices, metric, statistic) -> value, from the per-slice and
+    per-volume CSVs of one split."""
+    expected = {}
     for method in methods:
-        frame = pd.read_csv(res / "metrics" / f"{method}.csv")
-        per_subject = frame.groupby("subject")[METRICS].mean()
-        table[method] = {f"{m}_mean": frame[m].mean() for m in METRICS}
-        table[method].update({f"{m}_subject_mean": per_subject[m].mean() for m in METRICS})
-    return table
+        frame = pd.read_csv(res / "metrics" / split / f"{method}.csv")
+        assert (frame["passes_filter"] == (frame["slice_signal"] >= threshold)).all()
+        for region in ("frame", "head"):
+            for which in ("filtered", "all"):
+                chosen = frame[frame["region"] == region]
+                if which == "filtered":
+                    chosen = chosen[chosen["passes_filter"]]
+                for m in METRICS:
+                    values = chosen[["subject", m]].dropna()
+                    key = (method, "paper", region, which, m)
+                    expected[(*key, "mean")] = values[m].mean()
+                    expected[(*key, "subject_mean")] = values.groupby("subject")[m].mean().mean()
+                    expected[(*key, "n_slices")] = len(values)
+        volumes = pd.read_csv(res / "metrics" / split / f"{method}.volumes.csv")
+        for m in ("ssim", "psnr", "nmse", "mse"):
+            expected[(method, "fastmri", "frame", "all", m, "mean")] = volumes[m].mean()
+    return expected
 
 
 def test_table1_matches_the_per_slice_metrics(completed_workspace: Workspace) -> None:
+    """table1.* (test split) and table1-validation.* (val split) hold the statistics of their
+    split's per-slice and per-volume CSVs, and the Markdown/HTML state the split and the rules."""
     res = completed_workspace.results
     methods = ["zero-filled", *completed_workspace.config["networks"]]
-    table = pd.read_csv(res / "table1.csv")
-    assert list(table["method"]) == methods
-    expected = _recomputed_table(res, methods)
-    for _, row in table.iterrows():
-        for key, value in expected[row["method"]].items():
-            assert math.isfinite(row[key])
-            assert row[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (row["method"], key)
-    assert (res / "table1.md").read_text().count("Net-mse") >= 2
+    threshold = completed_workspace.config["evaluation"]["min_signal_fraction"]
+    for name, split in TABLES.items():
+        table = pd.read_csv(res / f"{name}.csv")
+        assert list(dict.fromkeys(table["method"])) == methods
+        assert set(table["split"]) == {split}
+        expected = _recomputed_table(res, split, methods, threshold)
+        got = table.set_index(["method", "convention", "region", "slices", "metric"])
+        for (*key, stat), value in expected.items():
+            assert math.isfinite(got.loc[tuple(key), stat]), (name, key, stat)
+            assert got.loc[tuple(key), stat] == pytest.approx(value, rel=1e-9, abs=1e-12), (
+                name,
+                key,
+                stat,
+            )
+        md = (res / f"{name}.md").read_text()
+        assert md.count("Net-mse") >= 2 and f"split '{split}'" in md
+        assert f"evaluation.min_signal_fraction = {threshold:g}" in md and "Head mask" in md
+        page = (res / f"{name}.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and "paired Wilcoxon" in page
+    assert "(validation split)" in (res / "table1-validation.md").read_text()
 
 
 def test_networks_beat_zero_filled_and_artifacts_exist(
@@ -100,6 +136,9 @@ def test_networks_beat_zero_filled_and_artifacts_exist(
         "figures/training_curves.png",
         "figures/mask.png",
         "table1.md",
+        "table1.html",
+        "table1-validation.md",
+        "table1-validation.html",
     ]:
         assert (res / name).stat().st_size > 1000, name
     networks = list(ws.config["networks"])
@@ -114,8 +153,9 @@ def test_networks_beat_zero_filled_and_artifacts_exist(
         ssim, psnr = scores[network]
         assert ssim > zero_ssim + SSIM_MARGIN, (network, scores)
         assert psnr > zero_psnr + PSNR_MARGIN_DB, (network, scores)
-        # the evaluation stage's per-slice CSV says the same
-        frame = pd.read_csv(res / "metrics" / f"{network}.csv")
+        # the evaluation stage's per-slice CSV (validation split, whole frame, filtered) agrees
+        frame = pd.read_csv(res / "metrics" / "val" / f"{network}.csv")
+        frame = frame[(frame["region"] == "frame") & frame["passes_filter"]]
         assert frame["ssim"].mean() == pytest.approx(ssim, abs=1e-3), network
         assert frame["psnr"].mean() == pytest.approx(psnr, abs=0.05), network
 
@@ -229,6 +269,8 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
 
 
 def test_report_builds(completed_workspace: Workspace, tmp_path: Path) -> None:
+    """The report holds Table 1 as a rendered HTML page (both splits) and its landing page links
+    the table, Figure 2 and the mask figure."""
     ws = completed_workspace.clone(tmp_path / "ws")
     report = ws.results / "report.html"
     ws.snakemake("--cores", "1", "--report", str(report.relative_to(ws.root)))
@@ -236,6 +278,24 @@ def test_report_builds(completed_workspace: Workspace, tmp_path: Path) -> None:
     assert report.stat().st_size > 10_000
     for caption in ["Table 1", "Figure 2", "mask", "Training"]:
         assert caption in text
+    pages = {
+        match.group(1): base64.b64decode(match.group(2)).decode()
+        for match in re.finditer(
+            r"data:text/html;charset=utf8;filename=([\w.-]+);base64,([A-Za-z0-9+/=]+)", text
+        )
+    }
+    assert pages["table1.html"] == (ws.results / "table1.html").read_text()
+    assert "<h1>Table 1: reconstruction quality on the test subjects</h1>" in pages["table1.html"]
+    assert "Table 1 (validation split)" in pages["table1-validation.html"]
+    landing = text[text.index("ssimrecon reproduces") : text.index('<script id="results">')]
+    res = f"results/{ws.config['experiment']}"
+    for target in [
+        "table1.html",
+        "table1-validation.html",
+        "figures/figure2.png",
+        "figures/mask.png",
+    ]:
+        assert f"app.showResultInfo('{res}/{target}')" in landing, target
 
 
 def test_reconstruct_an_unseen_volume(completed_workspace: Workspace, tmp_path: Path) -> None:

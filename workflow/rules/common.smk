@@ -94,10 +94,47 @@ def figure2_config() -> str:
     return as_json({**config["figure"], "min_signal_fraction": min_signal})
 
 
+#: Table 1 output name -> the split it is computed on (the test split is the paper's table)
+TABLES = {"table1": "test", "table1-validation": "val"}
+#: splits the evaluation rules score
+EVAL_SPLITS = sorted(set(TABLES.values()))
+
+
+def split_shards(wildcards) -> list[str]:
+    """Shards of the evaluation rules' {split} wildcard."""
+    return shards_of(wildcards.split)(wildcards)
+
+
+def evaluation_config() -> str:
+    """`ssimrecon evaluate --config-json`: the slice filter recorded beside every slice."""
+    return as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]})
+
+
+def table_config() -> str:
+    """`ssimrecon table --config-json`: baseline, slice filter and intensity scale it states."""
+    return as_json(
+        {
+            "baseline": config["evaluation"]["baseline"],
+            "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
+            "scale_percentile": config["preprocessing"]["scale_percentile"],
+        }
+    )
+
+
+def table_metrics(suffix: str):
+    """Per-method metrics files (`.csv` per slice, `.volumes.csv` per volume) of a table's split."""
+
+    def _files(wildcards) -> list[str]:
+        split = TABLES[wildcards.table]
+        return [f"{OUT}/metrics/{split}/{method}{suffix}" for method in METHODS]
+
+    return _files
+
+
 def final_outputs() -> list[str]:
+    tables = [f"{OUT}/{name}.{ext}" for name in TABLES for ext in ("csv", "md", "html")]
     return [
-        f"{OUT}/table1.csv",
-        f"{OUT}/table1.md",
+        *tables,
         f"{OUT}/figures/figure2.png",
         f"{OUT}/figures/figure2.pdf",
         f"{OUT}/figures/training_curves.png",

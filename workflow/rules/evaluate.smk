@@ -1,38 +1,47 @@
-# Stage 7: per-slice metrics on every validation slice, for zero-filled and each network.
+# Stage 7: metrics of zero-filled and each network on every slice of a split (test or val): per
+# slice in the whole frame and the head mask, with the slice filter recorded, and per volume in
+# the fastMRI convention.
 
 
 rule evaluate_zero_filled:
     input:
-        shards=shards_of("val"),
+        shards=split_shards,
     output:
-        f"{OUT}/metrics/zero-filled.csv",
+        slices=f"{OUT}/metrics/{{split}}/zero-filled.csv",
+        volumes=f"{OUT}/metrics/{{split}}/zero-filled.volumes.csv",
     log:
-        f"{OUT}/logs/evaluate/zero-filled.log",
+        f"{OUT}/logs/evaluate/{{split}}/zero-filled.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/zero-filled.tsv"
+        f"{OUT}/benchmarks/evaluate/{{split}}/zero-filled.tsv"
+    wildcard_constraints:
+        split="|".join(EVAL_SPLITS),
     conda:
         CONDA_ENV
     resources:
         mem_mb=8000,
         runtime=120,
     params:
-        config=as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]}),
+        config=evaluation_config(),
     shell:
         "ssimrecon evaluate --zero-filled --shards {input.shards:q} "
-        "--config-json {params.config:q} --output {output:q} 2> {log:q}"
+        "--config-json {params.config:q} --output {output.slices:q} "
+        "--volumes {output.volumes:q} 2> {log:q}"
 
 
-# inference over every validation slice: a GPU makes it minutes instead of hours
+# inference over every slice of a split: a GPU makes it minutes instead of hours
 rule evaluate:
     input:
-        shards=shards_of("val"),
+        shards=split_shards,
         model=f"{OUT}/models/{{network}}/best.pt",
     output:
-        f"{OUT}/metrics/{{network}}.csv",
+        slices=f"{OUT}/metrics/{{split}}/{{network}}.csv",
+        volumes=f"{OUT}/metrics/{{split}}/{{network}}.volumes.csv",
     log:
-        f"{OUT}/logs/evaluate/{{network}}.log",
+        f"{OUT}/logs/evaluate/{{split}}/{{network}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{network}}.tsv"
+        f"{OUT}/benchmarks/evaluate/{{split}}/{{network}}.tsv"
+    wildcard_constraints:
+        split="|".join(EVAL_SPLITS),
     conda:
         CONDA_ENV
     resources:
@@ -40,7 +49,8 @@ rule evaluate:
         mem_mb=16000,
         runtime=120,
     params:
-        config=as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]}),
+        config=evaluation_config(),
     shell:
         "ssimrecon evaluate --model {input.model:q} --shards {input.shards:q} "
-        "--config-json {params.config:q} --output {output:q} 2> {log:q}"
+        "--config-json {params.config:q} --output {output.slices:q} "
+        "--volumes {output.volumes:q} 2> {log:q}"

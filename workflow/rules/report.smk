@@ -1,4 +1,4 @@
-# Stage 8: Table 1 and Figure 2 of the paper.
+# Stage 8: Table 1 (test split, and the same table on the validation split) and Figure 2.
 
 
 localrules:
@@ -7,28 +7,35 @@ localrules:
 
 rule table:
     input:
-        expand(f"{OUT}/metrics/{{method}}.csv", method=METHODS),
+        slices=table_metrics(".csv"),
+        volumes=table_metrics(".volumes.csv"),
     output:
-        csv=report(f"{OUT}/table1.csv", caption="../report/table1.rst", category="Table 1"),
-        md=f"{OUT}/table1.md",
+        csv=report(f"{OUT}/{{table}}.csv", caption="../report/table1.rst", category="Table 1"),
+        md=f"{OUT}/{{table}}.md",
+        html=report(f"{OUT}/{{table}}.html", caption="../report/table1.rst", category="Table 1"),
     log:
-        f"{OUT}/logs/table.log",
+        f"{OUT}/logs/{{table}}.log",
+    wildcard_constraints:
+        table="|".join(TABLES),
     conda:
         CONDA_ENV
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        metrics=lambda wc, input: [f"{m}={p}" for m, p in zip(METHODS, input)],
-        config=as_json({"baseline": config["evaluation"]["baseline"]}),
+        split=lambda wc: TABLES[wc.table],
+        metrics=lambda wc, input: [f"{m}={p}" for m, p in zip(METHODS, input.slices)],
+        volumes=lambda wc, input: [f"{m}={p}" for m, p in zip(METHODS, input.volumes)],
+        config=table_config(),
     shell:
-        "ssimrecon table --metrics {params.metrics:q} --config-json {params.config:q} "
-        "--csv {output.csv:q} --md {output.md:q} 2> {log:q}"
+        "ssimrecon table --metrics {params.metrics:q} --volumes {params.volumes:q} "
+        "--split {params.split:q} --config-json {params.config:q} "
+        "--csv {output.csv:q} --md {output.md:q} --html {output.html:q} 2> {log:q}"
 
 
 rule figure2:
     input:
-        shards=shards_of("val"),
+        shards=shards_of("test"),
         models=expand(f"{OUT}/models/{{network}}/best.pt", network=NETWORKS),
     output:
         png=report(

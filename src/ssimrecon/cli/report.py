@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def table(argv: list[str]) -> int:
-    """``ssimrecon table --metrics NAME=CSV ... --config-json {"baseline": NAME} --csv T.csv --md
-    T.md``."""
+    """``ssimrecon table --metrics NAME=CSV ... --volumes NAME=CSV ... --split test --config-json
+    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P} --csv T.csv --md T.md
+    --html T.html``."""
     parser = argparse.ArgumentParser(
-        prog="ssimrecon table", description="Table 1: per-method means and paired p-values."
+        prog="ssimrecon table",
+        description="Table 1: per-method statistics, paired p-values and the rules they follow.",
     )
     parser.add_argument(
         "--metrics",
@@ -28,19 +30,46 @@ def table(argv: list[str]) -> int:
         metavar="NAME=CSV",
         help="per-slice metrics per method, in table row order",
     )
-    add_config_json(parser, "evaluation.baseline")
+    parser.add_argument(
+        "--volumes",
+        nargs="+",
+        required=True,
+        metavar="NAME=CSV",
+        help="per-volume (fastMRI convention) metrics per method",
+    )
+    parser.add_argument("--split", required=True, help="the split the metrics cover (test, val)")
+    add_config_json(
+        parser,
+        "evaluation.baseline, evaluation.min_signal_fraction and preprocessing.scale_percentile",
+    )
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--md", type=Path, required=True)
+    parser.add_argument("--html", type=Path, required=True)
     args = parser.parse_args(argv)
     paths = parse_pairs(args.metrics, "--metrics")
+    volume_paths = parse_pairs(args.volumes, "--volumes")
     settings = load_settings(args.config_json, TableSettings, "evaluation")
-    from ssimrecon.evaluation.table import build_table1, read_metrics_csv, write_table1
-
-    result = build_table1(
-        {name: read_metrics_csv(path) for name, path in paths.items()}, settings.baseline
+    from ssimrecon.evaluation.table import (
+        TableRules,
+        build_table1,
+        read_metrics_csv,
+        read_volumes_csv,
+        write_table1,
     )
-    write_table1(result, args.csv, args.md)
-    log.info("wrote %s and %s (%d methods)", args.csv, args.md, len(result))
+
+    rules = TableRules(
+        split=args.split,
+        baseline=settings.baseline,
+        min_signal_fraction=settings.min_signal_fraction,
+        scale_percentile=settings.scale_percentile,
+    )
+    result = build_table1(
+        {name: read_metrics_csv(path) for name, path in paths.items()},
+        {name: read_volumes_csv(path) for name, path in volume_paths.items()},
+        rules,
+    )
+    write_table1(result, rules, args.csv, args.md, args.html)
+    log.info("wrote %s, %s and %s (%d methods)", args.csv, args.md, args.html, len(paths))
     return 0
 
 
@@ -87,7 +116,8 @@ def figure2(argv: list[str]) -> int:
 
 
 def summary(argv: list[str]) -> int:
-    """``ssimrecon summary --results results/<experiment>``: outputs and Table 1 on stdout."""
+    """``ssimrecon summary --results results/<experiment>``: outputs and Table 1 (its rules and
+    numbers) on stdout."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon summary", description="List an experiment's artifacts and print Table 1."
     )

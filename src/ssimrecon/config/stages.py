@@ -60,16 +60,21 @@ class MaskSettings:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateSettings:
-    """``evaluation.min_signal_fraction``: slices below this signal fraction are not scored."""
+    """``evaluation.min_signal_fraction``: slices at or above this signal fraction pass the slice
+    filter (every slice is scored; the filter is recorded per slice)."""
 
     min_signal_fraction: float
 
 
 @dataclasses.dataclass(frozen=True)
 class TableSettings:
-    """``evaluation.baseline``: the network the p-values of Table 1 compare against."""
+    """``evaluation.baseline`` (the network the p-values compare against),
+    ``evaluation.min_signal_fraction`` (the slice filter the table states and checks) and
+    ``preprocessing.scale_percentile`` (the intensity scale, hence the MSE units)."""
 
     baseline: str
+    min_signal_fraction: float
+    scale_percentile: float
 
 
 @dataclasses.dataclass(frozen=True)

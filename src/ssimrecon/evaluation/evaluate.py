@@ -1,21 +1,27 @@
-"""Per-slice metrics (SSIM, PSNR, relative error, MSE) of zero-filled or network reconstructions.
+"""Metrics of zero-filled or network reconstructions: per slice and region, and per volume.
 
-One row per evaluated slice: ``subject, slice, ssim, psnr, rel_error, mse``, where ``slice`` is the
-slice's index in the canonical (RAS) volume along the readout axis (the shard's ``slice_index``).
-Each shard is compared with its own reference on the scaled intensity axis, with
-``data_range = attrs["data_range"]`` (the reference volume's maximum after scaling).
+Every slice of every shard is scored; nothing is dropped here.  Two tables come out:
 
-Near-empty slices: a slice is evaluated only if its ``slice_signal`` (the fraction of reference
-pixels
-above 10 % of data_range, stored in the shard) is >= ``min_signal_fraction``. Slices outside the
-head
-are mostly background, where SSIM is undefined in spirit and PSNR is dominated by noise. The rule
-depends only on the reference, so every method (zero-filled and each network) is scored on exactly
-the same slices.
+- **slices** (paper convention), two rows per slice, one per region: ``subject, slice,
+  slice_signal, passes_filter, region, pixels, ssim, psnr, rel_error, mse``.  ``slice`` is the
+  slice's index in the canonical (RAS) volume along the readout axis (the shard's
+  ``slice_index``); ``slice_signal`` the fraction of reference pixels above 10 % of data_range
+  (stored in the shard); ``passes_filter`` whether ``slice_signal >= min_signal_fraction`` (the
+  slice filter Table 1 applies to its main numbers); ``region`` is ``frame`` (every pixel) or
+  ``head`` (:func:`ssimrecon.functional.regions.head_mask` of the reference); ``pixels`` the
+  region's pixel count.  ``data_range`` = the shard's ``attrs["data_range"]`` (the scaled reference
+  volume's maximum).  A region without a scored pixel gives NaN metrics (see
+  :func:`ssimrecon.functional.metrics.batch_metrics`).
+- **volumes** (fastMRI convention), one row per shard over all its slices: ``subject, slices,
+  data_range, ssim, psnr, nmse, mse`` (:func:`ssimrecon.functional.metrics.fastmri_volume_metrics`).
+
+The filter and both regions depend only on the reference, so every method is scored on exactly the
+same slices and pixels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +33,39 @@ import torch
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.inference import check_model_matches, predict_slices
-from ssimrecon.functional.metrics import METRICS, batch_metrics
+from ssimrecon.functional.metrics import (
+    FASTMRI_METRICS,
+    METRICS,
+    batch_metrics,
+    fastmri_volume_metrics,
+)
+from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("subject", "slice", *METRICS)
+#: regions every slice is scored in, in table order
+REGIONS = ("frame", "head")
+SLICE_COLUMNS = (
+    "subject",
+    "slice",
+    "slice_signal",
+    "passes_filter",
+    "region",
+    "pixels",
+    *METRICS,
+)
+VOLUME_COLUMNS = ("subject", "slices", "data_range", *FASTMRI_METRICS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate_shards` returns: ``slices`` and ``volumes`` as described above."""
+
+    slices: pd.DataFrame
+    volumes: pd.DataFrame
 
 
 def shard_preprocessing(reader: ShardReader) -> dict:
@@ -51,6 +82,41 @@ def load_model(model_path: Path, device: torch.device) -> tuple[torch.nn.Module,
     return model.to(device).eval(), bundle
 
 
+def score_volume(
+    subject: str,
+    slice_index: np.ndarray,
+    slice_signal: np.ndarray,
+    target: np.ndarray,
+    estimate: np.ndarray,
+    data_range: float,
+    min_signal_fraction: float,
+) -> tuple[pd.DataFrame, dict]:
+    """Slice rows (both regions) and the fastMRI volume row of one subject's (S,H,W) slices."""
+    passes = np.asarray(slice_signal) >= min_signal_fraction
+    regions = {"frame": None, "head": head_mask(target, data_range)}
+    frames = []
+    for name in REGIONS:
+        region = regions[name]
+        pixels = np.full(len(target), target[0].size) if region is None else region.sum(axis=(1, 2))
+        values = batch_metrics(target, estimate, data_range, region)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "subject": subject,
+                    "slice": np.asarray(slice_index).astype(int),
+                    "slice_signal": np.asarray(slice_signal, dtype=np.float64),
+                    "passes_filter": passes,
+                    "region": name,
+                    "pixels": pixels.astype(int),
+                    **values,
+                }
+            )
+        )
+    volume = {"subject": subject, "slices": int(len(target))}
+    volume.update(fastmri_volume_metrics(target, estimate))
+    return pd.concat(frames, ignore_index=True), volume
+
+
 def evaluate_shards(
     shard_paths: Sequence[Path | str],
     *,
@@ -58,14 +124,13 @@ def evaluate_shards(
     min_signal_fraction: float,
     batch_size: int = 8,
     device: str | torch.device = "auto",
-) -> pd.DataFrame:
-    """Per-slice metrics over all shards; ``model_path`` None scores the zero-filled input
-    itself."""
+) -> Evaluation:
+    """Metrics over all shards; ``model_path`` None scores the zero-filled input itself."""
     if not shard_paths:
         raise SsimreconError("no shards given to evaluate")
     dev = pick_device(device) if isinstance(device, str) else device
     model, bundle = (None, None) if model_path is None else load_model(Path(model_path), dev)
-    frames = []
+    slice_frames, volumes = [], []
     for path in map(Path, shard_paths):
         with ShardReader(path) as reader:
             if bundle is not None:
@@ -76,25 +141,29 @@ def evaluate_shards(
                     model_path=model_path,
                     data_path=path,
                 )
-            keep = np.flatnonzero(np.asarray(reader.slice_signal) >= min_signal_fraction)
-            if keep.size == 0:
-                log.warning("%s: no slice has slice_signal >= %g", path, min_signal_fraction)
-                continue
-            kspace = reader.read_kspace()[keep]
-            target = reader.read_target()[keep]
+            kspace = reader.read_kspace()
+            target = reader.read_target()
             subject = str(reader.attrs["subject"])
             data_range = float(reader.attrs["data_range"])
-            slice_index = np.asarray(reader.slice_index)[keep]
+            slice_index = np.asarray(reader.slice_index)
+            slice_signal = np.asarray(reader.slice_signal)
+        if not (slice_signal >= min_signal_fraction).any():
+            log.warning("%s: no slice has slice_signal >= %g", path, min_signal_fraction)
         if model is None:
             est = zero_filled_magnitude(kspace)
         else:
             est = predict_slices(model, kspace, batch_size=batch_size, device=dev)
-        values = batch_metrics(target, est, data_range)
-        frames.append(
-            pd.DataFrame({"subject": subject, "slice": slice_index.astype(int), **values})
+        rows, volume = score_volume(
+            subject, slice_index, slice_signal, target, est, data_range, min_signal_fraction
         )
-    if not frames:
+        slice_frames.append(rows)
+        volumes.append(volume)
+    slices = pd.concat(slice_frames, ignore_index=True)
+    if not slices["passes_filter"].any():
         raise SsimreconError(
             f"no slice in {len(shard_paths)} shard(s) has slice_signal >= {min_signal_fraction}"
         )
-    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+    return Evaluation(
+        slices=slices[list(SLICE_COLUMNS)],
+        volumes=pd.DataFrame(volumes)[list(VOLUME_COLUMNS)],
+    )

@@ -1,4 +1,5 @@
-"""``ssimrecon summary``: list an experiment's artifacts and print Table 1."""
+"""``ssimrecon summary``: list an experiment's artifacts and print Table 1 (its rules and numbers,
+as written to table1.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from ssimrecon.errors import SsimreconError
 ARTIFACTS: tuple[tuple[str, str], ...] = (
     ("Table 1 (CSV)", "table1.csv"),
     ("Table 1 (markdown)", "table1.md"),
+    ("Table 1 (HTML)", "table1.html"),
+    ("Table 1, validation (CSV)", "table1-validation.csv"),
+    ("Table 1, validation (markdown)", "table1-validation.md"),
+    ("Table 1, validation (HTML)", "table1-validation.html"),
     ("Figure 2 (PNG)", "figures/figure2.png"),
     ("Figure 2 (PDF)", "figures/figure2.pdf"),
     ("Training curves", "figures/training_curves.png"),

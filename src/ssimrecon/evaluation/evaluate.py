@@ -43,6 +43,7 @@ from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ def evaluate_shards(
     dev = pick_device(device) if isinstance(device, str) else device
     model, bundle = (None, None) if model_path is None else load_model(Path(model_path), dev)
     slice_frames, volumes = [], []
-    for path in map(Path, shard_paths):
+    method = "zero-filled" if model_path is None else Path(model_path).parent.name
+    for path in track([Path(p) for p in shard_paths], f"evaluate {method}", "volumes"):
         with ShardReader(path) as reader:
             if bundle is not None:
                 check_model_matches(

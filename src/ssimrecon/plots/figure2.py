@@ -1,4 +1,4 @@
-"""The paper's Figure 2: reference, zero-filled input and each network on two validation slices.
+"""The paper's Figure 2: reference, zero-filled input and each network on two test slices.
 
 Layout, per chosen slice, three rows with one column per image (reference, input (zero-filled),
 then each network in the order given):

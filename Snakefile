@@ -33,7 +33,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# The test subjects' shards are asked for here as well, so that they exist whatever the evaluation
+# rules score (train selects the weights, val the checkpoint, test scores Table 1).
 rule all:
     default_target: True
     input:
         final_outputs(),
+        shards_of("test"),

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_SHAPE, TINY_VOXEL, TinySource, Workspace, make_workspace
+from tests.helpers import (
+    TINY_SHAPE,
+    TINY_SUBJECTS,
+    TINY_VOXEL,
+    TinySource,
+    Workspace,
+    make_workspace,
+)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -26,7 +33,9 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinySource
 
     serve_dir = tmp_path_factory.mktemp("ixi-server")
     archive = serve_dir / "IXI-T1.tar"
-    md5 = build_demo_archive(archive, n_subjects=6, seed=3, shape=TINY_SHAPE, voxel=TINY_VOXEL)
+    md5 = build_demo_archive(
+        archive, n_subjects=TINY_SUBJECTS, seed=3, shape=TINY_SHAPE, voxel=TINY_VOXEL
+    )
     handler = functools.partial(_QuietHandler, directory=str(serve_dir))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -34,11 +34,14 @@ from ssimrecon.nn.unet import UNet
 # ---------------------------------------- workflow workspaces
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
+#: subjects in the tiny archive (tests/conftest.py): 4 train, 2 val, 2 test
+TINY_SUBJECTS = 8
 
-#: Overrides that shrink the demo to seconds: 6 subjects of 64x64x32, 16x32 images, 2 epochs.
+#: Overrides that shrink the demo to seconds: 8 subjects of 64x64x32 (4 train, 2 val, 2 test),
+#: 16x32 images, 2 epochs.
 TINY_CONFIG: dict = {
     "experiment": "tiny",
-    "source": {"n_subjects": 6},
+    "source": {"n_subjects": TINY_SUBJECTS},
     "split": {"n_train": 4, "n_val": 2, "seed": 1},
     "preprocessing": {"image_size": [16, 32], "downsample": 2, "slice_stride": 4},
     "mask": {"acceleration": 4, "center_size": 4},

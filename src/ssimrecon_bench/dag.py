@@ -1,7 +1,7 @@
 """Row ``dag``: the no-op dry run of the paper's complete DAG (target: <= 5 s).
 
 A temporary copy of the workflow with the paper's config and every output of its DAG present (581
-subjects, 254/64 split, 318 shards, models, metrics, tables, figures: placeholders created from
+subjects, 254/64/263 split, 581 shards, models, metrics, tables, figures: placeholders created from
 ``snakemake --summary``, then ``snakemake --touch``): wall time of ``snakemake -n``, which must say
 there is nothing to be done.
 """
@@ -52,9 +52,15 @@ def _write_subjects_and_split(out: Path, ws: Path, config: dict[str, Any]) -> No
         }
     ).to_csv(out / "subjects.csv", index=False)
     split = config["split"]
-    make_split(ids, int(split["n_train"]), int(split["n_val"]), int(split["seed"])).to_csv(
-        out / "split.csv", index=False
+    n_test = split.get("n_test")
+    table = make_split(
+        ids,
+        int(split["n_train"]),
+        int(split["n_val"]),
+        None if n_test is None else int(n_test),
+        int(split["seed"]),
     )
+    table.to_csv(out / "split.csv", index=False)
 
 
 def build_paper_dag(

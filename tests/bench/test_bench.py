@@ -306,7 +306,7 @@ def test_paper_settings_are_config_yaml_with_schema_defaults() -> None:
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     threads = schema["properties"]["training"]["properties"]["threads"]["default"]
     assert "threads" not in in_file["training"] and loaded["training"]["threads"] == threads
-    assert loaded["preprocessing"]["image_size"] == [256, 256]
+    assert loaded["preprocessing"]["image_size"] == [160, 256]
 
 
 def test_demo_settings_are_config_demo_yaml_over_config_yaml() -> None:

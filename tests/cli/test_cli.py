@@ -80,7 +80,7 @@ def test_python_dash_m_and_stage_error_contract(tmp_path) -> None:
             "--output",
             str(tmp_path / "split.csv"),
             "--config-json",
-            '{"n_train": 1, "n_val": 1}',
+            '{"n_train": 1, "n_val": 1, "n_test": null}',
         ],
         capture_output=True,
         text=True,

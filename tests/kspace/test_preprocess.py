@@ -208,3 +208,88 @@ def test_slice_signal_fraction():
     target[1, 0, 0] = 0.05
     np.testing.assert_allclose(slice_signal_fraction(target, 1.0), [0.5, 0.0])
     assert slice_signal_fraction(target, 0.4)[1] == pytest.approx(0.01)
+
+
+# ---------------------------------------- geometry of the shipped configs on an IXI-shaped volume
+IXI_SHAPE = (256, 256, 150)  # P, S, R voxels of an IXI T1 volume (0.9375 x 0.9375 x 1.2 mm)
+
+
+def _shipped_preprocessing(*overlays: str) -> tuple[Preprocessing, dict]:
+    """Preprocessing of config.yaml (+ overlays) completed with the schema's defaults."""
+    import yaml
+
+    from ssimrecon.config.check import check_config
+    from tests.helpers import REPO, deep_merge
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in overlays:
+        config = deep_merge(config, yaml.safe_load((REPO / name).read_text()))
+    config = check_config(config, REPO / "workflow/schemas/config.schema.yaml")
+    return Preprocessing.from_dict(config["preprocessing"]), config
+
+
+def _ixi_shaped_nifti(path) -> np.ndarray:
+    """An IXI-shaped PSR volume (a bright ellipsoid head in Rician background noise, as a real
+    magnitude scan has: no voxel is exactly zero) written to ``path``; returns the voxel array."""
+    from tests.helpers import IXI_ZOOMS, ixi_affine
+
+    rng = np.random.default_rng(0)
+    grids = np.meshgrid(
+        *[np.linspace(-1, 1, n, dtype=np.float32) for n in IXI_SHAPE], indexing="ij"
+    )
+    head = (grids[0] / 0.8) ** 2 + (grids[1] / 0.75) ** 2 + (grids[2] / 0.7) ** 2 < 1
+    noise = np.abs(rng.normal(0, 20, IXI_SHAPE) + 1j * rng.normal(0, 20, IXI_SHAPE))
+    volume = (600.0 * head + noise).astype(np.float32)
+    image = nib.Nifti1Image(volume, ixi_affine())
+    image.header.set_zooms(IXI_ZOOMS)
+    nib.save(image, str(path))
+    return volume
+
+
+def _zero_line_fraction(slices: np.ndarray) -> np.ndarray:
+    """(S,) fraction of each slice's pixels that lie in an all-zero row or column."""
+    s, h, w = slices.shape
+    rows = np.all(slices == 0, axis=2).sum(axis=1)
+    cols = np.all(slices == 0, axis=1).sum(axis=1)
+    return 1 - (h - rows) * (w - cols) / (h * w)
+
+
+def test_default_geometry_pads_at_most_one_unet_multiple(tmp_path):
+    """The paper config's axial (L-R, A-P) slices of an IXI volume: 150 partitions padded to 160,
+    at most 7 % of the frame in all-zero rows/columns (the 256x256 frame of before: 41 %)."""
+    prep, config = _shipped_preprocessing()
+    _ixi_shaped_nifti(tmp_path / "ixi.nii")
+    volume, _ = load_canonical(tmp_path / "ixi.nii")
+    assert volume.shape == (150, 256, 256)  # RAS: L-R partitions, A-P, S-I
+    target, index, _, _ = scaled_target_slices(volume, prep)
+    assert target.shape == (256, 160, 256)  # one slice per S-I readout sample
+    fraction = _zero_line_fraction(target)
+    print(
+        f"\ndefault geometry: {target.shape[1]}x{target.shape[2]} slices, at most "
+        f"{100 * fraction.max():.2f}% of the frame in all-zero rows/columns"
+    )
+    assert fraction.max() <= 0.07
+    factor = 2 ** config["model"]["depth"]
+    assert all(s - n < factor for s, n in zip(prep.image_size, (150, 256)))
+    # the mask covers the same (ky, kz) = (L-R, A-P) plane at that size
+    from ssimrecon.kspace.mask import variable_density_mask
+
+    mask_settings = {k: config["mask"][k] for k in ("acceleration", "center_size", "seed", "power")}
+    mask = variable_density_mask(prep.image_size, **mask_settings)
+    assert mask.shape == target.shape[1:]
+    # the criterion fails for the old zero-padded 256x256 frame (106 of 256 rows empty)
+    old, _ = volume_to_slices(volume, Preprocessing(readout_axis=2, image_size=(256, 256)))
+    assert _zero_line_fraction(old).min() == pytest.approx(106 / 256)
+
+
+def test_paper2d_overlay_is_native_sagittal_slices(tmp_path):
+    """config.paper2d.yaml: 150 sagittal 256x256 (A-P, S-I) slices, no padding; its 2D mask
+    therefore undersamples the S-I readout as well."""
+    prep, _ = _shipped_preprocessing("config.paper2d.yaml")
+    raw = _ixi_shaped_nifti(tmp_path / "ixi.nii")
+    volume, _ = load_canonical(tmp_path / "ixi.nii")
+    slices, index = volume_to_slices(volume, prep)
+    assert slices.shape == (150, 256, 256)
+    assert _zero_line_fraction(slices).max() == 0
+    # slice i is the i-th L-R partition: the source's 3rd (R) axis, in-plane (A, S)
+    np.testing.assert_array_equal(slices[40], np.flip(raw[:, :, 40], axis=0))

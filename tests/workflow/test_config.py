@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -51,6 +52,34 @@ def test_split_larger_than_subjects_names_the_keys() -> None:
         check_consistency(config)
 
 
+def test_paper_split_leaves_a_test_set_and_requires_one() -> None:
+    check_consistency(paper_config())  # 254 + 64 of 581: 263 test subjects
+    no_test = deep_merge(paper_config(), {"split": {"n_train": 517}})
+    with pytest.raises(ConfigError, match=r"split\.n_train.*split\.n_val.*no test subject.*581"):
+        check_consistency(no_test)
+    excluded = deep_merge(paper_config(), {"split": {"n_train": 516}, "exclude": ["IXI002"]})
+    with pytest.raises(ConfigError, match="no test subject"):
+        check_consistency(excluded)
+    check_consistency(deep_merge(paper_config(), {"split": {"n_train": 516}}))
+    too_many = deep_merge(paper_config(), {"split": {"n_test": 264}})
+    with pytest.raises(ConfigError, match=r"split\.n_test.*263"):
+        check_consistency(too_many)
+    check_consistency(deep_merge(paper_config(), {"split": {"n_test": 263}}))
+
+
+def test_demo_test_set_can_reach_significance() -> None:
+    """Exact two-sided Wilcoxon over n subjects bottoms out at p = 2 / 2**n: n >= 6 for p < 0.05."""
+    from scipy.stats import wilcoxon
+
+    demo = deep_merge(paper_config(), yaml.safe_load((REPO / "config.demo.yaml").read_text()))
+    split = demo["split"]
+    n_test = demo["source"]["demo"]["subjects"] - split["n_train"] - split["n_val"]
+    assert (split["n_train"], split["n_val"]) == (9, 3)  # training cost unchanged
+    differences = np.arange(1.0, n_test + 1)  # every subject better: the smallest p there is
+    assert wilcoxon(differences, method="exact").pvalue < 0.05
+    assert wilcoxon(differences[:-1], method="exact").pvalue > 0.05
+
+
 def test_unknown_baseline_is_refused() -> None:
     config = deep_merge(paper_config(), {"evaluation": {"baseline": "Net-nope"}})
     with pytest.raises(ConfigError, match=r"evaluation\.baseline"):
@@ -63,6 +92,7 @@ def test_unknown_baseline_is_refused() -> None:
         ({"split": {"n_val": "x"}}, "split.n_val"),
         ({"bogus": True}, "bogus"),
         ({"split": {"n_train": 5, "n_val": 5}}, "split.n_train"),
+        ({"split": {"n_train": 6, "n_val": 2}}, "no test subject"),
     ],
 )
 def test_snakemake_stops_before_any_job(
@@ -88,7 +118,7 @@ def test_error_from_a_stage_is_one_line_naming_the_file(
             "--subjects",
             str(missing),
             "--config-json",
-            '{"n_train": 1, "n_val": 1, "seed": 0}',
+            '{"n_train": 1, "n_val": 1, "n_test": null, "seed": 0}',
             "--output",
             str(tmp_path / "split.csv"),
         ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, TinySource, Workspace
+from tests.helpers import REPO, TINY_SUBJECTS, TinySource, Workspace
 
 pytestmark = pytest.mark.workflow
 
@@ -74,7 +74,7 @@ def test_hostile_config_values_reach_the_shell_quoted(
     shutil.copy2(tiny_source.archive, archive)
     workspace.write_config(
         {
-            "exclude": HOSTILE_EXCLUDE,  # count against the 6 subjects: a smaller split
+            "exclude": HOSTILE_EXCLUDE,  # count against the tiny subjects: a smaller split
             "split": {"n_train": 2, "n_val": 1},
             "source": {"url": str(archive)},
         }
@@ -86,4 +86,4 @@ def test_hostile_config_values_reach_the_shell_quoted(
     assert "touch INJECTED" in text  # printed inside a quoted JSON string, not run
     injected = [p.name for p in workspace.root.rglob("INJ*")]
     assert injected == [], injected
-    assert len((workspace.results / "subjects.csv").read_text().splitlines()) == 1 + 6
+    assert len((workspace.results / "subjects.csv").read_text().splitlines()) == 1 + TINY_SUBJECTS

@@ -271,7 +271,7 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(
     for job in eval_jobs:
         assert "gpu:1" in job.get("TresPerJob", ""), job
 
-    # Data jobs ask for no GPU; the per-subject shard jobs are one group job (6 subjects < 50).
+    # Data jobs ask for no GPU; the per-subject shard jobs are one group job (8 subjects < 50).
     data_jobs = [job for job in jobs if job["Comment"].startswith(DATA_JOB_COMMENTS)]
     assert data_jobs, comments
     for job in data_jobs:

@@ -19,7 +19,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader, validate_shard
 from ssimrecon.nn.bundle import load_model_bundle
-from tests.helpers import TINY_SHAPE, TINY_VOXEL, Workspace
+from tests.helpers import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace
 
 pytestmark = pytest.mark.workflow
 
@@ -29,10 +29,10 @@ METRICS = ["ssim", "psnr", "rel_error", "mse"]
 def test_split_and_subjects(completed_workspace: Workspace) -> None:
     res = completed_workspace.results
     subjects = pd.read_csv(res / "subjects.csv", dtype=str)
-    assert len(subjects) == 6
+    assert len(subjects) == TINY_SUBJECTS
     assert set(subjects["shape"]) == {"x".join(map(str, TINY_SHAPE))}
     split = pd.read_csv(res / "split.csv", dtype=str)
-    assert (split["split"] == "train").sum() == 4 and (split["split"] == "val").sum() == 2
+    assert split["split"].value_counts().to_dict() == {"train": 4, "val": 2, "test": 2}
     assert set(split["subject"]) <= set(subjects["subject"])
 
 

@@ -1,4 +1,5 @@
-# Stage 1-3: get the archive, extract it safely, check every volume, split subjects.
+# Stage 1-3: get the archive, extract it safely, check every volume, split subjects into train
+# (weights), val (checkpoint) and test (Table 1).
 # Every value that reaches the shell is quoted ({...:q}); config values travel as one JSON string.
 
 

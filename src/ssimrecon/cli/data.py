@@ -130,26 +130,29 @@ def qc(argv: list[str]) -> int:
 def split(argv: list[str]) -> int:
     """``ssimrecon split --subjects subjects.csv --output split.csv --config-json {split}``."""
     parser = argparse.ArgumentParser(
-        prog="ssimrecon split", description="Deterministic train/validation split -> split.csv."
+        prog="ssimrecon split",
+        description="Deterministic train/validation/test split -> split.csv.",
     )
     parser.add_argument(
         "--subjects", required=True, type=Path, help="subjects.csv from `ssimrecon qc`"
     )
     parser.add_argument("--output", required=True, type=Path, help="split.csv to write")
-    add_config_json(parser, "split (n_train, n_val, seed)")
+    add_config_json(parser, "split (n_train, n_val, n_test, seed)")
     args = parser.parse_args(argv)
     settings = load_settings(args.config_json, SplitSettings, "split")
     from ssimrecon.atomic import write_csv_atomic
     from ssimrecon.data.split import make_split, read_subject_ids
 
     subjects = read_subject_ids(args.subjects)
-    table = make_split(subjects, settings.n_train, settings.n_val, settings.seed)
+    table = make_split(subjects, settings.n_train, settings.n_val, settings.n_test, settings.seed)
     write_csv_atomic(table, args.output)
+    counts = table["split"].value_counts()
     log.info(
-        "wrote %s: %d train, %d val of %d subjects (seed %d)",
+        "wrote %s: %d train, %d val, %d test of %d subjects (seed %d)",
         args.output,
-        settings.n_train,
-        settings.n_val,
+        counts.get("train", 0),
+        counts.get("val", 0),
+        counts.get("test", 0),
         len(subjects),
         settings.seed,
     )

@@ -87,16 +87,7 @@ def check_consistency(config: dict[str, Any]) -> None:
     if source.get("demo"):
         n_subjects = source["demo"]["subjects"]
     if n_subjects is not None:
-        available = n_subjects - len(config.get("exclude", []))
-        wanted = split["n_train"] + split["n_val"]
-        if wanted > available:
-            raise ConfigError(
-                f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + "
-                f"{split['n_val']} = {wanted} "
-                f"exceed the {available} subjects available ('source.n_subjects' {n_subjects} "
-                "minus "
-                f"{len(config.get('exclude', []))} excluded)"
-            )
+        _check_split_counts(split, n_subjects, len(config.get("exclude", [])))
     baseline = config["evaluation"]["baseline"]
     if baseline not in config["networks"]:
         raise ConfigError(
@@ -130,4 +121,23 @@ def check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible "
             f"by {factor}"
+        )
+
+
+def _check_split_counts(split: dict[str, Any], n_subjects: int, n_excluded: int) -> None:
+    """Train + val + test (at least one test subject) must fit in the subjects not excluded."""
+    available = n_subjects - n_excluded
+    wanted = split["n_train"] + split["n_val"]
+    origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "
+    origin += f"{n_excluded} excluded)"
+    if wanted >= available:
+        raise ConfigError(
+            f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + "
+            f"{split['n_val']} = {wanted} leave no test subject of {origin}; a test set is required"
+        )
+    n_test = split.get("n_test")
+    if n_test is not None and wanted + n_test > available:
+        raise ConfigError(
+            f"config key 'split.n_test' = {n_test}: only {available - wanted} of {origin} are left "
+            f"after 'split.n_train' + 'split.n_val' = {wanted}"
         )

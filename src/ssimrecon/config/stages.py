@@ -40,10 +40,12 @@ class QcSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SplitSettings:
-    """``split``: training and validation subject counts and the permutation seed."""
+    """``split``: train, val and test subject counts (n_test None: every subject left) and the
+    permutation seed."""
 
     n_train: int
     n_val: int
+    n_test: int | None
     seed: int
 
 

@@ -214,8 +214,8 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 def build_demo_archive(
     output_tar: str | os.PathLike,
-    n_subjects: int = 12,
-    seed: int = 0,
+    n_subjects: int,
+    seed: int,
     shape: tuple[int, int, int] = IXI_SHAPE,
     voxel: tuple[float, float, float] | None = None,
 ) -> str:

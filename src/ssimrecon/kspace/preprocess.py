@@ -2,10 +2,11 @@
 
 Conventions: volumes are reoriented to RAS with ``nibabel.as_closest_canonical``. The readout axis
 (fully sampled, ``Preprocessing.readout_axis`` of the RAS array) is moved to the front, so slices
-are
-(S, H, W) with H, W the two phase-encode axes in RAS order (readout 2 -> axial slices (R, A)).
-In-plane the slices are block-mean downsampled by an integer factor, then centre cropped/padded to
-``image_size`` (pad/crop offset ``abs(n - m) // 2`` before). k-space follows ``fft.py``.
+are (S, H, W) with H, W the two phase-encode axes in RAS order (readout 2 -> axial slices (R, A):
+for IXI T1, 150 L-R partitions x 256 A-P). In-plane the slices are block-mean downsampled by an
+integer factor, then centre cropped/padded to ``image_size`` (pad/crop offset ``abs(n - m) // 2``
+before); the geometry rule (docs/definitions.md) is to pad no more than up to the next multiple of
+2**depth of the U-Net (150 -> 160). k-space follows ``fft.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Preprocessing:
     """How a volume becomes slices; stored as JSON in every shard (attr ``preprocessing``)."""
 
     readout_axis: int = 2
-    image_size: tuple[int, int] = (256, 256)
+    image_size: tuple[int, int] = (160, 256)
     downsample: int = 1
     slice_stride: int = 1
     scale_percentile: float = 99.5

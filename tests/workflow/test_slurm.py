@@ -279,8 +279,9 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(
     shard_jobs = [job for job in jobs if job["Comment"].startswith("rule_shards")]
     assert len(shard_jobs) == 1, comments
     assert int(shard_jobs[0]["NumCPUs"]) == 1  # the group's jobs run one after another
-    n_subjects = len(list((workspace.results / "shards").glob("*.h5")))
-    assert n_subjects == workspace.config["split"]["n_train"] + workspace.config["split"]["n_val"]
+    shards = sorted(p.stem for p in (workspace.results / "shards").glob("*.h5"))
+    split = (workspace.results / "split.csv").read_text().splitlines()[1:]
+    assert shards == sorted(line.split(",")[0] for line in split)  # train, val and test subjects
 
     # The training jobs saw the GPU SLURM gave them (CUDA_VISIBLE_DEVICES set by SLURM, not by
     # us: Run removes it) and trained on the device that environment gives: CUDA exactly when

@@ -463,3 +463,22 @@ def set_slice_geometry(
     with h5py.File(path, "a") as f:
         f.attrs["pixel_spacing"] = json.dumps([float(v) for v in pixel_spacing])
         f.attrs["native_extent"] = json.dumps([int(v) for v in native_extent])
+
+
+def skimage_ssim_psnr(
+    reference: np.ndarray, estimate: np.ndarray, data_range: float
+) -> tuple[float, float]:
+    """Independent reference for one slice: scikit-image's SSIM in the paper's convention
+    (Gaussian 11x11, sigma 1.5, population covariance, valid region) and PSNR (dB)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    reference, estimate = reference.astype(np.float64), estimate.astype(np.float64)
+    ssim = structural_similarity(
+        reference,
+        estimate,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=data_range,
+    )
+    return float(ssim), float(peak_signal_noise_ratio(reference, estimate, data_range=data_range))

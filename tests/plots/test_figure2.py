@@ -12,7 +12,6 @@ import pytest
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ssimrecon.cli.report import figure2 as figure2_command
 from ssimrecon.errors import SsimreconError
@@ -29,7 +28,13 @@ from ssimrecon.plots.figure2 import (
     orientation_letters,
     zoom_box,
 )
-from tests.helpers import make_test_model, make_test_shard, sample_mask, set_slice_geometry
+from tests.helpers import (
+    make_test_model,
+    make_test_shard,
+    sample_mask,
+    set_slice_geometry,
+    skimage_ssim_psnr,
+)
 
 
 def _candidates(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
@@ -269,15 +274,7 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
             texts = [t.get_text() for t in image_ax.texts if _ANNOTATION.search(t.get_text())]
             assert len(texts) == 1, [t.get_text() for t in image_ax.texts]
             ssim_text, psnr_text = _ANNOTATION.search(texts[0]).groups()
-            ssim = structural_similarity(
-                reference,
-                estimate,
-                gaussian_weights=True,
-                sigma=1.5,
-                use_sample_covariance=False,
-                data_range=data_range,
-            )
-            psnr = peak_signal_noise_ratio(reference, estimate, data_range=data_range)
+            ssim, psnr = skimage_ssim_psnr(reference, estimate, data_range)
             assert ssim < 0.999 and psnr < 90  # the estimate really differs from the reference
             assert float(ssim_text) == pytest.approx(ssim, abs=5e-4 + 1e-5), (p, label)
             assert float(psnr_text) == pytest.approx(psnr, abs=5e-3 + 1e-4), (p, label)

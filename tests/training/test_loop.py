@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,7 +72,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     return {"train": paths[:3], "val": paths[3:]}
 
 
-def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **training) -> dict:
+def run(
+    data: dict[str, list[Path]],
+    out: Path,
+    loss: dict | None = None,
+    on_batch_end: Callable[[int, int], None] | None = None,
+    **training,
+) -> dict:
     settings = settings_from(TrainSettings, {**BASE, **training}, "training")
     return Trainer(
         data["train"],
@@ -84,6 +90,7 @@ def run(data: dict[str, list[Path]], out: Path, loss: dict | None = None, **trai
         history_path=out / "history.csv",
         state_dir=out / "state",
         network_name="net",
+        on_batch_end=on_batch_end,
     ).fit()
 
 
@@ -335,21 +342,8 @@ def test_truncated_state_resumes_from_the_previous_one(
         if epoch == 2:
             raise RuntimeError("killed")
 
-    settings = settings_from(TrainSettings, {**BASE, "epochs": 3}, "training")
-    trainer = Trainer(
-        data["train"],
-        data["val"],
-        model_cfg=MODEL,
-        loss_terms=LOSS,
-        settings=settings,
-        best_path=out / "best.pt",
-        history_path=out / "history.csv",
-        state_dir=out / "state",
-        network_name="net",
-        on_batch_end=die_in_epoch_3,
-    )
     with pytest.raises(RuntimeError, match="killed"):
-        trainer.fit()
+        run(data, out, epochs=3, on_batch_end=die_in_epoch_3)
     last = out / "state" / "last.pt"
     assert (out / "state" / "last.prev.pt").exists()
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])

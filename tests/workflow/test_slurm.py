@@ -262,12 +262,12 @@ def test_profile_slurm_runs_the_workflow_on_the_cluster(
     for job in train_jobs:
         assert "gpu:1" in job.get("TresPerJob", ""), job
         assert int(job["NumCPUs"]) >= int(workspace.config["training"]["threads"])
-    # Evaluation: one job per network, each with a GPU request too (zero-filled needs none).
+    # Evaluation: one job per split and network, each with a GPU request too (zero-filled needs
+    # none).
     eval_jobs = [job for job in jobs if job["Comment"].startswith("rule_evaluate_wildcards_")]
-    assert (
-        sorted(job["Comment"].removeprefix("rule_evaluate_wildcards_") for job in eval_jobs)
-        == networks
-    )
+    assert sorted(
+        job["Comment"].removeprefix("rule_evaluate_wildcards_") for job in eval_jobs
+    ) == sorted(f"{split}_{network}" for split in ("test", "val") for network in networks)
     for job in eval_jobs:
         assert "gpu:1" in job.get("TresPerJob", ""), job
 

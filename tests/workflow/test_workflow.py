@@ -14,12 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader, validate_shard
 from ssimrecon.nn.bundle import load_model_bundle
-from tests.helpers import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace
+from tests.helpers import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace, skimage_ssim_psnr
 
 pytestmark = pytest.mark.workflow
 
@@ -183,22 +182,6 @@ def _validation_slices(res: Path, threshold: float) -> list[tuple[np.ndarray, np
     return out
 
 
-def _ssim_psnr(
-    reference: np.ndarray, estimate: np.ndarray, data_range: float
-) -> tuple[float, float]:
-    """SSIM (Gaussian 11x11, sigma 1.5, valid region) and PSNR (dB) of one slice, scikit-image."""
-    reference, estimate = reference.astype(np.float64), estimate.astype(np.float64)
-    ssim = structural_similarity(
-        reference,
-        estimate,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        data_range=data_range,
-    )
-    return float(ssim), float(peak_signal_noise_ratio(reference, estimate, data_range=data_range))
-
-
 def _network_outputs(model_path: Path, zero_filled: np.ndarray) -> np.ndarray:
     """best.pt (loaded weights_only by the project's loader) applied to zero-filled images
     (S, H, W) -> (S, H, W)."""
@@ -218,7 +201,7 @@ def _independent_scores(
         estimates[network] = _network_outputs(res / "models" / network / "best.pt", zero_filled)
     scores = {}
     for method, images in estimates.items():
-        pairs = [_ssim_psnr(t, e, r) for (_, t, r), e in zip(slices, images)]
+        pairs = [skimage_ssim_psnr(t, e, r) for (_, t, r), e in zip(slices, images)]
         scores[method] = (
             float(np.mean([p[0] for p in pairs])),
             float(np.mean([p[1] for p in pairs])),
@@ -252,7 +235,9 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
             np.float64
         )
         mse = float(np.mean((outputs - targets) ** 2))
-        ssim = float(np.mean([_ssim_psnr(t, o, r)[0] for (_, t, r), o in zip(slices, outputs)]))
+        ssim = float(
+            np.mean([skimage_ssim_psnr(t, o, r)[0] for (_, t, r), o in zip(slices, outputs)])
+        )
         expected = weights.get("mse", 0.0) * mse + weights.get("dssim", 0.0) * (1.0 - ssim)
         # 3 %: validation runs in bf16 autocast where the CPU supports it; the dSSIM term alone is
         # many times larger than that on the tiny run.
@@ -269,8 +254,9 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
 
 
 def test_report_builds(completed_workspace: Workspace, tmp_path: Path) -> None:
-    """The report holds Table 1 as a rendered HTML page (both splits) and its landing page links
-    the table, Figure 2 and the mask figure."""
+    """The report holds Table 1 as a rendered HTML page (both splits); its landing page links the
+    table and shows Figure 2 and the mask figure. Mutation tried: Snakemake's own embeddedimage
+    directive leaves a file path, no embedded PNG."""
     ws = completed_workspace.clone(tmp_path / "ws")
     report = ws.results / "report.html"
     ws.snakemake("--cores", "1", "--report", str(report.relative_to(ws.root)))
@@ -296,6 +282,10 @@ def test_report_builds(completed_workspace: Workspace, tmp_path: Path) -> None:
         "figures/mask.png",
     ]:
         assert f"app.showResultInfo('{res}/{target}')" in landing, target
+    # Figure 2 and the mask figure are shown on the landing page itself (embedded PNGs)
+    shown = re.findall(r'src=\\?"data:image/png;[^,"\\]*base64,([A-Za-z0-9+/=]+)', landing)
+    for figure in ("figure2.png", "mask.png"):
+        assert base64.b64encode((ws.results / "figures" / figure).read_bytes()).decode() in shown
 
 
 def test_reconstruct_an_unseen_volume(completed_workspace: Workspace, tmp_path: Path) -> None:

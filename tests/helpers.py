@@ -254,8 +254,8 @@ def write_tiny_ixi_archive(
     """Write a tar (``.tar.gz`` if the name ends in .gz) of IXI-named T1 volumes; returns its MD5.
 
     Subject ``subjects[i]`` (e.g. ``IXI002``) gets ``ixi_file_name(subject, i)`` at the archive's
-    top level,
-    a ``tiny_volume(shape, seed=i)``; subjects in ``corrupt`` get a truncated gzip instead.
+    top level, a ``tiny_volume(shape, seed=i)``; subjects in ``corrupt`` get a truncated gzip
+    instead.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -468,8 +468,8 @@ def set_slice_geometry(
 def skimage_ssim_psnr(
     reference: np.ndarray, estimate: np.ndarray, data_range: float
 ) -> tuple[float, float]:
-    """Independent reference for one slice: scikit-image's SSIM in the paper's convention
-    (Gaussian 11x11, sigma 1.5, population covariance, valid region) and PSNR (dB)."""
+    """Independent reference for one slice: scikit-image's SSIM in the paper's convention (Gaussian
+    11x11, sigma 1.5, population covariance, valid region) and PSNR (dB)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     reference, estimate = reference.astype(np.float64), estimate.astype(np.float64)

@@ -10,15 +10,11 @@ job) sees either the previous file or the complete new one at the final path, ne
     # untouched
 
 The temporary file is created in the destination's folder (so ``os.replace`` is an atomic rename on
-the
-same file system) with the permissions a plain ``open`` would give (mode 0o666 minus the umask), and
-it is
-hidden (leading dot) and ends in ``.tmp`` plus the optional ``suffix``, for libraries that choose
-the
-format from the name (nibabel ``.nii.gz``, matplotlib ``.png``/``.pdf``, numpy ``.npz``). A process
-killed
-mid-write leaves at most that hidden temporary file, never a file at the final path; the next write
-of the same path removes such leftovers.
+the same file system) with the permissions a plain ``open`` would give (mode 0o666 minus the umask),
+and it is hidden (leading dot) and ends in ``.tmp`` plus the optional ``suffix``, for libraries that
+choose the format from the name (nibabel ``.nii.gz``, matplotlib ``.png``/``.pdf``, numpy ``.npz``).
+A process killed mid-write leaves at most that hidden temporary file, never a file at the final
+path; the next write of the same path removes such leftovers.
 
 Not covered here: ``download.py`` (resumable ``.part`` files) and ``archive.py`` (a staging
 directory).
@@ -90,15 +86,12 @@ def atomic_output(
     remove it.
 
     ``path``'s folder is created if needed. The temporary file exists (empty) when yielded; the
-    caller
-    writes it by name (overwriting, or removing and recreating it). ``suffix`` (e.g. ``".nii.gz"``)
-    is
-    appended to the temporary name for writers that infer the format from it. ``fsync`` flushes the
-    data
-    to disk before the rename (turn it off for large files where durability after a power loss does
-    not
-    matter, e.g. shards that are cheap to rebuild). Any exception, including KeyboardInterrupt and
-    SystemExit, removes the temporary file and propagates; ``path`` is then left as it was.
+    caller writes it by name (overwriting, or removing and recreating it). ``suffix`` (e.g.
+    ``".nii.gz"``) is appended to the temporary name for writers that infer the format from it.
+    ``fsync`` flushes the data to disk before the rename (turn it off for large files where
+    durability after a power loss does not matter, e.g. shards that are cheap to rebuild). Any
+    exception, including KeyboardInterrupt and SystemExit, removes the temporary file and
+    propagates; ``path`` is then left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """The experiment config the bench measures: the workflow's own files, read as the Snakefile does.
 
-``config.yaml`` (the paper's experiment), optional overlays such as ``config.demo.yaml`` merged
-over it key by key (Snakemake's ``--configfile config.yaml config.demo.yaml``), then checked
-against and filled with the defaults of ``workflow/schemas/config.schema.yaml``, as
+``config.yaml`` (the paper's experiment), optional overlays such as ``config.demo.yaml`` merged over
+it key by key (Snakemake's ``--configfile config.yaml config.demo.yaml``), then checked against and
+filled with the defaults of ``workflow/schemas/config.schema.yaml``, as
 ``workflow/rules/common.smk`` does before any job.
 """
 

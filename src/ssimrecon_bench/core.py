@@ -99,8 +99,8 @@ class Row:
 class Options:
     """What to measure and how hard (see :mod:`ssimrecon_bench.cli`).
 
-    ``config`` is the paper's experiment config (:func:`ssimrecon_bench.config.load_config`);
-    sizes are in pixels (H, W) or voxels (X, Y, Z).
+    ``config`` is the paper's experiment config (:func:`ssimrecon_bench.config.load_config`); sizes
+    are in pixels (H, W) or voxels (X, Y, Z).
     """
 
     quick: bool = False

@@ -75,8 +75,8 @@ def build_paper_dag(
 
     subjects.csv and split.csv (made by :func:`ssimrecon.data.split.make_split`) are real; every
     other output listed by ``snakemake --summary`` is an empty placeholder (a folder for outputs
-    without a suffix, e.g. ``nifti``), then ``snakemake --touch`` brings their times and
-    Snakemake's metadata in DAG order.
+    without a suffix, e.g. ``nifti``), then ``snakemake --touch`` brings their times and Snakemake's
+    metadata in DAG order.
     """
     ws = copy_workflow(workflow_dir, dst)
     out = ws / "results" / str(config["experiment"])

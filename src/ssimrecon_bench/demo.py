@@ -1,8 +1,8 @@
 """Row ``demo``: ``make demo`` from clean results in a temporary copy of the workflow.
 
 ``snakemake --cores N --configfile config.yaml config.demo.yaml``, then its ``--report`` and
-``ssimrecon summary``: wall time of the three (target: <= 10 min), with the slowest rules' job
-times from the workflow's benchmark files.
+``ssimrecon summary``: wall time of the three (target: <= 10 min), with the slowest rules' job times
+from the workflow's benchmark files.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ssimrecon_bench.workspace import copy_workflow
 
 
 def rule_seconds(benchmarks: Path) -> dict[str, float]:
-    """Seconds of job time per rule, summed over the Snakemake benchmark TSVs under
-    ``benchmarks`` (``<rule>/<wildcards>.tsv`` or ``<rule>.tsv``)."""
+    """Seconds of job time per rule, summed over the Snakemake benchmark TSVs under ``benchmarks``
+    (``<rule>/<wildcards>.tsv`` or ``<rule>.tsv``)."""
     seconds: dict[str, float] = {}
     for tsv in sorted(benchmarks.rglob("*.tsv")):
         rel = tsv.relative_to(benchmarks)

@@ -14,8 +14,8 @@ from ssimrecon_bench.core import BenchError
 
 
 def env_for_children(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for subprocesses: the venv first on PATH, without the preload this process
-    added (children decide their allocator themselves), plus ``extra``."""
+    """Environment for subprocesses: the venv first on PATH, without the preload this process added
+    (children decide their allocator themselves), plus ``extra``."""
     env = dict(os.environ)
     if env.get(REEXEC_MARKER):
         env = strip_tcmalloc(env)

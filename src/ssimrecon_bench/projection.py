@@ -27,8 +27,8 @@ def projected_hours(
     """Hours for ``networks`` x ``epochs`` of training at ``slices_per_s`` training throughput.
 
     Each epoch costs ``train_slices`` training steps plus ``val_slices`` forward passes, a forward
-    pass counted as ``val_cost`` of a training step (a backward pass costs about two forwards).
-    NaN when the throughput is not positive.
+    pass counted as ``val_cost`` of a training step (a backward pass costs about two forwards). NaN
+    when the throughput is not positive.
     """
     if not slices_per_s > 0:
         return math.nan

@@ -41,8 +41,8 @@ def _describe(row: Row) -> str:
 def run_rows(
     names: Sequence[str], opts: Options, echo: Callable[[str], None] = lambda s: None
 ) -> tuple[list[Row], Context]:
-    """Run the named rows in order, then the projection; a failing row becomes one NaN row with
-    met False and the error in its note.  ``echo`` gets a progress line per row and result."""
+    """Run the named rows in order, then the projection; a failing row becomes one NaN row with met
+    False and the error in its note.  ``echo`` gets a progress line per row and result."""
     ctx = Context()
     rows: list[Row] = []
     for name in names:

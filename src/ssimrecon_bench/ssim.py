@@ -1,9 +1,9 @@
 """Row ``ssim``: the project's SSIM loss against pytorch_msssim (speed) and scikit-image (values).
 
-``1 - ssim(x, y)`` forward+backward on 4x1x256x256 float32:
-:func:`ssimrecon.functional.ssim.ssim` vs ``pytorch_msssim.ssim(data_range=1)`` timed in
-interleaved rounds (target: >= 5x), and the largest difference of the project's per-image SSIM from
-scikit-image's float64 one (target: <= 1e-5).
+``1 - ssim(x, y)`` forward+backward on 4x1x256x256 float32: :func:`ssimrecon.functional.ssim.ssim`
+vs ``pytorch_msssim.ssim(data_range=1)`` timed in interleaved rounds (target: >= 5x), and the
+largest difference of the project's per-image SSIM from scikit-image's float64 one (target: <=
+1e-5).
 """
 
 from __future__ import annotations

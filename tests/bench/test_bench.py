@@ -469,8 +469,8 @@ def test_strip_tcmalloc() -> None:
 def test_tcmalloc_path_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``$SSIMRECON_TCMALLOC`` replaces the search; without it the search order is asserted.
 
-    Mutation tried (fails this test): the loops over names and folders swapped in
-    ``tcmalloc_path`` (a folder's plain libtcmalloc then beats the minimal one elsewhere)."""
+    Mutation tried (fails this test): the loops over names and folders swapped in ``tcmalloc_path``
+    (a folder's plain libtcmalloc then beats the minimal one elsewhere)."""
     fake = tmp_path / "libtcmalloc_minimal.so.4"
     fake.write_bytes(b"")
     monkeypatch.setenv("SSIMRECON_TCMALLOC", str(fake))
@@ -504,11 +504,11 @@ def _cpu_flags() -> set[str]:
 
 
 def test_bf16_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    """True exactly when oneDNN is there and the CPU has AVX512-BF16 or AMX tiles: on this
-    machine as /proc/cpuinfo says, and with each probe patched.
+    """True exactly when oneDNN is there and the CPU has AVX512-BF16 or AMX tiles: on this machine
+    as /proc/cpuinfo says, and with each probe patched.
 
-    Mutations tried (each fails this test): ``return True`` in place of the final ``return
-    False``, and the AMX probe name dropped from the loop."""
+    Mutations tried (each fails this test): ``return True`` in place of the final ``return False``,
+    and the AMX probe name dropped from the loop."""
     native = bool({"avx512_bf16", "amx_tile"} & _cpu_flags())
     assert fastpath.cpu_supports_bf16() is (native and torch.backends.mkldnn.is_available())
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)

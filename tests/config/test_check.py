@@ -1,5 +1,5 @@
-"""config.check: mistakes that used to surface inside a job, after download and shards, now stop
-the run before any job with a message naming the key."""
+"""config.check: mistakes that used to surface inside a job, after download and shards, now stop the
+run before any job with a message naming the key."""
 
 from __future__ import annotations
 

@@ -178,8 +178,8 @@ def test_a_directory_is_not_an_archive(tmp_path: Path) -> None:
 
 def test_stale_staging_folders_are_removed_and_mode_follows_umask(tmp_path: Path) -> None:
     """A killed extraction leaves ``.nifti.extracting-*``; the next one removes it. The output
-    folder gets mkdir's mode (0777 minus umask), not mkdtemp's 0700.
-    Mutation tried: dropping the chmod leaves the folder 0700."""
+    folder gets mkdir's mode (0777 minus umask), not mkdtemp's 0700. Mutation tried: dropping the
+    chmod leaves the folder 0700."""
     import os
 
     archive = tmp_path / "ixi.tar"

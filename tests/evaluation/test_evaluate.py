@@ -110,8 +110,8 @@ def test_pick_device_names_the_setting_and_limits_types(monkeypatch: pytest.Monk
 def _region_reference(
     ref: np.ndarray, est: np.ndarray, data_range: float, region: np.ndarray
 ) -> pd.DataFrame:
-    """Region metrics per slice from scikit-image's full SSIM map and numpy; NaN when the region
-    has no pixel."""
+    """Region metrics per slice from scikit-image's full SSIM map and numpy; NaN when the region has
+    no pixel."""
     rows = []
     for r, e, m in zip(ref.astype(np.float64), est.astype(np.float64), region):
         if not m.any():
@@ -141,8 +141,8 @@ def _region_reference(
 
 
 def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> None:
-    """Every slice is scored in both regions, the filter is recorded, and the per-volume fastMRI
-    row equals scikit-image's default SSIM / PSNR with data_range = the volume maximum."""
+    """Every slice is scored in both regions, the filter is recorded, and the per-volume fastMRI row
+    equals scikit-image's default SSIM / PSNR with data_range = the volume maximum."""
     a = make_test_shard(tmp_path / "A.h5", "A", seed=1, empty=(0,), slice_index=np.arange(10, 16))
     b = make_test_shard(tmp_path / "B.h5", "B", seed=2, empty=(5,))
     threshold = 0.05

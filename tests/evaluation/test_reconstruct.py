@@ -275,8 +275,8 @@ def test_unwritable_output_folder_fails_before_computing(
 def test_a_failed_write_leaves_no_output_at_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Disk full while writing the last output: none of the three outputs appears, and the error
-    is one line. Mutation tried: renaming each output as soon as it is written leaves the first."""
+    """Disk full while writing the last output: none of the three outputs appears, and the error is
+    one line. Mutation tried: renaming each output as soon as it is written leaves the first."""
     import errno
 
     import ssimrecon.evaluation.reconstruct as module

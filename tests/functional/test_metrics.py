@@ -1,5 +1,5 @@
-"""Metrics vs scikit-image and direct numpy recomputations: per slice and region (paper
-convention) and per volume (fastMRI convention)."""
+"""Metrics vs scikit-image and direct numpy recomputations: per slice and region (paper convention)
+and per volume (fastMRI convention)."""
 
 from __future__ import annotations
 
@@ -153,8 +153,8 @@ def test_unscored_regions_are_nan_for_every_metric() -> None:
 
 def test_fastmri_volume_metrics_equal_fastmri_evaluate() -> None:
     """As facebookresearch/fastMRI fastmri/evaluate.py: data_range = gt.max() of the volume,
-    skimage's default SSIM (7x7 uniform, sample covariance) averaged over slices, PSNR via
-    skimage on the volume, NMSE = ||gt - pred||^2 / ||gt||^2."""
+    skimage's default SSIM (7x7 uniform, sample covariance) averaged over slices, PSNR via skimage
+    on the volume, NMSE = ||gt - pred||^2 / ||gt||^2."""
     ref, est, _ = _stack()
     got = fastmri_volume_metrics(ref, est)
     maxval = ref.max()

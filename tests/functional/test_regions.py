@@ -13,8 +13,8 @@ from tests.helpers import ellipse_slices
 
 
 def _reference_mask(image: np.ndarray, data_range: float) -> np.ndarray:
-    """Threshold, fill = everything but the background components that touch the border,
-    dilate = city-block distance to the filled set <= HEAD_DILATION."""
+    """Threshold, fill = everything but the background components that touch the border, dilate =
+    city-block distance to the filled set <= HEAD_DILATION."""
     seed = image > HEAD_THRESHOLD * data_range
     if not seed.any():
         return np.zeros_like(seed)

@@ -75,14 +75,13 @@ def test_density_falls_with_radius():
 
 
 def test_design_density_matches_budget_and_empirical_profile():
-    """The rings' mean sampling rate over 20 masks follows the design density within 25 % of
-    each ring's own density (the outer rings sample well under 5 %, so an absolute tolerance would
-    accept anything there). Weighted sampling without replacement is not exactly the design:
-    it takes ~8 % fewer points than designed near the centre and up to ~18 % more in the sparse
-    outer rings.
+    """The rings' mean sampling rate over 20 masks follows the design density within 25 % of each
+    ring's own density (the outer rings sample well under 5 %, so an absolute tolerance would accept
+    anything there). Weighted sampling without replacement is not exactly the design: it takes ~8 %
+    fewer points than designed near the centre and up to ~18 % more in the sparse outer rings.
 
-    Mutation tried (fails this test): the sampling weights ``(1 - r) ** power`` raised to
-    ``power + 1`` in ``variable_density_mask`` (outer rings then 60-80 % below the design)."""
+    Mutation tried (fails this test): the sampling weights ``(1 - r) ** power`` raised to ``power +
+    1`` in ``variable_density_mask`` (outer rings then 60-80 % below the design)."""
     shape, acc = (96, 96), 6
     density = design_density(shape, acc, 8, 2.0)
     assert density.sum() == pytest.approx(round(96 * 96 / acc), abs=1e-6)

@@ -255,8 +255,8 @@ def _zero_line_fraction(slices: np.ndarray) -> np.ndarray:
 
 
 def test_default_geometry_pads_at_most_one_unet_multiple(tmp_path):
-    """The paper config's axial (L-R, A-P) slices of an IXI volume: 150 partitions padded to 160,
-    at most 7 % of the frame in all-zero rows/columns (the 256x256 frame of before: 41 %)."""
+    """The paper config's axial (L-R, A-P) slices of an IXI volume: 150 partitions padded to 160, at
+    most 7 % of the frame in all-zero rows/columns (the 256x256 frame of before: 41 %)."""
     prep, config = _shipped_preprocessing()
     _ixi_shaped_nifti(tmp_path / "ixi.nii")
     volume, _ = load_canonical(tmp_path / "ixi.nii")

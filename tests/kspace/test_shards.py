@@ -364,8 +364,8 @@ def test_an_outdated_shard_is_refused_but_left_in_place(tmp_path, volume_path):
 
 
 def test_volume_changed_since_qc_is_refused(tmp_path, volume_path):
-    """subjects.csv pointing at another subject's volume: its MD5 differs from the one QC
-    recorded. Mutation tried: not comparing the MD5 writes the shard onto the wrong volume."""
+    """subjects.csv pointing at another subject's volume: its MD5 differs from the one QC recorded.
+    Mutation tried: not comparing the MD5 writes the shard onto the wrong volume."""
     mask_path, _ = _mask_file(tmp_path)
     out = tmp_path / "IXI012.h5"
     with pytest.raises(ShardError, match=r"has MD5 [0-9a-f]{32}, not the 0{32} that qc recorded"):

@@ -149,8 +149,8 @@ def test_nan_weights_are_refused_naming_the_tensor(tmp_path: Path) -> None:
 
 
 def test_a_huge_declared_network_is_refused_without_allocating_it(tmp_path: Path) -> None:
-    """base_channels 4096 at depth 6 is about 10^12 parameters (4 TB): building it would die with
-    an out-of-memory error. Mutation tried: building the model on the CPU instead of ``meta``."""
+    """base_channels 4096 at depth 6 is about 10^12 parameters (4 TB): building it would die with an
+    out-of-memory error. Mutation tried: building the model on the CPU instead of ``meta``."""
     path = tmp_path / "m.pt"
     _save(path)
     bundle = torch.load(path, weights_only=True)

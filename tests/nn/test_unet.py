@@ -19,8 +19,7 @@ def closed_form_parameters(
     instance (affine) and batch norm add 2b parameters.  Encoder level l and the bottom (l = depth):
     conv(c_{l-1} -> c_l) + (convs-1) conv(c_l -> c_l), with c_{-1} = cin.  Decoder level l:
     ConvTranspose 2x2 c_{l+1} -> c_l (4 c_{l+1} c_l + c_l), conv(2 c_l -> c_l) + (convs-1) conv(c_l
-    -> c_l).
-    Head: 1x1 conv c_0 -> cout (c_0 cout + cout).
+    -> c_l). Head: 1x1 conv c_0 -> cout (c_0 cout + cout).
     """
     extra = 1 if norm == "none" else 2
 

@@ -226,12 +226,12 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
 ) -> None:
     """Every non-reference panel reads the SSIM / PSNR of its estimate against the reference
     (recomputed with scikit-image from independently rebuilt images), shows that estimate on the
-    reference's grey scale, and its error map is |estimate - reference| / data range on
-    [0, error_max].
+    reference's grey scale, and its error map is |estimate - reference| / data range on [0,
+    error_max].
 
     Mutations tried (each fails this test): the annotation computed as
-    ``slice_metrics(panel.reference, panel.reference, ...)`` (every panel reading 1.000); the
-    error map drawn as ``image - ref`` (signed) and as ``np.abs(image)``."""
+    ``slice_metrics(panel.reference, panel.reference, ...)`` (every panel reading 1.000); the error
+    map drawn as ``image - ref`` (signed) and as ``np.abs(image)``."""
     shards = [tmp_path / "a.h5", tmp_path / "b.h5"]
     data = {
         "IXI003": make_test_shard(shards[0], "IXI003", n_slices=6, seed=2),

@@ -1,6 +1,5 @@
 """SliceDataset (sampled k-space points), to_network_input, EpochSampler and make_loader on small
-synthetic
-shards."""
+synthetic shards."""
 
 from __future__ import annotations
 

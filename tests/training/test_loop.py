@@ -124,8 +124,8 @@ def assert_same_history(a: Path, b: Path) -> None:
 
 
 def independent_val_scores(model_path: Path, shard: Path) -> tuple[float, float]:
-    """(mean MSE, mean SSIM) of a model bundle over a validation shard's slices with
-    slice_signal >= BASE's threshold: numpy MSE and scikit-image SSIM on the zero-filled input."""
+    """(mean MSE, mean SSIM) of a model bundle over a validation shard's slices with slice_signal >=
+    BASE's threshold: numpy MSE and scikit-image SSIM on the zero-filled input."""
     model, _ = load_model_bundle(model_path)
     mse, ssim_values = [], []
     with ShardReader(shard) as reader:
@@ -317,8 +317,8 @@ class Payload:
 def test_unsafe_state_file_is_moved_aside_never_loaded(
     data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A state torch.load(weights_only=True) refuses is kept for inspection, not loaded, and the
-    run starts afresh with a warning naming the file."""
+    """A state torch.load(weights_only=True) refuses is kept for inspection, not loaded, and the run
+    starts afresh with a warning naming the file."""
     (tmp_path / "state").mkdir()
     unsafe = tmp_path / "state" / "last.pt"
     torch.save({"format": "ssimrecon-train-state", "payload": Payload()}, unsafe)
@@ -487,8 +487,8 @@ def test_training_progress_lines_reach_the_log(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Inside Snakemake stderr is the job log, not a terminal: each epoch reports slices, rate
-    and ETA there (tqdm printed nothing until the end)."""
+    """Inside Snakemake stderr is the job log, not a terminal: each epoch reports slices, rate and
+    ETA there (tqdm printed nothing until the end)."""
     monkeypatch.setenv("SSIMRECON_PROGRESS_SECONDS", "0")
     caplog.set_level(logging.INFO, logger="ssimrecon.progress")
     summary = run(data, tmp_path, epochs=2)

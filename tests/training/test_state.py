@@ -1,5 +1,5 @@
-"""training.state: last.pt is read only when it is a training state of this version; history.csv
-has one column per loss term."""
+"""training.state: last.pt is read only when it is a training state of this version; history.csv has
+one column per loss term."""
 
 from __future__ import annotations
 

@@ -104,8 +104,8 @@ def test_training_killed_with_sigkill_is_retried_and_resumes(workspace: Workspac
     """SIGKILL to the training process (found in this test's own process tree, never by a
     machine-wide name search) makes Snakemake retry the job, which resumes from last.pt.
 
-    Mutation tried (fails this test): ``_resume_or_reset`` returning at once (``if True:`` in
-    place of ``if not last_path.exists():``), so a retry starts afresh."""
+    Mutation tried (fails this test): ``_resume_or_reset`` returning at once (``if True:`` in place
+    of ``if not last_path.exists():``), so a retry starts afresh."""
     workspace.config["networks"].pop("Net-mse-dssim")
     workspace.write_config({"training": {"epochs": 8}})
     # The data stages up to the split checkpoint first, so the run below is mostly training.

@@ -66,8 +66,8 @@ HOSTILE_EXCLUDE = ["IXI999; touch INJECTED", "$(touch INJ2)", "`touch INJ3`"]
 def test_hostile_config_values_reach_the_shell_quoted(
     workspace: Workspace, tiny_source: TinySource
 ) -> None:
-    """Exclude ids and a source path with spaces, `;`, `$(...)` and backticks: the data rules run
-    on them for real and nothing is executed."""
+    """Exclude ids and a source path with spaces, `;`, `$(...)` and backticks: the data rules run on
+    them for real and nothing is executed."""
     folder = workspace.root / "my data; touch INJ4"
     folder.mkdir()
     archive = folder / "IXI T1 $(touch INJ5).tar"

@@ -1,8 +1,8 @@
 """`snakemake --profile slurm` on a real one-node SLURM cluster (tests/slurm/cluster.sh).
 
-The cluster runs on 127.0.0.1 from Debian's slurm-wlm and munge (tests/slurm/install-debian.sh)
-and needs root. Without `sbatch` these tests skip, unless SSIMRECON_REQUIRE_SLURM=1 (set by
-.ci/run), which turns the skip into a failure.
+The cluster runs on 127.0.0.1 from Debian's slurm-wlm and munge (tests/slurm/install-debian.sh) and
+needs root. Without `sbatch` these tests skip, unless SSIMRECON_REQUIRE_SLURM=1 (set by .ci/run),
+which turns the skip into a failure.
 
 The profile under test is profiles/slurm/profile.yaml, installed as the user's `slurm` profile
 ($XDG_CONFIG_HOME/snakemake/slurm, XDG_CONFIG_HOME a temporary directory) with the settings a
@@ -233,8 +233,8 @@ def test_cluster_has_an_idle_node_with_gpus(cluster: Cluster) -> None:
 def test_profile_slurm_runs_the_workflow_on_the_cluster(
     cluster: Cluster, workspace: Workspace, completed_workspace: Workspace, tmp_path: Path
 ) -> None:
-    """Mutation tried: deleting ``gpu=1`` from rule ``evaluate``'s resources fails this test at
-    the evaluation jobs' GPU request (``'gpu:1' in TresPerJob``)."""
+    """Mutation tried: deleting ``gpu=1`` from rule ``evaluate``'s resources fails this test at the
+    evaluation jobs' GPU request (``'gpu:1' in TresPerJob``)."""
     config_home = install_slurm_profile(workspace, tmp_path / "config")
     run = Run(workspace, config_home, tmp_path / "snakemake.log")
     code = run.wait(timeout=540)

@@ -115,14 +115,14 @@ def test_table1_matches_the_per_slice_metrics(completed_workspace: Workspace) ->
 def test_networks_beat_zero_filled_and_artifacts_exist(
     completed_workspace: Workspace, tmp_path: Path
 ) -> None:
-    """Trained for TRAINED_EPOCHS on the tiny data, every network's mean SSIM and mean PSNR over
-    the validation slices beat zero-filled's by SSIM_MARGIN / PSNR_MARGIN_DB (per-slice metrics
-    recomputed here with scikit-image from the shards and each best.pt, and the evaluation
-    stage's CSV agrees).
+    """Trained for TRAINED_EPOCHS on the tiny data, every network's mean SSIM and mean PSNR over the
+    validation slices beat zero-filled's by SSIM_MARGIN / PSNR_MARGIN_DB (per-slice metrics
+    recomputed here with scikit-image from the shards and each best.pt, and the evaluation stage's
+    CSV agrees).
 
-    The shared tiny run trains 2 epochs, too few to undo the untrained residual U-Net's offset
-    (its networks score about 0.35 SSIM / 11.8 dB against zero-filled's 0.70 / 22.4 dB), so this
-    test retrains a clone of it for longer.
+    The shared tiny run trains 2 epochs, too few to undo the untrained residual U-Net's offset (its
+    networks score about 0.35 SSIM / 11.8 dB against zero-filled's 0.70 / 22.4 dB), so this test
+    retrains a clone of it for longer.
 
     Mutation tried (fails this test): ``run.optimizer.step()`` removed from the training loop."""
     ws = completed_workspace.clone(tmp_path / "ws")
@@ -183,8 +183,8 @@ def _validation_slices(res: Path, threshold: float) -> list[tuple[np.ndarray, np
 
 
 def _network_outputs(model_path: Path, zero_filled: np.ndarray) -> np.ndarray:
-    """best.pt (loaded weights_only by the project's loader) applied to zero-filled images
-    (S, H, W) -> (S, H, W)."""
+    """best.pt (loaded weights_only by the project's loader) applied to zero-filled images (S, H, W)
+    -> (S, H, W)."""
     model, _ = load_model_bundle(model_path)
     with torch.no_grad():
         return model(torch.from_numpy(zero_filled.astype(np.float32))[:, None])[:, 0].numpy()
@@ -213,12 +213,12 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
     completed_workspace: Workspace,
 ) -> None:
     """Each network's best.pt (project loader, weights_only) records its config loss weights, and
-    the validation loss it stores is that weighted loss of the bundle's own weights:
-    ``mean MSE + w_dssim * (1 - mean SSIM)`` recomputed here over the validation slices. So the
-    dSSIM weight of Net-mse-dssim reached training, and Net-mse trained without one.
+    the validation loss it stores is that weighted loss of the bundle's own weights: ``mean MSE +
+    w_dssim * (1 - mean SSIM)`` recomputed here over the validation slices. So the dSSIM weight of
+    Net-mse-dssim reached training, and Net-mse trained without one.
 
-    Mutation tried (fails this test): ``loss_fn = build_loss({"mse": 1.0})`` in
-    ``Trainer`` (the config weights recorded, not used)."""
+    Mutation tried (fails this test): ``loss_fn = build_loss({"mse": 1.0})`` in ``Trainer`` (the
+    config weights recorded, not used)."""
     res = completed_workspace.results
     config = completed_workspace.config
     slices = _validation_slices(res, config["training"]["min_signal_fraction"])

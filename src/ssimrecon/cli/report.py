@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 def table(argv: list[str]) -> int:
     """``ssimrecon table --metrics NAME=CSV ... --volumes NAME=CSV ... --split test --config-json
-    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P} --csv T.csv --md T.md
-    --html T.html``."""
+    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P} --csv T.csv --md T.md --html
+    T.html``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon table",
         description="Table 1: per-method statistics, paired p-values and the rules they follow.",

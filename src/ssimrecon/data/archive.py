@@ -135,8 +135,7 @@ def _extract_kwargs() -> dict[str, object]:
 
 def safe_extract(archive: Path | str, out_dir: Path | str) -> list[Path]:
     """Extract the regular files and directories of ``archive`` into ``out_dir`` (which must not
-    exist
-    or be empty). Returns the extracted regular files under ``out_dir``, sorted."""
+    exist or be empty). Returns the extracted regular files under ``out_dir``, sorted."""
     archive, out_dir = Path(archive), Path(out_dir)
     members = validated_members(archive)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):

@@ -5,8 +5,7 @@ Each subject is the template under a small random affine (rotation, +-5 % scale,
 elastic deformation, resampled onto an IXI T1-like grid (default 256x256x150, 0.9375x0.9375x1.2 mm,
 axis codes P, S, R: sagittal slices along the 3rd axis), times a smooth bias field, with a contrast
 gamma and Rician noise, stored as int16 (about 0..1000). The tar is byte-identical for a seed on a
-given
-platform: sorted members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
+given platform: sorted members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
 """
 
 from __future__ import annotations
@@ -222,9 +221,8 @@ def build_demo_archive(
     """Write the demo tar (and ``<output_tar>.md5`` in md5sum format); return its MD5 hex digest.
 
     ``voxel=None`` keeps the IXI field of view (240 x 240 x 180 mm), i.e. 0.9375 x 0.9375 x 1.2 mm
-    at the
-    default shape and proportionally coarser for small test shapes, so the whole head is always in
-    view.
+    at the default shape and proportionally coarser for small test shapes, so the whole head is
+    always in view.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 2:

@@ -1,8 +1,7 @@
 """Resumable download of one file over http(s)://, file:// or a local path, checked by MD5.
 
 HTTP data is written to ``<dest>.part``; every (re)try asks for ``Range: bytes=<size of .part>-``
-and
-appends when the server answers 206, so a connection cut half-way resumes rather than restarts.
+and appends when the server answers 206, so a connection cut half-way resumes rather than restarts.
 Only a complete file whose checksum matches is renamed to ``dest`` (atomically), so ``dest`` is
 never a partial or corrupt download. A mismatching file is kept as ``<dest>.md5-mismatch`` (then
 ``.md5-mismatch.1``, ...) for inspection. Progress: see :mod:`ssimrecon.progress`.
@@ -213,8 +212,7 @@ def download(
     """Download ``url`` (http(s)://, file:// or a local path) to ``dest`` and verify its MD5.
 
     Does nothing if ``dest`` already exists with the expected checksum. A checksum mismatch moves
-    the
-    file to ``<dest>.md5-mismatch`` and raises DownloadError naming the file and both checksums.
+    the file to ``<dest>.md5-mismatch`` and raises DownloadError naming the file and both checksums.
     """
     dest = Path(dest)
     expected = normalize_md5(md5) if md5 is not None else None

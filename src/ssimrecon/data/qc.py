@@ -1,8 +1,7 @@
 """Quality control of extracted NIfTI volumes -> subjects.csv (one row per readable 3D volume).
 
 Every volume is opened and fully read, so a corrupt file fails here, naming the file, rather than in
-a
-later stage; known-bad subjects can be skipped with ``exclude`` (they are never opened).
+a later stage; known-bad subjects can be skipped with ``exclude`` (they are never opened).
 """
 
 from __future__ import annotations
@@ -74,10 +73,8 @@ def inspect_volume(path: Path | str) -> dict[str, object]:
     """Read one NIfTI volume fully and describe it as a subjects.csv row (see ``COLUMNS``).
 
     ``shape`` and ``voxel_size`` are as stored on disk (``AxBxC``); ``orientation`` is nibabel's
-    axis
-    codes of the affine (e.g. ``PSR``). VolumeError names the file if it cannot be read, is not 3D
-    or
-    holds non-finite values.
+    axis codes of the affine (e.g. ``PSR``). VolumeError names the file if it cannot be read, is not
+    3D or holds non-finite values.
     """
     path = Path(path)
     try:
@@ -143,8 +140,8 @@ def build_subjects_table(
     """subjects.csv table over ``input_dir/**/*.nii.gz`` (sorted), skipping excluded subjects.
 
     ``exclude`` holds subject ids (``IXI002``) or file names; excluded files are never opened.
-    ``file`` is each path as found under ``input_dir`` as given (relative stays relative).
-    Duplicate subject ids or an empty result raise SsimreconError.
+    ``file`` is each path as found under ``input_dir`` as given (relative stays relative). Duplicate
+    subject ids or an empty result raise SsimreconError.
     """
     input_dir = Path(input_dir)
     if not input_dir.is_dir():

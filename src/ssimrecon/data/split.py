@@ -25,10 +25,10 @@ def make_split(
     """Split ``subjects`` into ``n_train`` train, ``n_val`` val and ``n_test`` test ids.
 
     Ids are sorted first, so the result depends only on the set of ids and ``seed``:
-    ``numpy.random.default_rng(seed).permutation`` of the sorted ids, first ``n_train`` ->
-    train, next ``n_val`` -> val, next ``n_test`` -> test (``None``: every remaining id); ids
-    beyond are not listed. Train and val therefore never depend on ``n_test``. A split without a
-    test subject is an error. Rows are sorted by split (train, val, test), then subject.
+    ``numpy.random.default_rng(seed).permutation`` of the sorted ids, first ``n_train`` -> train,
+    next ``n_val`` -> val, next ``n_test`` -> test (``None``: every remaining id); ids beyond are
+    not listed. Train and val therefore never depend on ``n_test``. A split without a test subject
+    is an error. Rows are sorted by split (train, val, test), then subject.
     """
     ids = sorted(str(s) for s in subjects)
     duplicates = sorted(s for s, n in Counter(ids).items() if n > 1)

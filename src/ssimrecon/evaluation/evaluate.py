@@ -2,15 +2,15 @@
 
 Every slice of every shard is scored; nothing is dropped here.  Two tables come out:
 
-- **slices** (paper convention), two rows per slice, one per region: ``subject, slice,
-  slice_signal, passes_filter, region, pixels, ssim, psnr, rel_error, mse``.  ``slice`` is the
-  slice's index in the canonical (RAS) volume along the readout axis (the shard's
-  ``slice_index``); ``slice_signal`` the fraction of reference pixels above 10 % of data_range
-  (stored in the shard); ``passes_filter`` whether ``slice_signal >= min_signal_fraction`` (the
-  slice filter Table 1 applies to its main numbers); ``region`` is ``frame`` (every pixel) or
-  ``head`` (:func:`ssimrecon.functional.regions.head_mask` of the reference); ``pixels`` the
-  region's pixel count.  ``data_range`` = the shard's ``attrs["data_range"]`` (the scaled reference
-  volume's maximum).  A region without a scored pixel gives NaN metrics (see
+- **slices** (paper convention), two rows per slice, one per region: ``subject, slice, slice_signal,
+  passes_filter, region, pixels, ssim, psnr, rel_error, mse``.  ``slice`` is the slice's index in
+  the canonical (RAS) volume along the readout axis (the shard's ``slice_index``); ``slice_signal``
+  the fraction of reference pixels above 10 % of data_range (stored in the shard); ``passes_filter``
+  whether ``slice_signal >= min_signal_fraction`` (the slice filter Table 1 applies to its main
+  numbers); ``region`` is ``frame`` (every pixel) or ``head``
+  (:func:`ssimrecon.functional.regions.head_mask` of the reference); ``pixels`` the region's pixel
+  count.  ``data_range`` = the shard's ``attrs["data_range"]`` (the scaled reference volume's
+  maximum).  A region without a scored pixel gives NaN metrics (see
   :func:`ssimrecon.functional.metrics.batch_metrics`).
 - **volumes** (fastMRI convention), one row per shard over all its slices: ``subject, slices,
   data_range, ssim, psnr, nmse, mse`` (:func:`ssimrecon.functional.metrics.fastmri_volume_metrics`).

@@ -1,8 +1,8 @@
 """Run a trained network over undersampled k-space slices, and check a model fits a shard.
 
-The network input is the magnitude of the zero-filled reconstruction ``|ifft2c(kspace)|`` as a
-(B, 1, H, W) float32 batch (the same input training used); the output (B, 1, H, W) is the
-reconstruction on the scaled intensity axis.
+The network input is the magnitude of the zero-filled reconstruction ``|ifft2c(kspace)|`` as a (B,
+1, H, W) float32 batch (the same input training used); the output (B, 1, H, W) is the reconstruction
+on the scaled intensity axis.
 """
 
 from __future__ import annotations

@@ -2,25 +2,20 @@
 
 NIfTI input (a fully sampled magnitude volume, e.g. a subject never seen in training): the volume is
 prepared exactly as ``shards.make_shard`` prepares training data, with the model bundle's
-preprocessing:
-RAS reorientation, slicing along the readout axis, division by the robust scale (same percentile),
-negatives clipped, the bundle's undersampling mask (plus a smooth phase if the preprocessing uses
-one).
-Shard input: its stored k-space and target are used directly.
+preprocessing: RAS reorientation, slicing along the readout axis, division by the robust scale (same
+percentile), negatives clipped, the bundle's undersampling mask (plus a smooth phase if the
+preprocessing uses one). Shard input: its stored k-space and target are used directly.
 
 Outputs, for ``--output DIR/NAME.nii.gz``:
 - ``DIR/NAME.nii.gz``: the network reconstruction;
 - ``DIR/NAME.zero_filled.nii.gz``: the zero-filled input;
 - ``DIR/NAME.metrics.json``: mean SSIM/PSNR/relative error/MSE of both against the reference,
-  computed in
-  the scaled slice space (data_range = the scaled reference maximum) over the slices whose
-  slice_signal is
-  >= the model's training ``min_signal_fraction`` (0.05 if the bundle does not record it).
+  computed in the scaled slice space (data_range = the scaled reference maximum) over the slices
+  whose slice_signal is >= the model's training ``min_signal_fraction`` (0.05 if the bundle does not
+  record it).
 Volumes are multiplied back by the scale (input intensities) and written on the source grid (its
-shape
-and affine); voxels of slices not taken (slice_stride) or cropped away are 0. A shard whose source
-file
-cannot be found is written as stacked slices (H, W, S) with an identity affine.
+shape and affine); voxels of slices not taken (slice_stride) or cropped away are 0. A shard whose
+source file cannot be found is written as stacked slices (H, W, S) with an identity affine.
 """
 
 from __future__ import annotations

@@ -8,15 +8,15 @@ Output: a tidy frame, one row per method x convention x region x slice set x met
 
 - ``convention`` ``paper``: per-slice metrics, ``region`` ``frame`` or ``head``, ``slices``
   ``filtered`` (``passes_filter``) or ``all``; ``mean``/``sd``: over the slices (sd with ddof=1);
-  ``subject_mean``/``subject_sd``: over per-subject means (each subject weighs once).  Slices
-  where a region is unscored (NaN) are left out; ``n_slices`` counts the slices used.
+  ``subject_mean``/``subject_sd``: over per-subject means (each subject weighs once).  Slices where
+  a region is unscored (NaN) are left out; ``n_slices`` counts the slices used.
 - ``convention`` ``fastmri``: per-volume metrics (region ``frame``, slices ``all``); mean and sd
   over volumes (one per subject, so ``subject_mean`` equals ``mean``); ``n_slices`` sums the
   volumes' slices.
 - ``p_vs_baseline``: two-sided paired Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) of the
   method's per-subject means against those of ``baseline``, over subjects (never over slices); NaN
-  for the baseline itself, and NaN with an explanation in ``note`` when fewer than 2 subjects or
-  all differences are 0.
+  for the baseline itself, and NaN with an explanation in ``note`` when fewer than 2 subjects or all
+  differences are 0.
 
 The Markdown and HTML renderings state the rules the numbers follow (split, slice filter, regions,
 data_range, MSE units, SSIM definitions, statistics) beside the numbers.
@@ -82,8 +82,8 @@ SLICE_KEYS = ("subject", "slice", "region")
 
 @dataclasses.dataclass(frozen=True)
 class TableRules:
-    """What the table was computed under: the split's name, the baseline network, the slice
-    filter threshold (``evaluation.min_signal_fraction``) and the intensity scale's percentile
+    """What the table was computed under: the split's name, the baseline network, the slice filter
+    threshold (``evaluation.min_signal_fraction``) and the intensity scale's percentile
     (``preprocessing.scale_percentile``)."""
 
     split: str

@@ -1,12 +1,10 @@
 """Training losses: weighted sums of MSE, dSSIM, L1 and a Sobel edge term.
 
 The paper minimises ||x_ref - G(x_u)||_2^2 + lambda * dssim with dssim = 1 - SSIM (lambda = 0.1),
-i.e.
-``build_loss({"mse": 1.0, "dssim": 0.1})``.  Its proposed extension, a difference-of-edges
-regulariser,
-is the "edge" term: mean squared difference of Sobel gradient magnitudes sqrt(gx^2 + gy^2 + eps)
-(valid region, no padding).  All terms take pred, target (B,1,H,W) and a data range (float or (B,)),
-and return scalar means over the batch.
+i.e. ``build_loss({"mse": 1.0, "dssim": 0.1})``.  Its proposed extension, a difference-of-edges
+regulariser, is the "edge" term: mean squared difference of Sobel gradient magnitudes sqrt(gx^2 +
+gy^2 + eps) (valid region, no padding).  All terms take pred, target (B,1,H,W) and a data range
+(float or (B,)), and return scalar means over the batch.
 """
 
 from __future__ import annotations
@@ -89,10 +87,10 @@ class CompositeLoss(nn.Module):
 def build_loss(terms: Mapping[str, float]) -> CompositeLoss:
     """Validate config ``loss: {term: weight}`` and build the loss.
 
-    Terms: "mse", "dssim", "l1", "edge"; weights are non-negative finite numbers (0 keeps a term
-    as a logged-only part).  Errors name the offending key as ``loss.<term>``.  The workflow's
-    config is checked once, before any job, by :mod:`ssimrecon.config.check` (the schema's
-    ``loss_terms``); this guard serves library callers.
+    Terms: "mse", "dssim", "l1", "edge"; weights are non-negative finite numbers (0 keeps a term as
+    a logged-only part).  Errors name the offending key as ``loss.<term>``.  The workflow's config
+    is checked once, before any job, by :mod:`ssimrecon.config.check` (the schema's ``loss_terms``);
+    this guard serves library callers.
     """
     if not isinstance(terms, Mapping) or not terms:
         raise SsimreconError(

@@ -6,13 +6,13 @@ the scaled intensity axis and ``data_range`` L is the scaled reference volume's 
 averaged over the region's pixels inside the SSIM map's valid region; PSNR = 10 log10(L^2 / MSE)
 (inf when MSE is 0); relative error = ||ref - est||_2 / ||ref||_2; MSE = mean squared error; the
 last three over the region's pixels.  A region is scored on a slice only if it has a pixel in the
-SSIM valid region and the reference is not all zero in it; otherwise all four values are NaN (a
-rule on the reference alone, so every method leaves out the same slices).
+SSIM valid region and the reference is not all zero in it; otherwise all four values are NaN (a rule
+on the reference alone, so every method leaves out the same slices).
 
-fastMRI convention, per volume (:func:`fastmri_volume_metrics`, as ``fastmri/evaluate.py``):
-L = the maximum of the volume's reference slices; SSIM with a 7x7 uniform window and sample
-covariance (scikit-image's defaults), the mean of the map without its 3-pixel border, averaged over
-the slices; PSNR and NMSE = ||ref - est||^2 / ||ref||^2 and MSE over the whole volume.
+fastMRI convention, per volume (:func:`fastmri_volume_metrics`, as ``fastmri/evaluate.py``): L = the
+maximum of the volume's reference slices; SSIM with a 7x7 uniform window and sample covariance
+(scikit-image's defaults), the mean of the map without its 3-pixel border, averaged over the slices;
+PSNR and NMSE = ||ref - est||^2 / ||ref||^2 and MSE over the whole volume.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def _as_stack(ref: np.ndarray, est: np.ndarray, data_range: float) -> tuple[np.n
 def batch_metrics(
     ref: np.ndarray, est: np.ndarray, data_range: float, region: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Metrics of every slice: ref, est (S,H,W), region (S,H,W) bool or None (the whole frame)
-    -> {"ssim","psnr","rel_error","mse"}: float64 arrays (S,), NaN where the region is unscored."""
+    """Metrics of every slice: ref, est (S,H,W), region (S,H,W) bool or None (the whole frame) ->
+    {"ssim","psnr","rel_error","mse"}: float64 arrays (S,), NaN where the region is unscored."""
     ref, est = _as_stack(ref, est, data_range)
     if region is None:
         region = np.ones(ref.shape, dtype=bool)

@@ -1,13 +1,10 @@
 """2D variable-density random undersampling masks over the phase-encode plane.
 
 Conventions: a mask is a bool array (H, W) in centred k-space (DC at ``(H // 2, W // 2)``, see
-``fft.py``).
-It has a fully sampled central square of side ``center_size`` (clipped to the plane) and, outside
-it,
-points drawn without replacement with weights ``(1 - r) ** power``, where ``r`` is the radius
-normalised
-so that the corners of the plane have ``r = 1``. The total is exactly ``round(H * W /
-acceleration)``.
+``fft.py``). It has a fully sampled central square of side ``center_size`` (clipped to the plane)
+and, outside it, points drawn without replacement with weights ``(1 - r) ** power``, where ``r`` is
+the radius normalised so that the corners of the plane have ``r = 1``. The total is exactly
+``round(H * W / acceleration)``.
 """
 
 from __future__ import annotations
@@ -110,8 +107,8 @@ def design_density(
     shape: tuple[int, int], acceleration: float, center_size: int, power: float = 2.0
 ) -> np.ndarray:
     """Sampling probability per point (H, W) float64 that the design aims at: 1 in the centre and
-    ``min(1, c * (1 - r) ** power)`` outside, with ``c`` set so the probabilities sum to the
-    sample budget."""
+    ``min(1, c * (1 - r) ** power)`` outside, with ``c`` set so the probabilities sum to the sample
+    budget."""
     shape = _check_args(shape, acceleration, center_size, power)
     density = np.zeros(shape)
     density[center_region(shape, center_size)] = 1.0

@@ -106,8 +106,7 @@ def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image
     affine).
 
     A trailing singleton 4th dimension is dropped. Raises VolumeError naming the file if it is
-    missing,
-    unreadable or not 3D.
+    missing, unreadable or not 3D.
     """
     path = Path(path)
     if not path.is_file():
@@ -220,9 +219,8 @@ def robust_scale(volume: np.ndarray, percentile: float) -> float:
     """``percentile`` of the voxels > 0 (linear interpolation, as ``np.percentile``).
 
     Exact, but fast for the high percentiles used here: the answer is searched among the values
-    above a
-    threshold estimated on a strided subsample, falling back to the full set when that is not
-    enough.
+    above a threshold estimated on a strided subsample, falling back to the full set when that is
+    not enough.
     """
     flat = np.asarray(volume).ravel()
     positive = flat > 0
@@ -255,8 +253,7 @@ def scaled_target_slices(
 
     The training targets of a shard: :func:`volume_to_slices`, divided by :func:`robust_scale` (the
     ``prep.scale_percentile`` of the positive voxels), negatives clipped to 0; data_range is the
-    maximum.
-    Raises VolumeError for an empty volume (no voxel > 0).
+    maximum. Raises VolumeError for an empty volume (no voxel > 0).
     """
     target, slice_index = volume_to_slices(volume_ras, prep)
     scale = robust_scale(target, prep.scale_percentile)
@@ -269,9 +266,8 @@ def smooth_phase(shape: Sequence[int], seed: int | Sequence[int]) -> np.ndarray:
     """Smooth random phase (S, H, W) float32 radians, peak |phase| = pi.
 
     A sum of 4 low-order 2D cosines (at most 1.5 cycles across the plane) whose amplitudes drift
-    slowly
-    (at most one cycle) across slices - like B0/coil phase; it breaks the conjugate symmetry of
-    k-space.
+    slowly (at most one cycle) across slices - like B0/coil phase; it breaks the conjugate symmetry
+    of k-space.
     """
     s, h, w = (int(v) for v in shape)
     rng = np.random.default_rng(seed)
@@ -343,8 +339,8 @@ def simulate_acquisition(
 ) -> SimulatedSlices:
     """RAS volume -> its scaled target slices and their simulated undersampled k-space.
 
-    :func:`scaled_target_slices`, then (``prep.phase == "smooth"``) a :func:`smooth_phase` seeded
-    by :func:`phase_seed_for` (``phase_key``, ``phase_seed``), then :func:`simulate_kspace` with
+    :func:`scaled_target_slices`, then (``prep.phase == "smooth"``) a :func:`smooth_phase` seeded by
+    :func:`phase_seed_for` (``phase_key``, ``phase_seed``), then :func:`simulate_kspace` with
     ``mask`` (H, W) bool.  Raises VolumeError for an empty volume.
     """
     target, slice_index, scale, data_range = scaled_target_slices(volume_ras, prep)

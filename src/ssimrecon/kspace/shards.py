@@ -4,15 +4,14 @@ make.
 Layout (FORMAT_VERSION 3): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
 bool, ``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index
 along the RAS readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 *
-data_range); attributes ``REQUIRED_ATTRS``, among them the slice geometry of
-:func:`slice_geometry` as JSON arrays (``pixel_spacing``: mm of the H and W axes;
-``native_extent``: the rows/columns holding image data, the rest being zero padding; JSON like
-``preprocessing``, so that reading a shard never needs torch).  Slice datasets are uncompressed and
-chunked one slice per chunk; every dataset carries HDF5's Fletcher-32 checksum per chunk (format 3),
-so damaged data fails to read instead of being used: :class:`ShardReader` then moves the file aside
-to ``<name>.damaged`` and raises ShardError naming it, and the next run of the workflow rebuilds it.
-A shard is only written when the disk has room for it, and only from the volume whose MD5 QC
-recorded.
+data_range); attributes ``REQUIRED_ATTRS``, among them the slice geometry of :func:`slice_geometry`
+as JSON arrays (``pixel_spacing``: mm of the H and W axes; ``native_extent``: the rows/columns
+holding image data, the rest being zero padding; JSON like ``preprocessing``, so that reading a
+shard never needs torch).  Slice datasets are uncompressed and chunked one slice per chunk; every
+dataset carries HDF5's Fletcher-32 checksum per chunk (format 3), so damaged data fails to read
+instead of being used: :class:`ShardReader` then moves the file aside to ``<name>.damaged`` and
+raises ShardError naming it, and the next run of the workflow rebuilds it. A shard is only written
+when the disk has room for it, and only from the volume whose MD5 QC recorded.
 """
 
 from __future__ import annotations
@@ -112,8 +111,7 @@ def write_shard(
     """Write a shard to a hidden temporary file next to ``path``, then rename it onto ``path``.
 
     A job killed mid-write leaves only the temp file (``.<name>.<random>.tmp``, see
-    ``ssimrecon.atomic``),
-    never a valid-looking shard at ``path``.
+    ``ssimrecon.atomic``), never a valid-looking shard at ``path``.
     """
     path = Path(path)
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
@@ -158,8 +156,8 @@ def write_shard(
 
 
 def _check_free_space(path: Path, needed: int) -> None:
-    """ShardError before writing when the disk lacks ``needed`` bytes (HDF5 can crash on a full
-    disk instead of raising)."""
+    """ShardError before writing when the disk lacks ``needed`` bytes (HDF5 can crash on a full disk
+    instead of raising)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path.parent).free
     if needed > free:
@@ -347,8 +345,7 @@ class ShardReader:
 
     def read_slice_into(self, i: int, kspace_out: np.ndarray, target_out: np.ndarray) -> None:
         """Read slice ``i`` straight into preallocated C-contiguous ``kspace_out`` (H, W) complex64
-        and
-        ``target_out`` (H, W) float32 (no intermediate arrays; batch readers)."""
+        and ``target_out`` (H, W) float32 (no intermediate arrays; batch readers)."""
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
         i = int(i) % self.num_slices
@@ -381,8 +378,8 @@ def make_shard(
     write).
 
     Steps: load_canonical -> simulate_acquisition (scaled target slices, optional smooth phase
-    seeded by ``phase_seed`` and ``subject``, undersampled k-space) -> write_shard.  An empty
-    volume is a ShardError naming it.
+    seeded by ``phase_seed`` and ``subject``, undersampled k-space) -> write_shard.  An empty volume
+    is a ShardError naming it.
     """
     t0 = time.perf_counter()
     mask, mask_meta = load_mask(mask_path)

@@ -10,8 +10,8 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
      "provenance": {"ssimrecon_version": str, "git_commit": str or None}}
 
 Loading refuses (CheckpointError naming the file) weights that are NaN or infinite, and a
-``model_config`` whose network does not match the stored weights, checked on torch's ``meta``
-device before any memory is allocated for it.
+``model_config`` whose network does not match the stored weights, checked on torch's ``meta`` device
+before any memory is allocated for it.
 
 Files are written atomically (``ssimrecon.atomic``: temporary file in the same folder, fsync,
 ``os.replace``).

@@ -1,26 +1,19 @@
 """The paper's U-Net (Ronneberger et al. 2015 variant): 4 max-pool stages, 3 conv layers per stage,
 64 channels in the first stage, doubled after every pooling (64 -> 1024 at the bottom).
 
-Layout for ``depth`` D and ``convs_per_stage`` n, channels c_l = base * 2**l:
-encoder levels l = 0..D-1: n x [conv3x3 -> norm -> ReLU] then MaxPool2d(2); bottom level D: the same
-n convs; decoder levels l = D-1..0: ConvTranspose2d(c_{l+1} -> c_l, k=2, s=2), concatenation with
-the
-skip (2 c_l channels), n x [conv3x3 -> norm -> ReLU]; a final 1x1 conv to ``out_channels``.
-``residual=True`` returns input + net(input).  Inputs are (B, in_channels, H, W) with H and W
-divisible
-by 2**depth.
+Layout for ``depth`` D and ``convs_per_stage`` n, channels c_l = base * 2**l: encoder levels l =
+0..D-1: n x [conv3x3 -> norm -> ReLU] then MaxPool2d(2); bottom level D: the same n convs; decoder
+levels l = D-1..0: ConvTranspose2d(c_{l+1} -> c_l, k=2, s=2), concatenation with the skip (2 c_l
+channels), n x [conv3x3 -> norm -> ReLU]; a final 1x1 conv to ``out_channels``. ``residual=True``
+returns input + net(input).  Inputs are (B, in_channels, H, W) with H and W divisible by 2**depth.
 
 Normalisation defaults to instance norm with affine weight and bias (:class:`InstanceNorm2d`, the
-maths
-and state_dict keys of ``nn.InstanceNorm2d(affine=True)``): it normalises each image on its own, so
-training and inference behave the same at any batch size (batch 1 at inference, small batches on a
-GPU),
-as in fastMRI's U-Net baseline.  The project's own implementation keeps the input's dtype (bf16
-under
-autocast) and memory format (channels_last): ``nn.InstanceNorm2d`` on CPU casts bf16 -> fp32 and
-copies
-channels_last -> NCHW around every normalisation, 28% of a CPU training step (docs/performance.md).
-"batch" (BatchNorm2d) and "none" are available.  Convolutions
+maths and state_dict keys of ``nn.InstanceNorm2d(affine=True)``): it normalises each image on its
+own, so training and inference behave the same at any batch size (batch 1 at inference, small
+batches on a GPU), as in fastMRI's U-Net baseline.  The project's own implementation keeps the
+input's dtype (bf16 under autocast) and memory format (channels_last): ``nn.InstanceNorm2d`` on CPU
+casts bf16 -> fp32 and copies channels_last -> NCHW around every normalisation, 28% of a CPU
+training step (docs/performance.md). "batch" (BatchNorm2d) and "none" are available.  Convolutions
 followed by a normalisation have no bias (the normalisation's mean subtraction would cancel it).
 """
 
@@ -57,8 +50,8 @@ def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 def _sum_hw(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Sum of (B, C, H, W) over H, W accumulated in ``dtype`` -> (B, C, 1, 1), reducing along the
-    tensor's
-    contiguous layout (a channels_last tensor is viewed as (B, H*W, C): about 2x faster on CPU)."""
+    tensor's contiguous layout (a channels_last tensor is viewed as (B, H*W, C): about 2x faster on
+    CPU)."""
     b, c, h, w = t.shape
     if c > 1 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
         out = t.permute(0, 2, 3, 1).reshape(b, h * w, c).sum(dim=1, dtype=dtype)
@@ -72,14 +65,11 @@ class _InstanceNormFn(torch.autograd.Function):
     layout.
 
     mean = sum(x) / n accumulated in fp32 (fp64 for fp64 input); the input is centred by the mean
-    rounded
-    to its dtype, ``xc = x - mean_q``, and var = sum(xc**2) / n - (mean - mean_q)**2 (exact
-    identity,
-    no cancellation).  Output ``xc * scale + shift`` with per-(B, C) fp32 coefficients cast to the
-    input's
-    dtype.  ``xc`` is saved; the analytic backward needs two fp32-accumulated reductions (sum dy,
-    sum dy * xc) and one ``dy * a + xc * b + c`` pass.  Every elementwise op keeps the memory
-    format.
+    rounded to its dtype, ``xc = x - mean_q``, and var = sum(xc**2) / n - (mean - mean_q)**2 (exact
+    identity, no cancellation).  Output ``xc * scale + shift`` with per-(B, C) fp32 coefficients
+    cast to the input's dtype.  ``xc`` is saved; the analytic backward needs two fp32-accumulated
+    reductions (sum dy, sum dy * xc) and one ``dy * a + xc * b + c`` pass.  Every elementwise op
+    keeps the memory format.
     """
 
     @staticmethod
@@ -129,9 +119,9 @@ class _InstanceNormFn(torch.autograd.Function):
 
 class InstanceNorm2d(nn.Module):
     """``nn.InstanceNorm2d(num_features, eps, affine=True, track_running_stats=False)`` - same maths
-    (per
-    sample and channel mean and biased variance over H, W) and the same state_dict keys (``weight``,
-    ``bias``) - computed in the input's dtype and memory format (see the module docstring)."""
+    (per sample and channel mean and biased variance over H, W) and the same state_dict keys
+    (``weight``, ``bias``) - computed in the input's dtype and memory format (see the module
+    docstring)."""
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()

@@ -1,12 +1,11 @@
 """training_curves.png: networks compared on shared quantities, each network's own loss apart.
 
 Reads the history.csv files written by :mod:`ssimrecon.training.loop` (columns
-:func:`~ssimrecon.training.state.history_columns`).  Top row, one line per network: validation
-MSE (log scale, units of the squared robust-maximum scale), validation SSIM, validation PSNR (dB):
-the quantities every network has.  Bottom row, one panel per network: that network's own composite
-loss (training dashed, validation solid); different losses never share an axis.  The best epoch
-(lowest validation loss: the checkpoint that is kept) is a dot in every panel; epoch ticks are
-integers.
+:func:`~ssimrecon.training.state.history_columns`).  Top row, one line per network: validation MSE
+(log scale, units of the squared robust-maximum scale), validation SSIM, validation PSNR (dB): the
+quantities every network has.  Bottom row, one panel per network: that network's own composite loss
+(training dashed, validation solid); different losses never share an axis.  The best epoch (lowest
+validation loss: the checkpoint that is kept) is a dot in every panel; epoch ticks are integers.
 """
 
 from __future__ import annotations

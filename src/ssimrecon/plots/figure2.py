@@ -1,18 +1,18 @@
 """The paper's Figure 2: reference, zero-filled input and each network on two test slices.
 
-Layout, per chosen slice, three rows with one column per image (reference, input (zero-filled),
-then each network in the order given):
-1. the images (grey, vmin 0, vmax data_range) with the zoom region outlined, SSIM / PSNR written
-   on every non-reference panel (of the whole slice: the numbers of the evaluation) and the
-   orientation letters at the edges of the reference panel;
+Layout, per chosen slice, three rows with one column per image (reference, input (zero-filled), then
+each network in the order given):
+1. the images (grey, vmin 0, vmax data_range) with the zoom region outlined, SSIM / PSNR written on
+   every non-reference panel (of the whole slice: the numbers of the evaluation) and the orientation
+   letters at the edges of the reference panel;
 2. the zoom region, magnified (nearest neighbour), same grey scale;
 3. error maps ``|est - ref| / data_range`` on one colour scale ``[0, error_max]`` (colour bar,
    labelled in those units, in the reference column).
 
 Geometry: only the slice's native extent (shard attribute ``native_extent``: zero padding cropped)
 is drawn, with the physical pixel aspect of ``pixel_spacing`` (mm).  Slices are shown in display
-orientation ``flipud(slice.T)``: the second in-plane RAS axis points up (anterior for axial
-slices), the first to the right (patient right on the viewer's right: neurological convention);
+orientation ``flipud(slice.T)``: the second in-plane RAS axis points up (anterior for axial slices),
+the first to the right (patient right on the viewer's right: neurological convention);
 :func:`orientation_letters` names the edges.  ``zoom_center = (fy, fx)`` are fractions of the
 displayed panel's height (from the top) and width (from the left); ``zoom_size`` is the side of the
 square zoom region (in pixels) as a fraction of the smaller panel side, grown to at least
@@ -20,13 +20,10 @@ square zoom region (in pixels) as a fraction of the smaller panel side, grown to
 
 Slice choice (:func:`choose_slices`), by default: among slices with ``slice_signal >=
 min_signal_fraction``, take the first two subjects in sorted order and in each the slice with the
-largest
-``slice_signal`` (ties: the lower slice index). With a single subject: its largest-signal slice and
-the
-largest-signal slice at least ``min_gap`` (10) slice indices away from it (if none is that far, the
-largest-signal other slice). ``subjects`` and/or ``slices`` force the choice (a single subject with
-two
-slices shows both slices of that subject).
+largest ``slice_signal`` (ties: the lower slice index). With a single subject: its largest-signal
+slice and the largest-signal slice at least ``min_gap`` (10) slice indices away from it (if none is
+that far, the largest-signal other slice). ``subjects`` and/or ``slices`` force the choice (a single
+subject with two slices shows both slices of that subject).
 """
 
 from __future__ import annotations
@@ -165,8 +162,8 @@ def choose_slices(
 
 @dataclass
 class Panel:
-    """One chosen slice: reference, zero-filled input and each network's output (H, W) float32,
-    with the shard's slice geometry (readout axis, pixel spacing in mm of H and W, native extent
+    """One chosen slice: reference, zero-filled input and each network's output (H, W) float32, with
+    the shard's slice geometry (readout axis, pixel spacing in mm of H and W, native extent
     ``(row_start, row_stop, col_start, col_stop)``)."""
 
     subject: str
@@ -190,8 +187,8 @@ class Panel:
 
     @property
     def aspect(self) -> float:
-        """Height / width of one displayed pixel (mm / mm): display rows run along W, columns
-        along H."""
+        """Height / width of one displayed pixel (mm / mm): display rows run along W, columns along
+        H."""
         return self.pixel_spacing[1] / self.pixel_spacing[0]
 
 
@@ -263,8 +260,8 @@ def zoom_box(
 ) -> tuple[int, int, int]:
     """(top, left, side) in display pixels of the square zoom region, clipped into the panel.
 
-    ``side`` is ``size`` times the smaller panel side, at least :data:`MIN_ZOOM_PIXELS` (at most
-    the smaller panel side)."""
+    ``side`` is ``size`` times the smaller panel side, at least :data:`MIN_ZOOM_PIXELS` (at most the
+    smaller panel side)."""
     h, w = shape
     if not (0 <= center[0] <= 1 and 0 <= center[1] <= 1):
         raise SsimreconError(f"figure2: zoom_center fractions must be in [0, 1], got {center}")

@@ -64,8 +64,7 @@ class SliceDataset(Dataset):
     """Slices of one or more shards whose ``slice_signal >= min_signal_fraction``.
 
     ``subject`` in an item is the shard's position in ``shard_paths``; ``slice`` its slice position
-    in
-    that shard.  Raises :class:`ShardError` naming the shards if no slice passes the filter.
+    in that shard.  Raises :class:`ShardError` naming the shards if no slice passes the filter.
     """
 
     def __init__(self, shard_paths: Sequence[Path | str], min_signal_fraction: float = 0.0) -> None:
@@ -219,8 +218,7 @@ def scatter_samples(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def to_network_input(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Zero-filled magnitude ``(B, 1, H, W)`` float32 of a batch of sampled points ``(B, n, 2)`` and
-    the
-    dataset's ``mask`` (H, W), computed on ``samples``' device."""
+    the dataset's ``mask`` (H, W), computed on ``samples``' device."""
     return zero_filled_magnitude_torch(scatter_samples(samples, mask)).unsqueeze(1)
 
 
@@ -228,8 +226,8 @@ class EpochSampler(Sampler[int]):
     """Random order of ``range(n)`` that depends only on ``(seed, epoch)``.
 
     ``set_epoch(epoch, skip)`` selects the epoch and drops its first ``skip`` indices (resume at
-    batch b
-    with ``skip = b * batch_size``); ``max_samples`` caps each epoch's length (before skipping).
+    batch b with ``skip = b * batch_size``); ``max_samples`` caps each epoch's length (before
+    skipping).
     """
 
     def __init__(self, n: int, seed: int, max_samples: int | None = None) -> None:
@@ -282,11 +280,10 @@ def _worker_init(_: int) -> None:
     """Workers leave SIGTERM/SIGUSR1 to the main process, which saves state and shuts them down.
 
     They also send batches with torch's ``file_system`` sharing strategy (the sender's strategy
-    decides;
-    the main process keeps its own): the receiver opens the shared-memory segment by name instead of
-    fetching a file descriptor from the worker over a new socket connection for every tensor, which
-    raised the loader from ~1,700 to ~2,400 slices/s on 2 cores (docs/performance.md).  Segments are
-    still cleaned up by torch's ``torch_shm_manager`` if a process dies.
+    decides; the main process keeps its own): the receiver opens the shared-memory segment by name
+    instead of fetching a file descriptor from the worker over a new socket connection for every
+    tensor, which raised the loader from ~1,700 to ~2,400 slices/s on 2 cores (docs/performance.md).
+    Segments are still cleaned up by torch's ``torch_shm_manager`` if a process dies.
     """
     torch.multiprocessing.set_sharing_strategy("file_system")
     for sig in (signal.SIGTERM, signal.SIGUSR1):

@@ -4,15 +4,13 @@
   preloaded (``LD_PRELOAD``).  glibc's malloc returns the large (>= 128 KiB) activation and gradient
   buffers of every training step to the kernel and page-faults them back in on the next step;
   tcmalloc keeps them: +44 % on a plain fp32 CPU training step, +14 % on the bf16 fast path
-  (docs/performance.md).  A preload only works from
-  process start, hence the re-exec.  Nothing changes when the library is absent, when it is already
-  loaded, or when ``SSIMRECON_NO_TCMALLOC`` is set (to anything but empty).  Children (DataLoader
-  workers, subprocesses) inherit the preload.
+  (docs/performance.md).  A preload only works from process start, hence the re-exec.  Nothing
+  changes when the library is absent, when it is already loaded, or when ``SSIMRECON_NO_TCMALLOC``
+  is set (to anything but empty).  Children (DataLoader workers, subprocesses) inherit the preload.
 * :func:`cli_preload` is what a CLI's ``main`` calls: it re-executes only a process that was started
   as ``ssimrecon <command> ...`` (never pytest or a library caller that happens to call ``main``).
 * :func:`cpu_supports_bf16` says whether bf16 autocast is worth it on this CPU (native AVX512-BF16
-  or
-  AMX).  ``channels_last`` and bf16 autocast themselves are applied by
+  or AMX).  ``channels_last`` and bf16 autocast themselves are applied by
   :mod:`ssimrecon.training.step`.
 
 Environment: ``SSIMRECON_TCMALLOC`` overrides the library path (empty: behave as if absent);
@@ -56,8 +54,7 @@ def tcmalloc_path() -> str | None:
 
     ``$SSIMRECON_TCMALLOC`` (if set) is used instead of the search: an existing file is returned,
     anything else (including empty) gives None.  Otherwise the interpreter's prefix (conda's
-    gperftools)
-    and the system library directories are searched for :data:`TCMALLOC_NAMES`.
+    gperftools) and the system library directories are searched for :data:`TCMALLOC_NAMES`.
     """
     override = os.environ.get(PATH_VAR)
     if override is not None:
@@ -115,12 +112,9 @@ def ensure_tcmalloc(argv: Sequence[str] | None = None) -> None:
     """Re-execute this process with tcmalloc in ``LD_PRELOAD`` (returns only when it does not).
 
     ``argv``: the command line to execute, program first (default: the one that started this
-    process,
-    run by ``sys.executable``).  No-op when ``$SSIMRECON_NO_TCMALLOC`` is set, when no library is
-    found,
-    when tcmalloc is already preloaded or loaded, or after one re-exec attempt (loop guard).  stdout
-    and
-    stderr are flushed first so nothing printed so far is lost.
+    process, run by ``sys.executable``).  No-op when ``$SSIMRECON_NO_TCMALLOC`` is set, when no
+    library is found, when tcmalloc is already preloaded or loaded, or after one re-exec attempt
+    (loop guard).  stdout and stderr are flushed first so nothing printed so far is lost.
     """
     if os.environ.get(DISABLE_VAR):
         return

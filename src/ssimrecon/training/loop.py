@@ -2,25 +2,25 @@
 history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fit`.
 
 * Paper: Adam, lr 1e-4, 100 epochs, best validation loss.  ``torch.manual_seed(seed)`` precedes the
-  U-Net's initialisation and CPU runs use ``torch.use_deterministic_algorithms`` (warn only), so
-  CPU runs with equal settings give bit-identical weights.
-* Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a
-  function of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch).
-  Validation covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed
-  order: composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range = the
-  volume's maximum).
+  U-Net's initialisation and CPU runs use ``torch.use_deterministic_algorithms`` (warn only), so CPU
+  runs with equal settings give bit-identical weights.
+* Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a function
+  of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch). Validation
+  covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed order:
+  composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range = the volume's
+  maximum).
 * A better validation loss writes the model bundle to ``state_dir/best.pt`` and publishes it to
-  ``best_path`` (hard link or copy, then ``os.replace``): Snakemake deleting a failed job's
-  outputs never loses it.
+  ``best_path`` (hard link or copy, then ``os.replace``): Snakemake deleting a failed job's outputs
+  never loses it.
 * ``state_dir/last.pt`` (:mod:`ssimrecon.training.state`) is written after every epoch and when
-  SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the
-  same fingerprint is resumed (bit-identical on CPU), another is moved aside to
-  ``last.pt.stale``.  Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
+  SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
+  fingerprint is resumed (bit-identical on CPU), another is moved aside to ``last.pt.stale``.
+  Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
 * history.csv is rewritten after every epoch (columns:
-  :func:`~ssimrecon.training.state.history_columns`): the composite ``train_loss``/``val_loss``
-  next to each unweighted term (``train_mse``, ``val_dssim``, ...: slice means, so the composite
-  is the weighted sum of its terms); ``seconds`` is the epoch's wall time (training +
-  validation), ``slices_per_s`` the training throughput.
+  :func:`~ssimrecon.training.state.history_columns`): the composite ``train_loss``/``val_loss`` next
+  to each unweighted term (``train_mse``, ``val_dssim``, ...: slice means, so the composite is the
+  weighted sum of its terms); ``seconds`` is the epoch's wall time (training + validation),
+  ``slices_per_s`` the training throughput.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ class Trainer:
     Building it indexes the shards, checks the crop, seeds torch and builds the U-Net and its Adam
     optimiser (``torch.manual_seed`` directly precedes the U-Net's initialisation).  :meth:`fit`
     resumes or resets the state, then runs the epochs; each epoch is :meth:`train_epoch`,
-    :meth:`validate` and :meth:`end_epoch` (history row, best checkpoint, history.csv, last.pt).
-    The progress that ``last.pt`` carries is ``best``, ``history`` and ``acc`` (accumulators of the
+    :meth:`validate` and :meth:`end_epoch` (history row, best checkpoint, history.csv, last.pt). The
+    progress that ``last.pt`` carries is ``best``, ``history`` and ``acc`` (accumulators of the
     epoch in progress); ``start_epoch``/``start_batch`` say where this process started.
     """
 
@@ -248,8 +248,8 @@ class Trainer:
 
     def _readable_state(self) -> dict[str, Any] | None:
         """The newest state that loads: ``last.pt``, else ``last.prev.pt``; a file that does not
-        load (truncated, of an older format, not plain tensors) is moved aside with a warning,
-        never loaded again. None when there is none (start afresh)."""
+        load (truncated, of an older format, not plain tensors) is moved aside with a warning, never
+        loaded again. None when there is none (start afresh)."""
         for path in (self.last_path, previous_path(self.last_path)):
             if not path.exists():
                 continue
@@ -461,8 +461,8 @@ class Trainer:
         return exc
 
     def finish(self) -> dict[str, Any]:
-        """After the last epoch: make sure best.pt is published and history.csv written; the
-        summary dict."""
+        """After the last epoch: make sure best.pt is published and history.csv written; the summary
+        dict."""
         best = self.best
         if best["epoch"] is None or not self.state_best.exists():
             raise SsimreconError(

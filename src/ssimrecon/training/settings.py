@@ -1,10 +1,9 @@
-"""The ``training:`` settings, and whether bf16 autocast is used on this machine (the device
-itself: :mod:`ssimrecon.device`).
+"""The ``training:`` settings, and whether bf16 autocast is used on this machine (the device itself:
+:mod:`ssimrecon.device`).
 
 Importing this module does not import torch (:mod:`ssimrecon.training.fastpath` imports
-:func:`cpu_supports_bf16`
-from here before it may re-execute the process); the functions that need torch import it when
-called.
+:func:`cpu_supports_bf16` from here before it may re-execute the process); the functions that need
+torch import it when called.
 """
 
 from __future__ import annotations
@@ -27,10 +26,10 @@ class TrainSettings:
 
     No field has a default: the defaults live in workflow/schemas/config.schema.yaml, the config is
     checked once by :mod:`ssimrecon.config.check` before any job, and the CLI builds this class with
-    :func:`ssimrecon.config.sections.load_settings`.  ``__post_init__`` only normalises
-    (``crop`` -> tuple, ``bf16`` "true"/"false" -> bool) and stops values no run could use.
-    ``crop`` is (H, W) in pixels or None; ``lr`` Adam's learning rate; ``min_signal_fraction`` the
-    slice filter of training and validation.
+    :func:`ssimrecon.config.sections.load_settings`.  ``__post_init__`` only normalises (``crop`` ->
+    tuple, ``bf16`` "true"/"false" -> bool) and stops values no run could use. ``crop`` is (H, W) in
+    pixels or None; ``lr`` Adam's learning rate; ``min_signal_fraction`` the slice filter of
+    training and validation.
     """
 
     epochs: int
@@ -69,8 +68,8 @@ class TrainSettings:
 @dataclasses.dataclass(frozen=True)
 class TrainJob:
     """What one training job is handed (``ssimrecon train --config-json``): the network's model
-    settings (top-level ``model`` with the network's overrides applied), its ``loss`` terms
-    {term: weight} and the ``training`` section."""
+    settings (top-level ``model`` with the network's overrides applied), its ``loss`` terms {term:
+    weight} and the ``training`` section."""
 
     model: dict[str, Any]
     loss: dict[str, float]
@@ -81,8 +80,8 @@ def cpu_supports_bf16() -> bool:
     """True if oneDNN is available and the CPU has native bf16 (AVX512-BF16 or AMX tiles).
 
     On other CPUs bf16 autocast is emulated and slower than fp32, so neither training's ``bf16:
-    auto``
-    nor the benchmark's fast path turns it on.  A capability probe that raises counts as "no".
+    auto`` nor the benchmark's fast path turns it on.  A capability probe that raises counts as
+    "no".
     """
     import torch
 

@@ -1,23 +1,19 @@
 """What a training run keeps on disk, and how it stops on a signal.
 
 * ``state_dir/last.pt``: the resumable state (:func:`save_state` / :func:`load_state`).  It holds
-  only
-  tensors and primitives, so it loads with ``torch.load(weights_only=True)``: format tag and
-  version, the
-  :func:`fingerprint` of everything that changes the result, model and optimiser state, the position
-  (``epoch``, ``next_batch``: where a resumed run starts), the best validation result so far, the
-  history
-  rows, the RNG states (:func:`rng_state`) and the accumulators of the epoch in progress
-  (:func:`fresh_accumulators`).  A state of another configuration is moved aside by
+  only tensors and primitives, so it loads with ``torch.load(weights_only=True)``: format tag and
+  version, the :func:`fingerprint` of everything that changes the result, model and optimiser state,
+  the position (``epoch``, ``next_batch``: where a resumed run starts), the best validation result
+  so far, the history rows, the RNG states (:func:`rng_state`) and the accumulators of the epoch in
+  progress (:func:`fresh_accumulators`).  A state of another configuration is moved aside by
   :func:`move_stale`.
 * ``state_dir/best.pt``: the best model bundle, published to the workflow's output by
   :func:`publish`.
 * ``history.csv``: one row per finished epoch (:func:`history_columns`: the composite losses, one
-  column per loss term for training and validation, validation MSE/SSIM/PSNR, timing), rewritten
-  by :func:`write_history`.
+  column per loss term for training and validation, validation MSE/SSIM/PSNR, timing), rewritten by
+  :func:`write_history`.
 * SIGTERM/SIGUSR1 (:data:`STOP_SIGNALS`) only set a :class:`StopFlag` (:func:`stop_signals`); the
-  loop
-  saves the state at the next batch boundary and raises :class:`TrainingInterrupted`.
+  loop saves the state at the next batch boundary and raises :class:`TrainingInterrupted`.
 """
 
 from __future__ import annotations
@@ -139,8 +135,8 @@ def history_columns(terms: Sequence[str]) -> tuple[str, ...]:
 # -----------------------------------------------------------------------------------------------
 # last.pt
 def fresh_accumulators(terms: Sequence[str]) -> dict[str, Any]:
-    """Accumulators of an epoch in progress: training loss sum, per-term sums (in ``terms``'
-    order) and slices, seconds spent so far."""
+    """Accumulators of an epoch in progress: training loss sum, per-term sums (in ``terms``' order)
+    and slices, seconds spent so far."""
     return {
         "loss_sum": 0.0,
         "term_sums": [0.0] * len(terms),

@@ -4,13 +4,12 @@ probe.
 * :func:`build_model` builds the U-Net from the ``model:`` config (unknown keys named
   ``model.<key>``).
 * :func:`prepare_batch` moves a loader batch (sampled k-space points) to the device and forms the
-  zero-filled network input there;
-  :func:`crop_batch` draws the optional random crops from a generator seeded per batch.
+  zero-filled network input there; :func:`crop_batch` draws the optional random crops from a
+  generator seeded per batch.
 * :func:`deterministic_algorithms` and :func:`cudnn_autotune` set torch's global algorithm choice
   for the duration of a run (bit-identical CPU runs; cuDNN autotuning for fixed CUDA shapes).
 * :func:`predict` is the forward pass with the fast-path options (channels_last input, bf16
-  autocast);
-  its output is float32, so losses and SSIM always run in float32.
+  autocast); its output is float32, so losses and SSIM always run in float32.
 * :func:`train_step_throughput` times full training steps on random data (``ssimrecon bench``).
 """
 
@@ -112,8 +111,7 @@ def prepare_batch(
     """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``.
 
     ``mask``: the dataset's sampling mask (:attr:`SliceDataset.mask`, ideally already on
-    ``device``); the
-    sampled points are scattered into zero k-space and transformed on ``device``.
+    ``device``); the sampled points are scattered into zero k-space and transformed on ``device``.
     """
     nb = device.type == "cuda"
     samples = batch["samples"].to(device, non_blocking=nb)
@@ -147,8 +145,8 @@ def train_step_throughput(
     """Slices/s of full training steps (forward, MSE+0.1 dSSIM, backward, Adam) on random data.
 
     ``fast=False``: fp32, NCHW; ``fast=True``: channels_last + bf16 autocast where the device
-    supports it
-    (``resolve_bf16("auto", device)``: CUDA with bf16, CPUs with AVX512-BF16/AMX), loss in fp32.
+    supports it (``resolve_bf16("auto", device)``: CUDA with bf16, CPUs with AVX512-BF16/AMX), loss
+    in fp32.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
     bf16 = fast and resolve_bf16("auto", dev)

@@ -20,7 +20,14 @@ from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.unet import UNet
-from tests.helpers import SIZE, ellipse_slices, make_test_model, make_test_shard, sample_mask
+from tests.helpers import (
+    SIZE,
+    ellipse_slices,
+    make_test_model,
+    make_test_shard,
+    sample_mask,
+    skimage_ssim_map,
+)
 
 
 def _zero_filled_numpy(kspace: np.ndarray) -> np.ndarray:
@@ -117,17 +124,7 @@ def _region_reference(
         if not m.any():
             rows.append(dict.fromkeys(("ssim", "psnr", "rel_error", "mse"), np.nan))
             continue
-        _, full = structural_similarity(
-            r,
-            e,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=data_range,
-            full=True,
-        )
-        inner = np.zeros_like(m)
-        inner[5:-5, 5:-5] = True
+        full, inner = skimage_ssim_map(r, e, data_range)
         mse = np.mean((r[m] - e[m]) ** 2)
         rows.append(
             {

@@ -221,8 +221,22 @@ def _independent_network_output(model_path: Path, zero_filled: np.ndarray) -> np
     return out[0, 0].numpy()
 
 
+@pytest.fixture
+def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Every matplotlib Figure saved during the test, in order (savefig still writes the file)."""
+    saved: list[Figure] = []
+    original_savefig = Figure.savefig
+
+    def capture(fig: Figure, *args: object, **kwargs: object) -> None:
+        saved.append(fig)
+        original_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    return saved
+
+
 def test_figure2_annotations_and_error_maps_match_the_metrics(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, saved_figures: list[Figure]
 ) -> None:
     """Every non-reference panel reads the SSIM / PSNR of its estimate against the reference
     (recomputed with scikit-image from independently rebuilt images), shows that estimate on the
@@ -241,14 +255,7 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
     models = {"Net-mse": tmp_path / "mse.pt", "Net-mse-dssim": tmp_path / "dssim.pt"}
     make_test_model(models["Net-mse"], mask, seed=0)
     make_test_model(models["Net-mse-dssim"], mask, seed=1)
-    saved: list[Figure] = []
-    original_savefig = Figure.savefig
-
-    def capture(fig: Figure, *args: object, **kwargs: object) -> None:
-        saved.append(fig)
-        original_savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", capture)
+    saved = saved_figures
     error_max = 0.15
     panels = make_figure2(
         shards, models, png=tmp_path / "f.png", pdf=None, dpi=40, error_max=error_max
@@ -298,7 +305,7 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
 
 
 def test_figure2_geometry_colour_bar_zoom_and_fonts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, saved_figures: list[Figure]
 ) -> None:
     """Padding cropped to the native extent, pixels drawn with their physical aspect (the rendered
     panel's width / height equals the slice's extent in mm), orientation letters, a colour bar
@@ -315,14 +322,7 @@ def test_figure2_geometry_colour_bar_zoom_and_fonts(
     set_slice_geometry(shard, spacing, extent)
     model = tmp_path / "net.pt"
     make_test_model(model, mask, prep=prep)
-    saved: list[Figure] = []
-    original_savefig = Figure.savefig
-
-    def capture(fig: Figure, *args: object, **kwargs: object) -> None:
-        saved.append(fig)
-        original_savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", capture)
+    saved = saved_figures
     pdf = tmp_path / "f.pdf"
     (panel, *_) = make_figure2(
         [shard], {"net": model}, png=None, pdf=pdf, dpi=40, zoom_size=0.1, error_max=0.3

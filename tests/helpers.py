@@ -324,6 +324,34 @@ def make_test_shard(
     """Write a shard of ellipse slices with kspace = fft2c(target) * mask; returns its arrays."""
     mask = sample_mask() if mask is None else mask
     target = ellipse_slices(n_slices, mask.shape[0], seed, empty)
+    return write_target_shard(
+        path,
+        target,
+        mask,
+        prep,
+        subject=subject,
+        slice_index=slice_index,
+        source_file=source_file,
+        scale=scale,
+    )
+
+
+def write_target_shard(
+    path: Path,
+    target: np.ndarray,
+    mask: np.ndarray,
+    prep: Preprocessing,
+    *,
+    subject: str,
+    slice_index: np.ndarray | None = None,
+    mask_seed: int = 0,
+    source_file: str = "",
+    source_md5: str = "",
+    scale: float = 1.0,
+) -> dict:
+    """Write ``target`` (S, H, W) as a shard with kspace = fft2c(target) * mask (no phase) and 1 mm
+    pixels; returns its arrays (kspace, target, mask, data_range, slice_index, slice_signal)."""
+    n_slices = target.shape[0]
     data_range = float(target.max())
     kspace = (fft2c(target) * mask).astype(np.complex64)
     index = (
@@ -334,12 +362,12 @@ def make_test_shard(
     signal = slice_signal_fraction(target, data_range)
     attrs = {
         "subject": subject,
-        "acceleration": mask.size / mask.sum(),
-        "mask_seed": 0,
+        "acceleration": achieved_acceleration(mask),
+        "mask_seed": mask_seed,
         "scale": scale,
         "data_range": data_range,
         "source_file": source_file,
-        "source_md5": "",
+        "source_md5": source_md5,
         "readout_axis": 2,
         "format_version": FORMAT_VERSION,
         "preprocessing": prep.to_json(),
@@ -422,31 +450,16 @@ def write_test_shards(
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for s in range(n_subjects):
-        target = phantom_slices(n_slices, size, rng, empty=empty)
-        data_range = float(target.max())
-        kspace = (fft2c(target) * mask).astype(np.complex64)
-        attrs = {
-            "subject": f"SUB{s:03d}",
-            "acceleration": achieved_acceleration(mask),
-            "mask_seed": mask_seed,
-            "scale": 1.0,
-            "data_range": data_range,
-            "source_file": f"sub{s}.nii.gz",
-            "source_md5": "0" * 32,
-            "readout_axis": 2,
-            "format_version": FORMAT_VERSION,
-            "preprocessing": prep.to_json(),
-            **slice_geometry((size, size, n_slices), (1.0, 1.0, 1.0), prep),
-        }
         path = folder / f"SUB{s:03d}.h5"
-        write_shard(
+        write_target_shard(
             path,
-            kspace=kspace,
-            mask=mask,
-            target=target,
-            slice_index=np.arange(n_slices, dtype=np.int32),
-            slice_signal=slice_signal_fraction(target, data_range),
-            attrs=attrs,
+            phantom_slices(n_slices, size, rng, empty=empty),
+            mask,
+            prep,
+            subject=f"SUB{s:03d}",
+            mask_seed=mask_seed,
+            source_file=f"sub{s}.nii.gz",
+            source_md5="0" * 32,
         )
         paths.append(path)
     return paths
@@ -487,8 +500,8 @@ def skimage_ssim_psnr(
 def skimage_ssim_map(
     reference: np.ndarray, estimate: np.ndarray, data_range: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scikit-image's paper-convention SSIM map (H, W), bool mask (H, W) of its valid region:
-    the 5-pixel border of the 11-tap window excluded)."""
+    """(scikit-image's paper-convention SSIM map (H, W), bool mask (H, W) of its valid region: the
+    5-pixel border of the 11-tap window excluded)."""
     from skimage.metrics import structural_similarity
 
     _, full = structural_similarity(

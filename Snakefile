@@ -20,7 +20,8 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     network="|".join(NETWORKS),
-    subject=r"[A-Za-z0-9]+",
+    # the ids QC makes: IXI ids, or file stems with runs of other characters turned into "-"
+    subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 report: "workflow/report/workflow.rst"

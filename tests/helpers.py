@@ -18,6 +18,7 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -274,8 +275,19 @@ def write_tiny_ixi_archive(
 
 
 # ---------------------------------------- synthetic shards and model bundles
+
+
+def preprocessing(**overrides: Any) -> Preprocessing:
+    """A Preprocessing with the defaults of the workflow's config schema (their one source) and
+    ``overrides``."""
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    fields = schema["properties"]["preprocessing"]["properties"]
+    values = {key: spec["default"] for key, spec in fields.items()}
+    return Preprocessing.from_dict({**values, **overrides})
+
+
 SIZE = 32
-PREP = Preprocessing(readout_axis=2, image_size=(SIZE, SIZE))
+PREP = preprocessing(readout_axis=2, image_size=(SIZE, SIZE))
 
 
 def sample_mask(seed: int = 0, size: int = SIZE) -> np.ndarray:
@@ -446,7 +458,7 @@ def write_test_shards(
     """Shards of phantom slices undersampled with one seeded variable-density mask."""
     rng = np.random.default_rng(seed)
     mask = variable_density_mask((size, size), acceleration, center_size=4, seed=mask_seed)
-    prep = Preprocessing(image_size=(size, size))
+    prep = preprocessing(image_size=(size, size))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for s in range(n_subjects):

@@ -18,13 +18,13 @@ from ssimrecon.evaluation.evaluate import evaluate_shards
 from ssimrecon.evaluation.inference import predict_slices
 from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import fft2c
-from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.unet import UNet
 from tests.helpers import (
     SIZE,
     ellipse_slices,
     make_test_model,
     make_test_shard,
+    preprocessing,
     sample_mask,
     skimage_ssim_map,
 )
@@ -254,7 +254,7 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     make_test_model(
         tmp_path / "other_size.pt",
         sample_mask(size=16),
-        prep=Preprocessing(readout_axis=2, image_size=(16, 16)),
+        prep=preprocessing(readout_axis=2, image_size=(16, 16)),
     )
     with pytest.raises(SsimreconError, match=r"other_size\.pt.*A\.h5"):
         evaluate_shards(
@@ -263,7 +263,7 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     make_test_model(
         tmp_path / "other_prep.pt",
         sample_mask(),
-        prep=Preprocessing(readout_axis=2, image_size=(SIZE, SIZE), downsample=2),
+        prep=preprocessing(readout_axis=2, image_size=(SIZE, SIZE), downsample=2),
     )
     with pytest.raises(SsimreconError, match=r"downsample"):
         evaluate_shards(

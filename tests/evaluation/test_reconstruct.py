@@ -19,13 +19,19 @@ from ssimrecon.evaluation.evaluate import evaluate_shards
 from ssimrecon.evaluation.reconstruct import reconstruct
 from ssimrecon.kspace.mask import save_mask
 from ssimrecon.kspace.preprocess import (
-    Preprocessing,
     load_canonical,
     slice_signal_fraction,
     volume_to_slices,
 )
 from ssimrecon.kspace.shards import make_shard
-from tests.helpers import PREP, ixi_affine, make_test_model, make_test_shard, sample_mask
+from tests.helpers import (
+    PREP,
+    ixi_affine,
+    make_test_model,
+    make_test_shard,
+    preprocessing,
+    sample_mask,
+)
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
 
@@ -202,7 +208,7 @@ def test_shard_without_source_and_errors(tmp_path: Path) -> None:
     make_test_model(
         tmp_path / "small.pt",
         sample_mask(size=16),
-        prep=Preprocessing(readout_axis=2, image_size=(16, 16)),
+        prep=preprocessing(readout_axis=2, image_size=(16, 16)),
     )
     with pytest.raises(SsimreconError, match=r"small\.pt.*A\.h5"):
         reconstruct(tmp_path / "small.pt", tmp_path / "A.h5", tmp_path / "x.nii.gz")

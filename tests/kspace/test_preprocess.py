@@ -20,6 +20,7 @@ from ssimrecon.kspace.preprocess import (
     to_source_orientation,
     volume_to_slices,
 )
+from tests.helpers import preprocessing
 
 
 def _volume(shape=(10, 12, 7), seed=0) -> np.ndarray:
@@ -27,7 +28,7 @@ def _volume(shape=(10, 12, 7), seed=0) -> np.ndarray:
 
 
 def test_preprocessing_json_round_trip_and_validation():
-    prep = Preprocessing(
+    prep = preprocessing(
         readout_axis=1, image_size=[80, 128], downsample=2, slice_stride=3, phase="smooth"
     )
     assert prep.image_size == (80, 128)
@@ -35,17 +36,19 @@ def test_preprocessing_json_round_trip_and_validation():
     assert Preprocessing.from_dict(prep.to_dict()) == prep
     assert prep.to_dict()["image_size"] == [80, 128]
     with pytest.raises(SsimreconError, match="preprocessing.phase"):
-        Preprocessing(phase="random")
+        preprocessing(phase="random")
     with pytest.raises(SsimreconError, match="preprocessing.readout_axis"):
-        Preprocessing(readout_axis=3)
+        preprocessing(readout_axis=3)
     with pytest.raises(SsimreconError, match="colour"):
         Preprocessing.from_dict({"colour": 1})
+    with pytest.raises(SsimreconError, match="missing preprocessing key.*readout_axis"):
+        Preprocessing.from_dict({k: v for k, v in prep.to_dict().items() if k != "readout_axis"})
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_slices_round_trip_with_padding(axis):
     vol = _volume()
-    prep = Preprocessing(readout_axis=axis, image_size=(14, 13))
+    prep = preprocessing(readout_axis=axis, image_size=(14, 13))
     slices, index = volume_to_slices(vol, prep)
     assert slices.shape == (vol.shape[axis], 14, 13) and slices.dtype == np.float32
     np.testing.assert_array_equal(index, np.arange(vol.shape[axis]))
@@ -60,7 +63,7 @@ def test_slices_round_trip_with_padding(axis):
 
 def test_crop_and_stride_round_trip_zeroes_what_was_dropped():
     vol = _volume((9, 12, 10))
-    prep = Preprocessing(readout_axis=2, image_size=(6, 12), slice_stride=3)
+    prep = preprocessing(readout_axis=2, image_size=(6, 12), slice_stride=3)
     slices, index = volume_to_slices(vol, prep)
     np.testing.assert_array_equal(index, [0, 3, 6, 9])
     back = slices_to_volume(slices, prep, vol.shape, index)
@@ -71,7 +74,7 @@ def test_crop_and_stride_round_trip_zeroes_what_was_dropped():
 
 def test_downsample_is_block_mean_and_inverse_is_nearest():
     vol = _volume((8, 9, 4))
-    prep = Preprocessing(readout_axis=2, image_size=(4, 4), downsample=2)
+    prep = preprocessing(readout_axis=2, image_size=(4, 4), downsample=2)
     slices, index = volume_to_slices(vol, prep)
     assert slices.shape == (4, 4, 4)
     np.testing.assert_allclose(slices[1, 0, 0], vol[0:2, 0:2, 1].mean(), rtol=1e-6)
@@ -84,7 +87,7 @@ def test_downsample_is_block_mean_and_inverse_is_nearest():
 
 def test_slices_do_not_alias_the_volume():
     vol = _volume((5, 6, 7))
-    slices, _ = volume_to_slices(vol, Preprocessing(readout_axis=0, image_size=(6, 7)))
+    slices, _ = volume_to_slices(vol, preprocessing(readout_axis=0, image_size=(6, 7)))
     slices[:] = 0
     assert vol.min() > 0
 
@@ -146,7 +149,7 @@ def test_robust_scale_empty_volume_is_an_error():
 
 def test_scaled_target_slices_divides_by_robust_scale_and_clips_negatives():
     vol = _volume((10, 12, 7)) - 0.3  # some negatives
-    prep = Preprocessing(readout_axis=1, image_size=(8, 8), slice_stride=2, scale_percentile=90.0)
+    prep = preprocessing(readout_axis=1, image_size=(8, 8), slice_stride=2, scale_percentile=90.0)
     before = vol.copy()
     target, index, scale, data_range = scaled_target_slices(vol, prep)
     slices, expected_index = volume_to_slices(before, prep)
@@ -159,7 +162,7 @@ def test_scaled_target_slices_divides_by_robust_scale_and_clips_negatives():
     )
     assert target.dtype == np.float32 and target.min() == 0 and data_range == float(target.max())
     with pytest.raises(VolumeError, match="empty"):
-        scaled_target_slices(np.zeros((4, 4, 4), np.float32), Preprocessing(image_size=(4, 4)))
+        scaled_target_slices(np.zeros((4, 4, 4), np.float32), preprocessing(image_size=(4, 4)))
 
 
 def _conjugate_symmetry_error(kspace: np.ndarray) -> float:
@@ -278,7 +281,7 @@ def test_default_geometry_pads_at_most_one_unet_multiple(tmp_path):
     mask = variable_density_mask(prep.image_size, **mask_settings)
     assert mask.shape == target.shape[1:]
     # the criterion fails for the old zero-padded 256x256 frame (106 of 256 rows empty)
-    old, _ = volume_to_slices(volume, Preprocessing(readout_axis=2, image_size=(256, 256)))
+    old, _ = volume_to_slices(volume, preprocessing(readout_axis=2, image_size=(256, 256)))
     assert _zero_line_fraction(old).min() == pytest.approx(106 / 256)
 
 

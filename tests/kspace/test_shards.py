@@ -15,7 +15,6 @@ from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.mask import save_mask, variable_density_mask
 from ssimrecon.kspace.preprocess import (
-    Preprocessing,
     load_canonical,
     robust_scale,
     volume_to_slices,
@@ -28,6 +27,7 @@ from ssimrecon.kspace.shards import (
     validate_shard,
     write_shard,
 )
+from tests.helpers import preprocessing
 
 SHAPE = (20, 24, 12)  # source voxel grid (PSR orientation below)
 IMAGE = (16, 24)
@@ -54,7 +54,7 @@ def _mask_file(tmp_path, shape=IMAGE, acceleration=4.0, seed=3):
 
 def test_full_mask_shard_reconstructs_the_target(tmp_path, volume_path):
     mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
-    prep = Preprocessing(readout_axis=2, image_size=IMAGE)
+    prep = preprocessing(readout_axis=2, image_size=IMAGE)
     out = tmp_path / "shards" / "s.h5"
     make_shard(volume_path, mask_path, "IXI002", prep, out)
     ras, _ = load_canonical(volume_path)
@@ -72,7 +72,7 @@ def test_full_mask_shard_reconstructs_the_target(tmp_path, volume_path):
 
 def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
     mask_path, mask = _mask_file(tmp_path, acceleration=4.0, seed=9)
-    prep = Preprocessing(readout_axis=2, image_size=IMAGE, slice_stride=2)
+    prep = preprocessing(readout_axis=2, image_size=IMAGE, slice_stride=2)
     out = tmp_path / "s.h5"
     make_shard(volume_path, mask_path, "IXI002", prep, out)
     with h5py.File(out, "r") as f:
@@ -124,12 +124,12 @@ def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
 def test_smooth_phase_shard_differs_but_has_the_same_magnitude(tmp_path, volume_path):
     mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
     plain, smooth = tmp_path / "plain.h5", tmp_path / "smooth.h5"
-    make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE), plain)
+    make_shard(volume_path, mask_path, "A", preprocessing(image_size=IMAGE), plain)
     make_shard(
         volume_path,
         mask_path,
         "A",
-        Preprocessing(image_size=IMAGE, phase="smooth"),
+        preprocessing(image_size=IMAGE, phase="smooth"),
         smooth,
         phase_seed=1,
     )
@@ -143,7 +143,7 @@ def test_smooth_phase_shard_differs_but_has_the_same_magnitude(tmp_path, volume_
 def test_mask_shape_must_match_image_size(tmp_path, volume_path):
     mask_path, _ = _mask_file(tmp_path, shape=(16, 16))
     with pytest.raises(ShardError, match=r"\(16, 16\).*\(16, 24\)"):
-        make_shard(volume_path, mask_path, "A", Preprocessing(image_size=IMAGE), tmp_path / "x.h5")
+        make_shard(volume_path, mask_path, "A", preprocessing(image_size=IMAGE), tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -152,7 +152,7 @@ def test_empty_volume_is_a_shard_error_naming_the_volume(tmp_path):
     empty = tmp_path / "IXI404-empty-T1.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.int16), np.eye(4)), str(empty))
     with pytest.raises(ShardError, match=r"IXI404-empty-T1\.nii\.gz.*empty"):
-        make_shard(empty, mask_path, "IXI404", Preprocessing(image_size=IMAGE), tmp_path / "x.h5")
+        make_shard(empty, mask_path, "IXI404", preprocessing(image_size=IMAGE), tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -180,7 +180,7 @@ def _attrs(**over):
         "source_md5": "0" * 32,
         "readout_axis": 2,
         "format_version": FORMAT_VERSION,
-        "preprocessing": Preprocessing(image_size=(8, 6)).to_json(),
+        "preprocessing": preprocessing(image_size=(8, 6)).to_json(),
         "pixel_spacing": "[1.0, 1.5]",
         "native_extent": "[0, 8, 1, 5]",
     }
@@ -269,12 +269,12 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         "--output",
         str(out),
         "--config-json",
-        Preprocessing(image_size=IMAGE).to_json(),
+        preprocessing(image_size=IMAGE).to_json(),
     ]
     assert shard_command(args) == 0
     with ShardReader(out) as r:
         assert r.attrs["source_md5"] == file_md5(volume_path) and r.attrs["subject"] == "IXI002"
-        assert r.preprocessing == Preprocessing(image_size=IMAGE)
+        assert r.preprocessing == preprocessing(image_size=IMAGE)
     bad = [
         "--subjects-csv",
         str(subjects),
@@ -285,7 +285,7 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         "--output",
         str(tmp_path / "bad.h5"),
         "--config-json",
-        Preprocessing(image_size=IMAGE).to_json(),
+        preprocessing(image_size=IMAGE).to_json(),
     ]
     with pytest.raises(SsimreconError, match=r"IXI999.*subjects\.csv"):
         shard_command(bad)
@@ -306,7 +306,7 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
                 "--output",
                 str(out),
                 "--config-json",
-                Preprocessing(image_size=(8, 12), downsample=2, phase="smooth").to_json(),
+                preprocessing(image_size=(8, 12), downsample=2, phase="smooth").to_json(),
                 "--source-md5",
                 file_md5(volume_path),
             ]
@@ -325,7 +325,7 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
 def _good_shard(tmp_path, volume_path):
     mask_path, _ = _mask_file(tmp_path)
     out = tmp_path / "IXI002.h5"
-    make_shard(volume_path, mask_path, "IXI002", Preprocessing(image_size=IMAGE), out)
+    make_shard(volume_path, mask_path, "IXI002", preprocessing(image_size=IMAGE), out)
     return out
 
 
@@ -373,7 +373,7 @@ def test_volume_changed_since_qc_is_refused(tmp_path, volume_path):
             volume_path,
             mask_path,
             "IXI012",
-            Preprocessing(image_size=IMAGE),
+            preprocessing(image_size=IMAGE),
             out,
             source_md5="0" * 32,
         )

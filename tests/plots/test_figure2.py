@@ -17,7 +17,6 @@ from ssimrecon.cli.report import figure2 as figure2_command
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.metrics import slice_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
-from ssimrecon.kspace.preprocess import Preprocessing
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.plots.figure2 import (
     MIN_ZOOM_PIXELS,
@@ -31,6 +30,7 @@ from ssimrecon.plots.figure2 import (
 from tests.helpers import (
     make_test_model,
     make_test_shard,
+    preprocessing,
     sample_mask,
     set_slice_geometry,
     skimage_ssim_psnr,
@@ -315,7 +315,7 @@ def test_figure2_geometry_colour_bar_zoom_and_fonts(
     Mutations tried (each fails this test): ``aspect`` left out of ``imshow``; the native-extent
     crop left out; ``FONT_RC`` not applied when saving."""
     size, spacing, extent = 64, (1.2, 0.9375), (4, 60, 10, 54)
-    prep = Preprocessing(readout_axis=2, image_size=(size, size))
+    prep = preprocessing(readout_axis=2, image_size=(size, size))
     mask = sample_mask(size=size)
     shard = tmp_path / "s.h5"
     data = make_test_shard(shard, "IXI002", n_slices=4, seed=3, mask=mask, prep=prep)

@@ -30,14 +30,17 @@ PHASE_MODES = ("none", "smooth")
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a volume becomes slices; stored as JSON in every shard (attr ``preprocessing``)."""
+    """How a volume becomes slices; stored as JSON in every shard (attr ``preprocessing``).
 
-    readout_axis: int = 2
-    image_size: tuple[int, int] = (160, 256)
-    downsample: int = 1
-    slice_stride: int = 1
-    scale_percentile: float = 99.5
-    phase: str = "none"
+    Every field is required: the ``preprocessing`` section of the workflow's config schema holds
+    the only defaults."""
+
+    readout_axis: int
+    image_size: tuple[int, int]
+    downsample: int
+    slice_stride: int
+    scale_percentile: float
+    phase: str
 
     def __post_init__(self) -> None:
         size = tuple(int(s) for s in self.image_size)
@@ -80,6 +83,9 @@ class Preprocessing:
         unknown = sorted(set(data) - known)
         if unknown:
             raise SsimreconError(f"unknown preprocessing key(s): {', '.join(unknown)}")
+        missing = sorted(known - set(data))
+        if missing:
+            raise SsimreconError(f"missing preprocessing key(s): {', '.join(missing)}")
         kwargs = dict(data)
         if "image_size" in kwargs:
             kwargs["image_size"] = tuple(kwargs["image_size"])

@@ -7,7 +7,6 @@ the NIfTI load and the HDF5 write, in one process (target: >= 2).  The shards it
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -33,7 +32,9 @@ def ixi_volume(work: Path, shape: tuple[int, int, int]) -> tuple[Path, str]:
         )
         work.mkdir(parents=True, exist_ok=True)
         path.write_bytes(demo_data.nifti_gz_bytes(data, affine))
-    return path, hashlib.md5(path.read_bytes()).hexdigest()
+    from ssimrecon.checksums import file_md5
+
+    return path, file_md5(path)
 
 
 def _preprocessing(opts: Options) -> Preprocessing:

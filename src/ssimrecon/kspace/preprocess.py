@@ -15,13 +15,14 @@ import json
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import nibabel as nib
 import numpy as np
 
+from ssimrecon.config.sections import settings_from
 from ssimrecon.errors import SsimreconError, VolumeError
 from ssimrecon.kspace.fft import fft2c
 
@@ -78,18 +79,9 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        """Inverse of :meth:`to_dict`; unknown keys raise SsimreconError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SsimreconError(f"unknown preprocessing key(s): {', '.join(unknown)}")
-        missing = sorted(known - set(data))
-        if missing:
-            raise SsimreconError(f"missing preprocessing key(s): {', '.join(missing)}")
-        kwargs = dict(data)
-        if "image_size" in kwargs:
-            kwargs["image_size"] = tuple(kwargs["image_size"])
-        return cls(**kwargs)
+        """Inverse of :meth:`to_dict` (:func:`~ssimrecon.config.sections.settings_from`): a missing
+        or unknown key raises ConfigError naming ``preprocessing.<key>``."""
+        return settings_from(cls, data, "preprocessing")
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,3 +66,19 @@ def completed_workspace(
     ws = make_workspace(tmp_path_factory.mktemp("completed") / "ws", tiny_source)
     ws.snakemake("--cores", "2")
     return ws
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system (tmpfs) mounted in tmp_path: writes past it fail with ENOSPC.
+
+    Needs root (CI runs as root, like the SLURM tests); elsewhere the tests that use it skip."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

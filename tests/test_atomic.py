@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from ssimrecon.atomic import atomic_output, write_csv_atomic, write_text_atomic
+from ssimrecon.errors import DiskFullError
 
 
 def test_atomic_output_renames_a_temp_from_the_same_folder(tmp_path: Path) -> None:
@@ -76,3 +79,23 @@ def test_leftover_temps_of_a_killed_writer_are_removed_by_the_next_write(tmp_pat
     write_text_atomic(out, "new")
     assert out.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name] + [p.name for p in keep])
+
+
+def test_full_disk_is_one_line_naming_the_file_and_leaves_nothing(small_disk: Path) -> None:
+    """A real full file system (2 MiB tmpfs): torch reports ENOSPC as a RuntimeError raised while
+    handling the OSError; atomic_output turns it into DiskFullError naming the destination, and
+    neither the destination nor a temporary file is left. Mutation tried: without the chain walk
+    the RuntimeError escapes."""
+    target = small_disk / "state" / "last.pt"
+    with pytest.raises(DiskFullError) as caught:
+        with atomic_output(target) as tmp, open(tmp, "wb") as fh:
+            torch.save({"w": torch.zeros(1_000_000)}, fh)  # 4 MB into 2 MiB
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"No space left on device writing {target} (")
+    assert caught.value.errno == errno.ENOSPC
+    assert list(target.parent.iterdir()) == []
+    # Room again: the same write succeeds.
+    with atomic_output(target) as tmp, open(tmp, "wb") as fh:
+        torch.save({"w": torch.zeros(1000)}, fh)
+    assert torch.load(target, weights_only=True)["w"].shape == (1000,)

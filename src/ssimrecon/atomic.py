@@ -1,8 +1,8 @@
 """Atomic file output: write a temporary file next to the destination, then rename it into place.
 
 Every stage writes its outputs through :func:`atomic_output`, so a reader (or Snakemake after a
-killed
-job) sees either the previous file or the complete new one at the final path, never a partial file::
+killed job) sees either the previous file or the complete new one at the final path, never a
+partial file::
 
     with atomic_output(out, suffix=".nii.gz") as tmp:   # tmp: .NAME.<random>.tmp.nii.gz next to out
         nib.save(image, tmp)                            # any writer that takes a path
@@ -14,7 +14,9 @@ the same file system) with the permissions a plain ``open`` would give (mode 0o6
 and it is hidden (leading dot) and ends in ``.tmp`` plus the optional ``suffix``, for libraries that
 choose the format from the name (nibabel ``.nii.gz``, matplotlib ``.png``/``.pdf``, numpy ``.npz``).
 A process killed mid-write leaves at most that hidden temporary file, never a file at the final
-path; the next write of the same path removes such leftovers.
+path; the next write of the same path removes such leftovers. A full disk (or quota) while
+writing becomes a one-line :class:`~ssimrecon.errors.DiskFullError` naming the destination, whatever
+the writer (torch, h5py, nibabel) wraps the ``ENOSPC`` in.
 
 Not covered here: ``download.py`` (resumable ``.part`` files) and ``archive.py`` (a staging
 directory).
@@ -23,13 +25,17 @@ directory).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ssimrecon.errors import DiskFullError
 
 if (
     TYPE_CHECKING
@@ -39,6 +45,8 @@ if (
 __all__ = ["atomic_output", "write_text_atomic", "write_csv_atomic"]
 
 _ATTEMPTS = 100
+#: errno values that mean "the file system has no room for this write"
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 log = logging.getLogger(__name__)
 
 
@@ -102,9 +110,36 @@ def atomic_output(
         if fsync:
             _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, Exception) and not isinstance(exc, DiskFullError) and _is_disk_full(exc):
+            raise _disk_full_error(path) from exc
         raise
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it was raised from/during is an ENOSPC/EDQUOT OSError
+    (torch reports a full disk as a RuntimeError raised while handling the OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _disk_full_error(path: Path) -> DiskFullError:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(
+        errno.ENOSPC,
+        f"No space left on device writing {path} ({free}); nothing was written there, "
+        "free some space and rerun",
+    )
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:

@@ -27,3 +27,12 @@ class CheckpointError(SsimreconError):
 
 class ConfigError(SsimreconError):
     """The experiment config, or the settings a stage was handed, are invalid; names the key."""
+
+
+class DiskFullError(SsimreconError, OSError):
+    """A write ran out of disk space (ENOSPC/EDQUOT); the message names the file not written.
+
+    Also an :class:`OSError` (``errno`` ENOSPC), so callers that handle I/O errors still see it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)

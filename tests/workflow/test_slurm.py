@@ -365,6 +365,60 @@ def test_training_cancelled_by_scancel_is_retried_and_resumes(
     assert len(history) == 1 + epochs
 
 
+def test_time_limit_warning_sigusr1_saves_state_and_the_retry_resumes(
+    cluster: Cluster, workspace: Workspace, tmp_path: Path
+) -> None:
+    """The profile asks SLURM for SIGUSR1 before a training job's time limit (sbatch --signal via
+    slurm_extra); it reaches the training inside the job step, which saves its state mid-epoch and
+    exits, and the retry resumes at that batch. The test shortens the limit to 1 minute and the
+    warning to 50 s before it (the profile's 300 s would come at once); the time limit's own
+    SIGTERM would make the retry say "saved on SIGTERM" instead."""
+    workspace.config["networks"].pop("Net-mse-dssim")
+    workspace.write_config({"training": {"epochs": 500}})
+    out = f"results/{workspace.config['experiment']}"
+    workspace.snakemake("--cores", "2", f"{out}/split.csv")
+    split = (workspace.results / "split.csv").read_text().splitlines()[1:]
+    workspace.snakemake(
+        "--cores", "2", *(f"{out}/shards/{line.split(',')[0]}.h5" for line in split)
+    )
+    config_home = install_slurm_profile(workspace, tmp_path / "config")
+    profile_path = config_home / "snakemake" / "slurm" / "profile.yaml"
+    profile = yaml.safe_load(profile_path.read_text())
+    asked = profile["set-resources"]["train"]["slurm_extra"]
+    assert re.fullmatch(r"'--signal=USR1@(\d+)'", asked), asked
+    profile["set-resources"]["train"].update(
+        {"runtime": 1, "slurm_extra": asked.replace(asked.split("@")[1][:-1], "50")}
+    )
+    profile_path.write_text(yaml.safe_dump(profile, sort_keys=False))
+
+    # Snakemake replaces a job's log when it retries the job, so the evidence is the retry's
+    # "resuming ... (last.pt, saved on SIGUSR1)", read from the state the signalled attempt wrote.
+    log = workspace.results / "logs" / "train" / "Net-mse.log"
+    resumed_after_signal = re.compile(
+        r"resuming Net-mse from epoch \d+ batch \d+ \(\S+, saved on (SIG\w+)\)"
+    )
+    run = Run(workspace, config_home, tmp_path / "snakemake.log", f"{out}/models/Net-mse/best.pt")
+    try:
+        _wait_for(
+            lambda: log.exists() and resumed_after_signal.search(log.read_text()) is not None,
+            240,
+            "a retry that resumes from a state saved on a signal",
+            run,
+        )
+    finally:
+        run.stop()
+    assert resumed_after_signal.search(log.read_text()).group(1) == "SIGUSR1"
+    # Each attempt was its own SLURM job with the 1-minute limit and a GPU request.
+    train_jobs = [
+        job
+        for job in cluster.jobs()
+        if job.get("JobName") == run.run_id() and job["Comment"].startswith("rule_train")
+    ]
+    assert len(train_jobs) >= 2, train_jobs
+    assert all(job["TimeLimit"] == "00:01:00" for job in train_jobs), train_jobs
+    assert all("gpu:1" in job.get("TresPerJob", "") for job in train_jobs)
+
+
 def test_invalid_config_fails_before_any_job_is_submitted(
     cluster: Cluster, workspace: Workspace, tmp_path: Path
 ) -> None:

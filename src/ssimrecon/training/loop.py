@@ -16,11 +16,8 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
   SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
   fingerprint is resumed (bit-identical on CPU), another is moved aside to ``last.pt.stale``.
   Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
-* history.csv is rewritten after every epoch (columns:
-  :func:`~ssimrecon.training.state.history_columns`): the composite ``train_loss``/``val_loss`` next
-  to each unweighted term (``train_mse``, ``val_dssim``, ...: slice means, so the composite is the
-  weighted sum of its terms); ``seconds`` is the epoch's wall time (training + validation),
-  ``slices_per_s`` the training throughput.
+* history.csv (rewritten every epoch; :func:`~ssimrecon.training.state.history_columns`): composite
+  losses, each unweighted term (slice means), ``seconds`` (epoch wall time), ``slices_per_s``.
 """
 
 from __future__ import annotations
@@ -234,12 +231,14 @@ class Trainer:
         self.acc = dict(state["accumulators"])
         set_rng_state(state["rng"], self.device)
         self.resumed_from = [self.start_epoch, self.start_batch]
+        stopped_by = f", saved on {state['stopped_by']}" if state.get("stopped_by") else ""
         log.info(
-            "resuming %s from epoch %d batch %d (%s)",
+            "resuming %s from epoch %d batch %d (%s%s)",
             self.network,
             self.start_epoch + 1,
             self.start_batch,
             self.last_path,
+            stopped_by,
         )
         if self.best["epoch"] is not None and self.state_best.exists():
             if not self.best_path.exists():
@@ -442,6 +441,7 @@ class Trainer:
             best=self.best,
             history=self.history,
             accumulators=self.acc,
+            stopped_by=signal.Signals(self.stop.signum).name if self.stop.signum else None,
         )
 
     def _interrupt(self, epoch: int, next_batch: int) -> TrainingInterrupted:

@@ -179,10 +179,13 @@ def save_state(
     best: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     accumulators: Mapping[str, Any],
+    stopped_by: str | None = None,
 ) -> None:
     """Write the resumable state atomically; a resumed run starts at (``epoch``, ``next_batch``),
-    0-based. The state it replaces is kept as ``last.prev.pt`` (:func:`previous_path`), the fallback
-    when ``last.pt`` cannot be read."""
+    0-based. ``stopped_by``: the signal name (e.g. ``"SIGUSR1"``) when the run stopped on one, so
+    that the attempt which resumes can say why the previous one ended (a job's log is replaced by
+    the retry's). The state it replaces is kept as ``last.prev.pt`` (:func:`previous_path`), the
+    fallback when ``last.pt`` cannot be read."""
     state = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -196,6 +199,7 @@ def save_state(
         "history": [dict(r) for r in history],
         "rng": rng_state(device),
         "accumulators": dict(accumulators),
+        "stopped_by": stopped_by,
     }
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -206,3 +206,30 @@ def test_shard_job_killed_mid_run_is_not_accepted(workspace: Workspace, tmp_path
     from ssimrecon.kspace.shards import validate_shard
 
     validate_shard(shard)
+
+
+def test_a_second_run_in_the_same_folder_is_refused_and_the_first_finishes(
+    workspace: Workspace,
+) -> None:
+    """Two Snakemake runs over the same outputs would overwrite each other's files: while the first
+    runs, a second is refused (incomplete files), and so is one with --rerun-incomplete (the
+    lock); the first is not disturbed."""
+    first = _start(workspace, "--cores", "2")
+    try:
+        _wait_for(lambda: (workspace.results / "logs").exists(), 120, "the first run's jobs", first)
+        # Snakemake sees the first run's outputs marked incomplete and refuses; its message
+        # suggests --rerun-incomplete, which would rebuild them under the first run: the lock
+        # refuses that too.
+        second = workspace.snakemake("--cores", "2", check=False, timeout=300)
+        assert second.returncode != 0
+        refused = second.stdout + second.stderr
+        assert "IncompleteFilesException" in refused or "Directory cannot be locked" in refused
+        third = workspace.snakemake("--cores", "2", "--rerun-incomplete", check=False, timeout=300)
+        assert third.returncode != 0
+        assert "Directory cannot be locked" in third.stdout + third.stderr
+        out, _ = first.communicate(timeout=900)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert first.returncode == 0, out[-4000:]
+    assert (workspace.results / "table1.csv").exists()

@@ -17,7 +17,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-from ssimrecon.errors import ConfigError
+from ssimrecon.data.sources import list_source
+from ssimrecon.errors import ConfigError, VolumeError
+
+#: the config keys of local sources, read in place (bids, folder) or extracted (tar)
+LOCAL_SOURCES = ("bids", "folder", "tar")
 
 
 def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
@@ -61,6 +65,13 @@ def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
         message = f"config key '{key}': the name must match {' or '.join(patterns)}"
     elif first.validator == "additionalProperties":
         message = f"unknown key '{key}'"
+    elif (
+        "then" in first.schema_path
+        and isinstance(first.schema, dict)
+        and first.schema.get("description")
+    ):
+        # a rule between keys (if/then): the sub-schema's description says it
+        message = f"config key '{key}': {first.schema['description']}"
     else:
         message = f"config key '{key}': {first.message}"
     raise ConfigError(message)
@@ -79,15 +90,7 @@ def check_config(config: dict[str, Any], schema_path: Path | str) -> dict[str, A
 
 def check_consistency(config: dict[str, Any]) -> None:
     """Cross-key checks the schema cannot express (split vs. subjects, baseline, crop, source)."""
-    source = config.get("source", {})
-    if not source.get("demo") and not source.get("url"):
-        raise ConfigError("config key 'source.url': required unless 'source.demo' is set")
-    split = config["split"]
-    n_subjects = source.get("n_subjects")
-    if source.get("demo"):
-        n_subjects = source["demo"]["subjects"]
-    if n_subjects is not None:
-        _check_split_counts(split, n_subjects, len(config.get("exclude", [])))
+    _check_source(config)
     baseline = config["evaluation"]["baseline"]
     if baseline not in config["networks"]:
         raise ConfigError(
@@ -124,12 +127,56 @@ def check_consistency(config: dict[str, Any]) -> None:
         )
 
 
-def _check_split_counts(split: dict[str, Any], n_subjects: int, n_excluded: int) -> None:
-    """Train + val + test (at least one test subject) must fit in the subjects not excluded."""
-    available = n_subjects - n_excluded
+def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:
+    """(layout, path) of the local source (``source.bids``, ``.folder`` or ``.tar``; ``~``
+    expanded), or None when the source is ``url`` or ``demo``."""
+    for layout in LOCAL_SOURCES:
+        if source.get(layout):
+            return layout, Path(source[layout]).expanduser()
+    return None
+
+
+def _check_source(config: dict[str, Any]) -> None:
+    """One source given, a local one existing; split sizes against the subjects it holds
+    (``n_subjects``, the demo's count, or the volumes a BIDS dataset or folder holds now)."""
+    source = config.get("source", {})
+    local = local_source(source)
+    if not source.get("demo") and not source.get("url") and local is None:
+        raise ConfigError(
+            "config key 'source.url': required unless 'source.demo', 'source.bids', "
+            "'source.folder' or 'source.tar' is set"
+        )
+    split, exclude = config["split"], list(config.get("exclude", []))
+    n_subjects = source["demo"]["subjects"] if source.get("demo") else source.get("n_subjects")
+    if local is not None:
+        layout, path = local
+        key = f"source.{layout}"
+        wanted_kind = path.is_file() if layout == "tar" else path.is_dir()
+        if not wanted_kind:
+            what = "file" if layout == "tar" else "folder"
+            problem = "does not exist" if not path.exists() else f"is not a {what}"
+            raise ConfigError(f"config key '{key}': {path} {problem}")
+        if n_subjects is None and layout != "tar":
+            try:
+                files = list_source(layout, path)
+            except VolumeError as exc:
+                raise ConfigError(f"config key '{key}': {exc}") from None
+            excluded = sum(1 for f in files if f.names() & set(exclude))
+            origin = f"the {len(files) - excluded} volumes found under '{key}' ({len(files)} "
+            origin += f"minus {excluded} excluded)"
+            _check_split_counts(split, len(files) - excluded, origin)
+            return
+    if n_subjects is not None:
+        available = n_subjects - len(exclude)
+        origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "
+        origin += f"{len(exclude)} excluded)"
+        _check_split_counts(split, available, origin)
+
+
+def _check_split_counts(split: dict[str, Any], available: int, origin: str) -> None:
+    """Train + val + test (at least one test subject) must fit in the ``available`` subjects
+    (``origin`` says where that count comes from)."""
     wanted = split["n_train"] + split["n_val"]
-    origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "
-    origin += f"{n_excluded} excluded)"
     if wanted >= available:
         raise ConfigError(
             f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + "

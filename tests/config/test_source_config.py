@@ -1,0 +1,82 @@
+"""config.check on the source: one source only, a local path that exists, and split sizes checked
+against the volumes a BIDS dataset or folder holds, all before any job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ssimrecon.config.check import check_config
+from ssimrecon.errors import ConfigError
+from tests.helpers import REPO, deep_merge, write_tiny_bids
+
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+#: what an overlay on config.yaml sets besides its local source
+LOCAL = {"url": None, "md5": None, "n_subjects": None}
+
+
+def paper(overrides: dict) -> dict:
+    return deep_merge(yaml.safe_load((REPO / "config.yaml").read_text()), overrides)
+
+
+@pytest.mark.parametrize("layout", ["bids", "folder", "tar"])
+def test_a_missing_local_source_is_one_line_naming_key_and_path(
+    layout: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no such dir"
+    with pytest.raises(ConfigError) as info:
+        check_config(paper({"source": {**LOCAL, layout: str(missing)}}), SCHEMA)
+    assert str(info.value) == f"config key 'source.{layout}': {missing} does not exist"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "other"),
+    [
+        ({"url": "http://x/IXI.tar"}, "url", "bids"),
+        ({"demo": {}}, "demo", "bids"),
+        ({"folder": "x"}, "bids", "folder"),  # the first key in order is named
+    ],
+)
+def test_a_local_source_excludes_url_demo_and_the_others(
+    extra: dict, key: str, other: str, tmp_path: Path
+) -> None:
+    config = paper({"source": {**LOCAL, "bids": str(write_tiny_bids(tmp_path / "ds")), **extra}})
+    with pytest.raises(ConfigError) as info:
+        check_config(config, SCHEMA)
+    assert str(info.value) == (
+        f"config key 'source.{key}': must be null or absent when 'source.{other}' is set"
+    )
+
+
+def test_the_shipped_url_with_a_local_source_is_refused(tmp_path: Path) -> None:
+    """An overlay that forgets ``md5: null`` or ``url: null`` is told which key."""
+    with pytest.raises(ConfigError, match=r"^config key 'source.md5': must be null"):
+        check_config(paper({"source": {"tar": str(tmp_path)}}), SCHEMA)
+    with pytest.raises(ConfigError, match=r"^config key 'source.url': must be null"):
+        check_config(paper({"source": {"tar": str(tmp_path), "md5": None}}), SCHEMA)
+
+
+def test_wrong_kind_of_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'source.tar': .* is not a file$"):
+        check_config(paper({"source": {**LOCAL, "tar": str(tmp_path)}}), SCHEMA)
+    (tmp_path / "a.tar").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"'source.bids': .* is not a folder$"):
+        check_config(paper({"source": {**LOCAL, "bids": str(tmp_path / "a.tar")}}), SCHEMA)
+
+
+def test_split_sizes_are_checked_against_the_volumes_found(tmp_path: Path) -> None:
+    """8 T1w volumes, one excluded: 6 + 1 leave none for test; 5 + 1 leave one."""
+    root = write_tiny_bids(tmp_path / "ds")
+    source = {"source": {**LOCAL, "bids": str(root)}, "exclude": ["sub-05"]}
+    with pytest.raises(ConfigError, match=r"leave no test subject of the 7 volumes found under"):
+        check_config(paper({**source, "split": {"n_train": 6, "n_val": 1}}), SCHEMA)
+    config = check_config(paper({**source, "split": {"n_train": 5, "n_val": 1}}), SCHEMA)
+    assert config["source"]["bids"] == str(root)
+
+
+def test_a_bids_dataset_without_t1w_volumes_is_refused_before_any_job(tmp_path: Path) -> None:
+    (tmp_path / "ds" / "sub-01" / "anat").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"^config key 'source.bids': no sub-"):
+        check_config(paper({"source": {**LOCAL, "bids": str(tmp_path / "ds")}}), SCHEMA)

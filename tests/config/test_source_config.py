@@ -10,7 +10,7 @@ import yaml
 
 from ssimrecon.config.check import check_config
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, deep_merge, write_tiny_bids
+from tests.helpers import REPO, deep_merge, tiny_volume, write_nifti, write_tiny_bids
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 #: what an overlay on config.yaml sets besides its local source
@@ -80,3 +80,21 @@ def test_a_bids_dataset_without_t1w_volumes_is_refused_before_any_job(tmp_path: 
     (tmp_path / "ds" / "sub-01" / "anat").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"^config key 'source.bids': no sub-"):
         check_config(paper({"source": {**LOCAL, "bids": str(tmp_path / "ds")}}), SCHEMA)
+
+
+def test_the_bids_example_overlay_names_its_path_until_edited(tmp_path: Path) -> None:
+    """config.bids-example.yaml on config.yaml: unedited, a one-line error naming the key and the
+    placeholder path; pointed at a 30-volume BIDS dataset, valid (20 / 5 / 5)."""
+    overlay = yaml.safe_load((REPO / "config.bids-example.yaml").read_text())
+    with pytest.raises(ConfigError) as info:
+        check_config(paper(overlay), SCHEMA)
+    assert str(info.value) == (
+        f"config key 'source.bids': {overlay['source']['bids']} does not exist"
+    )
+    root = tmp_path / "ds"
+    for index in range(30):
+        write_nifti(
+            root / f"sub-{index:02d}/anat/sub-{index:02d}_T1w.nii.gz", tiny_volume((4,) * 3)
+        )
+    config = check_config(paper(deep_merge(overlay, {"source": {"bids": str(root)}})), SCHEMA)
+    assert config["experiment"] == "bids-example" and config["source"]["url"] is None

@@ -76,10 +76,15 @@ def test_split_sizes_are_checked_against_the_volumes_found(tmp_path: Path) -> No
     assert config["source"]["bids"] == str(root)
 
 
-def test_a_bids_dataset_without_t1w_volumes_is_refused_before_any_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n_subjects", [None, 10])
+def test_a_bids_dataset_without_t1w_volumes_is_refused_before_any_job(
+    tmp_path: Path, n_subjects: int | None
+) -> None:
+    """Also when n_subjects is given: the dataset is listed before any job either way."""
     (tmp_path / "ds" / "sub-01" / "anat").mkdir(parents=True)
+    source = {**LOCAL, "bids": str(tmp_path / "ds"), "n_subjects": n_subjects}
     with pytest.raises(ConfigError, match=r"^config key 'source.bids': no sub-"):
-        check_config(paper({"source": {**LOCAL, "bids": str(tmp_path / "ds")}}), SCHEMA)
+        check_config(paper({"source": source, "split": {"n_train": 2, "n_val": 2}}), SCHEMA)
 
 
 def test_the_bids_example_overlay_names_its_path_until_edited(tmp_path: Path) -> None:
@@ -98,3 +103,14 @@ def test_the_bids_example_overlay_names_its_path_until_edited(tmp_path: Path) ->
         )
     config = check_config(paper(deep_merge(overlay, {"source": {"bids": str(root)}})), SCHEMA)
     assert config["experiment"] == "bids-example" and config["source"]["url"] is None
+
+
+def test_a_dangling_link_in_the_dataset_is_named_before_any_job(tmp_path: Path) -> None:
+    """A git-annex volume that was never fetched is a link to nothing."""
+    root = write_tiny_bids(tmp_path / "ds")
+    link = root / "sub-09/anat/sub-09_T1w.nii.gz"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tmp_path / "annex" / "missing")
+    source = {**LOCAL, "bids": str(root), "n_subjects": 9}
+    with pytest.raises(ConfigError, match=rf"^config key 'source.bids': {link}: cannot read"):
+        check_config(paper({"source": source, "split": {"n_train": 2, "n_val": 2}}), SCHEMA)

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from ssimrecon.data.sources import list_source
+from ssimrecon.data.sources import SourceFile, list_source, source_fingerprint
 from ssimrecon.errors import ConfigError, VolumeError
 
 #: the config keys of local sources, read in place (bids, folder) or extracted (tar)
@@ -137,8 +137,9 @@ def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:
 
 
 def _check_source(config: dict[str, Any]) -> None:
-    """One source given, a local one existing; split sizes against the subjects it holds
-    (``n_subjects``, the demo's count, or the volumes a BIDS dataset or folder holds now)."""
+    """One source given, a local one existing (a BIDS dataset or folder holding volumes); split
+    sizes against the subjects it holds (``n_subjects``, the demo's count, or, with
+    ``n_subjects: null``, the volumes a BIDS dataset or folder holds now)."""
     source = config.get("source", {})
     local = local_source(source)
     if not source.get("demo") and not source.get("url") and local is None:
@@ -146,31 +147,39 @@ def _check_source(config: dict[str, Any]) -> None:
             "config key 'source.url': required unless 'source.demo', 'source.bids', "
             "'source.folder' or 'source.tar' is set"
         )
-    split, exclude = config["split"], list(config.get("exclude", []))
+    split, exclude = config["split"], set(config.get("exclude", []))
     n_subjects = source["demo"]["subjects"] if source.get("demo") else source.get("n_subjects")
-    if local is not None:
-        layout, path = local
-        key = f"source.{layout}"
-        wanted_kind = path.is_file() if layout == "tar" else path.is_dir()
-        if not wanted_kind:
-            what = "file" if layout == "tar" else "folder"
-            problem = "does not exist" if not path.exists() else f"is not a {what}"
-            raise ConfigError(f"config key '{key}': {path} {problem}")
-        if n_subjects is None and layout != "tar":
-            try:
-                files = list_source(layout, path)
-            except VolumeError as exc:
-                raise ConfigError(f"config key '{key}': {exc}") from None
-            excluded = sum(1 for f in files if f.names() & set(exclude))
-            origin = f"the {len(files) - excluded} volumes found under '{key}' ({len(files)} "
-            origin += f"minus {excluded} excluded)"
-            _check_split_counts(split, len(files) - excluded, origin)
-            return
-    if n_subjects is not None:
+    found = _local_volumes(*local) if local is not None else None
+    if n_subjects is None and found is not None:
+        key, files = f"source.{local[0]}", found
+        excluded = sum(1 for f in files if f.names() & exclude)
+        origin = f"the {len(files) - excluded} volumes found under '{key}' ({len(files)} "
+        origin += f"minus {excluded} excluded)"
+        _check_split_counts(split, len(files) - excluded, origin)
+    elif n_subjects is not None:
         available = n_subjects - len(exclude)
         origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "
         origin += f"{len(exclude)} excluded)"
         _check_split_counts(split, available, origin)
+
+
+def _local_volumes(layout: str, path: Path) -> list[SourceFile] | None:
+    """The volumes of a BIDS dataset or folder (None for a tar: the extract job lists its
+    members); ConfigError naming ``source.<layout>`` and the path when it is missing, of the
+    wrong kind, holds no volume or a volume that cannot be reached."""
+    key = f"source.{layout}"
+    if not (path.is_file() if layout == "tar" else path.is_dir()):
+        what = "file" if layout == "tar" else "folder"
+        problem = "does not exist" if not path.exists() else f"is not a {what}"
+        raise ConfigError(f"config key '{key}': {path} {problem}")
+    if layout == "tar":
+        return None
+    try:
+        files = list_source(layout, path)
+        source_fingerprint(files)  # every volume can be reached (a dangling link is named)
+        return files
+    except VolumeError as exc:
+        raise ConfigError(f"config key '{key}': {exc}") from None
 
 
 def _check_split_counts(split: dict[str, Any], available: int, origin: str) -> None:

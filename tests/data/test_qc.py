@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -15,7 +16,7 @@ import pytest
 
 from ssimrecon import cli
 from ssimrecon.data.archive import safe_extract
-from ssimrecon.data.qc import COLUMNS, build_subjects_table, inspect_volume, parse_ixi_name
+from ssimrecon.data.qc import COLUMNS, VOLUME_COLUMNS, build_subjects_table, inspect_volume
 from ssimrecon.errors import VolumeError
 from tests.helpers import (
     corrupt_nifti_bytes,
@@ -26,19 +27,12 @@ from tests.helpers import (
 )
 
 
-def test_parse_ixi_name() -> None:
-    assert parse_ixi_name("IXI002-Guys-0828-T1.nii.gz") == ("IXI002", "Guys")
-    assert parse_ixi_name("IXI640-HH-2788-T1.nii.gz") == ("IXI640", "HH")
-    assert parse_ixi_name("brain.nii.gz") == ("brain", "unknown")
-
-
 def test_inspect_volume_describes_the_file(tmp_path: Path) -> None:
     data = tiny_volume((12, 10, 6), seed=3)
     data[0, 0, 0], data[1, 0, 0] = -5.0, 1234.5
     path = write_nifti(tmp_path / "IXI017-IOP-0898-T1.nii.gz", data, zooms=(0.9375, 0.9375, 1.2))
     row = inspect_volume(path)
-    assert list(row) == COLUMNS
-    assert row["subject"] == "IXI017" and row["site"] == "IOP" and row["file"] == str(path)
+    assert list(row) == VOLUME_COLUMNS
     assert row["shape"] == "12x10x6"
     assert row["voxel_size"] == "0.9375x0.9375x1.2"
     assert row["orientation"] == "".join(nib.aff2axcodes(nib.load(path).affine)) == "PSR"
@@ -107,11 +101,18 @@ def test_relative_input_dir_gives_relative_paths(
     assert all(f.startswith("IXI-T1" + os.sep) for f in table["file"])
 
 
-def test_duplicate_subject_and_empty_dir(tmp_path: Path) -> None:
+def test_duplicate_subject_gets_a_suffix_and_empty_dir_fails(tmp_path: Path) -> None:
+    """The same IXI id in two files: the first path keeps it, the other is told apart by its
+    path (see tests/data/test_ids.py); each row records where it came from."""
     write_nifti(tmp_path / "a" / "IXI002-Guys-0828-T1.nii.gz", tiny_volume((6, 6, 4)))
     write_nifti(tmp_path / "b" / "IXI002-HH-0900-T1.nii.gz", tiny_volume((6, 6, 4)))
-    with pytest.raises(VolumeError, match="duplicate subject IXI002"):
-        build_subjects_table(tmp_path, set())
+    table = build_subjects_table(tmp_path, set())
+    assert table["subject"][0] == "IXI002" and table["site"].tolist() == ["Guys", "HH"]
+    assert re.fullmatch(r"IXI002-[0-9a-f]{6}", table["subject"][1])
+    assert table["source_name"].tolist() == [
+        "a/IXI002-Guys-0828-T1.nii.gz",
+        "b/IXI002-HH-0900-T1.nii.gz",
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(VolumeError, match="empty"):
         build_subjects_table(tmp_path / "empty", set())
@@ -133,13 +134,6 @@ def test_cli_writes_csv(
     assert list(table.columns) == COLUMNS
     assert "IXI013" not in set(table["subject"]) and len(table) == 3
     assert sorted(p.name for p in output.parent.iterdir()) == ["subjects.csv"]  # no temp file left
-
-
-def test_other_names_give_wildcard_safe_subject_ids() -> None:
-    assert parse_ixi_name("IXI002-Guys-0828-T1.nii") == ("IXI002", "Guys")
-    assert parse_ixi_name("sub-01_T1w.nii.gz") == ("sub-01_T1w", "unknown")
-    assert parse_ixi_name("sub 01; touch X$(y).nii") == ("sub-01-touch-X-y", "unknown")
-    assert parse_ixi_name("..nii.gz") == ("unnamed", "unknown")
 
 
 def test_uncompressed_nifti_is_read_not_ignored(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from ssimrecon.config.check import check_config
+from ssimrecon.config.check import check_config, local_source
+from ssimrecon.data.sources import list_source, source_fingerprint
 from ssimrecon.errors import ConfigError
 from ssimrecon.kspace.shards import FORMAT_VERSION as SHARD_FORMAT_VERSION
 
@@ -53,11 +54,45 @@ def source_settings() -> dict:
             "url": f"{OUT}/source/IXI-T1-demo.tar",
             "md5_file": f"{OUT}/source/IXI-T1-demo.tar.md5",
         }
-    return {"url": config["source"]["url"], "md5": config["source"].get("md5")}
+    return {"url": config["source"].get("url"), "md5": config["source"].get("md5")}
 
 
 def archive_name() -> str:
-    return os.path.basename(urlparse(source_settings()["url"]).path)
+    """File name of the downloaded archive (a placeholder when the source is local)."""
+    return os.path.basename(urlparse(source_settings()["url"] or "").path) or "archive.tar"
+
+
+#: (layout, path) of a local source (source.bids, .folder or .tar), None for url and demo
+LOCAL_SOURCE = local_source(config["source"])
+#: where QC's list of files comes from when the source is a BIDS dataset or a folder
+MANIFEST = f"{OUT}/source/manifest.csv"
+
+
+def reads_in_place() -> bool:
+    """A BIDS dataset or folder: QC reads the files where they are, from the manifest."""
+    return LOCAL_SOURCE is not None and LOCAL_SOURCE[0] in ("bids", "folder")
+
+
+def source_fingerprint_param(wildcards) -> str:
+    """Changes when a file of the local source is added, removed, renamed or rewritten, so that
+    the source_manifest job (and everything after it) reruns then, and only then."""
+    return source_fingerprint(list_source(*LOCAL_SOURCE))
+
+
+def archive_input(wildcards) -> str:
+    """What the extract job unpacks: the local source.tar (read in place) or the download."""
+    if LOCAL_SOURCE is not None and LOCAL_SOURCE[0] == "tar":
+        return str(LOCAL_SOURCE[1])
+    return f"{OUT}/raw/{archive_name()}"
+
+
+def qc_input(wildcards) -> str:
+    return MANIFEST if reads_in_place() else f"{OUT}/nifti"
+
+
+def qc_source_option(wildcards) -> list[str]:
+    """`--manifest F` or `--input-dir D`; a list, so that `{params.source:q}` quotes each."""
+    return ["--manifest", MANIFEST] if reads_in_place() else ["--input-dir", f"{OUT}/nifti"]
 
 
 def split_subjects(which: str) -> list[str]:

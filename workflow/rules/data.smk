@@ -1,9 +1,11 @@
-# Stage 1-3: get the archive, extract it safely, check every volume, split subjects into train
-# (weights), val (checkpoint) and test (Table 1).
+# Stage 1-3: get the volumes, check every one, split subjects into train (weights), val
+# (checkpoint) and test (Table 1). The source is one of: the IXI archive (download + extract), the
+# demo archive, a local tar (extract), or a BIDS dataset / folder read in place (source_manifest).
 # Every value that reaches the shell is quoted ({...:q}); config values travel as one JSON string.
 
 
 localrules:
+    source_manifest,
     split,
 
 
@@ -49,9 +51,32 @@ rule download:
         "2> {log:q}"
 
 
+# A BIDS dataset or folder is never copied or written to: this rule lists its volumes and their
+# subject ids. It has no input (Snakemake would see a folder's own mtime only); the params
+# fingerprint (every file's path, size and mtime) makes it rerun when, and only when, a volume is
+# added, removed, renamed or rewritten.
+rule source_manifest:
+    output:
+        MANIFEST,
+    log:
+        f"{OUT}/logs/source_manifest.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        layout=lambda wc: LOCAL_SOURCE[0],
+        root=lambda wc: str(LOCAL_SOURCE[1]),
+        fingerprint=source_fingerprint_param,
+    shell:
+        "ssimrecon source-manifest --layout {params.layout:q} --root {params.root:q} "
+        "--output {output:q} 2> {log:q}"
+
+
 rule extract:
     input:
-        rules.download.output,
+        archive_input,
     output:
         directory(f"{OUT}/nifti"),
     log:
@@ -69,7 +94,7 @@ rule extract:
 
 rule qc:
     input:
-        rules.extract.output,
+        qc_input,
     output:
         f"{OUT}/subjects.csv",
     log:
@@ -82,9 +107,10 @@ rule qc:
         mem_mb=4000,
         runtime=60,  # reads every volume once
     params:
+        source=qc_source_option,
         config=lambda wc: as_json({"exclude": config["exclude"]}),
     shell:
-        "ssimrecon qc --input-dir {input:q} --output {output:q} --config-json {params.config:q} "
+        "ssimrecon qc {params.source:q} --output {output:q} --config-json {params.config:q} "
         "2> {log:q}"
 
 

@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-archive": ("ssimrecon.cli.data:demo_archive", "build the IXI-shaped demo archive"),
     "download": ("ssimrecon.cli.data:download", "download the archive (resumable, MD5-checked)"),
     "extract": ("ssimrecon.cli.data:extract", "extract a .tar/.tar.gz archive safely"),
+    "source-manifest": (
+        "ssimrecon.cli.data:source_manifest",
+        "list a local BIDS dataset or folder of NIfTI files (read in place)",
+    ),
     "qc": ("ssimrecon.cli.data:qc", "check every NIfTI volume -> subjects.csv"),
     "split": ("ssimrecon.cli.data:split", "seeded train/validation split -> split.csv"),
     "mask": ("ssimrecon.cli.kspace:mask", "seeded variable-density undersampling mask"),

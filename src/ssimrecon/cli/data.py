@@ -1,4 +1,5 @@
-"""Commands of workflow/rules/data.smk: demo-archive, download, extract, qc, split.
+"""Commands of workflow/rules/data.smk: demo-archive, download, extract, source-manifest, qc,
+split.
 
 Each function parses its arguments first and imports its library module afterwards, so that
 ``--help`` stays fast.
@@ -106,22 +107,53 @@ def extract(argv: list[str]) -> int:
     return 0
 
 
-def qc(argv: list[str]) -> int:
-    """``ssimrecon qc --input-dir D --output subjects.csv --config-json {"exclude": [...]}``."""
+def source_manifest(argv: list[str]) -> int:
+    """``ssimrecon source-manifest --layout bids|folder --root R --output manifest.csv``."""
     parser = argparse.ArgumentParser(
-        prog="ssimrecon qc", description="Check extracted NIfTI volumes -> subjects.csv."
+        prog="ssimrecon source-manifest",
+        description="List the volumes of a local BIDS dataset or folder (read in place, never "
+        "written) with their subject ids -> manifest.csv, the files QC reads.",
     )
-    parser.add_argument(
-        "--input-dir", required=True, type=Path, help="directory with extracted *.nii.gz"
+    parser.add_argument("--layout", required=True, choices=("bids", "folder"))
+    parser.add_argument("--root", required=True, type=Path, help="dataset root or folder")
+    parser.add_argument("--output", required=True, type=Path, help="manifest.csv to write")
+    args = parser.parse_args(argv)
+    from ssimrecon.data.sources import list_source, write_manifest
+
+    files = list_source(args.layout, args.root.absolute())
+    write_manifest(files, args.output)
+    log.info(
+        "wrote %s: %d volumes of %s source %s", args.output, len(files), args.layout, args.root
+    )
+    return 0
+
+
+def qc(argv: list[str]) -> int:
+    """``ssimrecon qc (--input-dir D | --manifest M) --output subjects.csv --config-json
+    {"exclude": [...]}``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon qc", description="Check every NIfTI volume of a source -> subjects.csv."
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--input-dir", type=Path, help="folder of *.nii.gz / *.nii (e.g. the extracted archive)"
+    )
+    where.add_argument(
+        "--manifest", type=Path, help="manifest.csv from `ssimrecon source-manifest`"
     )
     parser.add_argument("--output", required=True, type=Path, help="subjects.csv to write")
-    add_config_json(parser, "{exclude: [subject id or file name, ...]}")
+    add_config_json(parser, "{exclude: [subject id, relative path or file name, ...]}")
     args = parser.parse_args(argv)
     settings = load_settings(args.config_json, QcSettings, "config")
     from ssimrecon.atomic import write_csv_atomic
-    from ssimrecon.data.qc import build_subjects_table
+    from ssimrecon.data.qc import build_subjects_table, subjects_table
+    from ssimrecon.data.sources import read_manifest
 
-    table = build_subjects_table(args.input_dir, set(settings.exclude))
+    if args.manifest is not None:
+        files = read_manifest(args.manifest)
+        table = subjects_table(files, set(settings.exclude), str(args.manifest))
+    else:
+        table = build_subjects_table(args.input_dir, set(settings.exclude))
     write_csv_atomic(table, args.output)
     log.info("wrote %s (%d subjects)", args.output, len(table))
     return 0

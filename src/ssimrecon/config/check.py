@@ -17,7 +17,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-from ssimrecon.errors import ConfigError
+from ssimrecon.data.sources import SourceFile, list_source, source_fingerprint
+from ssimrecon.errors import ConfigError, VolumeError
+
+#: the config keys of local sources, read in place (bids, folder) or extracted (tar)
+LOCAL_SOURCES = ("bids", "folder", "tar")
 
 
 def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
@@ -61,6 +65,13 @@ def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
         message = f"config key '{key}': the name must match {' or '.join(patterns)}"
     elif first.validator == "additionalProperties":
         message = f"unknown key '{key}'"
+    elif (
+        "then" in first.schema_path
+        and isinstance(first.schema, dict)
+        and first.schema.get("description")
+    ):
+        # a rule between keys (if/then): the sub-schema's description says it
+        message = f"config key '{key}': {first.schema['description']}"
     else:
         message = f"config key '{key}': {first.message}"
     raise ConfigError(message)
@@ -79,15 +90,7 @@ def check_config(config: dict[str, Any], schema_path: Path | str) -> dict[str, A
 
 def check_consistency(config: dict[str, Any]) -> None:
     """Cross-key checks the schema cannot express (split vs. subjects, baseline, crop, source)."""
-    source = config.get("source", {})
-    if not source.get("demo") and not source.get("url"):
-        raise ConfigError("config key 'source.url': required unless 'source.demo' is set")
-    split = config["split"]
-    n_subjects = source.get("n_subjects")
-    if source.get("demo"):
-        n_subjects = source["demo"]["subjects"]
-    if n_subjects is not None:
-        _check_split_counts(split, n_subjects, len(config.get("exclude", [])))
+    _check_source(config)
     baseline = config["evaluation"]["baseline"]
     if baseline not in config["networks"]:
         raise ConfigError(
@@ -124,12 +127,65 @@ def check_consistency(config: dict[str, Any]) -> None:
         )
 
 
-def _check_split_counts(split: dict[str, Any], n_subjects: int, n_excluded: int) -> None:
-    """Train + val + test (at least one test subject) must fit in the subjects not excluded."""
-    available = n_subjects - n_excluded
+def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:
+    """(layout, path) of the local source (``source.bids``, ``.folder`` or ``.tar``; ``~``
+    expanded), or None when the source is ``url`` or ``demo``."""
+    for layout in LOCAL_SOURCES:
+        if source.get(layout):
+            return layout, Path(source[layout]).expanduser()
+    return None
+
+
+def _check_source(config: dict[str, Any]) -> None:
+    """One source given, a local one existing (a BIDS dataset or folder holding volumes); split
+    sizes against the subjects it holds (``n_subjects``, the demo's count, or, with
+    ``n_subjects: null``, the volumes a BIDS dataset or folder holds now)."""
+    source = config.get("source", {})
+    local = local_source(source)
+    if not source.get("demo") and not source.get("url") and local is None:
+        raise ConfigError(
+            "config key 'source.url': required unless 'source.demo', 'source.bids', "
+            "'source.folder' or 'source.tar' is set"
+        )
+    split, exclude = config["split"], set(config.get("exclude", []))
+    n_subjects = source["demo"]["subjects"] if source.get("demo") else source.get("n_subjects")
+    found = _local_volumes(*local) if local is not None else None
+    if n_subjects is None and found is not None:
+        key, files = f"source.{local[0]}", found
+        excluded = sum(1 for f in files if f.names() & exclude)
+        origin = f"the {len(files) - excluded} volumes found under '{key}' ({len(files)} "
+        origin += f"minus {excluded} excluded)"
+        _check_split_counts(split, len(files) - excluded, origin)
+    elif n_subjects is not None:
+        available = n_subjects - len(exclude)
+        origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "
+        origin += f"{len(exclude)} excluded)"
+        _check_split_counts(split, available, origin)
+
+
+def _local_volumes(layout: str, path: Path) -> list[SourceFile] | None:
+    """The volumes of a BIDS dataset or folder (None for a tar: the extract job lists its
+    members); ConfigError naming ``source.<layout>`` and the path when it is missing, of the
+    wrong kind, holds no volume or a volume that cannot be reached."""
+    key = f"source.{layout}"
+    if not (path.is_file() if layout == "tar" else path.is_dir()):
+        what = "file" if layout == "tar" else "folder"
+        problem = "does not exist" if not path.exists() else f"is not a {what}"
+        raise ConfigError(f"config key '{key}': {path} {problem}")
+    if layout == "tar":
+        return None
+    try:
+        files = list_source(layout, path)
+        source_fingerprint(files)  # every volume can be reached (a dangling link is named)
+        return files
+    except VolumeError as exc:
+        raise ConfigError(f"config key '{key}': {exc}") from None
+
+
+def _check_split_counts(split: dict[str, Any], available: int, origin: str) -> None:
+    """Train + val + test (at least one test subject) must fit in the ``available`` subjects
+    (``origin`` says where that count comes from)."""
     wanted = split["n_train"] + split["n_val"]
-    origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "
-    origin += f"{n_excluded} excluded)"
     if wanted >= available:
         raise ConfigError(
             f"config keys 'split.n_train' + 'split.n_val' = {split['n_train']} + "

@@ -1,4 +1,4 @@
-"""Quality control of extracted NIfTI volumes -> subjects.csv (one row per readable 3D volume).
+"""Quality control of the source's NIfTI volumes -> subjects.csv (one row per readable 3D volume).
 
 Every volume is opened and fully read, so a corrupt file fails here, naming the file, rather than in
 a later stage; known-bad subjects can be skipped with ``exclude`` (they are never opened).
@@ -7,7 +7,6 @@ a later stage; known-bad subjects can be skipped with ``exclude`` (they are neve
 from __future__ import annotations
 
 import logging
-import re
 import zlib
 from pathlib import Path
 
@@ -17,16 +16,18 @@ import pandas as pd
 from nibabel.filebasedimages import ImageFileError
 
 from ssimrecon.checksums import file_md5
+from ssimrecon.data.sources import SourceFile, folder_files
 from ssimrecon.errors import VolumeError
 from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
 
-#: subjects.csv columns, in order
+#: subjects.csv columns, in order: the source's columns, then what QC measures
 COLUMNS = [
     "subject",
     "site",
     "file",
+    "source_name",
     "shape",
     "voxel_size",
     "orientation",
@@ -34,34 +35,11 @@ COLUMNS = [
     "intensity_max",
     "md5",
 ]
-#: IXI file names: ``IXI002-Guys-0828-T1.nii.gz`` -> subject IXI002, site Guys
-_IXI_NAME = re.compile(r"^(?P<subject>IXI\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii(\.gz)?$")
-#: the NIfTI file names QC reads, compressed or not
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-#: characters a subject id may hold (it becomes a file name and a Snakemake wildcard)
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+#: the columns :func:`inspect_volume` measures
+VOLUME_COLUMNS = COLUMNS[4:]
 #: the largest volume QC will read (2^30 voxels, 4 GiB as float32; IXI T1 has 9.8 million)
 MAX_VOXELS = 2**30
 _READ_ERRORS = (ImageFileError, OSError, EOFError, ValueError, zlib.error)
-
-
-def nifti_stem(name: str) -> str:
-    """File name without its ``.nii.gz`` / ``.nii`` suffix."""
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def parse_ixi_name(name: str) -> tuple[str, str]:
-    """(subject, site) from an IXI T1 file name; other names give (a subject id made of the file
-    name's stem with every run of characters outside ``[A-Za-z0-9_-]`` replaced by ``-``,
-    "unknown"). The original name stays in subjects.csv's ``file`` column."""
-    match = _IXI_NAME.match(name)
-    if match:
-        return match.group("subject"), match.group("site")
-    subject = _UNSAFE_ID_CHARS.sub("-", nifti_stem(name)).strip("-_")
-    return subject or "unnamed", "unknown"
 
 
 def _format_sizes(values: tuple[float, ...]) -> str:
@@ -70,7 +48,7 @@ def _format_sizes(values: tuple[float, ...]) -> str:
 
 
 def inspect_volume(path: Path | str) -> dict[str, object]:
-    """Read one NIfTI volume fully and describe it as a subjects.csv row (see ``COLUMNS``).
+    """Read one NIfTI volume fully and describe it (the subjects.csv columns ``VOLUME_COLUMNS``).
 
     ``shape`` and ``voxel_size`` are as stored on disk (``AxBxC``); ``orientation`` is nibabel's
     axis codes of the affine (e.g. ``PSR``). VolumeError names the file if it cannot be read, is not
@@ -96,12 +74,8 @@ def inspect_volume(path: Path | str) -> dict[str, object]:
         raise VolumeError(f"{path}: volume holds NaN or infinite values")
     if not np.any(data > 0):
         raise VolumeError(f"{path}: volume has no voxel above 0 (all zero or negative)")
-    subject, site = parse_ixi_name(path.name)
     codes = nib.aff2axcodes(image.affine)
     return {
-        "subject": subject,
-        "site": site,
-        "file": str(path),
         "shape": "x".join(str(n) for n in shape),
         "voxel_size": _format_sizes(image.header.get_zooms()[:3]),
         "orientation": "".join(code or "?" for code in codes),
@@ -124,49 +98,53 @@ def _check_shape(path: Path, shape: tuple[int, ...]) -> None:
         )
 
 
-def _names_of(path: Path) -> set[str]:
-    """What an ``exclude`` entry may name: the subject id, the file name or its stem."""
-    subject, _ = parse_ixi_name(path.name)
-    return {subject, path.name, nifti_stem(path.name)}
-
-
-def _is_excluded(path: Path, exclude: set[str]) -> bool:
-    return bool(_names_of(path) & exclude)
-
-
 def build_subjects_table(
     input_dir: Path | str, exclude: set[str] | frozenset[str] = frozenset()
 ) -> pd.DataFrame:
-    """subjects.csv table over ``input_dir/**/*.nii.gz`` (sorted), skipping excluded subjects.
-
-    ``exclude`` holds subject ids (``IXI002``) or file names; excluded files are never opened.
-    ``file`` is each path as found under ``input_dir`` as given (relative stays relative). Duplicate
-    subject ids or an empty result raise SsimreconError.
-    """
+    """subjects.csv table over the volumes of ``input_dir`` (a folder, e.g. the extracted archive:
+    :func:`ssimrecon.data.sources.folder_files`); see :func:`subjects_table`. ``file`` is each
+    path as found under ``input_dir`` as given (relative stays relative)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise VolumeError(f"input directory {input_dir} does not exist")
-    exclude = set(exclude)
-    paths = sorted(p for suffix in NIFTI_SUFFIXES for p in input_dir.glob(f"**/*{suffix}"))
-    rows: list[dict[str, object]] = []
-    seen: dict[str, Path] = {}
-    matched: set[str] = set()
-    for path in track(paths, "qc", "volumes"):
-        if _is_excluded(path, exclude):
-            matched |= _names_of(path) & exclude
-            log.info("excluded %s (not opened)", path)
-            continue
-        row = inspect_volume(path)
-        subject = str(row["subject"])
-        if subject in seen:
-            raise VolumeError(f"duplicate subject {subject}: {seen[subject]} and {path}")
-        seen[subject] = path
-        rows.append(row)
-    for unused in sorted(exclude - matched):
-        log.warning("exclude entry %r matches no file under %s", unused, input_dir)
-    if not rows:
+    files = folder_files(input_dir)
+    if not files:
         raise VolumeError(f"no usable *.nii.gz or *.nii volumes under {input_dir}")
-    log.info(
-        "%d volumes passed, %d excluded, under %s", len(rows), len(paths) - len(rows), input_dir
-    )
+    return subjects_table(files, exclude, str(input_dir))
+
+
+def subjects_table(
+    files: list[SourceFile], exclude: set[str] | frozenset[str] = frozenset(), where: str = ""
+) -> pd.DataFrame:
+    """subjects.csv table (``COLUMNS``): every file read fully, in the order given, skipping
+    excluded ones.
+
+    ``exclude`` holds subject ids (``IXI002``), relative paths, file names or their stems;
+    excluded files are never opened. An unreadable volume, or no volume left, raises VolumeError
+    (``where`` names the source in that message).
+    """
+    exclude = set(exclude)
+    rows: list[dict[str, object]] = []
+    matched: set[str] = set()
+    for source in track(files, "qc", "volumes"):
+        names = source.names() & exclude
+        if names:
+            matched |= names
+            log.info("excluded %s (not opened)", source.file)
+            continue
+        measured = inspect_volume(source.file)
+        rows.append(
+            {
+                "subject": source.subject,
+                "site": source.site,
+                "file": source.file,
+                "source_name": source.source_name,
+                **measured,
+            }
+        )
+    for unused in sorted(exclude - matched):
+        log.warning("exclude entry %r matches no file of %s", unused, where or "the source")
+    if not rows:
+        raise VolumeError(f"no usable *.nii.gz or *.nii volumes in {where or 'the source'}")
+    log.info("%d volumes passed, %d excluded, in %s", len(rows), len(files) - len(rows), where)
     return pd.DataFrame(rows, columns=COLUMNS)

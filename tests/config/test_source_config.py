@@ -66,13 +66,16 @@ def test_wrong_kind_of_path_is_refused(tmp_path: Path) -> None:
         check_config(paper({"source": {**LOCAL, "bids": str(tmp_path / "a.tar")}}), SCHEMA)
 
 
-def test_split_sizes_are_checked_against_the_volumes_found(tmp_path: Path) -> None:
-    """8 T1w volumes, one excluded: 6 + 1 leave none for test; 5 + 1 leave one."""
+def test_split_sizes_are_checked_against_the_participants_found(tmp_path: Path) -> None:
+    """8 T1w volumes of 6 participants, sub-05 excluded: 5 participants; 4 + 1 leave none for
+    test, 3 + 1 leave one."""
     root = write_tiny_bids(tmp_path / "ds")
     source = {"source": {**LOCAL, "bids": str(root)}, "exclude": ["sub-05"]}
-    with pytest.raises(ConfigError, match=r"leave no test subject of the 7 volumes found under"):
-        check_config(paper({**source, "split": {"n_train": 6, "n_val": 1}}), SCHEMA)
-    config = check_config(paper({**source, "split": {"n_train": 5, "n_val": 1}}), SCHEMA)
+    with pytest.raises(
+        ConfigError, match=r"leave no test subject of the 5 participants found under .* \(7 volumes"
+    ):
+        check_config(paper({**source, "split": {"n_train": 4, "n_val": 1}}), SCHEMA)
+    config = check_config(paper({**source, "split": {"n_train": 3, "n_val": 1}}), SCHEMA)
     assert config["source"]["bids"] == str(root)
 
 

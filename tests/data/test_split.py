@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ssimrecon import cli
+from ssimrecon.data.bids import participant_of
 from ssimrecon.data.split import make_split
 from ssimrecon.errors import SsimreconError
 
@@ -99,3 +100,28 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     no_column.write_text("id\nIXI002\n")
     assert cli.main(["split", "--subjects", str(no_column)] + args[2:]) == 2
     assert "nosubject.csv" in capsys.readouterr().err
+
+
+def test_a_participants_sessions_stay_in_one_set() -> None:
+    """BIDS sessions and runs of one person never land in two sets; the counts are participants.
+    Mutation tried: splitting subject ids (ignoring participants) puts sub-02's sessions apart
+    for some seed."""
+    subjects = [f"sub-{p:02d}_ses-{s}" for p in range(1, 11) for s in (1, 2, 3)]
+    participants = {s: s.split("_")[0] for s in subjects}
+    for seed in range(20):
+        table = make_split(subjects, 5, 2, None, seed, participants)
+        person = table["subject"].map(participants)
+        assert person.groupby(table["split"]).nunique().to_dict() == {
+            "test": 3,
+            "train": 5,
+            "val": 2,
+        }
+        assert (table.groupby(person)["split"].nunique() == 1).all()
+        assert len(table) == 30
+
+
+def test_participant_of_reads_the_bids_folder_only() -> None:
+    assert participant_of("sub-01_ses-2", "sub-01/ses-2/anat/sub-01_ses-2_T1w.nii.gz") == "sub-01"
+    assert participant_of("IXI002-Guys-0828", "IXI002-Guys-0828-T1.nii.gz") == "IXI002-Guys-0828"
+    assert participant_of("a-b", "sub-x y/scan.nii") == "a-b"  # not a BIDS label
+    assert participant_of("scan", "site 1/scan.nii.gz") == "scan"

@@ -47,6 +47,8 @@ def test_bids_dataset_runs_to_table1_read_in_place(workspace: Workspace, tmp_pat
         {
             "experiment": "bids-tiny",
             "source": {"url": None, "md5": None, "n_subjects": None, "bids": str(dataset)},
+            # 8 volumes of 6 participants: the split counts participants
+            "split": {"n_train": 3, "n_val": 1},
         }
     )
     table1 = str(workspace.results.relative_to(workspace.root) / "table1.csv")
@@ -59,8 +61,12 @@ def test_bids_dataset_runs_to_table1_read_in_place(workspace: Workspace, tmp_pat
     assert subjects["site"].tolist() == sites.tolist()
     table = pd.read_csv(workspace.results / "table1.csv")
     split = pd.read_csv(workspace.results / "split.csv", dtype=str)
-    assert set(table["n_subjects"]) == {2} and set(table["split"]) == {"test"}
     assert set(split["subject"]) == set(TINY_BIDS_T1W.values())
+    person = split["subject"].str.split("_").str[0]  # sub-02_ses-1 -> sub-02
+    assert person.groupby(split["split"]).nunique().to_dict() == {"train": 3, "val": 1, "test": 2}
+    assert (split.groupby(person)["split"].nunique() == 1).all()
+    n_test = int((split["split"] == "test").sum())
+    assert set(table["n_subjects"]) == {n_test} and set(table["split"]) == {"test"}
     shards = sorted(p.stem for p in (workspace.results / "shards").glob("*.h5"))
     assert shards == sorted(TINY_BIDS_T1W.values())
     assert _snapshot(dataset) == before, "the dataset was written to"

@@ -173,19 +173,23 @@ def split(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.config_json, SplitSettings, "split")
     from ssimrecon.atomic import write_csv_atomic
-    from ssimrecon.data.split import make_split, read_subject_ids
+    from ssimrecon.data.split import make_split, read_participants, read_subject_ids
 
     subjects = read_subject_ids(args.subjects)
-    table = make_split(subjects, settings.n_train, settings.n_val, settings.n_test, settings.seed)
+    participants = read_participants(args.subjects)
+    table = make_split(
+        subjects, settings.n_train, settings.n_val, settings.n_test, settings.seed, participants
+    )
     write_csv_atomic(table, args.output)
     counts = table["split"].value_counts()
     log.info(
-        "wrote %s: %d train, %d val, %d test of %d subjects (seed %d)",
+        "wrote %s: %d train, %d val, %d test of %d subjects, %d participants (seed %d)",
         args.output,
         counts.get("train", 0),
         counts.get("val", 0),
         counts.get("test", 0),
         len(subjects),
+        len(set(participants.values())),
         settings.seed,
     )
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ssimrecon.data.bids import participant_of
 from ssimrecon.data.sources import SourceFile, list_source, source_fingerprint
 from ssimrecon.errors import ConfigError, VolumeError
 
@@ -152,10 +153,11 @@ def _check_source(config: dict[str, Any]) -> None:
     found = _local_volumes(*local) if local is not None else None
     if n_subjects is None and found is not None:
         key, files = f"source.{local[0]}", found
-        excluded = sum(1 for f in files if f.names() & exclude)
-        origin = f"the {len(files) - excluded} volumes found under '{key}' ({len(files)} "
-        origin += f"minus {excluded} excluded)"
-        _check_split_counts(split, len(files) - excluded, origin)
+        kept = [f for f in files if not f.names() & exclude]
+        people = {participant_of(f.subject, f.source_name) for f in kept}
+        origin = f"the {len(people)} participants found under '{key}' ({len(kept)} volumes after "
+        origin += f"{len(files) - len(kept)} excluded)"
+        _check_split_counts(split, len(people), origin)
     elif n_subjects is not None:
         available = n_subjects - len(exclude)
         origin = f"the {available} subjects available ('source.n_subjects' {n_subjects} minus "

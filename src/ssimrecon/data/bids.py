@@ -3,7 +3,9 @@
 Only those two layouts are read (``derivatives/``, ``sourcedata/``, other modalities and other
 suffixes such as ``_T2w`` are ignored). The subject id is the file name's entities without the
 ``_T1w`` suffix (``sub-01_ses-02_run-1``), so sessions, acquisitions and runs stay distinct. The
-site is the ``site`` column of ``participants.tsv`` where there is one, else "unknown".
+site is the ``site`` column of ``participants.tsv`` where there is one, else "unknown". The
+participant (:func:`participant_of`) groups a person's sessions and runs, so that the split never
+puts one person in two sets.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ _T1W_STEM = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)(?P<entities>(?:_[A-Za-z]+-[A
 #: the folders below the dataset root that hold anatomical volumes
 ANAT_PATTERNS = ("sub-*/anat/*_T1w.nii*", "sub-*/ses-*/anat/*_T1w.nii*")
 UNKNOWN_SITE = "unknown"
+#: the first folder of a BIDS path: the participant
+_PARTICIPANT_FOLDER = re.compile(r"^sub-[A-Za-z0-9]+$")
+
+
+def participant_of(subject: str, source_name: str) -> str:
+    """The person a volume belongs to: the ``sub-<label>`` folder a BIDS path starts with
+    (``sub-01/ses-02/anat/sub-01_ses-02_T1w.nii.gz`` -> ``sub-01``), else the subject id itself
+    (IXI, a folder of files: one volume per person as far as anyone can tell)."""
+    first, _, rest = str(source_name).replace("\\", "/").partition("/")
+    return first if rest and _PARTICIPANT_FOLDER.match(first) else subject
 
 
 def participant_sites(root: Path) -> dict[str, str]:

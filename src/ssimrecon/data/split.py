@@ -1,12 +1,15 @@
 """Deterministic train/val/test split of subject ids -> split.csv (columns ``subject, split``).
 
-Train selects the weights, validation selects the checkpoint, test scores Table 1.
+Train selects the weights, validation selects the checkpoint, test scores Table 1. The unit of the
+split is the participant (a person): every volume of a BIDS participant (sessions, runs) lands in
+the same set; where no participant is known (IXI, a folder of files) each subject is its own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,46 +23,68 @@ SPLITS = ("train", "val", "test")
 
 
 def make_split(
-    subjects: list[str], n_train: int, n_val: int, n_test: int | None, seed: int
+    subjects: list[str],
+    n_train: int,
+    n_val: int,
+    n_test: int | None,
+    seed: int,
+    participants: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Split ``subjects`` into ``n_train`` train, ``n_val`` val and ``n_test`` test ids.
+    """Split ``subjects`` into ``n_train`` train, ``n_val`` val and ``n_test`` test participants.
 
-    Ids are sorted first, so the result depends only on the set of ids and ``seed``:
-    ``numpy.random.default_rng(seed).permutation`` of the sorted ids, first ``n_train`` -> train,
-    next ``n_val`` -> val, next ``n_test`` -> test (``None``: every remaining id); ids beyond are
-    not listed. Train and val therefore never depend on ``n_test``. A split without a test subject
-    is an error. Rows are sorted by split (train, val, test), then subject.
+    ``participants`` maps a subject id to its person (default: each subject its own); the counts
+    are participants, and all of a participant's subjects go to one set. Participant ids are sorted
+    first, so the result depends only on the ids and ``seed``: ``numpy.random.default_rng(seed)
+    .permutation`` of the sorted participants, first ``n_train`` -> train, next ``n_val`` -> val,
+    next ``n_test`` -> test (``None``: every remaining one); those beyond are not listed. Train and
+    val therefore never depend on ``n_test``. A split without a test participant is an error. Rows
+    are sorted by split (train, val, test), then subject.
     """
     ids = sorted(str(s) for s in subjects)
     duplicates = sorted(s for s, n in Counter(ids).items() if n > 1)
     if duplicates:
         raise SsimreconError(f"duplicate subject ids: {', '.join(duplicates)}")
+    person = {s: str((participants or {}).get(s, s)) for s in ids}
+    people = sorted(set(person.values()))
     counts = [("split.n_train", n_train), ("split.n_val", n_val)]
     if n_test is not None:
         counts.append(("split.n_test", n_test))
     for key, value in counts:
         if int(value) != value or value < 1:
             raise SsimreconError(f"{key} must be a positive integer, got {value!r}")
-    remaining = len(ids) - n_train - n_val
+    unit = "subjects" if len(people) == len(ids) else f"participants ({len(ids)} volumes)"
+    remaining = len(people) - n_train - n_val
     if remaining < 1:
         raise SsimreconError(
             f"split.n_train ({n_train}) + split.n_val ({n_val}) = {n_train + n_val} leaves no test "
-            f"subject of the {len(ids)} available subjects (a test set is required)"
+            f"subject of the {len(people)} available {unit} (a test set is required)"
         )
     if n_test is None:
         n_test = remaining
     elif n_test > remaining:
         raise SsimreconError(
-            f"split.n_test ({n_test}) exceeds the {remaining} subjects left after split.n_train "
-            f"({n_train}) + split.n_val ({n_val}) of {len(ids)}"
+            f"split.n_test ({n_test}) exceeds the {remaining} {unit.split()[0]} left after "
+            f"split.n_train ({n_train}) + split.n_val ({n_val}) of {len(people)}"
         )
-    order = np.random.default_rng(seed).permutation(len(ids))
-    chosen = [ids[i] for i in order[: n_train + n_val + n_test]]
+    order = np.random.default_rng(seed).permutation(len(people))
     labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
-    table = pd.DataFrame({"subject": chosen, "split": labels})
+    set_of = {people[i]: label for i, label in zip(order, labels)}
+    chosen = [(s, set_of[person[s]]) for s in ids if person[s] in set_of]
+    table = pd.DataFrame(chosen, columns=["subject", "split"])
     rank = table["split"].map({name: i for i, name in enumerate(SPLITS)})
     table = table.assign(_rank=rank).sort_values(["_rank", "subject"], ignore_index=True)
     return table.drop(columns="_rank")
+
+
+def read_participants(path: Path | str) -> dict[str, str]:
+    """subject -> participant of a subjects.csv (:func:`~ssimrecon.data.bids.participant_of` of its
+    ``source_name``; a table without that column: each subject its own)."""
+    from ssimrecon.data.bids import participant_of
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "source_name" not in table.columns:
+        return {s: s for s in table["subject"]}
+    return {s: participant_of(s, n) for s, n in zip(table["subject"], table["source_name"])}
 
 
 def read_subject_ids(path: Path | str) -> list[str]:

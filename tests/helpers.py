@@ -411,8 +411,10 @@ def make_test_model(
     prep: Preprocessing = PREP,
     seed: int = 0,
     min_signal_fraction: float | None = None,
+    grid: dict | None = None,
 ) -> UNet:
-    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``."""
+    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``; ``grid``: the
+    bundle's training grid (None: none recorded, as in older bundles)."""
     torch.manual_seed(seed)
     model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
     extra: dict = {"network": path.stem}
@@ -425,6 +427,7 @@ def make_test_model(
         mask=mask,
         mask_meta={"seed": 0, "acceleration": 4.0},
         extra=extra,
+        grid=grid,
     )
     return model
 

@@ -112,7 +112,7 @@ def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
     ref = np.maximum(_scaled_slices(tmp_path / "unseen.nii.gz", metrics["scale"]), 0)
     assert float(ref.max()) == pytest.approx(metrics["data_range"], rel=1e-5)
     keep = slice_signal_fraction(ref, metrics["data_range"]) >= 0.1
-    assert metrics["n_slices"] == int(keep.sum()) < len(keep)
+    assert metrics["slices_scored"] == int(keep.sum()) < len(keep)
     kspace = (
         np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(ref, axes=(1, 2)), norm="ortho"), axes=(1, 2))
         * sample_mask()
@@ -171,7 +171,7 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
         [tmp_path / "S1.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
     ).slices
     evaluated = evaluated[(evaluated["region"] == "frame") & evaluated["passes_filter"]]
-    assert from_shard["n_slices"] == len(evaluated)
+    assert from_shard["slices_scored"] == len(evaluated)
     assert from_shard["network"]["ssim"] == pytest.approx(evaluated["ssim"].mean(), rel=1e-6)
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ssimrecon.errors import CheckpointError
+from ssimrecon.evaluation.resample import grid_record
 from ssimrecon.nn.bundle import load_model_bundle, save_model_bundle
 from ssimrecon.nn.unet import UNet
 
@@ -37,6 +38,7 @@ def _save(path: Path, model: UNet | None = None) -> UNet:
         mask=mask,
         mask_meta={"seed": np.int64(3), "acceleration": 3.2, "center_size": (4, 4)},
         extra={"epoch": 7, "loss": {"mse": 1.0, "dssim": 0.1}, "history": torch.arange(3.0)},
+        grid=grid_record(0, (np.float64(1.5), 2.0), None),
     )
     return model
 
@@ -55,6 +57,7 @@ def test_round_trip_identical_outputs(tmp_path: Path) -> None:
         mask=torch.ones(16, 16, dtype=torch.bool),
         mask_meta={},
         extra={"epoch": 8},
+        grid=None,
     )
     loaded, bundle = load_model_bundle(path)
     assert not loaded.training and loaded.model_config == model.model_config
@@ -132,6 +135,7 @@ def test_save_rejects_unstorable_metadata(tmp_path: Path) -> None:
             mask=np.ones((4, 4), bool),
             mask_meta={},
             extra={"obj": Custom()},
+            grid=None,
         )
     assert not path.exists() and os.listdir(tmp_path) == []
 

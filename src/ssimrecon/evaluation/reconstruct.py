@@ -195,7 +195,7 @@ def load_input_volume(path: Path) -> tuple[np.ndarray, nib.spatialimages.Spatial
     (VolumeError naming the file)."""
     volume, image = load_canonical(path)
     if volume.size == 0:
-        raise VolumeError(f"volume {path} is empty (shape {volume.shape})")
+        raise VolumeError(f"volume {path} is empty (shape {image.shape})")
     if float(volume.max()) == float(volume.min()):
         raise VolumeError(f"volume {path} has no signal (every voxel is {float(volume.min()):g})")
     return volume, image

@@ -12,10 +12,9 @@ axis keeps the input's own slices: the network is 2D, so every input slice is re
 lies and nothing is interpolated through-plane. Back (:func:`from_training_grid`): the exact inverse
 coordinate map, linear interpolation, onto the input's own voxel grid.
 
-Each slice then sits in a frame (:func:`frame_window`): the training ``image_size`` centred on the
-bounding box of the signal, so only background is cropped; if the signal is wider than
-``image_size`` the frame grows to the next multiple of 2**depth and the training mask is scaled onto
-it (:func:`scaled_mask`).
+Each slice then sits in a frame (:func:`frame_window`): the training ``image_size`` when the slice
+or at least its signal fits (only background is cropped), else the whole slice padded to the next
+multiple of 2**depth, with the training mask scaled onto it (:func:`scaled_mask`).
 """
 
 from __future__ import annotations
@@ -213,15 +212,23 @@ def frame_window(
     signal: np.ndarray, image_size: tuple[int, int], multiple: int
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """(frame (H, W), start (row, col)) of the network's frame over slices whose signal pixels
-    are ``signal`` (h', w') bool: the training ``image_size``, grown per axis to the next multiple
-    of ``multiple`` only where the signal's bounding box is wider, centred on that box."""
+    are ``signal`` (h', w') bool. Per axis: the training ``image_size`` centred on the slice if the
+    slice fits; else ``image_size`` over the signal's bounding box if that fits (only background is
+    cropped); else the whole slice, padded to the next multiple of ``multiple``."""
     frame, start = [], []
     for axis, size in enumerate(image_size):
+        n = signal.shape[axis]
         hits = np.flatnonzero(signal.any(axis=1 - axis))
-        lo, hi = (int(hits[0]), int(hits[-1]) + 1) if hits.size else (0, signal.shape[axis])
-        side = max(int(size), math.ceil((hi - lo) / multiple) * multiple)
+        lo, hi = (int(hits[0]), int(hits[-1]) + 1) if hits.size else (0, n)
+        if n <= size:
+            side, first = int(size), -((int(size) - n) // 2)
+        elif hi - lo <= size:
+            side, first = int(size), min(max((lo + hi) // 2 - int(size) // 2, 0), n - int(size))
+        else:
+            side = math.ceil(n / multiple) * multiple
+            first = -((side - n) // 2)
         frame.append(side)
-        start.append((lo + hi) // 2 - side // 2)
+        start.append(first)
     return (frame[0], frame[1]), (start[0], start[1])
 
 

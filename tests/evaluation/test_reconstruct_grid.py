@@ -42,8 +42,8 @@ def test_input_is_resampled_to_the_training_grid_in_mm_and_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 1 mm volume and a 2 mm network: the zero-filled output of a fully sampled mask is the
-    input seen through a 2 mm grid, on the input's own grid. Mutation tried: resampling by the
-    voxel factor of the old bundles (no grid) keeps 1 mm and needs a larger frame."""
+    input seen through a 2 mm grid, on the input's own grid. An older bundle without a grid keeps
+    the input's 1 mm (times downsample 1), so the head needs a larger frame than 32 x 32."""
     volume = smooth_head(RAS_SHAPE)
     source = _save(tmp_path / "v.nii.gz", volume, np.diag([1.0, 1.0, 3.0, 1.0]))
     make_test_model(tmp_path / "net.pt", FULL, grid=grid_record(2, (2.0, 2.0), 3.0))

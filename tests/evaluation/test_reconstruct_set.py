@@ -176,3 +176,16 @@ def test_generalisation_set_is_deterministic_and_mimics_other_scanners(tmp_path:
         build_generalisation_set(
             tmp_path / "x", sources | {"colin27": tmp_path / "gone" / "ch2.nii.gz"}
         )
+
+
+def test_generalisation_set_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """nibabel's own anatomical.nii (installed with nibabel) and a tiny stand-in for Colin27."""
+    colin = _tiny_sources(tmp_path)["colin27"]
+    assert (
+        main(["generalisation-set", "--output", str(tmp_path / "set"), "--colin", str(colin)]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(VARIANTS) and lines[-1].endswith("2x2x2 mm  LAS")
+    manifest = pd.read_csv(tmp_path / "set" / "manifest.csv")
+    assert manifest["source"].iloc[-1].endswith("nibabel/tests/data/anatomical.nii")
+    assert manifest["shape"].iloc[-1] == "33x41x25"

@@ -67,8 +67,21 @@ def test_round_trip_identical_outputs(tmp_path: Path) -> None:
         assert torch.equal(loaded(x), model(x))
     assert bundle["format"] == "ssimrecon-model" and bundle["version"] == 1
     assert bundle["mask"].dtype == torch.bool and bundle["mask"].all()
-    assert bundle["extra"] == {"epoch": 8}
+    assert bundle["extra"] == {"epoch": 8} and "grid" not in bundle  # grid None: as older bundles
     assert [p.name for p in path.parent.iterdir()] == ["net.pt"]  # no temp file left behind
+
+
+def test_the_training_grid_round_trips_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "net.pt"
+    _save(path)
+    bundle = load_model_bundle(path)[1]
+    assert bundle["grid"] == grid_record(0, (1.5, 2.0), None)
+    assert type(bundle["grid"]["pixel_spacing_mm"][0]) is float  # numpy scalars made plain
+    raw = torch.load(path, weights_only=True)
+    raw["grid"] = [1.5, 2.0]
+    torch.save(raw, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: grid is not a dict"):
+        load_model_bundle(tmp_path / "bad.pt")
 
 
 def test_metadata_is_plain_and_weights_only_loadable(tmp_path: Path) -> None:

@@ -69,7 +69,9 @@ def generalisation_set(argv: list[str]) -> int:
         "nibabel's anatomical.nii) and scanner-like variants of them, deterministically.",
     )
     parser.add_argument("--output", type=Path, required=True, help="folder to write")
-    parser.add_argument("--colin", type=Path, help="Colin27 ch2better.nii.gz (default: Debian's)")
+    parser.add_argument(
+        "--colin", type=Path, help="Colin27 ch2.nii.gz (default: Debian mricron-data's)"
+    )
     args = parser.parse_args(argv)
     from ssimrecon.evaluation.generalisation import build_generalisation_set, default_sources
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo test test-fast bench lint format clean-demo
+.PHONY: demo test test-fast bench lint format clean-demo generalisation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml config.demo.yaml
 	$(BIN)/snakemake --cores 1 --configfile config.yaml config.demo.yaml --report results/demo/report.html
 	@$(BIN)/ssimrecon summary --results results/demo
+
+# After `make demo`: both demo networks on real T1 heads the demo never used (Debian's mricron-data
+# Colin27 and nibabel's anatomical.nii, with scanner-like variants) -> results/demo/generalisation.csv
+GENERALISATION := results/demo/generalisation
+generalisation: $(STAMP)
+	$(BIN)/ssimrecon generalisation-set --output $(GENERALISATION)-set
+	$(BIN)/ssimrecon reconstruct --model results/demo/models/*/best.pt \
+	    --input $(GENERALISATION)-set --output-dir $(GENERALISATION) --csv $(GENERALISATION).csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -v

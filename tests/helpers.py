@@ -223,6 +223,21 @@ def tiny_volume(shape: tuple[int, ...] = (16, 16, 8), seed: int = 0) -> np.ndarr
     return volume.astype(np.float32)
 
 
+def smooth_head(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """Positive ellipsoid 'head' (soft edge, about 600) with an off-centre bright blob (orientation
+    errors would move it) and noise up to 20, float32 of ``shape``."""
+    rng = np.random.default_rng(seed)
+    g = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    r2 = (g[0] / 0.85) ** 2 + (g[1] / 0.8) ** 2 + (g[2] / 0.9) ** 2
+    blob = (g[0] - 0.3) ** 2 + (g[1] + 0.2) ** 2 + (g[2] - 0.4) ** 2 < 0.08
+    vol = (
+        600.0 / (1 + np.exp(np.clip((r2 - 1) * 10, -50, 50)))
+        + 300.0 * blob
+        + 20.0 * rng.random(shape)
+    )
+    return vol.astype(np.float32)
+
+
 def nifti_bytes(data: np.ndarray, zooms: tuple[float, float, float] = IXI_ZOOMS) -> bytes:
     """Gzipped NIfTI-1 file content for ``data`` with an IXI-like affine."""
     image = nib.Nifti1Image(data, ixi_affine(zooms))
@@ -461,8 +476,10 @@ def make_test_model(
     prep: Preprocessing = PREP,
     seed: int = 0,
     min_signal_fraction: float | None = None,
+    grid: dict | None = None,
 ) -> UNet:
-    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``."""
+    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``; ``grid``: the
+    bundle's training grid (None: none recorded, as in older bundles)."""
     torch.manual_seed(seed)
     model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
     extra: dict = {"network": path.stem}
@@ -475,6 +492,7 @@ def make_test_model(
         mask=mask,
         mask_meta={"seed": 0, "acceleration": 4.0},
         extra=extra,
+        grid=grid,
     )
     return model
 

@@ -31,28 +31,14 @@ from tests.helpers import (
     make_test_shard,
     preprocessing,
     sample_mask,
+    smooth_head,
 )
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
 
 
-def _head(shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
-    """Positive ellipsoid 'head' with an off-centre bright blob (orientation errors would move
-    it)."""
-    rng = np.random.default_rng(seed)
-    g = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = (g[0] / 0.85) ** 2 + (g[1] / 0.8) ** 2 + (g[2] / 0.9) ** 2
-    blob = (g[0] - 0.3) ** 2 + (g[1] + 0.2) ** 2 + (g[2] - 0.4) ** 2 < 0.08
-    vol = (
-        600.0 / (1 + np.exp(np.clip((r2 - 1) * 10, -50, 50)))
-        + 300.0 * blob
-        + 20.0 * rng.random(shape)
-    )
-    return vol.astype(np.float32)
-
-
 def _write_volume(path: Path, seed: int = 0) -> np.ndarray:
-    data = _head(seed=seed)
+    data = smooth_head(SHAPE, seed=seed)
     nib.save(nib.Nifti1Image(data, ixi_affine((1.5, 1.5, 2.0))), str(path))
     return data
 
@@ -112,7 +98,7 @@ def test_unseen_nifti_round_trip_and_metrics(tmp_path: Path) -> None:
     ref = np.maximum(_scaled_slices(tmp_path / "unseen.nii.gz", metrics["scale"]), 0)
     assert float(ref.max()) == pytest.approx(metrics["data_range"], rel=1e-5)
     keep = slice_signal_fraction(ref, metrics["data_range"]) >= 0.1
-    assert metrics["n_slices"] == int(keep.sum()) < len(keep)
+    assert metrics["slices_scored"] == int(keep.sum()) < len(keep)
     kspace = (
         np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(ref, axes=(1, 2)), norm="ortho"), axes=(1, 2))
         * sample_mask()
@@ -171,7 +157,7 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
         [tmp_path / "S1.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
     ).slices
     evaluated = evaluated[(evaluated["region"] == "frame") & evaluated["passes_filter"]]
-    assert from_shard["n_slices"] == len(evaluated)
+    assert from_shard["slices_scored"] == len(evaluated)
     assert from_shard["network"]["ssim"] == pytest.approx(evaluated["ssim"].mean(), rel=1e-6)
 
 

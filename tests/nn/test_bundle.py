@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ssimrecon.errors import CheckpointError
+from ssimrecon.evaluation.resample import grid_record
 from ssimrecon.nn.bundle import load_model_bundle, save_model_bundle
 from ssimrecon.nn.unet import UNet
 
@@ -37,6 +38,7 @@ def _save(path: Path, model: UNet | None = None) -> UNet:
         mask=mask,
         mask_meta={"seed": np.int64(3), "acceleration": 3.2, "center_size": (4, 4)},
         extra={"epoch": 7, "loss": {"mse": 1.0, "dssim": 0.1}, "history": torch.arange(3.0)},
+        grid=grid_record(0, (np.float64(1.5), 2.0), None),
     )
     return model
 
@@ -55,6 +57,7 @@ def test_round_trip_identical_outputs(tmp_path: Path) -> None:
         mask=torch.ones(16, 16, dtype=torch.bool),
         mask_meta={},
         extra={"epoch": 8},
+        grid=None,
     )
     loaded, bundle = load_model_bundle(path)
     assert not loaded.training and loaded.model_config == model.model_config
@@ -64,8 +67,21 @@ def test_round_trip_identical_outputs(tmp_path: Path) -> None:
         assert torch.equal(loaded(x), model(x))
     assert bundle["format"] == "ssimrecon-model" and bundle["version"] == 1
     assert bundle["mask"].dtype == torch.bool and bundle["mask"].all()
-    assert bundle["extra"] == {"epoch": 8}
+    assert bundle["extra"] == {"epoch": 8} and "grid" not in bundle  # grid None: as older bundles
     assert [p.name for p in path.parent.iterdir()] == ["net.pt"]  # no temp file left behind
+
+
+def test_the_training_grid_round_trips_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "net.pt"
+    _save(path)
+    bundle = load_model_bundle(path)[1]
+    assert bundle["grid"] == grid_record(0, (1.5, 2.0), None)
+    assert type(bundle["grid"]["pixel_spacing_mm"][0]) is float  # numpy scalars made plain
+    raw = torch.load(path, weights_only=True)
+    raw["grid"] = [1.5, 2.0]
+    torch.save(raw, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: grid is not a dict"):
+        load_model_bundle(tmp_path / "bad.pt")
 
 
 def test_metadata_is_plain_and_weights_only_loadable(tmp_path: Path) -> None:
@@ -132,6 +148,7 @@ def test_save_rejects_unstorable_metadata(tmp_path: Path) -> None:
             mask=np.ones((4, 4), bool),
             mask_meta={},
             extra={"obj": Custom()},
+            grid=None,
         )
     assert not path.exists() and os.listdir(tmp_path) == []
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what the SLURM tests (tests/test_slurm.py) and the local one-node cluster
 # (tests/slurm/cluster.sh) need on Debian/Ubuntu: slurm-wlm (slurmctld, slurmd, sbatch, ...),
-# munge (authentication), and libtcmalloc-minimal4 (used elsewhere in the project).
+# munge (authentication), libtcmalloc-minimal4 (used elsewhere in the project) and mricron-data
+# (the Colin27 T1 head of `make generalisation`, /usr/share/mricron/templates/ch2.nii.gz).
 # Idempotent: quick (no apt-get at all) when everything is already installed.
 # Usage: tests/slurm/install-debian.sh      (as root, or with sudo available)
 set -euo pipefail
 
-PACKAGES=(slurm-wlm munge libtcmalloc-minimal4)
+PACKAGES=(slurm-wlm munge libtcmalloc-minimal4 mricron-data)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

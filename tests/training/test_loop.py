@@ -209,6 +209,7 @@ def test_training_learns_and_writes_bundle_history_and_curves(
         assert torch.equal(bundle["mask"], torch.from_numpy(reader.mask))
         assert bundle["preprocessing"] == reader.preprocessing.to_dict()
         assert bundle["mask_meta"]["seed"] == reader.attrs["mask_seed"]
+        assert bundle["grid"]["pixel_spacing_mm"] == list(reader.pixel_spacing)
     assert model.model_config["base_channels"] == 4
     state = torch.load(tmp_path / "state" / "last.pt", weights_only=True)  # plain tensors only
     assert state["epoch"] == 5 and state["next_batch"] == 0 and len(state["history"]) == 5

@@ -316,3 +316,6 @@ def test_reconstruct_an_unseen_volume(completed_workspace: Workspace, tmp_path: 
     metrics = json.loads((tmp_path / "recon.metrics.json").read_text())
     for method in ["zero_filled", "network"]:
         assert all(math.isfinite(metrics[method][m]) for m in METRICS)
+    # the trained bundle records its grid in mm; every slice along the readout is reconstructed
+    assert metrics["training_grid_recorded"] and metrics["slices_scored"] > 0
+    assert metrics["slices_total"] == nib.as_closest_canonical(source).shape[2]  # readout: S

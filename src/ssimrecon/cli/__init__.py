@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ssimrecon.cli.reconstruct:reconstruct",
         "reconstruct a NIfTI volume or shard with a trained model",
     ),
+    "generalisation-set": (
+        "ssimrecon.cli.reconstruct:generalisation_set",
+        "write the held-out real T1 volumes of make generalisation",
+    ),
     "bench": ("ssimrecon_bench.cli:main", "benchmark the SSIM loss and training step"),
 }
 

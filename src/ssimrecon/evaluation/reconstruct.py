@@ -1,21 +1,22 @@
 """Apply a trained model to any T1 volume (NIfTI) or k-space shard; write NIfTIs and a metrics JSON.
 
-NIfTI input (a fully sampled magnitude volume, e.g. a subject never seen in training): the volume is
-prepared exactly as ``shards.make_shard`` prepares training data, with the model bundle's
-preprocessing: RAS reorientation, slicing along the readout axis, division by the robust scale (same
-percentile), negatives clipped, the bundle's undersampling mask (plus a smooth phase if the
-preprocessing uses one). Shard input: its stored k-space and target are used directly.
+NIfTI input (a fully sampled magnitude volume of any intensity dtype): reoriented to RAS, resampled
+in-plane to the model's training grid in mm and framed (``ssimrecon.evaluation.resample``); a
+volume with negative values first has its background level subtracted (its 1st percentile, when
+that is negative); then divided by the robust scale (the preprocessing's percentile of the voxels
+> 0), negatives clipped, and undersampled with the model's mask (plus a smooth phase if the
+preprocessing uses one). Every slice along the readout axis is reconstructed (no training
+``slice_stride``), except slices that are exactly zero (their output is the background). Shard
+input: its stored k-space and target.
 
 Outputs, for ``--output DIR/NAME.nii.gz``:
-- ``DIR/NAME.nii.gz``: the network reconstruction;
-- ``DIR/NAME.zero_filled.nii.gz``: the zero-filled input;
-- ``DIR/NAME.metrics.json``: mean SSIM/PSNR/relative error/MSE of both against the reference,
-  computed in the scaled slice space (data_range = the scaled reference maximum) over the slices
-  whose slice_signal is >= the model's training ``min_signal_fraction`` (0.05 if the bundle does not
-  record it).
-Volumes are multiplied back by the scale (input intensities) and written on the source grid (its
-shape and affine); voxels of slices not taken (slice_stride) or cropped away are 0. A shard whose
-source file cannot be found is written as stacked slices (H, W, S) with an identity affine.
+- ``DIR/NAME.nii.gz``: the network reconstruction; ``DIR/NAME.zero_filled.nii.gz``: the
+  zero-filled input; both at input intensities (times the scale, plus the background level) on the
+  input's own grid (shape and affine), so they overlay the input voxel for voxel;
+- ``DIR/NAME.metrics.json``: the metrics of both against the reference (:func:`score`), and the
+  geometry used.
+A shard whose source file cannot be found is written as stacked slices (H, W, S) with an identity
+affine.
 """
 
 from __future__ import annotations
@@ -26,28 +27,44 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+import torch
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.device import pick_device
-from ssimrecon.errors import SsimreconError
+from ssimrecon.errors import SsimreconError, VolumeError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
 from ssimrecon.evaluation.inference import predict_slices
+from ssimrecon.evaluation.resample import (
+    background_offset,
+    cut_frame,
+    frame_window,
+    from_training_grid,
+    in_plane,
+    paste_frame,
+    scaled_mask,
+    to_training_grid,
+    training_grid,
+)
 from ssimrecon.functional.metrics import METRICS, batch_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
-    simulate_acquisition,
+    phase_seed_for,
+    robust_scale,
+    simulate_kspace,
     slice_signal_fraction,
     slices_to_volume,
+    smooth_phase,
     to_source_orientation,
 )
-from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.kspace.shards import ShardReader, ras_voxel_size
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +73,8 @@ SHARD_SUFFIXES = (".h5", ".hdf5")
 DEFAULT_MIN_SIGNAL = 0.05
 
 
-def _suffix(path: Path, allowed: tuple[str, ...]) -> str | None:
+def file_suffix(path: Path, allowed: tuple[str, ...]) -> str | None:
+    """The first of ``allowed`` that ``path``'s name ends with (case-insensitive), else None."""
     name = path.name.lower()
     return next((s for s in allowed if name.endswith(s)), None)
 
@@ -64,7 +82,7 @@ def _suffix(path: Path, allowed: tuple[str, ...]) -> str | None:
 def output_paths(output: Path) -> dict[str, Path]:
     """{"network", "zero_filled", "metrics"} paths derived from ``--output NAME.nii[.gz]``."""
     output = Path(output)
-    suffix = _suffix(output, NIFTI_SUFFIXES)
+    suffix = file_suffix(output, NIFTI_SUFFIXES)
     if suffix is None:
         raise SsimreconError(f"output {output} must end in .nii.gz or .nii")
     stem = output.name[: -len(suffix)]
@@ -91,15 +109,15 @@ def check_outputs(paths: dict[str, Path], inputs: list[Path]) -> None:
                     f"output {out} ({key.replace('_', '-')} output) would overwrite the input "
                     f"{source}; choose another --output"
                 )
-    folder = paths["network"].parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ssimrecon-write-test-"):
-            pass
-    except OSError as exc:
-        raise SsimreconError(
-            f"output folder {folder} is not writable ({exc.strerror or exc})"
-        ) from None
+    for folder in dict.fromkeys(path.parent for path in paths.values()):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".ssimrecon-write-test-"):
+                pass
+        except OSError as exc:
+            raise SsimreconError(
+                f"output folder {folder} is not writable ({exc.strerror or exc})"
+            ) from None
 
 
 def _write_outputs(paths: dict[str, Path], volumes: dict[str, tuple], metrics_text: str) -> None:
@@ -109,7 +127,9 @@ def _write_outputs(paths: dict[str, Path], volumes: dict[str, tuple], metrics_te
         with contextlib.ExitStack() as stack:
             for key, (volume, affine, source) in volumes.items():
                 path = paths[key]
-                tmp = stack.enter_context(atomic_output(path, suffix=_suffix(path, NIFTI_SUFFIXES)))
+                tmp = stack.enter_context(
+                    atomic_output(path, suffix=file_suffix(path, NIFTI_SUFFIXES))
+                )
                 _save_nifti(volume, affine, tmp, like=source)
             tmp = stack.enter_context(atomic_output(paths["metrics"]))
             tmp.write_text(metrics_text)
@@ -145,38 +165,95 @@ def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path, like: Any = No
     nib.save(image, path)
 
 
-def _mean_metrics(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for m in METRICS:
-        v = float(np.mean(values[m][keep]))
-        out[m] = v if math.isfinite(v) else None
-    return out
+def score(
+    target: np.ndarray, estimate: np.ndarray, data_range: float, scored: np.ndarray
+) -> tuple[dict[str, float | None], list[str]]:
+    """Metrics of ``estimate`` against ``target`` (S, H, W) over the ``scored`` slices (S,) bool ->
+    ({"ssim", "psnr", "rel_error", "mse"}, notes).
+
+    SSIM, PSNR and MSE: means of the per-slice values (paper convention, frame region); relative
+    error: ||target - estimate|| / ||target|| over all scored slices together (a volume-level
+    ratio, so a near-empty slice cannot make it explode). A value that is not finite is None and
+    ``notes`` says why.
+    """
+    per_slice = batch_metrics(target[scored], estimate[scored], data_range)
+    out: dict[str, float | None] = {m: float(np.mean(per_slice[m])) for m in METRICS}
+    ref = target[scored].astype(np.float64)
+    diff = ref - estimate[scored].astype(np.float64)
+    out["rel_error"] = float(np.sqrt(np.sum(diff * diff) / np.sum(ref * ref)))
+    notes = []
+    for m, value in out.items():
+        if value is None or not math.isfinite(value):
+            out[m] = None
+            reason = "an estimate equals the reference exactly (MSE 0)" if m == "psnr" else "NaN"
+            notes.append(f"{m} is null: {reason}")
+    return out, notes
 
 
-def _from_nifti(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
-    """Simulate the bundle's acquisition on a NIfTI volume."""
-    vol_ras, src_img = load_canonical(path)
+def load_input_volume(path: Path) -> tuple[np.ndarray, nib.spatialimages.SpatialImage]:
+    """:func:`load_canonical` (3D, finite) that also refuses an empty or constant volume
+    (VolumeError naming the file)."""
+    volume, image = load_canonical(path)
+    if volume.size == 0:
+        raise VolumeError(f"volume {path} is empty (shape {image.shape})")
+    if float(volume.max()) == float(volume.min()):
+        raise VolumeError(f"volume {path} has no signal (every voxel is {float(volume.min()):g})")
+    return volume, image
+
+
+def _from_nifti(path: Path, bundle: dict, model_path: Path, multiple: int) -> dict[str, Any]:
+    """Resample a NIfTI volume to the training grid and simulate the bundle's acquisition."""
+    vol_ras, src_img = load_input_volume(path)
     prep = Preprocessing.from_dict(bundle["preprocessing"])
-    mask = _mask_of(bundle)
-    if mask.shape != prep.image_size:
-        raise SsimreconError(
-            f"model {model_path} mask {mask.shape} does not match the slices "
-            f"{prep.image_size} of {path}"
+    voxel = ras_voxel_size(src_img)
+    grid = training_grid(bundle, voxel, model_path)
+    offset = background_offset(vol_ras)
+    moved = np.moveaxis(vol_ras, grid.readout_axis, 0)
+    spacing_in = in_plane(voxel, grid.readout_axis)
+    resampled = to_training_grid(moved, spacing_in, grid.pixel_spacing_mm)
+    resampled -= np.float32(offset)
+    np.maximum(resampled, 0, out=resampled)
+    try:
+        scale = robust_scale(resampled, prep.scale_percentile)
+    except VolumeError:
+        raise VolumeError(f"volume {path} has no voxel above its background level") from None
+    resampled *= np.float32(1.0 / scale)
+    peak = float(resampled.max())
+    frame, start = frame_window((resampled > 0.1 * peak).any(axis=0), prep.image_size, multiple)
+    target = cut_frame(resampled, frame, start)
+    mask = scaled_mask(_mask_of(bundle), frame)
+    phase = (
+        smooth_phase(target.shape, phase_seed_for(path.name, 0)) if prep.phase == "smooth" else None
+    )
+    plane = resampled.shape[1:]
+
+    def to_volume(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        back = from_training_grid(
+            paste_frame(slices, plane, start), moved.shape[1:], spacing_in, grid.pixel_spacing_mm
         )
-    sim = simulate_acquisition(vol_ras, prep, mask, path.name, 0)
-    grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
+        ras = np.moveaxis(back * np.float32(scale) + np.float32(offset), 0, grid.readout_axis)
+        return to_source_orientation(ras, src_img), src_img.affine, src_img
+
     return {
-        "kspace": sim.kspace,
-        "target": sim.target,
-        "slice_index": sim.slice_index,
-        "scale": sim.scale,
-        "data_range": sim.data_range,
-        "prep": prep,
-        "grid": grid,
+        "kspace": simulate_kspace(target, mask, phase),
+        "target": target,
+        "scale": float(scale),
+        "data_range": float(target.max()),
+        "to_volume": to_volume,
+        "geometry": {
+            "intensity_offset": offset,
+            "input_shape": list(src_img.shape[:3]),
+            "input_voxel_mm": [round(float(v), 4) for v in nib.affines.voxel_sizes(src_img.affine)],
+            "input_orientation": "".join(nib.aff2axcodes(src_img.affine)),
+            "training_pixel_mm": [round(v, 4) for v in grid.pixel_spacing_mm],
+            "training_grid_recorded": grid.recorded,
+            "frame": list(frame),
+            "acceleration": float(mask.size / max(1, int(mask.sum()))),
+        },
     }
 
 
-def _from_shard(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
+def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> dict[str, Any]:
     """Read a shard's k-space and target; find its source grid if the source volume exists."""
     with ShardReader(path) as reader:
         mask = reader.mask
@@ -191,40 +268,121 @@ def _from_shard(path: Path, bundle: dict, model_path: Path) -> dict[str, Any]:
         prep_dict = shard_preprocessing(reader)
         if prep_dict != bundle.get("preprocessing"):
             log.warning("model %s and shard %s differ in preprocessing", model_path, path)
-        data = {
-            "kspace": reader.read_kspace(),
-            "target": reader.read_target(),
-            "slice_index": np.asarray(reader.slice_index),
-            "scale": float(reader.attrs["scale"]),
-            "data_range": float(reader.attrs["data_range"]),
-            "prep": reader.preprocessing,
-        }
+        kspace, target = reader.read_kspace(), reader.read_target()
+        slice_index = np.asarray(reader.slice_index)
+        scale, data_range = float(reader.attrs["scale"]), float(reader.attrs["data_range"])
+        prep = reader.preprocessing
         source = str(reader.attrs.get("source_file") or "")
-    grid = None
-    if source and Path(source).is_file():
+
+    def to_volume(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        if not (source and Path(source).is_file()):
+            return np.moveaxis(slices, 0, -1) * scale, np.eye(4), None
         vol_ras, src_img = load_canonical(source)
-        grid = {"ras_shape": vol_ras.shape, "source": src_img, "affine": src_img.affine}
-    else:
+        ras = slices_to_volume(slices, prep, vol_ras.shape, slice_index)
+        return to_source_orientation(ras, src_img) * scale, src_img.affine, src_img
+
+    if not (source and Path(source).is_file()):
         log.warning(
             "source volume %r of shard %s not found: writing stacked slices (H, W, S) with an "
             "identity affine",
             source,
             path,
         )
-    return {**data, "grid": grid}
+    return {
+        "kspace": kspace,
+        "target": target,
+        "scale": scale,
+        "data_range": data_range,
+        "to_volume": to_volume,
+        "geometry": {"intensity_offset": 0.0, "frame": list(mask.shape)},
+    }
 
 
-def _to_volume(slices: np.ndarray, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Scaled slices -> (volume at input intensities, affine, source image or None)."""
-    grid = data["grid"]
-    if grid is None:
-        return np.moveaxis(slices, 0, -1) * data["scale"], np.eye(4), None
-    ras = slices_to_volume(slices, data["prep"], grid["ras_shape"], data["slice_index"])
-    return (
-        to_source_orientation(ras, grid["source"]) * data["scale"],
-        grid["affine"],
-        grid["source"],
+def network_name(bundle: dict[str, Any], model_path: Path) -> str:
+    """The bundle's ``extra.network``, else the model file's folder name (models/<network>/)."""
+    name = (bundle.get("extra") or {}).get("network")
+    return name if isinstance(name, str) and name else Path(model_path).resolve().parent.name
+
+
+def _input_reader(input_path: Path) -> Callable[..., dict[str, Any]]:
+    """Check ``input_path`` is a readable file of a supported kind -> its reader function."""
+    if input_path.is_dir():
+        raise SsimreconError(f"input {input_path} is a directory, not a NIfTI volume or shard")
+    if not input_path.is_file():
+        raise SsimreconError(f"input {input_path} does not exist")
+    if file_suffix(input_path, NIFTI_SUFFIXES):
+        return _from_nifti
+    if file_suffix(input_path, SHARD_SUFFIXES):
+        return _from_shard
+    raise SsimreconError(
+        f"input {input_path}: unsupported file type (expected .nii, .nii.gz, .h5 or .hdf5)"
     )
+
+
+def reconstruct_loaded(
+    model: torch.nn.Module,
+    bundle: dict[str, Any],
+    model_path: Path,
+    input_path: Path,
+    paths: dict[str, Path],
+    *,
+    device: torch.device,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Reconstruct one input with a loaded model, write ``paths`` (:func:`output_paths`) all or
+    nothing, return the metrics JSON's content (outputs checked by the caller)."""
+    data = _input_reader(input_path)(
+        input_path, bundle, model_path, 2 ** int(bundle["model_config"].get("depth", 0))
+    )
+    target, kspace = data["target"], data["kspace"]
+    zero_filled = zero_filled_magnitude(kspace)
+    has_data = target.reshape(len(target), -1).max(axis=1) > 0
+    network = np.zeros_like(zero_filled)
+    if has_data.any():
+        network[has_data] = predict_slices(
+            model, kspace[has_data], batch_size=batch_size, device=device
+        )
+
+    threshold = training_min_signal(bundle)
+    signal = slice_signal_fraction(target, data["data_range"])
+    scored = signal >= threshold
+    notes = []
+    if not scored.any():
+        scored = has_data
+        notes.append(f"no slice has slice_signal >= {threshold:g}: every slice with data scored")
+    metrics = {}
+    for method, estimate in (("zero_filled", zero_filled), ("network", network)):
+        metrics[method], method_notes = score(target, estimate, data["data_range"], scored)
+        notes += [f"{method}: {note}" for note in method_notes]
+    result = {
+        **metrics,
+        "slices_total": int(len(target)),
+        "slices_reconstructed": int(has_data.sum()),
+        "slices_scored": int(scored.sum()),
+        "min_signal_fraction": threshold,
+        "data_range": data["data_range"],
+        "scale": data["scale"],
+        **data["geometry"],
+        "network_name": network_name(bundle, model_path),
+        "model": str(model_path),
+        "input": str(input_path),
+        "notes": notes,
+    }
+    volumes = {
+        "network": data["to_volume"](network),
+        "zero_filled": data["to_volume"](zero_filled),
+    }
+    _write_outputs(paths, volumes, json.dumps(result, indent=2) + "\n")
+    log.info(
+        "%s: SSIM zero-filled %.4f -> network %.4f over %d of %d slices; wrote %s",
+        input_path,
+        result["zero_filled"]["ssim"] or math.nan,
+        result["network"]["ssim"] or math.nan,
+        result["slices_scored"],
+        result["slices_total"],
+        paths["network"],
+    )
+    return result
 
 
 def reconstruct(
@@ -239,57 +397,10 @@ def reconstruct(
     the metrics."""
     model_path, input_path = Path(model_path), Path(input_path)
     paths = output_paths(Path(output))
-    if input_path.is_dir():
-        raise SsimreconError(f"input {input_path} is a directory, not a NIfTI volume or shard")
-    if not input_path.is_file():
-        raise SsimreconError(f"input {input_path} does not exist")
+    _input_reader(input_path)
     check_outputs(paths, [input_path, model_path])
-    if _suffix(input_path, NIFTI_SUFFIXES):
-        reader = _from_nifti
-    elif _suffix(input_path, SHARD_SUFFIXES):
-        reader = _from_shard
-    else:
-        raise SsimreconError(
-            f"input {input_path}: unsupported file type (expected .nii, .nii.gz, .h5 or .hdf5)"
-        )
     dev = pick_device(device)
     model, bundle = load_model(model_path, dev)
-    data = reader(input_path, bundle, model_path)
-    zero_filled = zero_filled_magnitude(data["kspace"])
-    network = predict_slices(model, data["kspace"], batch_size=batch_size, device=dev)
-
-    threshold = training_min_signal(bundle)
-    signal = slice_signal_fraction(data["target"], data["data_range"])
-    keep = signal >= threshold
-    if not keep.any():
-        log.warning(
-            "no slice of %s has slice_signal >= %g: metrics over all slices", input_path, threshold
-        )
-        keep = np.ones_like(keep)
-    result = {
-        "zero_filled": _mean_metrics(
-            batch_metrics(data["target"], zero_filled, data["data_range"]), keep
-        ),
-        "network": _mean_metrics(batch_metrics(data["target"], network, data["data_range"]), keep),
-        "n_slices": int(keep.sum()),
-        "n_slices_total": int(len(keep)),
-        "min_signal_fraction": threshold,
-        "data_range": data["data_range"],
-        "scale": data["scale"],
-        "model": str(model_path),
-        "input": str(input_path),
-    }
-    volumes = {
-        key: _to_volume(slices, data)
-        for key, slices in (("network", network), ("zero_filled", zero_filled))
-    }
-    _write_outputs(paths, volumes, json.dumps(result, indent=2) + "\n")
-    log.info(
-        "%s: SSIM zero-filled %.4f -> network %.4f over %d slices; wrote %s",
-        input_path,
-        result["zero_filled"]["ssim"] or math.nan,
-        result["network"]["ssim"] or math.nan,
-        result["n_slices"],
-        paths["network"],
+    return reconstruct_loaded(
+        model, bundle, model_path, input_path, paths, device=dev, batch_size=batch_size
     )
-    return result

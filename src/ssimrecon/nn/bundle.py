@@ -7,7 +7,13 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
     {"format": "ssimrecon-model", "version": 1,
      "model_config": UNet.model_config, "state_dict": {name: tensor (cpu)},
      "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict,
+     "grid": {"orientation": "RAS", "readout_axis": int, "pixel_spacing_mm": [mm H, mm W],
+              "slice_thickness_mm": float or None},
      "provenance": {"ssimrecon_version": str, "git_commit": str or None}}
+
+``grid`` is the training grid in physical units (``ssimrecon.evaluation.resample.grid_record``);
+bundles written before it existed lack the key and still load (``reconstruct`` then warns and
+assumes the input's voxel size times ``preprocessing.downsample``).
 
 Loading refuses (CheckpointError naming the file) weights that are NaN or infinite, and a
 ``model_config`` whose network does not match the stored weights, checked on torch's ``meta`` device
@@ -113,9 +119,10 @@ def save_model_bundle(
     mask: np.ndarray | torch.Tensor,
     mask_meta: dict,
     extra: dict,
+    grid: dict | None,
 ) -> None:
     """Write a model bundle atomically; ``mask`` is the (H,W) sampling mask (stored as a bool
-    tensor)."""
+    tensor), ``grid`` the training grid (None: not known, as in bundles of older versions)."""
     net = _unwrap(model)
     config = getattr(net, "model_config", None)
     if not isinstance(config, dict):
@@ -138,6 +145,8 @@ def save_model_bundle(
         "extra": to_plain(extra, "extra"),
         "provenance": provenance(),
     }
+    if grid is not None:
+        bundle["grid"] = to_plain(grid, "grid")
     atomic_torch_save(bundle, path)
 
 
@@ -200,6 +209,8 @@ def load_model_bundle(
     missing = [k for k in REQUIRED_KEYS if k not in bundle]
     if missing:
         raise CheckpointError(f"{path}: model bundle is missing keys {missing}")
+    if not isinstance(bundle.get("grid", {}), dict):
+        raise CheckpointError(f"{path}: grid is not a dict")
     if not isinstance(bundle["model_config"], dict):
         raise CheckpointError(f"{path}: model_config is not a dict")
     mask = bundle["mask"]

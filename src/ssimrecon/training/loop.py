@@ -35,6 +35,7 @@ import torch
 
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.evaluation.resample import shard_grid
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
@@ -71,17 +72,14 @@ from ssimrecon.training.step import (
 log = logging.getLogger("ssimrecon.training.loop")
 
 
-def _bundle_metadata(path: Path) -> tuple[dict, Any, dict]:
-    """(preprocessing dict, mask (H, W) bool, mask_meta) of a shard, as the model bundle stores
+def _bundle_metadata(path: Path) -> tuple[dict, Any, dict, dict]:
+    """(preprocessing dict, mask (H, W) bool, mask_meta, grid) of a shard, as the bundle stores
     them."""
     with ShardReader(path) as reader:
-        preprocessing = reader.preprocessing.to_dict()
-        mask = reader.mask
-        meta = {
-            "seed": reader.attrs.get("mask_seed"),
-            "acceleration": reader.attrs.get("acceleration"),
-        }
-    return preprocessing, mask, meta
+        preprocessing, mask, grid = reader.preprocessing.to_dict(), reader.mask, shard_grid(reader)
+        attrs = reader.attrs
+        meta = {"seed": attrs.get("mask_seed"), "acceleration": attrs.get("acceleration")}
+    return preprocessing, mask, meta, grid
 
 
 class Trainer:
@@ -410,13 +408,14 @@ class Trainer:
         """New best validation loss: write the bundle to ``state_dir/best.pt`` and publish it."""
         scores = {k: metrics[k] for k in ("val_loss", "val_ssim", "val_psnr")}
         self.best = {"val_loss": scores["val_loss"], "epoch": epoch + 1, **scores}  # state order
-        preprocessing, mask, mask_meta = self.bundle_meta
+        preprocessing, mask, mask_meta, grid = self.bundle_meta
         save_model_bundle(
             self.state_best,
             model=self.model,
             preprocessing=preprocessing,
             mask=mask,
             mask_meta=mask_meta,
+            grid=grid,
             extra={
                 "network": self.network,
                 "epoch": epoch + 1,

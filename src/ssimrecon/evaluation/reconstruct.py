@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ssimrecon.atomic import atomic_output
+from ssimrecon.data.ids import NIFTI_SUFFIXES
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError, VolumeError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
@@ -68,7 +69,6 @@ from ssimrecon.kspace.shards import ShardReader, ras_voxel_size
 
 log = logging.getLogger(__name__)
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 SHARD_SUFFIXES = (".h5", ".hdf5")
 DEFAULT_MIN_SIGNAL = 0.05
 

@@ -23,11 +23,11 @@ from typing import Any
 import pandas as pd
 
 from ssimrecon.atomic import write_csv_atomic
+from ssimrecon.data.ids import NIFTI_SUFFIXES
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model
 from ssimrecon.evaluation.reconstruct import (
-    NIFTI_SUFFIXES,
     SHARD_SUFFIXES,
     check_outputs,
     file_suffix,

@@ -41,6 +41,7 @@ from ssimrecon.errors import CheckpointError, SsimreconError
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
+from ssimrecon.kspace.mask import load_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import save_model_bundle
 from ssimrecon.progress import progress, track
@@ -74,16 +75,13 @@ from ssimrecon.training.step import (
 log = logging.getLogger("ssimrecon.training.loop")
 
 
-def _bundle_metadata(path: Path) -> tuple[dict, Any, dict]:
-    """(preprocessing dict, mask (H, W) bool, mask_meta) of a shard, as the model bundle stores
-    them."""
+def _bundle_metadata(path: Path, mask_path: Path) -> tuple[dict, Any, dict]:
+    """(preprocessing dict of a shard, mask (H, W) bool, mask_meta {seed, achieved acceleration}
+    of the mask file), as the model bundle stores them."""
     with ShardReader(path) as reader:
         preprocessing = reader.preprocessing.to_dict()
-        mask = reader.mask
-        meta = {
-            "seed": reader.attrs.get("mask_seed"),
-            "acceleration": reader.attrs.get("acceleration"),
-        }
+    mask, meta = load_mask(mask_path)
+    meta = {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]}
     return preprocessing, mask, meta
 
 
@@ -103,6 +101,7 @@ class Trainer:
         train_shards: Sequence[Path | str],
         val_shards: Sequence[Path | str],
         *,
+        mask_path: Path | str,
         model_cfg: Mapping[str, Any],
         loss_terms: Mapping[str, float],
         settings: TrainSettings,
@@ -137,8 +136,10 @@ class Trainer:
             "on" if self.bf16 else "off",
         )
         self.fingerprint = fingerprint(model_cfg, self.loss_terms, settings, train_paths, val_paths)
-        self.train_set = SliceDataset(train_paths, settings.min_signal_fraction)
-        self.val_set = SliceDataset(val_paths, settings.min_signal_fraction)
+        self.bundle_meta = _bundle_metadata(train_paths[0], Path(mask_path))
+        mask = self.bundle_meta[1]  # the undersampling of every slice (applied on reading)
+        self.train_set = SliceDataset(train_paths, mask, settings.min_signal_fraction)
+        self.val_set = SliceDataset(val_paths, mask, settings.min_signal_fraction)
         bs = settings.batch_size
         cap = None if settings.max_train_batches is None else settings.max_train_batches * bs
         self.sampler = EpochSampler(len(self.train_set), settings.seed, max_samples=cap)
@@ -149,7 +150,6 @@ class Trainer:
                 raise SsimreconError(
                     f"training.crop: {list(settings.crop)} is larger than the images {list(shape)}"
                 )
-        self.bundle_meta = _bundle_metadata(train_paths[0])
 
         torch.manual_seed(settings.seed)
         model = build_model(model_cfg).to(self.device)

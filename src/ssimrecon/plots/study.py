@@ -38,8 +38,9 @@ def seed_interval(values: pd.Series) -> tuple[float, float]:
     return float(v.mean()), half
 
 
-def plot_study(study: pd.DataFrame, output: Path, dpi: int = 120) -> None:
-    """Draw ``study`` (the rows of study.csv) into ``output`` (PNG, written atomically)."""
+def draw_study(study: pd.DataFrame) -> Figure:
+    """The figure of ``study`` (the rows of study.csv): axes [region][metric] as ``REGIONS`` x
+    ``PANELS``."""
     swept = study[study["swept"].fillna("") != ""]
     if swept.empty:
         raise SsimreconError("study.csv has no run with a swept loss weight: nothing to plot")
@@ -84,6 +85,12 @@ def plot_study(study: pd.DataFrame, output: Path, dpi: int = 120) -> None:
         fontsize=10,
     )
     fig.tight_layout()
+    return fig
+
+
+def plot_study(study: pd.DataFrame, output: Path, dpi: int = 120) -> None:
+    """Draw ``study`` (the rows of study.csv) into ``output`` (PNG, written atomically)."""
+    fig = draw_study(study)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(output, suffix=".png") as tmp:

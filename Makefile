@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo test test-fast bench lint format clean-demo
+.PHONY: demo study-demo test test-fast bench lint format clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml config.demo.yaml
 	$(BIN)/snakemake --cores 1 --configfile config.yaml config.demo.yaml --report results/demo/report.html
 	@$(BIN)/ssimrecon summary --results results/demo
+
+# A small study (2 seeds x 3 dssim weights x 2 accelerations) on the demo data -> results/demo-study/
+STUDY_DEMO := --configfile config.yaml config.demo.yaml config.study-demo.yaml
+study-demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(STUDY_DEMO)
+	$(BIN)/snakemake --cores 1 $(STUDY_DEMO) --report results/demo-study/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -v

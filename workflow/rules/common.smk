@@ -188,6 +188,69 @@ def final_outputs() -> list[str]:
     ]
 
 
+# ---- a study (workflow/rules/study.smk)
+#: condition (a run without its seed) -> its runs, one per seed
+CONDITIONS = {
+    condition: [run.name for run in RUNS.values() if run.condition == condition]
+    for condition in dict.fromkeys(run.condition for run in RUNS.values())
+}
+
+
+def study_outputs() -> list[str]:
+    """What `rule all` asks for in a study."""
+    tables = [
+        f"{OUT}/study/table1_R{label}.{ext}"
+        for label in ACCELERATIONS
+        for ext in ("csv", "md", "html")
+    ]
+    return [f"{OUT}/study.csv", f"{OUT}/figures/study.png", *tables]
+
+
+def study_config() -> str:
+    """`ssimrecon study-table --config-json`: the runs and the slice filter."""
+    runs = {
+        name: {
+            "condition": run.condition,
+            "network": run.network,
+            "loss": run.loss,
+            "acceleration": run.acceleration,
+            "seed": run.seed,
+            "swept": list(run.swept),
+        }
+        for name, run in RUNS.items()
+    }
+    return as_json(
+        {"runs": runs, "min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+    )
+
+
+def study_methods(label: str) -> list[str]:
+    """Table 1 methods at acceleration `label`: zero-filled, the baseline, the other conditions."""
+    at_r = [
+        c for c, runs in CONDITIONS.items() if number_label(RUNS[runs[0]].acceleration) == label
+    ]
+    baseline = f"{config['evaluation']['baseline']}_R{label}"
+    return [ZERO_FILLED[label], baseline, *(c for c in at_r if c != baseline)]
+
+
+def study_metrics(suffix: str):
+    """Metrics files of the methods of the {acceleration} wildcard's Table 1."""
+
+    def _files(wildcards) -> list[str]:
+        methods = study_methods(wildcards.acceleration)
+        zero_filled = [f"{OUT}/metrics/test/{methods[0]}{suffix}"]
+        return zero_filled + [f"{OUT}/metrics/test/seeds/{m}{suffix}" for m in methods[1:]]
+
+    return _files
+
+
+def condition_metrics(suffix: str):
+    def _files(wildcards) -> list[str]:
+        return [f"{OUT}/metrics/test/{run}{suffix}" for run in CONDITIONS[wildcards.condition]]
+
+    return _files
+
+
 def download_inputs(wildcards) -> list[str]:
     source = source_settings()
     return [source["url"], source["md5_file"]] if "md5_file" in source else []

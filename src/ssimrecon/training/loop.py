@@ -7,14 +7,14 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
 * Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a function
   of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch). Validation
   covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed order:
-  composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range = the volume's
-  maximum).
+  composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range: volume maximum).
 * A better validation loss writes the model bundle to ``state_dir/best.pt`` and publishes it to
   ``best_path`` (hard link or copy, then ``os.replace``): Snakemake deleting a failed job's outputs
   never loses it.
 * ``state_dir/last.pt`` (:mod:`ssimrecon.training.state`) is written after every epoch and when
   SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
-  fingerprint is resumed (bit-identical on CPU), another is moved aside to ``last.pt.stale``.
+  fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another is moved aside
+  to ``last.pt.stale``.
   Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
 * history.csv is rewritten after every epoch (columns:
   :func:`~ssimrecon.training.state.history_columns`): the composite ``train_loss``/``val_loss`` next
@@ -121,9 +121,8 @@ class Trainer:
         self.network, self.settings, self.on_batch_end = network_name, settings, on_batch_end
         self.best_path, self.history_path = Path(best_path), Path(history_path)
         self.state_dir = Path(state_dir)
-        self.loss_terms = dict(loss_terms)
+        self.loss_terms, self.terms = dict(loss_terms), tuple(loss_terms)  # terms: history order
         loss_fn = build_loss(self.loss_terms)
-        self.terms = tuple(self.loss_terms)  # history column order
         self.device = resolve_device(settings.device)
         self.bf16 = resolve_bf16(settings.bf16, self.device)
         log.info(
@@ -135,9 +134,11 @@ class Trainer:
             torch.cuda.device_count(),
             "on" if self.bf16 else "off",
         )
-        self.fingerprint = fingerprint(model_cfg, self.loss_terms, settings, train_paths, val_paths)
         self.bundle_meta = _bundle_metadata(train_paths[0], Path(mask_path))
         mask = self.bundle_meta[1]  # the undersampling of every slice (applied on reading)
+        self.fingerprint = fingerprint(
+            model_cfg, loss_terms, settings, train_paths, val_paths, mask
+        )
         self.train_set = SliceDataset(train_paths, mask, settings.min_signal_fraction)
         self.val_set = SliceDataset(val_paths, mask, settings.min_signal_fraction)
         bs = settings.batch_size
@@ -445,8 +446,7 @@ class Trainer:
         )
 
     def _interrupt(self, epoch: int, next_batch: int) -> TrainingInterrupted:
-        """Save the state at (``epoch``, ``next_batch``), log it and return the exception to
-        raise."""
+        """Save the state at (``epoch``, ``next_batch``), log it, return the exception to raise."""
         self.save_state(epoch, next_batch)
         signum = self.stop.signum or signal.SIGTERM
         exc = TrainingInterrupted(signum, self.last_path, epoch, next_batch)

@@ -116,3 +116,15 @@ def test_a_swept_weight_that_leaves_no_positive_weight_is_refused() -> None:
         ConfigError, match=r"run Net-dssim_dssim0_R10_seed0 has every loss weight 0"
     ):
         config({"networks": networks, "study": study})
+
+
+def test_the_study_demo_config_is_valid_and_has_the_promised_size() -> None:
+    """config.study-demo.yaml over config.yaml + config.demo.yaml: at least 2 seeds x 3 lambdas x 2
+    accelerations, i.e. 12 Net-mse-dssim runs, and Net-mse per seed and acceleration."""
+    merged = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in ("config.demo.yaml", "config.study-demo.yaml"):
+        merged = deep_merge(merged, yaml.safe_load((REPO / name).read_text()))
+    runs = expand_runs(check_config(merged, SCHEMA))
+    assert merged["experiment"] == "demo-study"
+    assert sum(r.network == "Net-mse-dssim" for r in runs.values()) == 12
+    assert sum(r.network == "Net-mse" for r in runs.values()) == 4

@@ -245,6 +245,8 @@ def study_metrics(suffix: str):
 
 
 def condition_metrics(suffix: str):
+    """Metrics files of the runs (one per seed) of the {condition} wildcard."""
+
     def _files(wildcards) -> list[str]:
         return [f"{OUT}/metrics/test/{run}{suffix}" for run in CONDITIONS[wildcards.condition]]
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo test test-fast bench lint format clean-demo generalisation
+.PHONY: demo study-demo test test-fast bench lint format clean-demo generalisation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ generalisation: $(STAMP)
 	$(BIN)/ssimrecon generalisation-set --output $(GENERALISATION)-set
 	$(BIN)/ssimrecon reconstruct --model results/demo/models/*/best.pt \
 	    --input $(GENERALISATION)-set --output-dir $(GENERALISATION) --csv $(GENERALISATION).csv
+
+# A small study (2 seeds x 3 dssim weights x 2 accelerations) on the demo data -> results/demo-study/
+STUDY_DEMO := --configfile config.yaml config.demo.yaml config.study-demo.yaml
+study-demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(STUDY_DEMO)
+	$(BIN)/snakemake --cores 1 $(STUDY_DEMO) --report results/demo-study/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -v

@@ -19,7 +19,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    network="|".join(NETWORKS),
+    run=one_of(RUNS),
     # the ids QC makes: IXI ids, or file stems with runs of other characters turned into "-"
     subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
@@ -32,6 +32,7 @@ include: "workflow/rules/kspace.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/study.smk"
 
 
 # The test subjects' shards are asked for here as well, so that they exist whatever the evaluation

@@ -26,9 +26,9 @@ import torch
 import yaml
 
 from ssimrecon.kspace.fft import fft2c
-from ssimrecon.kspace.mask import achieved_acceleration, variable_density_mask
+from ssimrecon.kspace.mask import save_mask, variable_density_mask
 from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.kspace.shards import FORMAT_VERSION, slice_geometry, write_shard
+from ssimrecon.kspace.shards import FORMAT_VERSION, KSPACE_FORMULA, slice_geometry, write_shard
 from ssimrecon.nn.bundle import save_model_bundle
 from ssimrecon.nn.unet import UNet
 
@@ -398,7 +398,7 @@ def make_test_shard(
     source_file: str = "",
     scale: float = 1.0,
 ) -> dict:
-    """Write a shard of ellipse slices with kspace = fft2c(target) * mask; returns its arrays."""
+    """Write a shard of ellipse slices; returns its arrays (kspace = fft2c(target) * mask)."""
     mask = sample_mask() if mask is None else mask
     target = ellipse_slices(n_slices, mask.shape[0], seed, empty)
     return write_target_shard(
@@ -421,13 +421,13 @@ def write_target_shard(
     *,
     subject: str,
     slice_index: np.ndarray | None = None,
-    mask_seed: int = 0,
     source_file: str = "",
     source_md5: str = "",
     scale: float = 1.0,
 ) -> dict:
-    """Write ``target`` (S, H, W) as a shard with kspace = fft2c(target) * mask (no phase) and 1 mm
-    pixels; returns its arrays (kspace, target, mask, data_range, slice_index, slice_signal)."""
+    """Write ``target`` (S, H, W) as a shard (no phase, 1 mm pixels); returns its arrays (kspace =
+    fft2c(target) * mask as a reader with ``mask`` forms it, target, mask, data_range,
+    slice_index, slice_signal)."""
     n_slices = target.shape[0]
     data_range = float(target.max())
     kspace = (fft2c(target) * mask).astype(np.complex64)
@@ -439,8 +439,7 @@ def write_target_shard(
     signal = slice_signal_fraction(target, data_range)
     attrs = {
         "subject": subject,
-        "acceleration": achieved_acceleration(mask),
-        "mask_seed": mask_seed,
+        "kspace_formula": KSPACE_FORMULA,
         "scale": scale,
         "data_range": data_range,
         "source_file": source_file,
@@ -452,9 +451,8 @@ def write_target_shard(
     }
     write_shard(
         path,
-        kspace=kspace,
-        mask=mask,
         target=target,
+        phase=None,
         slice_index=index,
         slice_signal=signal,
         attrs=attrs,
@@ -513,6 +511,22 @@ def phantom_slices(n: int, size: int, rng: np.random.Generator, empty: int = 0) 
     return out
 
 
+def write_mask_file(path: Path, mask: np.ndarray, seed: int = 0) -> Path:
+    """Save ``mask`` (H, W) bool as a mask file (centre 4, power 2; R from its samples)."""
+    acceleration = mask.size / np.count_nonzero(mask)
+    save_mask(path, mask, acceleration=acceleration, seed=seed, center_size=4, power=2.0)
+    return path
+
+
+#: file name of the mask :func:`write_test_shards` saves beside its shards
+TEST_MASK_NAME = "mask.npz"
+
+
+def mask_path_of(shards: list[Path]) -> Path:
+    """The mask file :func:`write_test_shards` saved beside ``shards``."""
+    return shards[0].parent / TEST_MASK_NAME
+
+
 def write_test_shards(
     folder: Path,
     n_subjects: int,
@@ -523,11 +537,13 @@ def write_test_shards(
     seed: int = 0,
     mask_seed: int = 7,
 ) -> list[Path]:
-    """Shards of phantom slices undersampled with one seeded variable-density mask."""
+    """Shards of phantom slices and their seeded variable-density mask, saved as
+    ``folder / TEST_MASK_NAME`` (:func:`mask_path_of`)."""
     rng = np.random.default_rng(seed)
     mask = variable_density_mask((size, size), acceleration, center_size=4, seed=mask_seed)
     prep = preprocessing(image_size=(size, size))
     folder.mkdir(parents=True, exist_ok=True)
+    write_mask_file(folder / TEST_MASK_NAME, mask, seed=mask_seed)
     paths = []
     for s in range(n_subjects):
         path = folder / f"SUB{s:03d}.h5"
@@ -537,7 +553,6 @@ def write_test_shards(
             mask,
             prep,
             subject=f"SUB{s:03d}",
-            mask_seed=mask_seed,
             source_file=f"sub{s}.nii.gz",
             source_md5="0" * 32,
         )

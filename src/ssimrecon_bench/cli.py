@@ -3,7 +3,8 @@
 Rows (``--only`` picks some; ``--quick`` uses fewer repetitions, a smaller training image and skips
 ``demo`` and ``dag`` unless ``--only`` names them), one module each: :mod:`ssimrecon_bench.ssim`,
 :mod:`~ssimrecon_bench.train`, :mod:`~ssimrecon_bench.shards`, :mod:`~ssimrecon_bench.loader`,
-:mod:`~ssimrecon_bench.demo`, :mod:`~ssimrecon_bench.dag` (docs/performance.md).
+:mod:`~ssimrecon_bench.disk`, :mod:`~ssimrecon_bench.demo`, :mod:`~ssimrecon_bench.dag`
+(docs/performance.md).
 
 Output: a table on stdout, ``<output>/summary.csv`` (metric, value, unit, target, met) and
 ``<output>/details.json`` (machine, versions, per-row notes).  A row that fails is reported with

@@ -123,6 +123,7 @@ class Context:
     projection)."""
 
     shards: list[Path] = field(default_factory=list)
+    mask: Path | None = None
     slices_per_volume: float | None = None
     train: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)

@@ -18,16 +18,22 @@ from ssimrecon_bench.shards import make_shards
 
 
 def loader_throughput(
-    shards: Sequence[Path], batch_size: int, num_workers: int, min_signal: float, seconds: float
+    shards: Sequence[Path],
+    mask_path: Path,
+    batch_size: int,
+    num_workers: int,
+    min_signal: float,
+    seconds: float,
 ) -> tuple[float, int]:
     """Slices/s the training DataLoader delivers, after its first batch (worker start-up excluded).
 
     Iterates whole epochs of :class:`~ssimrecon.training.dataset.EpochSampler` until ``seconds``
     have passed; returns (slices/s, slices counted).  Workers are shut down before returning.
     """
+    from ssimrecon.kspace.mask import load_mask
     from ssimrecon.training.dataset import EpochSampler, SliceDataset, make_loader
 
-    dataset = SliceDataset(list(shards), min_signal)
+    dataset = SliceDataset(list(shards), load_mask(mask_path)[0], min_signal)
     sampler = EpochSampler(len(dataset), 0)
     loader = make_loader(dataset, batch_size, sampler, num_workers, False)
     count, t0, epoch = 0, None, 0
@@ -55,11 +61,12 @@ def bench_loader(opts: Options, ctx: Context) -> list[Row]:
     """Slices/s with the config's workers, and without workers when the config has some."""
     if not ctx.shards:
         make_shards(opts, ctx, timed=0)
+    assert ctx.mask is not None  # make_shards saved it
     training = opts.config["training"]
     batch, workers = int(training["batch_size"]), int(training["num_workers"])
     min_signal = float(training["min_signal_fraction"])
     duration = 1.5 if opts.quick else 5.0
-    sps, count = loader_throughput(ctx.shards, batch, workers, min_signal, duration)
+    sps, count = loader_throughput(ctx.shards, ctx.mask, batch, workers, min_signal, duration)
     rows = [
         Row(
             "loader_slices_per_s",
@@ -73,7 +80,7 @@ def bench_loader(opts: Options, ctx: Context) -> list[Row]:
         )
     ]
     if workers != 0:
-        sps0, count0 = loader_throughput(ctx.shards, batch, 0, min_signal, duration / 2)
+        sps0, count0 = loader_throughput(ctx.shards, ctx.mask, batch, 0, min_signal, duration / 2)
         rows.append(
             Row(
                 "loader_slices_per_s_no_workers",

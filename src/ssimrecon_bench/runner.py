@@ -9,13 +9,14 @@ from collections.abc import Callable, Sequence
 from ssimrecon_bench.core import Context, Options, Row, Target, at_least, at_most
 from ssimrecon_bench.dag import bench_dag
 from ssimrecon_bench.demo import bench_demo
+from ssimrecon_bench.disk import ADDED_FRACTION_TARGET, bench_disk
 from ssimrecon_bench.loader import bench_loader
 from ssimrecon_bench.projection import projection_rows
 from ssimrecon_bench.shards import bench_shards
 from ssimrecon_bench.ssim import bench_ssim
 from ssimrecon_bench.train import bench_train
 
-ROWS = ("ssim", "train", "shards", "loader", "demo", "dag")
+ROWS = ("ssim", "train", "shards", "loader", "disk", "demo", "dag")
 #: rows ``--quick`` leaves out unless ``--only`` names them
 QUICK_SKIPPED = ("demo", "dag")
 
@@ -26,6 +27,7 @@ ROW_FUNCS: dict[str, tuple[RowFunc, str, str, Target]] = {
     "train": (bench_train, "train_fast_vs_plain_speedup", "x", at_least(3.0)),
     "shards": (bench_shards, "shard_volumes_per_s", "volumes/s", at_least(2.0)),
     "loader": (bench_loader, "loader_slices_per_s", "slices/s", at_least(2000.0)),
+    "disk": (bench_disk, "disk_added_r_fraction", "fraction", at_most(ADDED_FRACTION_TARGET)),
     "demo": (bench_demo, "demo_wall_time", "min", at_most(10.0)),
     "dag": (bench_dag, "dag_noop_dryrun_s", "s", at_most(5.0)),
 }

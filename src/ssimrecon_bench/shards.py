@@ -1,8 +1,8 @@
 """Row ``shards``: :func:`ssimrecon.kspace.shards.make_shard` on an IXI-sized pseudo-subject.
 
-256x256x150 voxels (``--volume-shape``) with the paper's preprocessing and mask: volumes/s including
-the NIfTI load and the HDF5 write, in one process (target: >= 2).  The shards it keeps feed the
-``loader`` row, and its slices per volume the paper-run projection.
+256x256x150 voxels (``--volume-shape``) with the paper's preprocessing: volumes/s including the
+NIfTI load and the HDF5 write, in one process (target: >= 2).  The shards it keeps and the paper's
+mask feed the ``loader`` and ``disk`` rows, and its slices per volume the paper-run projection.
 """
 
 from __future__ import annotations
@@ -47,18 +47,16 @@ def _preprocessing(opts: Options) -> Preprocessing:
     return Preprocessing.from_dict(values)
 
 
-def _mask(opts: Options, work: Path, image_size: tuple[int, int]) -> Path:
-    """The config's sampling mask for ``image_size``, saved as ``work/mask.npz``."""
+def save_config_mask(
+    opts: Options, work: Path, image_size: tuple[int, int], acceleration: float
+) -> Path:
+    """The config's sampling mask at ``acceleration`` for ``image_size``, saved as
+    ``work/masks/R<acceleration>.npz`` (the workflow's name)."""
     from ssimrecon.kspace.mask import save_mask, variable_density_mask
 
     m = opts.config["mask"]
-    path = work / "mask.npz"
-    acceleration, center, seed, power = (
-        float(m["acceleration"]),
-        int(m["center_size"]),
-        int(m["seed"]),
-        float(m["power"]),
-    )
+    path = work / "masks" / f"R{acceleration:g}.npz"
+    center, seed, power = int(m["center_size"]), int(m["seed"]), float(m["power"])
     mask = variable_density_mask(tuple(image_size), acceleration, center, seed, power)
     save_mask(path, mask, acceleration=acceleration, seed=seed, center_size=center, power=power)
     return path
@@ -68,7 +66,8 @@ def make_shards(opts: Options, ctx: Context, timed: int) -> tuple[list[float], d
     """Write one warm-up shard (kept, and copied, for the loader) and ``timed`` timed ones
     (deleted); returns (seconds per timed shard, mean seconds of its load/compute/write parts).
 
-    Sets ``ctx.shards``, ``ctx.slices_per_volume`` and ``ctx.notes["shard"]``.
+    Sets ``ctx.shards``, ``ctx.mask`` (the config's mask file), ``ctx.slices_per_volume`` and
+    ``ctx.notes["shard"]``.
     """
     from ssimrecon.kspace.shards import ShardReader, make_shard
 
@@ -76,15 +75,16 @@ def make_shards(opts: Options, ctx: Context, timed: int) -> tuple[list[float], d
     work.mkdir(parents=True, exist_ok=True)
     volume, md5 = ixi_volume(opts.work_dir, opts.volume_shape)
     prep = _preprocessing(opts)
-    mask = _mask(opts, work, prep.image_size)
+    acceleration = float(opts.config["mask"]["acceleration"])
+    ctx.mask = save_config_mask(opts, work, prep.image_size, acceleration)
     kept = work / "IXI900.h5"
-    make_shard(volume, mask, "IXI900", prep, kept, source_md5=md5)
+    make_shard(volume, "IXI900", prep, kept, source_md5=md5)
     seconds: list[float] = []
     parts = {"load": 0.0, "compute": 0.0, "write": 0.0}
     for i in range(timed):
         out = work / f"timed-{i}.h5"
         t0 = time.perf_counter()
-        timings = make_shard(volume, mask, f"IXI{901 + i}", prep, out, source_md5=md5)
+        timings = make_shard(volume, f"IXI{901 + i}", prep, out, source_md5=md5)
         seconds.append(time.perf_counter() - t0)
         for key in parts:
             parts[key] += float((timings or {}).get(key, 0.0))
@@ -119,10 +119,10 @@ def bench_shards(opts: Options, ctx: Context) -> list[Row]:
             at_least(2.0),
             f"{timed} volumes {shape} -> {info['shape'][0]} slices "
             f"{info['shape'][1]}x{info['shape'][2]}, "
-            f"{info['bytes'] / 2**20:.0f} MiB each; one process, NIfTI load + k-space + HDF5 write",
+            f"{info['bytes'] / 2**20:.0f} MiB each; one process, NIfTI load + targets + HDF5 write",
         ),
         Row("shard_load_s", parts["load"], "s/volume", None, "NIfTI read + RAS reorientation"),
-        Row("shard_compute_s", parts["compute"], "s/volume", None, "slicing, scaling, FFT, mask"),
+        Row("shard_compute_s", parts["compute"], "s/volume", None, "slicing, scaling, phase"),
         Row("shard_write_s", parts["write"], "s/volume", None, "HDF5 write (temp file + rename)"),
         Row(
             "shard_training_slices_per_volume",

@@ -106,6 +106,7 @@ def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
         "train",
         "shards",
         "loader",
+        "disk",
         "--output",
         str(out),
         "--train-size",
@@ -139,6 +140,7 @@ def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
         ("train_fast_vs_plain_speedup", ">= 3"),
         ("shard_volumes_per_s", ">= 2"),
         ("loader_slices_per_s", ">= 2000"),
+        ("disk_added_r_fraction", "<= 0.25"),
     ]:
         assert by_metric[metric]["target"] == target
     # every row was measured (no FAILED rows) and gives a positive finite number
@@ -151,6 +153,11 @@ def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
         "loader_slices_per_s",
     ):
         assert float(by_metric[metric]["value"]) > 0
+    # an added acceleration costs a mask file, not a copy of the shards: the 25% bound holds
+    assert by_metric["disk_added_r_fraction"]["met"] == "True"
+    shard_bytes = sum(p.stat().st_size for p in (tmp_path / "work" / "shards").glob("IXI900.h5"))
+    first = float(by_metric["disk_first_r_bytes_per_subject"]["value"]) * 1e6
+    assert shard_bytes < first < shard_bytes + 100_000  # the shard plus its mask file
     # correctness is a real requirement, not a timing: the project's SSIM matches scikit-image
     assert float(by_metric["ssim_max_abs_diff_vs_skimage"]["value"]) <= 1e-5
     assert by_metric["ssim_max_abs_diff_vs_skimage"]["met"] == "True"

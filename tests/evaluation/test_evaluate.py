@@ -27,6 +27,7 @@ from tests.helpers import (
     preprocessing,
     sample_mask,
     skimage_ssim_map,
+    write_mask_file,
 )
 
 
@@ -137,6 +138,11 @@ def _region_reference(
     return pd.DataFrame(rows)
 
 
+def _mask(tmp_path: Path) -> Path:
+    """The mask file of make_test_shard's default mask (the evaluation's undersampling)."""
+    return write_mask_file(tmp_path / "mask.npz", sample_mask())
+
+
 def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> None:
     """Every slice is scored in both regions, the filter is recorded, and the per-volume fastMRI row
     equals scikit-image's default SSIM / PSNR with data_range = the volume maximum."""
@@ -144,7 +150,10 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
     b = make_test_shard(tmp_path / "B.h5", "B", seed=2, empty=(5,))
     threshold = 0.05
     result = evaluate_shards(
-        [tmp_path / "A.h5", tmp_path / "B.h5"], model_path=None, min_signal_fraction=threshold
+        [tmp_path / "A.h5", tmp_path / "B.h5"],
+        mask_path=_mask(tmp_path),
+        model_path=None,
+        min_signal_fraction=threshold,
     )
     df = result.slices
     assert list(df.columns) == [
@@ -202,7 +211,10 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     data = make_test_shard(tmp_path / "A.h5", "A", seed=3)
     model = make_test_model(tmp_path / "net.pt", data["mask"])
     df = evaluate_shards(
-        [tmp_path / "A.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
+        [tmp_path / "A.h5"],
+        mask_path=_mask(tmp_path),
+        model_path=tmp_path / "net.pt",
+        min_signal_fraction=0.05,
     ).slices
     frame = df[(df["region"] == "frame") & df["passes_filter"]]
     keep = data["slice_signal"] >= 0.05
@@ -220,6 +232,8 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
             [
                 "--shards",
                 str(tmp_path / "A.h5"),
+                "--mask",
+                str(_mask(tmp_path)),
                 "--zero-filled",
                 "--output",
                 str(out),
@@ -232,7 +246,9 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
         == 0
     )
     written = pd.read_csv(out, dtype={"subject": str})
-    zf = evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=0.05)
+    zf = evaluate_shards(
+        [tmp_path / "A.h5"], mask_path=_mask(tmp_path), model_path=None, min_signal_fraction=0.05
+    )
     np.testing.assert_allclose(written["ssim"], zf.slices["ssim"], rtol=1e-9)
     assert written["region"].tolist() == zf.slices["region"].tolist()
     written_volumes = pd.read_csv(volumes, dtype={"subject": str})
@@ -249,7 +265,10 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     make_test_model(tmp_path / "other_mask.pt", sample_mask(seed=7))
     with pytest.raises(SsimreconError, match=r"other_mask\.pt.*A\.h5|A\.h5.*other_mask\.pt"):
         evaluate_shards(
-            [tmp_path / "A.h5"], model_path=tmp_path / "other_mask.pt", min_signal_fraction=0.0
+            [tmp_path / "A.h5"],
+            mask_path=_mask(tmp_path),
+            model_path=tmp_path / "other_mask.pt",
+            min_signal_fraction=0.0,
         )
     make_test_model(
         tmp_path / "other_size.pt",
@@ -258,7 +277,10 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SsimreconError, match=r"other_size\.pt.*A\.h5"):
         evaluate_shards(
-            [tmp_path / "A.h5"], model_path=tmp_path / "other_size.pt", min_signal_fraction=0.0
+            [tmp_path / "A.h5"],
+            mask_path=_mask(tmp_path),
+            model_path=tmp_path / "other_size.pt",
+            min_signal_fraction=0.0,
         )
     make_test_model(
         tmp_path / "other_prep.pt",
@@ -267,11 +289,19 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SsimreconError, match=r"downsample"):
         evaluate_shards(
-            [tmp_path / "A.h5"], model_path=tmp_path / "other_prep.pt", min_signal_fraction=0.0
+            [tmp_path / "A.h5"],
+            mask_path=_mask(tmp_path),
+            model_path=tmp_path / "other_prep.pt",
+            min_signal_fraction=0.0,
         )
     with pytest.raises(SsimreconError, match="missing.pt"):
         evaluate_shards(
-            [tmp_path / "A.h5"], model_path=tmp_path / "missing.pt", min_signal_fraction=0.0
+            [tmp_path / "A.h5"],
+            mask_path=_mask(tmp_path),
+            model_path=tmp_path / "missing.pt",
+            min_signal_fraction=0.0,
         )
     with pytest.raises(SsimreconError, match="slice_signal >= 2"):
-        evaluate_shards([tmp_path / "A.h5"], model_path=None, min_signal_fraction=2.0)
+        evaluate_shards(
+            [tmp_path / "A.h5"], mask_path=_mask(tmp_path), model_path=None, min_signal_fraction=2.0
+        )

@@ -136,7 +136,7 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
     _write_volume(tmp_path / "subj.nii.gz", seed=1)
     mask = sample_mask()
     save_mask(tmp_path / "mask.npz", mask, acceleration=4.0, seed=0, center_size=6, power=2.0)
-    make_shard(tmp_path / "subj.nii.gz", tmp_path / "mask.npz", "S1", PREP, tmp_path / "S1.h5")
+    make_shard(tmp_path / "subj.nii.gz", "S1", PREP, tmp_path / "S1.h5")
     make_test_model(tmp_path / "net.pt", mask)  # no training min_signal_fraction -> 0.05
     from_shard = reconstruct(
         tmp_path / "net.pt", tmp_path / "S1.h5", tmp_path / "a" / "r.nii.gz", device="cpu"
@@ -154,7 +154,10 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
     np.testing.assert_allclose(a.affine, b.affine)
     np.testing.assert_allclose(a.get_fdata(), b.get_fdata(), rtol=1e-5, atol=1e-3)
     evaluated = evaluate_shards(
-        [tmp_path / "S1.h5"], model_path=tmp_path / "net.pt", min_signal_fraction=0.05
+        [tmp_path / "S1.h5"],
+        mask_path=tmp_path / "mask.npz",
+        model_path=tmp_path / "net.pt",
+        min_signal_fraction=0.05,
     ).slices
     evaluated = evaluated[(evaluated["region"] == "frame") & evaluated["passes_filter"]]
     assert from_shard["slices_scored"] == len(evaluated)

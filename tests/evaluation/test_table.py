@@ -20,7 +20,7 @@ METRICS = ("ssim", "psnr", "rel_error", "mse")
 FASTMRI = ("ssim", "psnr", "nmse", "mse")
 THRESHOLD = 0.05
 RULES = TableRules(
-    split="test", baseline="Net-mse", min_signal_fraction=THRESHOLD, scale_percentile=99.5
+    split="test", baseline="Net-mse", min_signal_fraction=THRESHOLD, scale_percentile=99.5, seeds=1
 )
 
 
@@ -173,12 +173,12 @@ def test_mismatched_inputs_and_bad_baseline_are_errors() -> None:
         )
     with pytest.raises(SsimreconError, match="baseline 'nope'"):
         build_table1(
-            {"Net-mse": a}, {"Net-mse": two["Net-mse"]}, TableRules("test", "nope", 0.05, 99.5)
+            {"Net-mse": a}, {"Net-mse": two["Net-mse"]}, TableRules("test", "nope", 0.05, 99.5, 1)
         )
     with pytest.raises(SsimreconError, match="twice"):
         build_table1({"Net-mse": pd.concat([a, a.iloc[:1]])}, {"Net-mse": two["Net-mse"]}, RULES)
     # the CSVs were written with another threshold than the table is told
-    other = TableRules("test", "Net-mse", 0.2, 99.5)
+    other = TableRules("test", "Net-mse", 0.2, 99.5, 1)
     with pytest.raises(SsimreconError, match=r"evaluation\.min_signal_fraction = 0\.2"):
         build_table1({"Net-mse": a}, {"Net-mse": two["Net-mse"]}, other)
 
@@ -205,7 +205,7 @@ def _run_cli(tmp_path: Path, split: str, baseline: str = "Net-mse") -> tuple[Pat
     paths = (out / f"{split}.csv", out / f"{split}.md", out / f"{split}.html")
     config = (
         f'{{"baseline": "{baseline}", "min_signal_fraction": {THRESHOLD}, '
-        '"scale_percentile": 99.5}'
+        '"scale_percentile": 99.5, "seeds": 1}'
     )
     assert (
         table_command(
@@ -273,7 +273,7 @@ def test_validation_table_is_named_as_validation(tmp_path: Path) -> None:
 def test_cli_names_missing_and_malformed_files(tmp_path: Path) -> None:
     csv_path, md_path, html_path = tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.html"
     outputs = ["--csv", str(csv_path), "--md", str(md_path), "--html", str(html_path)]
-    config = '{"baseline": "a", "min_signal_fraction": 0.05, "scale_percentile": 99.5}'
+    config = '{"baseline": "a", "min_signal_fraction": 0.05, "scale_percentile": 99.5, "seeds": 1}'
     with pytest.raises(SsimreconError, match="missing.csv"):
         table_command(
             ["--metrics", f"a={tmp_path / 'missing.csv'}", "--volumes", f"a={tmp_path / 'v.csv'}"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ssimrecon.checksums import file_md5
+from ssimrecon.cli import main
 from ssimrecon.cli.kspace import shard as shard_command
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
@@ -17,10 +18,12 @@ from ssimrecon.kspace.mask import save_mask, variable_density_mask
 from ssimrecon.kspace.preprocess import (
     load_canonical,
     robust_scale,
+    simulate_acquisition,
     volume_to_slices,
 )
 from ssimrecon.kspace.shards import (
     FORMAT_VERSION,
+    KSPACE_FORMULA,
     REQUIRED_ATTRS,
     ShardReader,
     make_shard,
@@ -53,35 +56,32 @@ def _mask_file(tmp_path, shape=IMAGE, acceleration=4.0, seed=3):
 
 
 def test_full_mask_shard_reconstructs_the_target(tmp_path, volume_path):
-    mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
     prep = preprocessing(readout_axis=2, image_size=IMAGE)
     out = tmp_path / "shards" / "s.h5"
-    make_shard(volume_path, mask_path, "IXI002", prep, out)
+    make_shard(volume_path, "IXI002", prep, out)
     ras, _ = load_canonical(volume_path)
     slices, _ = volume_to_slices(ras, prep)
     scale = robust_scale(slices, 99.5)
-    with ShardReader(out) as r:
+    with ShardReader(out, np.ones(IMAGE, bool)) as r:
         target = r.read_target()
         assert r.shape == (ras.shape[2], *IMAGE) and r.num_slices == ras.shape[2]
         np.testing.assert_allclose(target, np.clip(slices / scale, 0, None), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(zero_filled_magnitude(r.read_kspace()), target, atol=1e-5)
         assert r.attrs["scale"] == pytest.approx(scale)
         assert r.attrs["data_range"] == pytest.approx(float(target.max()))
-        assert r.attrs["acceleration"] == 1.0
+        assert r.attrs["kspace_formula"] == KSPACE_FORMULA
 
 
 def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
-    mask_path, mask = _mask_file(tmp_path, acceleration=4.0, seed=9)
+    _, mask = _mask_file(tmp_path, acceleration=4.0, seed=9)
     prep = preprocessing(readout_axis=2, image_size=IMAGE, slice_stride=2)
     out = tmp_path / "s.h5"
-    make_shard(volume_path, mask_path, "IXI002", prep, out)
+    make_shard(volume_path, "IXI002", prep, out)
     with h5py.File(out, "r") as f:
-        for name in ("kspace", "target"):
-            assert f[name].chunks == (1, *IMAGE)
-            assert f[name].compression is None
-        assert f["kspace"].dtype == np.complex64 and f["target"].dtype == np.float32
-        assert f["mask"].dtype == bool
-    with ShardReader(out) as r:
+        assert f["target"].chunks == (1, *IMAGE) and f["target"].compression is None
+        assert f["target"].dtype == np.float32
+        assert sorted(f) == ["slice_index", "slice_signal", "target"]  # no k-space, mask, phase
+    with ShardReader(out, mask) as r:
         kspace = r.read_kspace()
         assert np.all(kspace[:, ~mask] == 0)
         assert np.count_nonzero(kspace[:, mask]) > 0.9 * mask.sum() * r.num_slices
@@ -91,8 +91,6 @@ def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
         )  # RAS S axis = source axis 1
         assert set(REQUIRED_ATTRS) <= set(r.attrs)
         assert r.attrs["subject"] == "IXI002"
-        assert r.attrs["acceleration"] == pytest.approx(IMAGE[0] * IMAGE[1] / mask.sum())
-        assert r.attrs["mask_seed"] == 9
         assert r.attrs["format_version"] == FORMAT_VERSION
         assert r.attrs["readout_axis"] == 2
         assert r.attrs["source_md5"] == file_md5(volume_path)
@@ -122,47 +120,95 @@ def test_undersampled_shard_layout_and_attrs(tmp_path, volume_path):
 
 
 def test_smooth_phase_shard_differs_but_has_the_same_magnitude(tmp_path, volume_path):
-    mask_path, _ = _mask_file(tmp_path, acceleration=1.0)
+    full = np.ones(IMAGE, bool)
     plain, smooth = tmp_path / "plain.h5", tmp_path / "smooth.h5"
-    make_shard(volume_path, mask_path, "A", preprocessing(image_size=IMAGE), plain)
+    make_shard(volume_path, "A", preprocessing(image_size=IMAGE), plain)
     make_shard(
         volume_path,
-        mask_path,
         "A",
         preprocessing(image_size=IMAGE, phase="smooth"),
         smooth,
         phase_seed=1,
     )
-    with ShardReader(plain) as a, ShardReader(smooth) as b:
+    with ShardReader(plain, full) as a, ShardReader(smooth, full) as b:
         ka, kb = a.read_kspace(), b.read_kspace()
         assert np.abs(ka - kb).max() > 0.1 * np.abs(ka).max()
         np.testing.assert_allclose(zero_filled_magnitude(kb), b.read_target(), atol=1e-5)
         assert b.preprocessing.phase == "smooth"
 
 
-def test_mask_shape_must_match_image_size(tmp_path, volume_path):
-    mask_path, _ = _mask_file(tmp_path, shape=(16, 16))
-    with pytest.raises(ShardError, match=r"\(16, 16\).*\(16, 24\)"):
-        make_shard(volume_path, mask_path, "A", preprocessing(image_size=IMAGE), tmp_path / "x.h5")
-    assert not (tmp_path / "x.h5").exists()
+def test_one_shard_serves_every_acceleration_as_format_3_stored_it(tmp_path, volume_path):
+    """The k-space a reader forms under each mask is what simulate_acquisition (format 3's stored
+    k-space) gives for that mask, with and without a smooth phase. Mutation tried: forgetting the
+    phase on reading makes the smooth case differ."""
+    ras, _ = load_canonical(volume_path)
+    for phase in ("none", "smooth"):
+        prep = preprocessing(image_size=IMAGE, phase=phase)
+        out = tmp_path / f"{phase}.h5"
+        make_shard(volume_path, "IXI002", prep, out, phase_seed=5)
+        for acceleration in (2.0, 4.0):
+            _, mask = _mask_file(tmp_path, acceleration=acceleration)
+            expected = simulate_acquisition(ras, prep, mask, "IXI002", 5)
+            with ShardReader(out, mask) as r:
+                kspace = r.read_kspace()
+                np.testing.assert_allclose(kspace, expected.kspace, atol=1e-4)
+                assert np.all(kspace[:, ~mask] == 0)
+                k3, t3 = r.read_slice(3)
+                np.testing.assert_allclose(k3, expected.kspace[3], atol=1e-4)
+                np.testing.assert_array_equal(t3, expected.target[3])
+
+
+def test_reading_needs_a_mask_of_the_slice_size(tmp_path, volume_path):
+    out = tmp_path / "IXI002.h5"
+    make_shard(volume_path, "IXI002", preprocessing(image_size=IMAGE), out)
+    with ShardReader(out) as r:  # metadata and targets need no mask
+        assert r.read_target().shape[1:] == IMAGE
+        with pytest.raises(ShardError, match=r"IXI002\.h5 stores no k-space.*R<acceleration>"):
+            r.read_slice(0)
+    with pytest.raises(ShardError, match=r"\(16, 16\) does not match the 16x24 .*IXI002\.h5"):
+        ShardReader(out, np.ones((16, 16), bool))
+
+
+def test_export_kspace_writes_a_standalone_file_of_one_acceleration(tmp_path, volume_path):
+    out = tmp_path / "IXI002.h5"
+    make_shard(volume_path, "IXI002", preprocessing(image_size=IMAGE), out)
+    mask_path, mask = _mask_file(tmp_path, acceleration=4.0, seed=9)
+    exported = tmp_path / "export" / "IXI002_R4.h5"
+    assert (
+        main(
+            [
+                "export-kspace",
+                "--shard",
+                str(out),
+                "--mask",
+                str(mask_path),
+                "--output",
+                str(exported),
+            ]
+        )
+        == 0
+    )
+    with ShardReader(out, mask) as r, h5py.File(exported, "r") as f:
+        np.testing.assert_array_equal(f["kspace"][()], r.read_kspace())
+        np.testing.assert_array_equal(f["target"][()], r.read_target())
+        np.testing.assert_array_equal(f["mask"][()], mask)
+        assert f.attrs["acceleration"] == pytest.approx(mask.size / mask.sum())
+        assert f.attrs["mask_seed"] == 9 and f.attrs["subject"] == "IXI002"
+        assert f.attrs["mask_file"] == str(mask_path)
 
 
 def test_empty_volume_is_a_shard_error_naming_the_volume(tmp_path):
-    mask_path, _ = _mask_file(tmp_path)
     empty = tmp_path / "IXI404-empty-T1.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.int16), np.eye(4)), str(empty))
     with pytest.raises(ShardError, match=r"IXI404-empty-T1\.nii\.gz.*empty"):
-        make_shard(empty, mask_path, "IXI404", preprocessing(image_size=IMAGE), tmp_path / "x.h5")
+        make_shard(empty, "IXI404", preprocessing(image_size=IMAGE), tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
 
 
 def _arrays(s=3, h=8, w=6):
     rng = np.random.default_rng(1)
     return dict(
-        kspace=(rng.standard_normal((s, h, w)) + 1j * rng.standard_normal((s, h, w))).astype(
-            np.complex64
-        ),
-        mask=rng.random((h, w)) > 0.5,
+        phase=None,
         target=rng.random((s, h, w), dtype=np.float32),
         slice_index=np.arange(s, dtype=np.int32),
         slice_signal=np.full(s, 0.5, dtype=np.float32),
@@ -172,8 +218,7 @@ def _arrays(s=3, h=8, w=6):
 def _attrs(**over):
     attrs = {
         "subject": "S",
-        "acceleration": 2.0,
-        "mask_seed": 0,
+        "kspace_formula": KSPACE_FORMULA,
         "scale": 1.0,
         "data_range": 1.0,
         "source_file": "v.nii.gz",
@@ -245,7 +290,6 @@ def test_failed_write_leaves_neither_shard_nor_temp(tmp_path):
 
 
 def test_cli_with_subjects_csv(tmp_path, volume_path):
-    mask_path, _ = _mask_file(tmp_path)
     subjects = tmp_path / "subjects.csv"
     with open(subjects, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["subject", "site", "file", "md5"])
@@ -264,8 +308,6 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         str(subjects),
         "--subject",
         "IXI002",
-        "--mask",
-        str(mask_path),
         "--output",
         str(out),
         "--config-json",
@@ -280,8 +322,6 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
         str(subjects),
         "--subject",
         "IXI999",
-        "--mask",
-        str(mask_path),
         "--output",
         str(tmp_path / "bad.h5"),
         "--config-json",
@@ -292,7 +332,6 @@ def test_cli_with_subjects_csv(tmp_path, volume_path):
 
 
 def test_cli_with_volume_and_downsample(tmp_path, volume_path):
-    mask_path, _ = _mask_file(tmp_path, shape=(8, 12))
     out = tmp_path / "ds.h5"
     assert (
         shard_command(
@@ -301,8 +340,6 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
                 str(volume_path),
                 "--subject",
                 "X",
-                "--mask",
-                str(mask_path),
                 "--output",
                 str(out),
                 "--config-json",
@@ -323,9 +360,8 @@ def test_cli_with_volume_and_downsample(tmp_path, volume_path):
 
 
 def _good_shard(tmp_path, volume_path):
-    mask_path, _ = _mask_file(tmp_path)
     out = tmp_path / "IXI002.h5"
-    make_shard(volume_path, mask_path, "IXI002", preprocessing(image_size=IMAGE), out)
+    make_shard(volume_path, "IXI002", preprocessing(image_size=IMAGE), out)
     return out
 
 
@@ -339,7 +375,7 @@ def test_damaged_target_data_is_detected_named_and_moved_aside(tmp_path, volume_
     with open(out, "r+b") as fh:
         fh.seek(info.byte_offset + 16)
         fh.write(b"\xff" * min(8192, info.size - 32))
-    with ShardReader(out) as reader:  # metadata is intact: opening works
+    with ShardReader(out, _mask_file(tmp_path)[1]) as reader:  # metadata is intact: opening works
         reader.read_slice(0)
         with pytest.raises(ShardError, match=r"IXI002\.h5 is damaged .*moved it to .*\.damaged"):
             reader.read_slice(2)
@@ -366,12 +402,10 @@ def test_an_outdated_shard_is_refused_but_left_in_place(tmp_path, volume_path):
 def test_volume_changed_since_qc_is_refused(tmp_path, volume_path):
     """subjects.csv pointing at another subject's volume: its MD5 differs from the one QC recorded.
     Mutation tried: not comparing the MD5 writes the shard onto the wrong volume."""
-    mask_path, _ = _mask_file(tmp_path)
     out = tmp_path / "IXI012.h5"
     with pytest.raises(ShardError, match=r"has MD5 [0-9a-f]{32}, not the 0{32} that qc recorded"):
         make_shard(
             volume_path,
-            mask_path,
             "IXI012",
             preprocessing(image_size=IMAGE),
             out,

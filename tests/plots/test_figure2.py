@@ -34,6 +34,7 @@ from tests.helpers import (
     sample_mask,
     set_slice_geometry,
     skimage_ssim_psnr,
+    write_mask_file,
 )
 
 
@@ -134,7 +135,7 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
     png, pdf = tmp_path / "fig" / "figure2.png", tmp_path / "fig" / "figure2.pdf"
     models = {"Net-mse": tmp_path / "mse.pt", "Net-mse-dssim": tmp_path / "dssim.pt"}
     panels = make_figure2(
-        shards, models, png=png, pdf=pdf, dpi=50, zoom_center=(0.3, 0.6), zoom_size=0.4
+        shards, models, mask=mask, png=png, pdf=pdf, dpi=50, zoom_center=(0.3, 0.6), zoom_size=0.4
     )
     # the rule, recomputed: sorted subjects, argmax of slice_signal in each
     expected = []
@@ -165,6 +166,8 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
             [
                 "--shards",
                 *map(str, shards),
+                "--mask",
+                str(write_mask_file(tmp_path / "mask.npz", mask)),
                 "--model",
                 f"Net-mse={tmp_path / 'mse.pt'}",
                 "--png",
@@ -185,7 +188,9 @@ def test_figure2_files_and_panels(tmp_path: Path) -> None:
 
     make_test_model(tmp_path / "wrong.pt", sample_mask(seed=9))
     with pytest.raises(SsimreconError, match=r"wrong\.pt"):
-        make_figure2(shards, {"x": tmp_path / "wrong.pt"}, png=tmp_path / "w.png", pdf=None)
+        make_figure2(
+            shards, {"x": tmp_path / "wrong.pt"}, mask=mask, png=tmp_path / "w.png", pdf=None
+        )
 
 
 def test_collect_candidates_and_display(tmp_path: Path) -> None:
@@ -258,7 +263,7 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
     saved = saved_figures
     error_max = 0.15
     panels = make_figure2(
-        shards, models, png=tmp_path / "f.png", pdf=None, dpi=40, error_max=error_max
+        shards, models, mask=mask, png=tmp_path / "f.png", pdf=None, dpi=40, error_max=error_max
     )
     assert len(saved) == 1
     grid = _grid(saved[0])
@@ -325,7 +330,7 @@ def test_figure2_geometry_colour_bar_zoom_and_fonts(
     saved = saved_figures
     pdf = tmp_path / "f.pdf"
     (panel, *_) = make_figure2(
-        [shard], {"net": model}, png=None, pdf=pdf, dpi=40, zoom_size=0.1, error_max=0.3
+        [shard], {"net": model}, mask=mask, png=None, pdf=pdf, dpi=40, zoom_size=0.1, error_max=0.3
     )
     grid = _grid(saved[0])
     position = int(np.flatnonzero(data["slice_index"] == panel.slice)[0])

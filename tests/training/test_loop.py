@@ -26,6 +26,7 @@ from ssimrecon.config.sections import settings_from
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.mask import load_mask, variable_density_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.training import step as step_module
@@ -33,7 +34,7 @@ from ssimrecon.training.loop import Trainer
 from ssimrecon.training.settings import TrainSettings
 from ssimrecon.training.state import TrainingInterrupted, history_columns
 from ssimrecon.training.step import train_step_throughput
-from tests.helpers import write_test_shards
+from tests.helpers import mask_path_of, write_mask_file, write_test_shards
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
@@ -77,12 +78,14 @@ def run(
     out: Path,
     loss: dict | None = None,
     on_batch_end: Callable[[int, int], None] | None = None,
+    mask_path: Path | None = None,
     **training,
 ) -> dict:
     settings = settings_from(TrainSettings, {**BASE, **training}, "training")
     return Trainer(
         data["train"],
         data["val"],
+        mask_path=mask_path or mask_path_of(data["train"]),
         model_cfg=MODEL,
         loss_terms=loss or LOSS,
         settings=settings,
@@ -128,7 +131,7 @@ def independent_val_scores(model_path: Path, shard: Path) -> tuple[float, float]
     BASE's threshold: numpy MSE and scikit-image SSIM on the zero-filled input."""
     model, _ = load_model_bundle(model_path)
     mse, ssim_values = [], []
-    with ShardReader(shard) as reader:
+    with ShardReader(shard, load_mask(mask_path_of([shard]))[0]) as reader:
         data_range = float(reader.attrs["data_range"])
         for i in np.flatnonzero(reader.slice_signal >= BASE["min_signal_fraction"]):
             kspace, target = reader.read_slice(int(i))
@@ -205,10 +208,14 @@ def test_training_learns_and_writes_bundle_history_and_curves(
     mse, ssim_mean = independent_val_scores(tmp_path / "best.pt", data["val"][0])
     assert best_row["val_mse"] == pytest.approx(mse, rel=1e-4)
     assert best_row["val_ssim"] == pytest.approx(ssim_mean, abs=1e-5)
+    mask, mask_meta = load_mask(mask_path_of(data["train"]))
+    assert torch.equal(bundle["mask"], torch.from_numpy(mask))
+    assert bundle["mask_meta"] == {
+        "seed": 7,  # write_test_shards' mask seed
+        "acceleration": mask_meta["achieved_acceleration"],
+    }
     with ShardReader(data["train"][0]) as reader:
-        assert torch.equal(bundle["mask"], torch.from_numpy(reader.mask))
         assert bundle["preprocessing"] == reader.preprocessing.to_dict()
-        assert bundle["mask_meta"]["seed"] == reader.attrs["mask_seed"]
         assert bundle["grid"]["pixel_spacing_mm"] == list(reader.pixel_spacing)
     assert model.model_config["base_channels"] == 4
     state = torch.load(tmp_path / "state" / "last.pt", weights_only=True)  # plain tensors only
@@ -257,6 +264,7 @@ def test_signal_mid_epoch_then_resume_is_bit_identical(
 
     settings = settings_from(TrainSettings, {**BASE, "epochs": 3}, "training")
     kwargs = dict(
+        mask_path=mask_path_of(data["train"]),
         model_cfg=MODEL,
         loss_terms=LOSS,
         settings=settings,
@@ -309,6 +317,25 @@ def test_stale_state_is_moved_aside_and_finished_state_restores_outputs(
     assert len(rows) == 2 and list(rows[0]) == list(history_columns(["mse"]))
     assert all(r["train_loss"] == pytest.approx(r["train_mse"], rel=1e-6) for r in rows)
     assert all(r["val_loss"] == pytest.approx(r["val_mse"], rel=1e-6) for r in rows)
+
+
+def test_a_state_of_another_mask_is_not_resumed(
+    data: dict[str, list[Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shards hold no mask, so the mask is part of the fingerprint: the same shards and settings
+    at another acceleration start afresh. Mutation tried: leaving the mask out of the fingerprint
+    resumes the finished R = 4 state (no epoch is trained at R = 8)."""
+    caplog.set_level(logging.INFO, logger="ssimrecon.training.loop")
+    run(data, tmp_path, epochs=2)
+    sparse = variable_density_mask((32, 32), 8.0, center_size=4, seed=7)
+    other = write_mask_file(tmp_path / "R8.npz", sparse, seed=7)
+    caplog.clear()
+    summary = run(data, tmp_path, mask_path=other, epochs=2)
+    assert summary["resumed_from"] is None and "resuming" not in caplog.text
+    assert (tmp_path / "state" / "last.pt.stale").exists()
+    bundle = load_model_bundle(tmp_path / "best.pt")[1]
+    assert torch.equal(bundle["mask"], torch.from_numpy(sparse))
+    assert bundle["mask_meta"]["acceleration"] == pytest.approx(8.0, rel=0.01)
 
 
 class Payload:
@@ -387,6 +414,8 @@ def test_cli_reports_bad_training_key(
             str(data["train"][0]),
             "--val-shards",
             str(data["val"][0]),
+            "--mask",
+            str(mask_path_of(data["train"])),
             "--config-json",
             json.dumps(
                 {"model": {}, "loss": {"mse": 1}, "training": {**BASE, "learning_rate": 0.1}}
@@ -446,6 +475,8 @@ def test_cli_sigterm_then_rerun_resumes_bit_identical(
         *map(str, data["train"]),
         "--val-shards",
         *map(str, data["val"]),
+        "--mask",
+        str(mask_path_of(data["train"])),
         "--config-json",
         json.dumps({"model": MODEL, "loss": LOSS, "training": training}),
         "--threads",

@@ -30,19 +30,22 @@ def test_changing_dssim_weight_retrains_only_that_network(done: Workspace) -> No
     done.write_config({"networks": {"Net-mse-dssim": {"loss": {"mse": 1.0, "dssim": 0.5}}}})
     jobs = planned_jobs(done)
     assert jobs["train"] == 1 and jobs["evaluate"] == len(SPLITS)
-    assert planned_wildcards(done, "train", "network") == ["Net-mse-dssim"]
-    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-dssim"] * len(SPLITS)
+    assert planned_wildcards(done, "train", "run") == ["Net-mse-dssim"]
+    assert planned_wildcards(done, "evaluate", "run") == ["Net-mse-dssim"] * len(SPLITS)
     assert {"table", "figure2", "curves"} <= set(jobs)
     assert not UPSTREAM & set(jobs), jobs
     assert "evaluate_zero_filled" not in jobs
 
 
-def test_changing_acceleration_redoes_masks_shards_and_everything_after(done: Workspace) -> None:
+def test_changing_acceleration_makes_a_mask_and_retrains_on_the_same_shards(
+    done: Workspace,
+) -> None:
+    """Shards hold no mask (it is applied on reading): a new acceleration is one new mask file and
+    every run after it, never a shard."""
     done.write_config({"mask": {"acceleration": 3}})
     jobs = planned_jobs(done)
-    n_subjects = len((done.results / "split.csv").read_text().splitlines()) - 1  # train+val+test
     assert jobs["mask"] == 1
-    assert jobs["shard"] == n_subjects
+    assert "shard" not in jobs
     assert jobs["train"] == len(done.config["networks"])
     assert jobs["evaluate"] == len(SPLITS) * len(done.config["networks"])
     assert {"evaluate_zero_filled", "table", "figure2", "curves"} <= set(jobs)
@@ -58,6 +61,6 @@ def test_adding_a_network_trains_only_the_new_one(done: Workspace) -> None:
     done.write_config({"networks": {"Net-mse-edge": {"loss": {"mse": 1.0, "edge": 0.1}}}})
     jobs = planned_jobs(done)
     assert jobs["train"] == 1
-    assert planned_wildcards(done, "train", "network") == ["Net-mse-edge"]
-    assert planned_wildcards(done, "evaluate", "network") == ["Net-mse-edge"] * len(SPLITS)
+    assert planned_wildcards(done, "train", "run") == ["Net-mse-edge"]
+    assert planned_wildcards(done, "evaluate", "run") == ["Net-mse-edge"] * len(SPLITS)
     assert not UPSTREAM & set(jobs), jobs

@@ -433,3 +433,80 @@ def test_invalid_config_fails_before_any_job_is_submitted(
     assert "training.epochs" in out, out[-3000:]
     assert "submitted with SLURM jobid" not in out
     assert cluster.job_ids() == before
+
+
+def test_a_study_runs_each_run_as_its_own_gpu_job_and_a_cancelled_run_resumes_alone(
+    cluster: Cluster, workspace: Workspace, tmp_path: Path
+) -> None:
+    """A tiny study (2 seeds x (Net-mse + Net-mse-dssim at one weight) = 4 runs) through
+    `snakemake --profile slurm`: one SLURM job per run, each asking for a GPU; one of them is
+    cancelled with scancel after its first checkpoint, retried by the profile's `retries` and
+    resumed, and the other runs are submitted exactly once."""
+    epochs = 40
+    workspace.write_config(
+        {
+            "training": {"epochs": epochs},
+            "study": {"seeds": [0, 1], "accelerations": [4], "sweep": {"dssim": [0.2]}},
+        }
+    )
+    out = f"results/{workspace.config['experiment']}"
+    workspace.snakemake("--cores", "2", f"{out}/split.csv")
+    split = (workspace.results / "split.csv").read_text().splitlines()[1:]
+    workspace.snakemake(
+        "--cores", "2", *(f"{out}/shards/{line.split(',')[0]}.h5" for line in split)
+    )
+    runs = sorted(
+        f"{network}_R4_seed{seed}"
+        for network in ("Net-mse", "Net-mse-dssim_dssim0.2")
+        for seed in (0, 1)
+    )
+    run = Run(
+        workspace,
+        install_slurm_profile(workspace, tmp_path / "config"),
+        tmp_path / "snakemake.log",
+        *(f"{out}/models/{name}/best.pt" for name in runs),
+    )
+    states = {name: workspace.results / "state" / name / "last.pt" for name in runs}
+    try:
+        _wait_for(
+            lambda: any(_saved_epoch(s) >= 1 for s in states.values()),
+            240,
+            "a checkpoint of a run after its first epoch",
+            run,
+        )
+        victim = next(name for name, s in states.items() if _saved_epoch(s) >= 1)
+        job = next(
+            job
+            for job in cluster.jobs()
+            if job.get("JobName") == run.run_id()
+            and job["Comment"] == f"rule_train_wildcards_{victim}"
+            and job["JobState"] == "RUNNING"
+        )
+        epoch_at_cancel = _saved_epoch(states[victim])
+        subprocess.run(["scancel", job["JobId"]], env=cluster.env, check=True, timeout=30)
+        code = run.wait(timeout=540)
+    finally:
+        run.stop()
+    assert code == 0, run.output[-6000:]
+    assert epoch_at_cancel < epochs, "training finished before scancel"
+
+    train_jobs: dict[str, list[dict[str, str]]] = {}
+    for job in sorted(cluster.jobs(), key=lambda job: int(job["JobId"])):
+        if job.get("JobName") == run.run_id() and job["Comment"].startswith("rule_train"):
+            train_jobs.setdefault(job["Comment"].removeprefix("rule_train_wildcards_"), []).append(
+                job
+            )
+    assert sorted(train_jobs) == runs  # one job per run of the study
+    for name, jobs in train_jobs.items():
+        assert all("gpu:1" in job.get("TresPerJob", "") for job in jobs), jobs
+        states_seen = [job["JobState"] for job in jobs]
+        log = (workspace.results / "logs" / "train" / f"{name}.log").read_text()
+        history = (workspace.results / "models" / name / "history.csv").read_text().splitlines()
+        assert len(history) == 1 + epochs, name
+        if name == victim:
+            assert states_seen == ["CANCELLED", "COMPLETED"], jobs
+            resumed = re.findall(rf"resuming {re.escape(name)} from epoch (\d+)", log)
+            assert resumed and int(resumed[-1]) - 1 >= epoch_at_cancel >= 1, log[-3000:]
+        else:  # the other runs were neither resubmitted nor restarted
+            assert states_seen == ["COMPLETED"], jobs
+            assert "resuming" not in log, log[-3000:]

@@ -8,12 +8,14 @@
 # dataclass without defaults.
 import json
 import os
+import re
 import sys
 from urllib.parse import urlparse
 
 import pandas as pd
 
 from ssimrecon.config.check import check_config, local_source
+from ssimrecon.config.study import accelerations, expand_runs, number_label
 from ssimrecon.data.sources import list_source, source_fingerprint
 from ssimrecon.errors import ConfigError
 from ssimrecon.kspace.shards import FORMAT_VERSION as SHARD_FORMAT_VERSION
@@ -37,8 +39,18 @@ except ConfigError as error:
 OUT = f"results/{config['experiment']}"
 #: one environment for every rule: every stage is the ssimrecon CLI
 CONDA_ENV = "../../envs/ssimrecon.yaml"
-NETWORKS = list(config["networks"])
-METHODS = ["zero-filled"] + NETWORKS
+#: run name -> ssimrecon.config.study.Run: the networks themselves, or a study's
+#: <network>[_<term><weight>]_R<acceleration>_seed<seed> (one training job each)
+RUNS = expand_runs(config)
+STUDY = bool(config.get("study"))
+#: accelerations trained at (mask.acceleration, or study.accelerations), as they appear in paths
+ACCELERATIONS = [number_label(r) for r in accelerations(config)]
+#: acceleration label -> name of its zero-filled method ("zero-filled" without a study)
+ZERO_FILLED = {
+    label: f"zero-filled_R{label}" if STUDY else "zero-filled" for label in ACCELERATIONS
+}
+#: methods of Table 1 without a study: zero-filled and the runs (= the networks)
+METHODS = ["zero-filled"] + list(RUNS)
 
 
 def as_json(value) -> str:
@@ -113,17 +125,46 @@ def network_model(network: str) -> dict:
     return {**config["model"], **config["networks"][network].get("model", {})}
 
 
-def train_config(network: str) -> str:
+def train_config(run: str) -> str:
     """`ssimrecon train --config-json`: model, loss and the training options that change results
-    (threads only change speed: they are the job's threads, not a setting)."""
+    (threads only change speed: they are the job's threads, not a setting); a study's run brings
+    its own loss weights and training seed."""
+    spec = RUNS[run]
     training = {k: v for k, v in config["training"].items() if k != "threads"}
-    loss = config["networks"][network]["loss"]
-    return as_json({"model": network_model(network), "loss": loss, "training": training})
+    if STUDY:
+        training["seed"] = spec.seed
+    model = network_model(spec.network)
+    return as_json({"model": model, "loss": spec.loss, "training": training})
 
 
-def mask_config() -> str:
-    """`ssimrecon mask --config-json`: the mask section and the image size it covers."""
-    return as_json({**config["mask"], "image_size": config["preprocessing"]["image_size"]})
+def mask_path(acceleration) -> str:
+    """The mask file of one acceleration (a number or its path label)."""
+    label = acceleration if isinstance(acceleration, str) else number_label(acceleration)
+    return f"{OUT}/masks/R{label}.npz"
+
+
+def run_mask(wildcards) -> str:
+    """The mask of the {run} wildcard's acceleration."""
+    return mask_path(RUNS[wildcards.run].acceleration)
+
+
+def mask_config(label: str) -> str:
+    """`ssimrecon mask --config-json`: the mask section at the acceleration of path label `label`
+    and the image size it covers."""
+    values = config["study"]["accelerations"] if STUDY else [config["mask"]["acceleration"]]
+    acceleration = next(r for r in values if number_label(r) == label)
+    return as_json(
+        {
+            **config["mask"],
+            "acceleration": acceleration,
+            "image_size": config["preprocessing"]["image_size"],
+        }
+    )
+
+
+def one_of(names) -> str:
+    """A wildcard constraint that matches exactly one of `names`."""
+    return "|".join(re.escape(name) for name in names)
 
 
 def figure2_config() -> str:
@@ -148,13 +189,15 @@ def evaluation_config() -> str:
     return as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]})
 
 
-def table_config() -> str:
-    """`ssimrecon table --config-json`: baseline, slice filter and intensity scale it states."""
+def table_config(baseline: str | None = None, seeds: int = 1) -> str:
+    """`ssimrecon table --config-json`: baseline (evaluation.baseline unless given), slice filter,
+    intensity scale and number of seeds it states."""
     return as_json(
         {
-            "baseline": config["evaluation"]["baseline"],
+            "baseline": baseline or config["evaluation"]["baseline"],
             "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
             "scale_percentile": config["preprocessing"]["scale_percentile"],
+            "seeds": seeds,
         }
     )
 
@@ -170,14 +213,82 @@ def table_metrics(suffix: str):
 
 
 def final_outputs() -> list[str]:
+    masks = [f"{OUT}/figures/mask_R{label}.png" for label in ACCELERATIONS]
+    if STUDY:
+        return [*masks, *study_outputs()]
     tables = [f"{OUT}/{name}.{ext}" for name in TABLES for ext in ("csv", "md", "html")]
     return [
         *tables,
         f"{OUT}/figures/figure2.png",
         f"{OUT}/figures/figure2.pdf",
         f"{OUT}/figures/training_curves.png",
-        f"{OUT}/figures/mask.png",
+        *masks,
     ]
+
+
+# ---- a study (workflow/rules/study.smk)
+#: condition (a run without its seed) -> its runs, one per seed
+CONDITIONS = {
+    condition: [run.name for run in RUNS.values() if run.condition == condition]
+    for condition in dict.fromkeys(run.condition for run in RUNS.values())
+}
+
+
+def study_outputs() -> list[str]:
+    """What `rule all` asks for in a study."""
+    tables = [
+        f"{OUT}/study/table1_R{label}.{ext}"
+        for label in ACCELERATIONS
+        for ext in ("csv", "md", "html")
+    ]
+    return [f"{OUT}/study.csv", f"{OUT}/figures/study.png", *tables]
+
+
+def study_config() -> str:
+    """`ssimrecon study-table --config-json`: the runs and the slice filter."""
+    runs = {
+        name: {
+            "condition": run.condition,
+            "network": run.network,
+            "loss": run.loss,
+            "acceleration": run.acceleration,
+            "seed": run.seed,
+            "swept": list(run.swept),
+        }
+        for name, run in RUNS.items()
+    }
+    return as_json(
+        {"runs": runs, "min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+    )
+
+
+def study_methods(label: str) -> list[str]:
+    """Table 1 methods at acceleration `label`: zero-filled, the baseline, the other conditions."""
+    at_r = [
+        c for c, runs in CONDITIONS.items() if number_label(RUNS[runs[0]].acceleration) == label
+    ]
+    baseline = f"{config['evaluation']['baseline']}_R{label}"
+    return [ZERO_FILLED[label], baseline, *(c for c in at_r if c != baseline)]
+
+
+def study_metrics(suffix: str):
+    """Metrics files of the methods of the {acceleration} wildcard's Table 1."""
+
+    def _files(wildcards) -> list[str]:
+        methods = study_methods(wildcards.acceleration)
+        zero_filled = [f"{OUT}/metrics/test/{methods[0]}{suffix}"]
+        return zero_filled + [f"{OUT}/metrics/test/seeds/{m}{suffix}" for m in methods[1:]]
+
+    return _files
+
+
+def condition_metrics(suffix: str):
+    """Metrics files of the runs (one per seed) of the {condition} wildcard."""
+
+    def _files(wildcards) -> list[str]:
+        return [f"{OUT}/metrics/test/{run}{suffix}" for run in CONDITIONS[wildcards.condition]]
+
+    return _files
 
 
 def download_inputs(wildcards) -> list[str]:

@@ -6,15 +6,17 @@
 rule evaluate_zero_filled:
     input:
         shards=split_shards,
+        mask=lambda wc: mask_path(next(r for r, m in ZERO_FILLED.items() if m == wc.zero_filled)),
     output:
-        slices=f"{OUT}/metrics/{{split}}/zero-filled.csv",
-        volumes=f"{OUT}/metrics/{{split}}/zero-filled.volumes.csv",
+        slices=f"{OUT}/metrics/{{split}}/{{zero_filled}}.csv",
+        volumes=f"{OUT}/metrics/{{split}}/{{zero_filled}}.volumes.csv",
     log:
-        f"{OUT}/logs/evaluate/{{split}}/zero-filled.log",
+        f"{OUT}/logs/evaluate/{{split}}/{{zero_filled}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{split}}/zero-filled.tsv"
+        f"{OUT}/benchmarks/evaluate/{{split}}/{{zero_filled}}.tsv"
     wildcard_constraints:
         split="|".join(EVAL_SPLITS),
+        zero_filled=one_of(ZERO_FILLED.values()),
     conda:
         CONDA_ENV
     resources:
@@ -23,7 +25,7 @@ rule evaluate_zero_filled:
     params:
         config=evaluation_config(),
     shell:
-        "ssimrecon evaluate --zero-filled --shards {input.shards:q} "
+        "ssimrecon evaluate --zero-filled --shards {input.shards:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --output {output.slices:q} "
         "--volumes {output.volumes:q} 2> {log:q}"
 
@@ -32,14 +34,15 @@ rule evaluate_zero_filled:
 rule evaluate:
     input:
         shards=split_shards,
-        model=f"{OUT}/models/{{network}}/best.pt",
+        model=f"{OUT}/models/{{run}}/best.pt",
+        mask=run_mask,
     output:
-        slices=f"{OUT}/metrics/{{split}}/{{network}}.csv",
-        volumes=f"{OUT}/metrics/{{split}}/{{network}}.volumes.csv",
+        slices=f"{OUT}/metrics/{{split}}/{{run}}.csv",
+        volumes=f"{OUT}/metrics/{{split}}/{{run}}.volumes.csv",
     log:
-        f"{OUT}/logs/evaluate/{{split}}/{{network}}.log",
+        f"{OUT}/logs/evaluate/{{split}}/{{run}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{split}}/{{network}}.tsv"
+        f"{OUT}/benchmarks/evaluate/{{split}}/{{run}}.tsv"
     wildcard_constraints:
         split="|".join(EVAL_SPLITS),
     conda:
@@ -51,6 +54,6 @@ rule evaluate:
     params:
         config=evaluation_config(),
     shell:
-        "ssimrecon evaluate --model {input.model:q} --shards {input.shards:q} "
+        "ssimrecon evaluate --model {input.model:q} --shards {input.shards:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --output {output.slices:q} "
         "--volumes {output.volumes:q} 2> {log:q}"

@@ -1,4 +1,4 @@
-# Stage 4-5: the undersampling mask and one HDF5 k-space shard per subject.
+# Stage 4-5: one undersampling mask per acceleration and one HDF5 k-space shard per subject.
 
 
 localrules:
@@ -7,19 +7,23 @@ localrules:
 
 rule mask:
     output:
-        mask=f"{OUT}/mask.npz",
+        mask=f"{OUT}/masks/R{{acceleration}}.npz",
         figure=report(
-            f"{OUT}/figures/mask.png", caption="../report/mask.rst", category="Acquisition"
+            f"{OUT}/figures/mask_R{{acceleration}}.png",
+            caption="../report/mask.rst",
+            category="Acquisition",
         ),
     log:
-        f"{OUT}/logs/mask.log",
+        f"{OUT}/logs/mask_R{{acceleration}}.log",
+    wildcard_constraints:
+        acceleration=one_of(ACCELERATIONS),
     conda:
         CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=10,
     params:
-        config=mask_config(),
+        config=lambda wc: mask_config(wc.acceleration),
     shell:
         "ssimrecon mask --config-json {params.config:q} --output {output.mask:q} "
         "--figure {output.figure:q} 2> {log:q}"
@@ -32,7 +36,6 @@ rule mask:
 rule shard:
     input:
         subjects=rules.qc.output,
-        mask=rules.mask.output.mask,
     output:
         f"{OUT}/shards/{{subject}}.h5",
     log:
@@ -53,4 +56,4 @@ rule shard:
         format_version=SHARD_FORMAT_VERSION,
     shell:
         "ssimrecon shard --subjects-csv {input.subjects:q} --subject {wildcards.subject:q} "
-        "--mask {input.mask:q} --config-json {params.config:q} --output {output:q} 2> {log:q}"
+        "--config-json {params.config:q} --output {output:q} 2> {log:q}"

@@ -36,7 +36,8 @@ rule table:
 rule figure2:
     input:
         shards=shards_of("test"),
-        models=expand(f"{OUT}/models/{{network}}/best.pt", network=NETWORKS),
+        models=expand(f"{OUT}/models/{{run}}/best.pt", run=RUNS),
+        mask=mask_path(ACCELERATIONS[0]),
     output:
         png=report(
             f"{OUT}/figures/figure2.png", caption="../report/figure2.rst", category="Figure 2"
@@ -52,8 +53,9 @@ rule figure2:
         mem_mb=8000,
         runtime=30,
     params:
-        models=lambda wc, input: [f"{n}={p}" for n, p in zip(NETWORKS, input.models)],
+        models=lambda wc, input: [f"{n}={p}" for n, p in zip(RUNS, input.models)],
         config=figure2_config(),
     shell:
-        "ssimrecon figure2 --shards {input.shards:q} --model {params.models:q} "
+        "ssimrecon figure2 --shards {input.shards:q} --mask {input.mask:q} "
+        "--model {params.models:q} "
         "--config-json {params.config:q} --png {output.png:q} --pdf {output.pdf:q} 2> {log:q}"

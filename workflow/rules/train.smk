@@ -1,4 +1,5 @@
-# Stage 6: one training job per network, with one GPU wherever the executor knows GPUs (SLURM).
+# Stage 6: one training job per run (a network, or a study's network x weights x acceleration x
+# seed), with one GPU wherever the executor knows GPUs (SLURM).
 
 
 localrules:
@@ -9,19 +10,20 @@ rule train:
     input:
         train=shards_of("train"),
         val=shards_of("val"),
+        mask=run_mask,
     output:
-        best=f"{OUT}/models/{{network}}/best.pt",
-        history=f"{OUT}/models/{{network}}/history.csv",
+        best=f"{OUT}/models/{{run}}/best.pt",
+        history=f"{OUT}/models/{{run}}/history.csv",
     log:
-        f"{OUT}/logs/train/{{network}}.log",
+        f"{OUT}/logs/train/{{run}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train/{{network}}.tsv"
+        f"{OUT}/benchmarks/train/{{run}}.tsv"
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]
     # threads (config training.threads) for the loop + 2 data-loader workers (training.num_workers).
     # A job killed by a time limit, scancel or a node failure is retried (profiles/slurm: retries)
-    # and resumes from results/<exp>/state/<network>/last.pt, so each attempt only needs to make
+    # and resumes from results/<exp>/state/<run>/last.pt, so each attempt only needs to make
     # progress, not to finish all epochs.
     resources:
         gpu=1,
@@ -29,19 +31,19 @@ rule train:
         mem_mb=32000,
         runtime=1440,
     params:
-        config=lambda wc: train_config(wc.network),
+        config=lambda wc: train_config(wc.run),
         # The resumable state lives outside the outputs, so Snakemake keeps it when a job fails.
-        state_dir=lambda wc: f"{OUT}/state/{wc.network}",
+        state_dir=lambda wc: f"{OUT}/state/{wc.run}",
     shell:
-        "ssimrecon train --network {wildcards.network:q} "
-        "--train-shards {input.train:q} --val-shards {input.val:q} "
+        "ssimrecon train --network {wildcards.run:q} "
+        "--train-shards {input.train:q} --val-shards {input.val:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --threads {threads} --best {output.best:q} "
         "--history {output.history:q} --state-dir {params.state_dir:q} 2>> {log:q}"
 
 
 rule curves:
     input:
-        expand(f"{OUT}/models/{{network}}/history.csv", network=NETWORKS),
+        expand(f"{OUT}/models/{{run}}/history.csv", run=RUNS),
     output:
         report(
             f"{OUT}/figures/training_curves.png",
@@ -56,6 +58,6 @@ rule curves:
         mem_mb=2000,
         runtime=10,
     params:
-        histories=lambda wc, input: [f"{n}={p}" for n, p in zip(NETWORKS, input)],
+        histories=lambda wc, input: [f"{n}={p}" for n, p in zip(RUNS, input)],
     shell:
         "ssimrecon curves --history {params.histories:q} --output {output:q} 2> {log:q}"

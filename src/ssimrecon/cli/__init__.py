@@ -29,11 +29,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("ssimrecon.cli.data:split", "seeded train/validation split -> split.csv"),
     "mask": ("ssimrecon.cli.kspace:mask", "seeded variable-density undersampling mask"),
     "shard": ("ssimrecon.cli.kspace:shard", "simulate one subject's k-space shard (.h5)"),
+    "export-kspace": (
+        "ssimrecon.cli.kspace:export_kspace",
+        "standalone HDF5 of a shard's undersampled k-space for one mask",
+    ),
     "train": ("ssimrecon.cli.train:train", "train one network (resumable)"),
     "curves": ("ssimrecon.cli.train:curves", "plot the training curves of every network"),
     "evaluate": ("ssimrecon.cli.evaluate:evaluate", "per-slice SSIM/PSNR/error of one method"),
     "table": ("ssimrecon.cli.report:table", "Table 1: means and p-values per method"),
     "figure2": ("ssimrecon.cli.report:figure2", "Figure 2: reconstructions and error maps"),
+    "study-table": ("ssimrecon.cli.study:study_table", "study.csv: test metrics of every run"),
+    "seed-average": (
+        "ssimrecon.cli.study:seed_average",
+        "one condition's metrics averaged over its seeds",
+    ),
+    "study-figure": ("ssimrecon.cli.study:study_figure", "SSIM and PSNR against the loss weight"),
     "summary": ("ssimrecon.cli.report:summary", "list an experiment's outputs and Table 1"),
     "reconstruct": (
         "ssimrecon.cli.reconstruct:reconstruct",

@@ -14,13 +14,16 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(argv: list[str]) -> int:
-    """``ssimrecon evaluate --shards S.h5 ... (--model best.pt | --zero-filled) --config-json
-    {"min_signal_fraction": F} --output M.csv --volumes M.volumes.csv``."""
+    """``ssimrecon evaluate --shards S.h5 ... --mask M.npz (--model best.pt | --zero-filled)
+    --config-json {"min_signal_fraction": F} --output M.csv --volumes M.volumes.csv``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon evaluate",
         description="Metrics of one method: per slice and region, and per volume (fastMRI).",
     )
     parser.add_argument("--shards", nargs="+", type=Path, required=True)
+    parser.add_argument(
+        "--mask", type=Path, required=True, help="undersampling mask .npz (masks/R<acc>.npz)"
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", type=Path, help="model bundle (best.pt)")
     which.add_argument("--zero-filled", action="store_true", help="score the zero-filled input")
@@ -38,6 +41,7 @@ def evaluate(argv: list[str]) -> int:
 
     result = evaluate_shards(
         args.shards,
+        mask_path=args.mask,
         model_path=None if args.zero_filled else args.model,
         min_signal_fraction=settings.min_signal_fraction,
         batch_size=args.batch_size,

@@ -61,7 +61,7 @@ def mask(argv: list[str]) -> int:
 
 
 def shard(argv: list[str]) -> int:
-    """``ssimrecon shard (--volume V | --subjects-csv C) --subject S --mask M --config-json
+    """``ssimrecon shard (--volume V | --subjects-csv C) --subject S --config-json
     {preprocessing} --output X.h5``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon shard", description="Simulate one subject's k-space shard."
@@ -72,7 +72,6 @@ def shard(argv: list[str]) -> int:
         "--subjects-csv", type=Path, help="subjects.csv: take the volume and md5 of --subject"
     )
     parser.add_argument("--subject", required=True)
-    parser.add_argument("--mask", required=True, type=Path, help="mask .npz from `ssimrecon mask`")
     parser.add_argument("--output", required=True, type=Path, help="shard .h5")
     add_config_json(parser, "preprocessing")
     parser.add_argument("--phase-seed", type=int, default=0, help="seed of phase: smooth")
@@ -89,7 +88,6 @@ def shard(argv: list[str]) -> int:
         md5 = md5 or csv_md5
     seconds = make_shard(
         volume,
-        args.mask,
         args.subject,
         prep,
         args.output,
@@ -104,4 +102,21 @@ def shard(argv: list[str]) -> int:
         seconds["compute"],
         seconds["write"],
     )
+    return 0
+
+
+def export_kspace(argv: list[str]) -> int:
+    """``ssimrecon export-kspace --shard S.h5 --mask masks/R<acc>.npz --output K.h5``."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon export-kspace",
+        description="Write a standalone HDF5 with one shard's undersampled k-space for one mask.",
+    )
+    parser.add_argument("--shard", required=True, type=Path, help="shard .h5")
+    parser.add_argument("--mask", required=True, type=Path, help="mask .npz of an acceleration")
+    parser.add_argument("--output", required=True, type=Path, help="output .h5")
+    args = parser.parse_args(argv)
+    from ssimrecon.kspace.export import export_kspace as export
+
+    export(args.shard, args.mask, args.output)
+    log.info("k-space of %s under %s -> %s", args.shard, args.mask, args.output)
     return 0

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 def table(argv: list[str]) -> int:
     """``ssimrecon table --metrics NAME=CSV ... --volumes NAME=CSV ... --split test --config-json
-    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P} --csv T.csv --md T.md --html
-    T.html``."""
+    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P, "seeds": N} --csv T.csv
+    --md T.md --html T.html``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon table",
         description="Table 1: per-method statistics, paired p-values and the rules they follow.",
@@ -62,6 +62,7 @@ def table(argv: list[str]) -> int:
         baseline=settings.baseline,
         min_signal_fraction=settings.min_signal_fraction,
         scale_percentile=settings.scale_percentile,
+        seeds=settings.seeds,
     )
     result = build_table1(
         {name: read_metrics_csv(path) for name, path in paths.items()},
@@ -81,6 +82,9 @@ def figure2(argv: list[str]) -> int:
     )
     parser.add_argument("--shards", nargs="+", type=Path, required=True, help="validation shards")
     parser.add_argument(
+        "--mask", type=Path, required=True, help="undersampling mask .npz (masks/R<acc>.npz)"
+    )
+    parser.add_argument(
         "--model", nargs="*", default=[], metavar="NAME=PT", help="networks, in column order"
     )
     add_config_json(parser, "figure and evaluation.min_signal_fraction")
@@ -94,11 +98,13 @@ def figure2(argv: list[str]) -> int:
         parser.error("give --png and/or --pdf")
     models = parse_pairs(args.model, "--model")
     settings = load_settings(args.config_json, Figure2Settings, "figure")
+    from ssimrecon.kspace.mask import load_mask
     from ssimrecon.plots.figure2 import make_figure2
 
     panels = make_figure2(
         args.shards,
         models,
+        mask=load_mask(args.mask)[0],
         png=args.png,
         pdf=args.pdf,
         zoom_center=tuple(settings.zoom_center),

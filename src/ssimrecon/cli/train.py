@@ -17,14 +17,17 @@ log = logging.getLogger(__name__)
 
 
 def train(argv: list[str]) -> int:
-    """``ssimrecon train --network N --train-shards ... --val-shards ... --config-json {model, loss,
-    training} --best B.pt --history H.csv --state-dir D``; exit 128+signum when stopped by
-    SIGTERM/SIGUSR1."""
+    """``ssimrecon train --network N --train-shards ... --val-shards ... --mask M.npz --config-json
+    {model, loss, training} --best B.pt --history H.csv --state-dir D``; exit 128+signum when
+    stopped by SIGTERM/SIGUSR1."""
     cli_preload("train")  # re-exec with tcmalloc (same pid) when started as `ssimrecon train`
     parser = argparse.ArgumentParser(prog="ssimrecon train", description="Train one network.")
     parser.add_argument("--network", required=True, help="network name (logs and the bundle)")
     parser.add_argument("--train-shards", nargs="+", required=True, type=Path)
     parser.add_argument("--val-shards", nargs="+", required=True, type=Path)
+    parser.add_argument(
+        "--mask", required=True, type=Path, help="undersampling mask .npz (masks/R<acc>.npz)"
+    )
     add_config_json(
         parser,
         "model (with the network's overrides), loss (the network's terms) and training "
@@ -53,6 +56,7 @@ def train(argv: list[str]) -> int:
         summary = Trainer(
             args.train_shards,
             args.val_shards,
+            mask_path=args.mask,
             model_cfg=job.model,
             loss_terms=job.loss,
             settings=job.training,

@@ -107,6 +107,8 @@ def check_consistency(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key 'networks.{name}.loss': every weight is 0; at least one must be > 0"
             )
+    if config.get("study"):
+        _check_study(config)
     depths = [config["model"]["depth"]] + [
         net.get("model", {}).get("depth", config["model"]["depth"])
         for net in config["networks"].values()
@@ -182,6 +184,44 @@ def _local_volumes(layout: str, path: Path) -> list[SourceFile] | None:
         return files
     except VolumeError as exc:
         raise ConfigError(f"config key '{key}': {exc}") from None
+
+
+def _check_study(config: dict[str, Any]) -> None:
+    """Every swept term belongs to some network but not to the baseline, every run keeps a weight
+    > 0, and the run names (``%g`` numbers) are distinct."""
+    from ssimrecon.config.study import expand_runs
+
+    study, networks = config["study"], config["networks"]
+    baseline = config["evaluation"]["baseline"]
+    for term in study["sweep"]:
+        owners = sorted(n for n, spec in networks.items() if term in spec["loss"])
+        if not owners:
+            raise ConfigError(
+                f"config key 'study.sweep.{term}': no network's loss has the term '{term}'"
+            )
+        if baseline in owners:
+            raise ConfigError(
+                f"config key 'study.sweep.{term}': the baseline network {baseline!r} "
+                "(evaluation.baseline) has this term; the baseline is not swept"
+            )
+    runs = expand_runs(config)
+    for run in runs.values():
+        if not any(w > 0 for w in run.loss.values()):
+            raise ConfigError(
+                f"config key 'study.sweep': run {run.name} has every loss weight 0; at least one "
+                "must be > 0"
+            )
+    expected = 0
+    for spec in networks.values():
+        combos = 1
+        for term, weights in study["sweep"].items():
+            combos *= len(weights) if term in spec["loss"] else 1
+        expected += combos * len(study["accelerations"]) * len(study["seeds"])
+    if len(runs) != expected:
+        raise ConfigError(
+            "config key 'study': two weights or accelerations print alike with 6 significant "
+            f"digits ({expected} runs make {len(runs)} names)"
+        )
 
 
 def _check_split_counts(split: dict[str, Any], available: int, origin: str) -> None:

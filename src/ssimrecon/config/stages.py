@@ -19,6 +19,7 @@ __all__ = [
     "EvaluateSettings",
     "TableSettings",
     "Figure2Settings",
+    "StudySettings",
 ]
 
 
@@ -72,11 +73,13 @@ class EvaluateSettings:
 class TableSettings:
     """``evaluation.baseline`` (the network the p-values compare against),
     ``evaluation.min_signal_fraction`` (the slice filter the table states and checks) and
-    ``preprocessing.scale_percentile`` (the intensity scale, hence the MSE units)."""
+    ``preprocessing.scale_percentile`` (the intensity scale, hence the MSE units) and ``seeds``
+    (how many seeds each network's metrics average: 1, or the length of ``study.seeds``)."""
 
     baseline: str
     min_signal_fraction: float
     scale_percentile: float
+    seeds: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,4 +95,14 @@ class Figure2Settings:
     zoom_size: float
     error_max: float
     dpi: int
+    min_signal_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """A study's runs (``study`` expanded by :func:`ssimrecon.config.study.expand_runs`: run name
+    -> {condition, network, loss, acceleration, seed, swept}) and ``evaluation.min_signal_fraction``
+    (the slice filter of study.csv's metrics)."""
+
+    runs: dict[str, dict]
     min_signal_fraction: float

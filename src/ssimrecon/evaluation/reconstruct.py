@@ -254,17 +254,17 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
 
 
 def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> dict[str, Any]:
-    """Read a shard's k-space and target; find its source grid if the source volume exists."""
+    """Read a shard's k-space under the model's mask and its target; find its source grid if the
+    source volume exists. (``multiple``: unused, the shard's frame already fits the network.)"""
+    model_mask = _mask_of(bundle)
     with ShardReader(path) as reader:
-        mask = reader.mask
-        model_mask = _mask_of(bundle)
-        if model_mask.shape != mask.shape:
-            raise SsimreconError(
-                f"model {model_path} mask {model_mask.shape} does not match the image size "
-                f"{mask.shape} of shard {path}"
-            )
-        if not np.array_equal(model_mask, mask):
-            log.warning("model %s was trained with another mask than shard %s", model_path, path)
+        size = reader.shape[1:]
+    if model_mask.shape != size:
+        raise SsimreconError(
+            f"model {model_path} mask {model_mask.shape} does not match the image size "
+            f"{size} of shard {path}"
+        )
+    with ShardReader(path, model_mask) as reader:
         prep_dict = shard_preprocessing(reader)
         if prep_dict != bundle.get("preprocessing"):
             log.warning("model %s and shard %s differ in preprocessing", model_path, path)
@@ -294,7 +294,7 @@ def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
         "scale": scale,
         "data_range": data_range,
         "to_volume": to_volume,
-        "geometry": {"intensity_offset": 0.0, "frame": list(mask.shape)},
+        "geometry": {"intensity_offset": 0.0, "frame": list(model_mask.shape)},
     }
 
 

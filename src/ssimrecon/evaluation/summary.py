@@ -18,7 +18,7 @@ ARTIFACTS: tuple[tuple[str, str], ...] = (
     ("Figure 2 (PNG)", "figures/figure2.png"),
     ("Figure 2 (PDF)", "figures/figure2.pdf"),
     ("Training curves", "figures/training_curves.png"),
-    ("Undersampling mask", "figures/mask.png"),
+    ("Undersampling mask", "figures/mask_R*.png"),
     ("Snakemake report", "report.html"),
 )
 
@@ -31,8 +31,9 @@ def summary_text(results: Path) -> str:
     width = max(len(label) for label, _ in ARTIFACTS)
     lines = [f"Results in {results}:"]
     for label, rel in ARTIFACTS:
+        found = sorted(p for p in results.glob(rel) if p.is_file())
         path = results / rel
-        state = str(path) if path.is_file() else f"{path}  (missing)"
+        state = ", ".join(map(str, found)) if found else f"{path}  (missing)"
         lines.append(f"  {label:<{width}}  {state}")
     table = results / "table1.md"
     if table.is_file():

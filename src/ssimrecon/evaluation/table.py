@@ -83,13 +83,15 @@ SLICE_KEYS = ("subject", "slice", "region")
 @dataclasses.dataclass(frozen=True)
 class TableRules:
     """What the table was computed under: the split's name, the baseline network, the slice filter
-    threshold (``evaluation.min_signal_fraction``) and the intensity scale's percentile
-    (``preprocessing.scale_percentile``)."""
+    threshold (``evaluation.min_signal_fraction``), the intensity scale's percentile
+    (``preprocessing.scale_percentile``) and the number of seeds each network's metrics were
+    averaged over (1 without a study; see :mod:`ssimrecon.evaluation.study`)."""
 
     split: str
     baseline: str
     min_signal_fraction: float
     scale_percentile: float
+    seeds: int
 
 
 def paired_wilcoxon(a: pd.Series, b: pd.Series) -> tuple[float, str]:
@@ -326,9 +328,20 @@ def table_rules_text(df: pd.DataFrame, rules: TableRules) -> list[str]:
     kept = int(n[("paper", "frame", "filtered", "ssim")])
     unscored = {r: total - int(n[("paper", r, "all", "ssim")]) for r in REGIONS}
     left_out = 100.0 * (total - kept) / total if total else 0.0
+    seeds = (
+        [
+            f"Seeds: every network was trained {rules.seeds} times (study.seeds); its per-slice "
+            f"and per-volume metrics are averaged over the {rules.seeds} seeds before any "
+            "statistic, so each cell is a mean over seeds and p compares per-subject means of "
+            "seed-averaged slices."
+        ]
+        if rules.seeds > 1
+        else []
+    )
     return [
         f"Split: {split_name(rules.split)} subjects (split '{rules.split}' of split.csv), "
         f"{n_subjects} subjects, the same slices for every method.",
+        *seeds,
         f"Slice filter: 'filter' rows use the slices where at least "
         f"{rules.min_signal_fraction:g} of the reference pixels exceed 0.1 x data_range "
         f"(evaluation.min_signal_fraction = {rules.min_signal_fraction:g}): {kept} of {total} "

@@ -1,13 +1,19 @@
 """HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate,
 make.
 
-Layout (FORMAT_VERSION 3): datasets ``kspace`` (S, H, W) complex64 undersampled, ``mask`` (H, W)
-bool, ``target`` (S, H, W) float32 scaled reference magnitude, ``slice_index`` (S,) int32 (index
-along the RAS readout axis), ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 *
-data_range); attributes ``REQUIRED_ATTRS``, among them the slice geometry of :func:`slice_geometry`
-as JSON arrays (``pixel_spacing``: mm of the H and W axes; ``native_extent``: the rows/columns
-holding image data, the rest being zero padding; JSON like ``preprocessing``, so that reading a
-shard never needs torch).  Slice datasets are uncompressed and chunked one slice per chunk; every
+Layout (FORMAT_VERSION 4, independent of the acceleration): datasets ``target`` (S, H, W) float32
+scaled reference magnitude, ``phase`` (S, H, W) float32 radians (only with ``preprocessing.phase``
+``smooth``), ``slice_index`` (S,) int32 (index along the RAS readout axis), ``slice_signal`` (S,)
+float32 (fraction of target pixels > 0.1 * data_range); attributes ``REQUIRED_ATTRS``, among them
+``kspace_formula`` (how undersampled k-space is formed: ``KSPACE_FORMULA``) and the slice geometry
+of :func:`slice_geometry` as JSON arrays (``pixel_spacing``: mm of the H and W axes;
+``native_extent``: the rows/columns holding image data, the rest being zero padding; JSON like
+``preprocessing``, so that reading a shard never needs torch).  As fastMRI does, the undersampling
+mask is applied when a slice is read: ``ShardReader(path, mask)`` returns
+``mask * fft2c(target * exp(i * phase))``, so one shard serves every acceleration (one mask file
+each, ``masks/R<acceleration>.npz``) and an added acceleration costs no shard bytes;
+``ssimrecon export-kspace`` writes a standalone HDF5 with the undersampled k-space of one mask.
+Slice datasets are uncompressed and chunked one slice per chunk; every
 dataset carries HDF5's Fletcher-32 checksum per chunk (format 3), so damaged data fails to read
 instead of being used: :class:`ShardReader` then moves the file aside to ``<name>.damaged`` and
 raises ShardError naming it, and the next run of the workflow rebuilds it. A shard is only written
@@ -32,28 +38,36 @@ import numpy as np
 from ssimrecon.atomic import atomic_output
 from ssimrecon.checksums import file_md5
 from ssimrecon.errors import ShardError, SsimreconError
-from ssimrecon.kspace.mask import achieved_acceleration, load_mask
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
-    simulate_acquisition,
+    phase_seed_for,
+    scaled_target_slices,
+    simulate_kspace,
     slice_signal_fraction,
+    smooth_phase,
     volume_to_slices,
 )
 from ssimrecon.plain import to_plain
 
 log = logging.getLogger(__name__)
 
-#: 2: attributes ``pixel_spacing`` and ``native_extent``; 3: Fletcher-32 checksums on every dataset
-#: (older shards are refused, and the workflow rebuilds them).
-FORMAT_VERSION = 3
+#: 2: attributes ``pixel_spacing`` and ``native_extent``; 3: Fletcher-32 checksums on every dataset;
+#: 4: no stored k-space or mask: the mask is applied on reading (older shards are refused, and the
+#: workflow rebuilds them).
+FORMAT_VERSION = 4
 #: bytes a shard needs beyond its arrays (HDF5 metadata, attributes)
 _SHARD_OVERHEAD = 1 << 20
-REQUIRED_DATASETS = ("kspace", "mask", "target", "slice_index", "slice_signal")
+#: the ``kspace_formula`` attribute: how a reader forms undersampled k-space from a shard
+KSPACE_FORMULA = (
+    "kspace = mask * fft2c(target * exp(1j * phase)); phase = 0 when the shard has no 'phase' "
+    "dataset; fft2c = centred orthonormal 2D FFT over (H, W); mask (H, W) bool from the mask "
+    "file of the acceleration (masks/R<acceleration>.npz)"
+)
+REQUIRED_DATASETS = ("target", "slice_index", "slice_signal")
 REQUIRED_ATTRS = (
     "subject",
-    "acceleration",
-    "mask_seed",
+    "kspace_formula",
     "scale",
     "data_range",
     "source_file",
@@ -101,9 +115,8 @@ def slice_geometry(
 def write_shard(
     path: str | os.PathLike,
     *,
-    kspace: np.ndarray,
-    mask: np.ndarray,
     target: np.ndarray,
+    phase: np.ndarray | None,
     slice_index: np.ndarray,
     slice_signal: np.ndarray,
     attrs: dict[str, Any],
@@ -121,32 +134,32 @@ def write_shard(
         raise ShardError(
             f"shard {path}: format_version must be {FORMAT_VERSION}, got {attrs['format_version']}"
         )
-    s, h, w = kspace.shape
+    s, h, w = target.shape
     if (
-        target.shape != (s, h, w)
-        or mask.shape != (h, w)
+        (phase is not None and phase.shape != (s, h, w))
         or len(slice_index) != s
         or len(slice_signal) != s
     ):
         raise ShardError(
-            f"shard {path}: inconsistent shapes kspace {kspace.shape}, target {target.shape}, "
-            f"mask {mask.shape}, "
+            f"shard {path}: inconsistent shapes target {target.shape}, phase "
+            f"{None if phase is None else phase.shape}, "
             f"slice_index {np.shape(slice_index)}, slice_signal {np.shape(slice_signal)}"
         )
-    _check_free_space(path, kspace.size * 8 + target.size * 4 + _SHARD_OVERHEAD)
+    planes = 1 if phase is None else 2
+    _check_free_space(path, target.size * 4 * planes + _SHARD_OVERHEAD)
     # large and cheap to rebuild from its volume: no fsync (durability after a power loss is
     # not needed)
     with atomic_output(path, fsync=False) as tmp, h5py.File(tmp, "w") as f:
         chunks = (1, h, w) if s > 0 else None
         checked = {"fletcher32": True} if s > 0 else {}
         f.create_dataset(
-            "kspace", data=np.asarray(kspace, dtype=np.complex64), chunks=chunks, **checked
-        )
-        f.create_dataset(
             "target", data=np.asarray(target, dtype=np.float32), chunks=chunks, **checked
         )
+        if phase is not None:
+            f.create_dataset(
+                "phase", data=np.asarray(phase, dtype=np.float32), chunks=chunks, **checked
+            )
         for name, data in (
-            ("mask", np.asarray(mask, dtype=bool)),
             ("slice_index", np.asarray(slice_index, dtype=np.int32)),
             ("slice_signal", np.asarray(slice_signal, dtype=np.float32)),
         ):
@@ -189,15 +202,10 @@ def validate_shard(path: str | os.PathLike) -> None:
             raise ShardError(
                 f"shard {path} has format_version {version}, expected {FORMAT_VERSION}"
             )
-        shape = f["kspace"].shape
-        if len(shape) != 3 or f["target"].shape != shape:
+        shape = f["target"].shape
+        if len(shape) != 3 or ("phase" in f and f["phase"].shape != shape):
             raise ShardError(
-                f"shard {path}: kspace {shape} and target {f['target'].shape} must be equal (S, "
-                "H, W)"
-            )
-        if f["mask"].shape != shape[1:]:
-            raise ShardError(
-                f"shard {path}: mask {f['mask'].shape} does not match slices {shape[1:]}"
+                f"shard {path}: target {shape} must be (S, H, W) and phase, if present, the same"
             )
         for name in ("slice_index", "slice_signal"):
             if f[name].shape != (shape[0],):
@@ -253,10 +261,12 @@ def _check_geometry(path: Path, spacing: Any, extent: Any, size: tuple[int, int]
 class ShardReader:
     """Read access to a validated shard; use as a context manager (or call :meth:`close`).
 
-    ``read_slice(i)`` reads one chunk of each slice dataset - cheap random access for training.
+    ``mask`` (H, W) bool is the undersampling applied on reading (``KSPACE_FORMULA``); without one,
+    only the targets and metadata can be read. ``read_slice(i)`` reads one chunk of each slice
+    dataset and forms its k-space - cheap random access for training.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, mask: np.ndarray | None = None) -> None:
         self.path = Path(path)
         try:
             validate_shard(self.path)
@@ -268,8 +278,16 @@ class ShardReader:
         self.attrs: dict[str, Any] = {
             k: to_plain(v, f"shard {self.path} attribute {k}") for k, v in self._file.attrs.items()
         }
-        self.shape: tuple[int, int, int] = tuple(self._file["kspace"].shape)  # type: ignore[assignment]
+        self.shape: tuple[int, int, int] = tuple(self._file["target"].shape)  # type: ignore[assignment]
         self.num_slices: int = self.shape[0]
+        self._has_phase = "phase" in self._file
+        self._mask = None if mask is None else np.asarray(mask, dtype=bool)
+        if self._mask is not None and self._mask.shape != self.shape[1:]:
+            self.close()
+            raise ShardError(
+                f"mask of shape {self._mask.shape} does not match the {self.shape[1]}x"
+                f"{self.shape[2]} slices of shard {self.path}"
+            )
 
     def __enter__(self) -> ShardReader:
         return self
@@ -322,8 +340,20 @@ class ShardReader:
 
     @property
     def mask(self) -> np.ndarray:
-        """Sampling mask (H, W) bool."""
-        return self._read("mask").astype(bool)
+        """The sampling mask (H, W) bool this reader applies."""
+        if self._mask is None:
+            raise ShardError(
+                f"shard {self.path} stores no k-space: open it with the mask of an acceleration "
+                "(masks/R<acceleration>.npz)"
+            )
+        return self._mask
+
+    def _kspace(self, target: np.ndarray, index: Any) -> np.ndarray:
+        """Undersampled k-space (..., H, W) complex64 of ``target`` slices at ``index``."""
+        mask = self.mask
+        stack = target.reshape(-1, *self.shape[1:])
+        phase = self._read("phase", index).reshape(stack.shape) if self._has_phase else None
+        return simulate_kspace(stack, mask, phase).reshape(target.shape)
 
     @property
     def slice_index(self) -> np.ndarray:
@@ -341,23 +371,26 @@ class ShardReader:
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
         i = int(i) % self.num_slices
-        return self._read("kspace", i), self._read("target", i)
+        target = self._read("target", i)
+        return self._kspace(target, i), target
 
-    def read_slice_into(self, i: int, kspace_out: np.ndarray, target_out: np.ndarray) -> None:
-        """Read slice ``i`` straight into preallocated C-contiguous ``kspace_out`` (H, W) complex64
-        and ``target_out`` (H, W) float32 (no intermediate arrays; batch readers)."""
+    def read_target_into(self, i: int, target_out: np.ndarray) -> None:
+        """Read the target of slice ``i`` straight into preallocated C-contiguous ``target_out``
+        (H, W) float32 (no intermediate array; batch readers)."""
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
-        i = int(i) % self.num_slices
         try:
-            self._file["kspace"].read_direct(kspace_out, np.s_[i])
-            self._file["target"].read_direct(target_out, np.s_[i])
+            self._file["target"].read_direct(target_out, np.s_[int(i) % self.num_slices])
         except OSError as exc:
             self._damaged(exc)
 
+    def read_phase(self, i: int) -> np.ndarray | None:
+        """The phase (H, W) float32 radians of slice ``i``, or None for magnitude-only shards."""
+        return self._read("phase", int(i) % self.num_slices) if self._has_phase else None
+
     def read_kspace(self) -> np.ndarray:
-        """All undersampled k-space (S, H, W) complex64."""
-        return self._read("kspace")
+        """All undersampled k-space (S, H, W) complex64 under this reader's mask."""
+        return self._kspace(self.read_target(), ())
 
     def read_target(self) -> np.ndarray:
         """All targets (S, H, W) float32."""
@@ -366,7 +399,6 @@ class ShardReader:
 
 def make_shard(
     volume_path: str | os.PathLike,
-    mask_path: str | os.PathLike,
     subject: str,
     prep: Preprocessing,
     output: str | os.PathLike,
@@ -374,20 +406,13 @@ def make_shard(
     source_md5: str | None = None,
     phase_seed: int = 0,
 ) -> dict[str, float]:
-    """NIfTI volume + mask -> shard at ``output``. Returns timings in seconds (load, compute,
-    write).
+    """NIfTI volume -> shard at ``output``. Returns timings in seconds (load, compute, write).
 
-    Steps: load_canonical -> simulate_acquisition (scaled target slices, optional smooth phase
-    seeded by ``phase_seed`` and ``subject``, undersampled k-space) -> write_shard.  An empty volume
-    is a ShardError naming it.
+    Steps: load_canonical -> scaled target slices and (``phase: smooth``) their phase, seeded by
+    ``phase_seed`` and ``subject`` (as :func:`~ssimrecon.kspace.preprocess.simulate_acquisition`)
+    -> write_shard.  An empty volume is a ShardError naming it.
     """
     t0 = time.perf_counter()
-    mask, mask_meta = load_mask(mask_path)
-    if mask.shape != tuple(prep.image_size):
-        raise ShardError(
-            f"mask {mask_path} has shape {mask.shape} but preprocessing.image_size is "
-            f"{tuple(prep.image_size)}"
-        )
     actual_md5 = file_md5(volume_path)
     if source_md5 is not None and actual_md5 != source_md5:
         raise ShardError(
@@ -400,19 +425,23 @@ def make_shard(
     t1 = time.perf_counter()
 
     try:
-        sim = simulate_acquisition(volume, prep, mask, subject, phase_seed)
+        target, slice_index, scale, data_range = scaled_target_slices(volume, prep)
     except SsimreconError as exc:  # e.g. robust_scale of an empty volume
         raise ShardError(f"volume {volume_path}: {exc}") from exc
     del volume
-    signal = slice_signal_fraction(sim.target, sim.data_range)
+    phase = (
+        smooth_phase(target.shape, phase_seed_for(subject, phase_seed))
+        if prep.phase == "smooth"
+        else None
+    )
+    signal = slice_signal_fraction(target, data_range)
     t2 = time.perf_counter()
 
     attrs = {
         "subject": subject,
-        "acceleration": achieved_acceleration(mask),
-        "mask_seed": int(mask_meta["seed"]),
-        "scale": sim.scale,
-        "data_range": sim.data_range,
+        "kspace_formula": KSPACE_FORMULA,
+        "scale": scale,
+        "data_range": data_range,
         "source_file": str(volume_path),
         "source_md5": str(source_md5),
         "readout_axis": int(prep.readout_axis),
@@ -422,10 +451,9 @@ def make_shard(
     }
     write_shard(
         output,
-        kspace=sim.kspace,
-        mask=mask,
-        target=sim.target,
-        slice_index=sim.slice_index,
+        target=target,
+        phase=phase,
+        slice_index=slice_index,
         slice_signal=signal,
         attrs=attrs,
     )
@@ -434,8 +462,8 @@ def make_shard(
     log.info(
         "shard %s: %s slices %dx%d, scale %.4g, load %.2fs compute %.2fs write %.2fs",
         subject,
-        *sim.target.shape,
-        sim.scale,
+        *target.shape,
+        scale,
         *timings.values(),
     )
     return timings

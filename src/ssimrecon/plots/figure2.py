@@ -197,9 +197,11 @@ def load_panels(
     chosen: Sequence[tuple[str, int]],
     models: dict[str, Path],
     *,
+    mask: np.ndarray,
     device: str | torch.device = "auto",
 ) -> list[Panel]:
-    """Read the chosen slices and run every model on them."""
+    """Read the chosen slices undersampled with ``mask`` (H, W) bool and run every model on
+    them."""
     dev = pick_device(device) if isinstance(device, str) else device
     loaded = {name: load_model(path, dev) for name, path in models.items()}
     panels = []
@@ -207,7 +209,7 @@ def load_panels(
         row = candidates[
             (candidates["subject"].astype(str) == subject) & (candidates["slice"] == index)
         ].iloc[0]
-        with ShardReader(row["shard"]) as reader:
+        with ShardReader(row["shard"], mask) as reader:
             kspace, target = reader.read_slice(int(row["position"]))
             data_range = float(reader.attrs["data_range"])
             geometry = (
@@ -381,6 +383,7 @@ def make_figure2(
     shard_paths: Sequence[Path | str],
     models: dict[str, Path],
     *,
+    mask: np.ndarray,
     png: Path | None,
     pdf: Path | None,
     zoom_center: tuple[float, float] = (0.45, 0.55),
@@ -392,10 +395,11 @@ def make_figure2(
     slices: Sequence[int] | None = None,
     device: str = "auto",
 ) -> list[Panel]:
-    """Choose slices, run the models, draw and save the figure; returns the panels shown."""
+    """Choose slices, undersample them with ``mask`` (H, W) bool, run the models, draw and save
+    the figure; returns the panels shown."""
     candidates = collect_candidates(shard_paths)
     chosen = choose_slices(candidates, min_signal_fraction, subjects=subjects, slices=slices)
-    panels = load_panels(candidates, chosen, models, device=device)
+    panels = load_panels(candidates, chosen, models, mask=mask, device=device)
     fig = draw_figure2(panels, zoom_center=zoom_center, zoom_size=zoom_size, error_max=error_max)
     if png is not None:
         _save(fig, Path(png), "png", dpi)

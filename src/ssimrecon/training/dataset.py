@@ -8,17 +8,14 @@
   HDF5 files are opened lazily, once per process: a DataLoader worker forked from a process that had
   them
   open notices the new pid and opens its own handles (HDF5 handles must not be shared across fork).
-* All shards of a dataset must share one sampling mask (checked; the error names the shards that
-  differ),
-  so items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 =
-  ``kspace[mask]``
-  as real/imag (row-major order of the mask), about 1/R of the plane; this keeps the worker -> main
-  process transfer small.  Items also carry the reference ``(1, H, W)``, the volume's ``data_range``
-  and
-  subject/slice indices.  :func:`to_network_input` scatters a batch of samples back into zero
-  k-space on
-  the batch's device and forms the zero-filled magnitude.  ``__getitems__`` reads a whole batch at
-  once.
+* Shards store no k-space: the dataset applies its one sampling ``mask`` (H, W) as it reads
+  (``mask * fft2c(target * exp(i * phase))``, :mod:`ssimrecon.kspace.shards`, as fastMRI does), and
+  items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 =
+  ``kspace[mask]`` as real/imag (row-major order of the mask), about 1/R of the plane; this keeps
+  the worker -> main process transfer small.  Items also carry the reference ``(1, H, W)``, the
+  volume's ``data_range`` and subject/slice indices.  :func:`to_network_input` scatters a batch of
+  samples back into zero k-space on the batch's device and forms the zero-filled magnitude.
+  ``__getitems__`` reads a whole batch at once.
 * :class:`EpochSampler` draws ``torch.randperm`` from a generator seeded by ``(seed, epoch)`` only,
   so an
   epoch's order can be regenerated after a restart and resumed at a batch offset (``skip``).
@@ -40,6 +37,7 @@ from torch.utils.data._utils.collate import collate_tensor_fn
 
 from ssimrecon.errors import ShardError
 from ssimrecon.kspace.fft import zero_filled_magnitude_torch
+from ssimrecon.kspace.preprocess import simulate_kspace
 from ssimrecon.kspace.shards import ShardReader
 
 __all__ = [
@@ -63,11 +61,17 @@ def derive_seed(*parts: int | str) -> int:
 class SliceDataset(Dataset):
     """Slices of one or more shards whose ``slice_signal >= min_signal_fraction``.
 
-    ``subject`` in an item is the shard's position in ``shard_paths``; ``slice`` its slice position
-    in that shard.  Raises :class:`ShardError` naming the shards if no slice passes the filter.
+    ``mask`` (H, W) bool is the undersampling applied to every slice. ``subject`` in an item is the
+    shard's position in ``shard_paths``; ``slice`` its slice position in that shard.  Raises
+    :class:`ShardError` naming the shards if no slice passes the filter.
     """
 
-    def __init__(self, shard_paths: Sequence[Path | str], min_signal_fraction: float = 0.0) -> None:
+    def __init__(
+        self,
+        shard_paths: Sequence[Path | str],
+        mask: np.ndarray,
+        min_signal_fraction: float = 0.0,
+    ) -> None:
         self.shard_paths = [Path(p) for p in shard_paths]
         if not self.shard_paths:
             raise ShardError("no shards given")
@@ -77,13 +81,12 @@ class SliceDataset(Dataset):
         self.index: list[tuple[int, int]] = []
         self.shape: tuple[int, int] | None = None
         self.num_total = 0
-        mask: np.ndarray | None = None
+        mask = np.asarray(mask, dtype=bool)
         for s, path in enumerate(self.shard_paths):
-            with ShardReader(path) as reader:
+            with ShardReader(path, mask) as reader:
                 attrs = dict(reader.attrs)
                 signal_fraction = [float(v) for v in reader.slice_signal]
                 shape = tuple(int(n) for n in reader.shape[1:])
-                shard_mask = np.asarray(reader.mask, dtype=bool)
             if "data_range" not in attrs:
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
@@ -98,15 +101,6 @@ class SliceDataset(Dataset):
                     f"{path}: slice shape {shape} differs from {self.shape} of "
                     f"{self.shard_paths[0]}"
                 )
-            if mask is None:
-                mask = shard_mask
-            elif not np.array_equal(shard_mask, mask):
-                raise ShardError(
-                    f"{path}: sampling mask differs from that of {self.shard_paths[0]}; all "
-                    "shards of a training "
-                    "or validation set must share one mask (same acceleration, center size and "
-                    "mask seed)"
-                )
             self.data_ranges.append(data_range)
             self.subjects.append(str(attrs.get("subject", path.stem)))
             self.num_total += len(signal_fraction)
@@ -119,7 +113,7 @@ class SliceDataset(Dataset):
                 f"no slice with slice_signal >= {self.min_signal_fraction} in shards: {names} "
                 "(lower training.min_signal_fraction?)"
             )
-        assert mask is not None
+        self._mask = mask
         #: the shared sampling mask (H, W) bool; ``samples`` are ``kspace[mask]`` in row-major order
         self.mask = torch.from_numpy(mask)
         self._flat = np.flatnonzero(mask)  # row-major positions of the sampled points
@@ -143,7 +137,7 @@ class SliceDataset(Dataset):
             self._readers, self._pid = {}, pid
         reader = self._readers.get(shard)
         if reader is None:
-            reader = ShardReader(self.shard_paths[shard])
+            reader = ShardReader(self.shard_paths[shard], self._mask)
             reader.__enter__()
             self._readers[shard] = reader
         return reader
@@ -162,16 +156,22 @@ class SliceDataset(Dataset):
         }
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """The items of a whole batch (what a DataLoader worker asks for): every slice is read
-        straight into one preallocated array and the sampled points of all slices are gathered in
-        one ``np.take``."""
+        """The items of a whole batch (what a DataLoader worker asks for): every target is read
+        straight into one preallocated array, the batch's k-space formed in one FFT and the sampled
+        points of all slices gathered in one ``np.take``."""
         assert self.shape is not None
         n = len(indices)
-        kspace = np.empty((n, *self.shape), dtype=np.complex64)
         target = np.empty((n, 1, *self.shape), dtype=np.float32)
+        phase: np.ndarray | None = None
         for j, i in enumerate(indices):
             shard, slice_ = self.index[i]
-            self._reader(shard).read_slice_into(slice_, kspace[j], target[j, 0])
+            reader = self._reader(shard)
+            reader.read_target_into(slice_, target[j, 0])
+            slice_phase = reader.read_phase(slice_)
+            if slice_phase is not None:
+                phase = np.zeros((n, *self.shape), np.float32) if phase is None else phase
+                phase[j] = slice_phase
+        kspace = simulate_kspace(target[:, 0], self._mask, phase)
         samples = torch.from_numpy(
             np.take(kspace.reshape(n, -1), self._flat, axis=1).view(np.float32).reshape(n, -1, 2)
         )

@@ -7,15 +7,13 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
 * Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a function
   of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch). Validation
   covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed order:
-  composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range = the volume's
-  maximum).
-* A better validation loss writes the model bundle to ``state_dir/best.pt`` and publishes it to
-  ``best_path`` (hard link or copy, then ``os.replace``): Snakemake deleting a failed job's outputs
-  never loses it.
+  composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range: volume maximum).
+* A better validation loss writes ``state_dir/best.pt`` and publishes it to ``best_path`` (link or
+  copy + ``os.replace``): Snakemake deleting a failed job's outputs never loses it.
 * ``state_dir/last.pt`` (:mod:`ssimrecon.training.state`) is written after every epoch and when
   SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
-  fingerprint is resumed (bit-identical on CPU), another is moved aside to ``last.pt.stale``.
-  Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
+  fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another is moved aside
+  to ``last.pt.stale``. Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
 * history.csv (rewritten every epoch; :func:`~ssimrecon.training.state.history_columns`): composite
   losses, each unweighted term (slice means), ``seconds`` (epoch wall time), ``slices_per_s``.
 """
@@ -39,6 +37,7 @@ from ssimrecon.evaluation.resample import shard_grid
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
+from ssimrecon.kspace.mask import load_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import save_model_bundle
 from ssimrecon.progress import progress, track
@@ -72,13 +71,13 @@ from ssimrecon.training.step import (
 log = logging.getLogger("ssimrecon.training.loop")
 
 
-def _bundle_metadata(path: Path) -> tuple[dict, Any, dict, dict]:
-    """(preprocessing dict, mask (H, W) bool, mask_meta, grid) of a shard, as the bundle stores
-    them."""
+def _bundle_metadata(path: Path, mask_path: Path) -> tuple[dict, Any, dict, dict]:
+    """(preprocessing dict and grid of a shard, mask (H, W) bool, mask_meta {seed, achieved
+    acceleration} of the mask file), as the model bundle stores them."""
     with ShardReader(path) as reader:
-        preprocessing, mask, grid = reader.preprocessing.to_dict(), reader.mask, shard_grid(reader)
-        attrs = reader.attrs
-        meta = {"seed": attrs.get("mask_seed"), "acceleration": attrs.get("acceleration")}
+        preprocessing, grid = reader.preprocessing.to_dict(), shard_grid(reader)
+    mask, meta = load_mask(mask_path)
+    meta = {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]}
     return preprocessing, mask, meta, grid
 
 
@@ -98,6 +97,7 @@ class Trainer:
         train_shards: Sequence[Path | str],
         val_shards: Sequence[Path | str],
         *,
+        mask_path: Path | str,
         model_cfg: Mapping[str, Any],
         loss_terms: Mapping[str, float],
         settings: TrainSettings,
@@ -117,9 +117,8 @@ class Trainer:
         self.network, self.settings, self.on_batch_end = network_name, settings, on_batch_end
         self.best_path, self.history_path = Path(best_path), Path(history_path)
         self.state_dir = Path(state_dir)
-        self.loss_terms = dict(loss_terms)
+        self.loss_terms, self.terms = dict(loss_terms), tuple(loss_terms)  # terms: history order
         loss_fn = build_loss(self.loss_terms)
-        self.terms = tuple(self.loss_terms)  # history column order
         self.device = resolve_device(settings.device)
         self.bf16 = resolve_bf16(settings.bf16, self.device)
         log.info(
@@ -131,9 +130,13 @@ class Trainer:
             torch.cuda.device_count(),
             "on" if self.bf16 else "off",
         )
-        self.fingerprint = fingerprint(model_cfg, self.loss_terms, settings, train_paths, val_paths)
-        self.train_set = SliceDataset(train_paths, settings.min_signal_fraction)
-        self.val_set = SliceDataset(val_paths, settings.min_signal_fraction)
+        self.bundle_meta = _bundle_metadata(train_paths[0], Path(mask_path))
+        mask = self.bundle_meta[1]  # the undersampling of every slice (applied on reading)
+        self.fingerprint = fingerprint(
+            model_cfg, loss_terms, settings, train_paths, val_paths, mask
+        )
+        self.train_set = SliceDataset(train_paths, mask, settings.min_signal_fraction)
+        self.val_set = SliceDataset(val_paths, mask, settings.min_signal_fraction)
         bs = settings.batch_size
         cap = None if settings.max_train_batches is None else settings.max_train_batches * bs
         self.sampler = EpochSampler(len(self.train_set), settings.seed, max_samples=cap)
@@ -144,7 +147,6 @@ class Trainer:
                 raise SsimreconError(
                     f"training.crop: {list(settings.crop)} is larger than the images {list(shape)}"
                 )
-        self.bundle_meta = _bundle_metadata(train_paths[0])
 
         torch.manual_seed(settings.seed)
         model = build_model(model_cfg).to(self.device)
@@ -444,8 +446,7 @@ class Trainer:
         )
 
     def _interrupt(self, epoch: int, next_batch: int) -> TrainingInterrupted:
-        """Save the state at (``epoch``, ``next_batch``), log it and return the exception to
-        raise."""
+        """Save the state at (``epoch``, ``next_batch``), log it, return the exception to raise."""
         self.save_state(epoch, next_batch)
         signum = self.stop.signum or signal.SIGTERM
         exc = TrainingInterrupted(signum, self.last_path, epoch, next_batch)

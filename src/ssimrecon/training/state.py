@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
@@ -84,9 +85,10 @@ def fingerprint(
     settings: TrainSettings,
     train_shards: Sequence[Path],
     val_shards: Sequence[Path],
+    mask: np.ndarray,
 ) -> str:
     """SHA-256 of everything that changes the result (num_workers does not; shards by path and
-    size)."""
+    size; the undersampling mask (H, W) by its samples, since shards hold none)."""
 
     def shard_ids(paths: Sequence[Path]) -> list[list[Any]]:
         return [[os.path.abspath(p), os.path.getsize(p)] for p in paths]
@@ -100,6 +102,7 @@ def fingerprint(
             "training": settings_d,
             "train": shard_ids(train_shards),
             "val": shard_ids(val_shards),
+            "mask": hashlib.sha256(np.packbits(np.asarray(mask, dtype=bool))).hexdigest(),
         },
         sort_keys=True,
         default=str,

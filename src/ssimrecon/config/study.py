@@ -1,0 +1,79 @@
+"""The runs of an experiment: one training run per (network, swept weights, acceleration, seed).
+
+Without a ``study:`` section each network of ``networks:`` is one run named after the network,
+trained at ``mask.acceleration`` with ``training.seed`` (the paper's two-network experiment). With
+``study: {seeds, accelerations, sweep}`` every network is trained once per acceleration and seed,
+and once per combination of the swept weights of the loss terms it has (a term it does not have is
+not swept for it: Net-mse stays one run per acceleration and seed). Run names are stable and
+readable: ``<network>[_<term><weight>...]_R<acceleration>_seed<seed>``, e.g.
+``Net-mse-dssim_dssim0.1_R10_seed1`` and ``Net-mse_R10_seed1``; numbers are written with ``%g``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: its name, the network it instantiates, its loss weights, the acceleration
+    of its mask and its training seed. ``swept`` names the loss terms the study varied for it;
+    ``condition`` is the name without the seed (the runs a seed average pools)."""
+
+    name: str
+    condition: str
+    network: str
+    loss: dict[str, float]
+    acceleration: float
+    seed: int
+    swept: tuple[str, ...]
+
+
+def number_label(value: float) -> str:
+    """``%g`` text of a weight or acceleration as it appears in run and file names (10.0 -> 10)."""
+    return f"{float(value):g}"
+
+
+def accelerations(config: dict[str, Any]) -> list[float]:
+    """Accelerations the experiment trains at, the first one first (``mask.acceleration`` without a
+    study)."""
+    study = config.get("study")
+    return (
+        [float(r) for r in study["accelerations"]]
+        if study
+        else [float(config["mask"]["acceleration"])]
+    )
+
+
+def expand_runs(config: dict[str, Any]) -> dict[str, Run]:
+    """Run name -> :class:`Run`, in a stable order (network, swept weights, acceleration, seed)."""
+    study = config.get("study")
+    runs: dict[str, Run] = {}
+    for network, spec in config["networks"].items():
+        loss = {term: float(w) for term, w in spec["loss"].items()}
+        if not study:
+            runs[network] = Run(
+                network,
+                network,
+                network,
+                loss,
+                float(config["mask"]["acceleration"]),
+                int(config["training"]["seed"]),
+                (),
+            )
+            continue
+        swept = tuple(sorted(t for t in study.get("sweep", {}) if t in loss))
+        grids = [[float(w) for w in study["sweep"][t]] for t in swept]
+        for weights in itertools.product(*grids):
+            run_loss = {**loss, **dict(zip(swept, weights))}
+            label = "".join(f"_{t}{number_label(w)}" for t, w in zip(swept, weights))
+            for acceleration in accelerations(config):
+                for seed in study["seeds"]:
+                    condition = f"{network}{label}_R{number_label(acceleration)}"
+                    name = f"{condition}_seed{int(seed)}"
+                    runs[name] = Run(
+                        name, condition, network, run_loss, float(acceleration), int(seed), swept
+                    )
+    return runs

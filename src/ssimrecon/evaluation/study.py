@@ -1,0 +1,139 @@
+"""A study's results: ``study.csv`` (one row per run) and seed-averaged metrics for Table 1.
+
+``study.csv`` columns (``STUDY_COLUMNS``): run, condition (the run without its seed), network,
+acceleration, seed, swept (the loss terms the study varied for the run, ``+``-joined), ``w_<term>``
+(the run's loss weight of each term, 0 where it has none), then the test metrics as Table 1
+defines them (:mod:`ssimrecon.evaluation.table`, paper convention, slices passing the filter):
+``<metric>_<region>`` the mean over slices and ``<metric>_<region>_subjects`` the mean over
+per-subject means, for ``metric`` in ssim, psnr, rel_error, mse and ``region`` in frame, head;
+``fastmri_ssim``, ``fastmri_psnr`` and ``fastmri_nmse`` (mean over volumes); ``n_subjects`` and
+``n_slices`` (filtered slices in the whole frame).
+
+Seed averaging (:func:`seed_average`): the per-slice (and per-volume) metrics of the runs of one
+condition are averaged over the seeds, slice by slice; Table 1 of a study is computed from those,
+so its means are means over seeds and its paired Wilcoxon test compares per-subject means of
+seed-averaged slices (subjects remain the independent units).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ssimrecon.errors import SsimreconError
+from ssimrecon.evaluation.evaluate import REGIONS, SLICE_COLUMNS, VOLUME_COLUMNS
+from ssimrecon.evaluation.table import TableRules, build_table1
+from ssimrecon.functional.losses import TERMS
+from ssimrecon.functional.metrics import FASTMRI_METRICS, METRICS
+
+#: loss terms in study.csv's weight columns, in a fixed order
+WEIGHT_TERMS = tuple(sorted(TERMS))
+METRIC_COLUMNS = tuple(
+    f"{metric}_{region}{suffix}"
+    for region in REGIONS
+    for metric in METRICS
+    for suffix in ("", "_subjects")
+) + tuple(f"fastmri_{metric}" for metric in FASTMRI_METRICS if metric != "mse")
+STUDY_COLUMNS = (
+    "run",
+    "condition",
+    "network",
+    "acceleration",
+    "seed",
+    "swept",
+    *(f"w_{term}" for term in WEIGHT_TERMS),
+    *METRIC_COLUMNS,
+    "n_subjects",
+    "n_slices",
+)
+#: keys of one slice row and of one volume row
+_SLICE_KEYS = ("subject", "slice", "region")
+
+
+def run_metrics(
+    slices: pd.DataFrame, volumes: pd.DataFrame, min_signal_fraction: float
+) -> dict[str, float]:
+    """The metric columns of one run's study.csv row, computed by Table 1's own code."""
+    rules = TableRules("test", "run", min_signal_fraction, math.nan, 1)
+    table = build_table1({"run": slices}, {"run": volumes}, rules).set_index(
+        ["convention", "region", "slices", "metric"]
+    )
+    out: dict[str, float] = {}
+    for region in REGIONS:
+        for metric in METRICS:
+            row = table.loc[("paper", region, "filtered", metric)]
+            out[f"{metric}_{region}"] = float(row["mean"])
+            out[f"{metric}_{region}_subjects"] = float(row["subject_mean"])
+    for metric in FASTMRI_METRICS:
+        if metric != "mse":
+            out[f"fastmri_{metric}"] = float(table.loc[("fastmri", "frame", "all", metric)]["mean"])
+    frame = table.loc[("paper", "frame", "filtered", "ssim")]
+    out["n_subjects"], out["n_slices"] = int(frame["n_subjects"]), int(frame["n_slices"])
+    return out
+
+
+def study_table(
+    runs: Mapping[str, Mapping[str, Any]],
+    slices: Mapping[str, pd.DataFrame],
+    volumes: Mapping[str, pd.DataFrame],
+    min_signal_fraction: float,
+) -> pd.DataFrame:
+    """study.csv (``STUDY_COLUMNS``), one row per run in the order of ``runs``.
+
+    ``runs``: run name -> {condition, network, loss, acceleration, seed, swept} (as
+    :class:`ssimrecon.config.study.Run`); ``slices``/``volumes``: run name -> its test metrics.
+    """
+    missing = [name for name in runs if name not in slices or name not in volumes]
+    if missing:
+        raise SsimreconError(f"study: no test metrics for run(s) {', '.join(missing)}")
+    rows = []
+    for name, run in runs.items():
+        rows.append(
+            {
+                "run": name,
+                "condition": run["condition"],
+                "network": run["network"],
+                "acceleration": float(run["acceleration"]),
+                "seed": int(run["seed"]),
+                "swept": "+".join(run["swept"]),
+                **{f"w_{t}": float(run["loss"].get(t, 0.0)) for t in WEIGHT_TERMS},
+                **run_metrics(slices[name], volumes[name], min_signal_fraction),
+            }
+        )
+    return pd.DataFrame(rows)[list(STUDY_COLUMNS)]
+
+
+def _average(frames: Sequence[pd.DataFrame], keys: Sequence[str], values: Sequence[str], what: str):
+    """Rows of ``frames`` (one per seed) averaged over the frames in ``values``; every other
+    column must agree between the frames (same slices, same filter)."""
+    if not frames:
+        raise SsimreconError(f"seed average: no {what} given")
+    indexed = [f.assign(subject=f["subject"].astype(str)).set_index(list(keys)) for f in frames]
+    first = indexed[0].sort_index()
+    fixed = [c for c in first.columns if c not in values]
+    for i, other in enumerate(indexed[1:], start=2):
+        other = other.sort_index()
+        if not other.index.equals(first.index) or not other[fixed].equals(first[fixed]):
+            raise SsimreconError(
+                f"seed average: {what} {i} covers other rows than {what} 1 (same subjects, "
+                "slices and filter needed)"
+            )
+    mean = sum(f.sort_index()[list(values)] for f in indexed) / len(indexed)
+    return pd.concat([first[fixed], mean], axis=1).reset_index()
+
+
+def seed_average(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per-slice metrics (``SLICE_COLUMNS``) of the seeds of one condition, averaged slice by
+    slice (NaN where any seed is NaN: an unscored region is unscored for every seed)."""
+    out = _average(frames, _SLICE_KEYS, METRICS, "per-slice metrics")
+    return out[list(SLICE_COLUMNS)]
+
+
+def seed_average_volumes(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per-volume metrics (``VOLUME_COLUMNS``) of the seeds of one condition, averaged per
+    subject."""
+    out = _average(frames, ("subject",), FASTMRI_METRICS, "per-volume metrics")
+    return out[list(VOLUME_COLUMNS)]

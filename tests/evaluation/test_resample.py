@@ -24,7 +24,6 @@ from ssimrecon.evaluation.resample import (
     to_training_grid,
     training_grid,
 )
-from ssimrecon.kspace.mask import save_mask
 from ssimrecon.kspace.shards import ShardReader, make_shard
 from tests.helpers import PREP, ixi_affine, sample_mask, smooth_head
 
@@ -132,10 +131,7 @@ def test_shard_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
 ) -> None:
     volume = tmp_path / "v.nii.gz"
     nib.save(nib.Nifti1Image(smooth_head((32, 32, 20)), ixi_affine((1.5, 1.25, 2.0))), volume)
-    save_mask(
-        tmp_path / "mask.npz", sample_mask(), acceleration=4.0, seed=0, center_size=6, power=2
-    )
-    make_shard(volume, tmp_path / "mask.npz", "S1", PREP, tmp_path / "S1.h5")
+    make_shard(volume, "S1", PREP, tmp_path / "S1.h5")
     # P, S, R axes of 1.5, 1.25, 2.0 mm: RAS voxel (2.0, 1.5, 1.25); slices along S (axis 2)
     with ShardReader(tmp_path / "S1.h5") as reader:
         assert shard_grid(reader) == grid_record(2, (2.0, 1.5), 1.25)

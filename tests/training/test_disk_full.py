@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tests.helpers import REPO, write_test_shards
+from tests.helpers import REPO, mask_path_of, write_test_shards
 
 MODEL = {"base_channels": 8, "depth": 2, "residual": True}
 TRAINING = {
@@ -42,6 +42,8 @@ def _train(shards: list[Path], out: Path, epochs: int) -> subprocess.CompletedPr
             *map(str, shards[:2]),
             "--val-shards",
             str(shards[2]),
+            "--mask",
+            str(mask_path_of(shards)),
             "--config-json",
             json.dumps(config),
             "--threads",

@@ -25,7 +25,7 @@ from ssimrecon.kspace.shards import FORMAT_VERSION as SHARD_FORMAT_VERSION
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 # The checkout whose Snakefile runs: envs/ssimrecon.post-deploy.sh installs the package from it into
 # a conda environment (--software-deployment-method conda).
-os.environ["SSIMRECON_REPO"] = os.path.abspath(workflow.basedir)
+os.environ.update(SSIMRECON_REPO=os.path.abspath(workflow.basedir))
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 

@@ -42,7 +42,7 @@ from ssimrecon.progress import track
 log = logging.getLogger(__name__)
 
 IXI_SHAPE = (256, 256, 150)
-IXI_VOXEL = (0.9375, 0.9375, 1.2)
+IXI_VOXEL = (0.9375, 0.9375, 1.2)  # IXI T1 voxel (mm): the bench's IXI-sized volume uses it
 IXI_AXCODES = ("P", "S", "R")
 #: the demo's field of view in mm along the IXI storage axes (A-P, S-I, L-R)
 DEMO_FOV = (224.0, 208.0, 184.0)

@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	# pydeface only ships the demo's template head; its own dependencies are not needed.
-	$(BIN)/pip install --quiet --no-deps pydeface==2.1.0
+	# pydeface and nilearn only ship the demo's anatomy (pydeface's head, the MNI152 2009a brain);
+	# their own dependencies are not needed (src/ssimrecon/data/anatomy.py reads the files only).
+	$(BIN)/pip install --quiet --no-deps pydeface==2.1.0 nilearn==0.14.1
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -54,6 +54,7 @@ TINY_CONFIG: dict = {
         "num_workers": 0,
         "threads": 1,
         "min_signal_fraction": 0.05,
+        "crop": None,  # config.demo.yaml's training crop is larger than the tiny images
     },
     "evaluation": {"min_signal_fraction": 0.05},
     "figure": {"dpi": 60},

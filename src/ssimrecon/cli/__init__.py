@@ -18,7 +18,7 @@ from ssimrecon.errors import SsimreconError
 
 #: command -> ("module:function" taking argv and returning the exit status, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-archive": ("ssimrecon.cli.data:demo_archive", "build the IXI-shaped demo archive"),
+    "demo-archive": ("ssimrecon.cli.data:demo_archive", "build the demo archive (real anatomy)"),
     "download": ("ssimrecon.cli.data:download", "download the archive (resumable, MD5-checked)"),
     "extract": ("ssimrecon.cli.data:extract", "extract a .tar/.tar.gz archive safely"),
     "source-manifest": (

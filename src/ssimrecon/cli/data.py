@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 def demo_archive(argv: list[str]) -> int:
     """``ssimrecon demo-archive --output A.tar --config-json {source.demo}``; writes A.tar.md5."""
     parser = argparse.ArgumentParser(
-        prog="ssimrecon demo-archive", description="Build an IXI-shaped demo T1 archive."
+        prog="ssimrecon demo-archive",
+        description="Build the demo T1 archive (real anatomy, IXI-style names).",
     )
     parser.add_argument(
         "--output", required=True, type=Path, help="tar file (its .md5 is written next to it)"
@@ -35,7 +36,7 @@ def demo_archive(argv: list[str]) -> int:
         nargs=3,
         default=None,
         metavar=("X", "Y", "Z"),
-        help="voxel size in mm (default: keep the IXI field of view 240x240x180 mm)",
+        help="nominal voxel size in mm (default: the demo field of view 224x208x184 mm / shape)",
     )
     args = parser.parse_args(argv)
     settings = load_settings(args.config_json, DemoArchiveSettings, "source.demo")

@@ -1,11 +1,23 @@
-"""An IXI-shaped demo archive: pseudo-subjects resampled from pydeface's template head (~1 mm,
-176x256x256).
+"""An IXI-like demo archive: pseudo-subjects with real anatomy (see :mod:`ssimrecon.data.anatomy`).
 
-Each subject is the template under a small random affine (rotation, +-5 % scale, shift) and a smooth
-elastic deformation, resampled onto an IXI T1-like grid (default 256x256x150, 0.9375x0.9375x1.2 mm,
-axis codes P, S, R: sagittal slices along the 3rd axis), times a smooth bias field, with a contrast
-gamma and Rician noise, stored as int16 (about 0..1000). The tar is byte-identical for a seed on a
-given platform: sorted members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
+Each subject is the demo template (the MNI152 2009a brain from the nilearn wheel inside pydeface's
+head; licences in :mod:`ssimrecon.data.anatomy` and README) under variation a network has to
+survive on real scans:
+
+* deformation: a random affine (rotation up to 8 degrees, scale 0.92-1.08 per axis, shift up to
+  5 mm) and a smooth elastic warp (cubic B-spline of 5x5x5 control points, sd 2 mm);
+* contrast: grey matter darker or brighter against white matter (a T1-weighting change, factor
+  1 + k * P(grey matter), k in -0.25..0.10) and a gamma of 0.75-1.35;
+* a smooth multiplicative bias field of peak amplitude 0.10-0.30;
+* Rician noise of sd 0.005-0.03 of the white-matter intensity;
+* voxel size: the nominal voxel (field of view / ``shape``) times 0.9-1.3 per axis, so 0.9-1.3 mm
+  for ``shape`` [224, 208, 184] (the field of view 224 x 208 x 184 mm, A-P x S-I x L-R);
+* storage orientation: one of :data:`ORIENTATIONS` (IXI sagittal P,S,R; axial R,A,S and L,P,S;
+  coronal L,I,P); QC and preprocessing reorient every volume to RAS.
+
+Volumes are int16 in about 0..1000 with IXI-style names; the NIfTI ``descrip`` field records the
+source and the drawn parameters. The tar is byte-identical for a seed on a given platform: sorted
+members, mtime 0, uid/gid 0, NIfTI gzipped with mtime 0.
 """
 
 from __future__ import annotations
@@ -15,52 +27,44 @@ import io
 import logging
 import os
 import tarfile
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
-from tqdm import tqdm
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.checksums import file_md5
+from ssimrecon.data.anatomy import load_composite, rotation
 from ssimrecon.errors import SsimreconError
+from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
 
 IXI_SHAPE = (256, 256, 150)
-IXI_VOXEL = (0.9375, 0.9375, 1.2)
+IXI_VOXEL = (0.9375, 0.9375, 1.2)  # IXI T1 voxel (mm): the bench's IXI-sized volume uses it
 IXI_AXCODES = ("P", "S", "R")
+#: the demo's field of view in mm along the IXI storage axes (A-P, S-I, L-R)
+DEMO_FOV = (224.0, 208.0, 184.0)
+#: storage orientations (axis codes): IXI sagittal, axial RAS and LPS, coronal
+ORIENTATIONS = (("P", "S", "R"), ("R", "A", "S"), ("L", "P", "S"), ("L", "I", "P"))
+VOXEL_FACTOR = (0.9, 1.3)  # per-subject voxel size / nominal voxel, drawn per axis
 SITES = ("Guys", "HH", "IOP")
-TEMPLATE_RESOURCE = "data/mean_reg2mean.nii.gz"
-COARSE_STEP = (
-    8  # voxels between nodes of the coarse grid on which the warp and the bias are evaluated
-)
+SOURCE = "mni152-2009a brain in pydeface head"
+COARSE_STEP = 8  # voxels between nodes of the coarse grid on which the warp and bias are evaluated
 
 
-@lru_cache(maxsize=1)
-def load_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """pydeface's mean head: (data float32 (176, 256, 256), affine (4, 4), head bounding box (2, 3)
-    in mm)."""
-    try:
-        path = resources.files("pydeface") / TEMPLATE_RESOURCE
-        img = nib.load(str(path))
-    except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise SsimreconError(
-            f"the demo data needs pydeface's template {TEMPLATE_RESOURCE} "
-            f"(pip install --no-deps pydeface==2.1.0): {exc}"
-        ) from exc
-    data = np.asarray(img.get_fdata(dtype=np.float32))
-    head = np.argwhere(data > 0.1 * data.max())
-    world = nib.affines.apply_affine(img.affine, head)
-    return np.ascontiguousarray(data), img.affine.copy(), np.stack([world.min(0), world.max(0)])
-
-
-def ixi_affine(shape: tuple[int, int, int], voxel: tuple[float, float, float]) -> np.ndarray:
-    """Affine with axis codes (P, S, R) and the grid centre at world (0, 0, 0) mm."""
-    rot = np.array([[0.0, 0.0, voxel[2]], [-voxel[0], 0.0, 0.0], [0.0, voxel[1], 0.0]])
+def storage_affine(
+    shape: tuple[int, int, int],
+    voxel: tuple[float, float, float],
+    axcodes: tuple[str, str, str] = IXI_AXCODES,
+) -> np.ndarray:
+    """Affine (4, 4) of a grid ``shape`` with ``voxel`` mm along its axes, axis codes ``axcodes``
+    and the grid centre at world (0, 0, 0) mm."""
+    ornt = nib.orientations.axcodes2ornt(axcodes)
+    rot = np.zeros((3, 3))
+    for axis, (world_axis, sign) in enumerate(ornt):
+        rot[int(world_axis), axis] = sign * voxel[axis]
     affine = np.eye(4)
     affine[:3, :3] = rot
     affine[:3, 3] = -rot @ ((np.asarray(shape, dtype=float) - 1) / 2)
@@ -106,15 +110,6 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return x.reshape(c, n0, n1, n2)
 
 
-def _rotation(angles_deg: np.ndarray) -> np.ndarray:
-    """Rotation matrix from Euler angles (degrees) about x, y, z."""
-    ax, ay, az = np.deg2rad(angles_deg)
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def _smooth_field(rng: np.random.Generator, unit: np.ndarray, n_terms: int = 4) -> np.ndarray:
     """Random low-frequency field on points ``unit`` (..., 3) in [0, 1]^3, scaled to peak |value|
     1."""
@@ -128,11 +123,17 @@ def _smooth_field(rng: np.random.Generator, unit: np.ndarray, n_terms: int = 4) 
 
 
 def synth_subject(
-    shape: tuple[int, int, int], voxel: tuple[float, float, float], rng: np.random.Generator
+    shape: tuple[int, int, int],
+    voxel: tuple[float, float, float],
+    rng: np.random.Generator,
+    axcodes: tuple[str, str, str] = IXI_AXCODES,
+    params: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One pseudo-subject: (int16 volume ``shape`` in ~0..1000, affine with axis codes P, S, R)."""
-    template, tmpl_affine, head_box = load_template()
-    affine = ixi_affine(shape, voxel)
+    """One pseudo-subject on a grid ``shape`` (voxels along the storage axes) of ``voxel`` mm with
+    axis codes ``axcodes``: (int16 volume in ~0..1000, affine (4, 4)). Contrast, bias and noise
+    are ``params`` (:func:`draw_appearance`; drawn from ``rng`` after the warp if None)."""
+    template, grey, tmpl_affine, head_box = load_composite()
+    affine = storage_affine(shape, voxel, axcodes)
     coarse_shape = tuple(max(2, int(np.ceil((n - 1) / COARSE_STEP)) + 1) for n in shape)
 
     # Coarse nodes: voxel positions, world positions (mm) and unit-cube positions.
@@ -141,18 +142,14 @@ def synth_subject(
     world = ijk @ affine[:3, :3].T + affine[:3, 3]
     unit = ijk / np.maximum(np.asarray(shape) - 1, 1)
 
-    # Place the head: centred left-right and front-back, top of the skull 10 mm below the
-    # field of view.
+    # Place the head: centred left-right and front-back, top of the skull 12 mm below the top of
+    # the field of view (S-I extent from the affine, whatever the storage order).
     fov = np.abs(affine[:3, :3]) @ (np.asarray(shape) - 1.0)
     centre = head_box.mean(axis=0)
-    centre[2] = head_box[1, 2] + 10.0 - fov[2] / 2
-    # Random affine (rotation few degrees, scale +-5 %, shift few mm) plus smooth elastic warp
-    # (few mm).
-    linear = _rotation(rng.uniform(-4, 4, size=3)) @ np.diag(rng.uniform(0.95, 1.05, size=3))
-    shift = rng.uniform(-4, 4, size=3)
-    control = rng.normal(
-        0.0, 1.5, size=(3, 5, 5, 5)
-    )  # mm at 5x5x5 control points over the field of view
+    centre[2] = head_box[1, 2] + 12.0 - fov[2] / 2
+    linear = rotation(rng.uniform(-8, 8, size=3)) @ np.diag(rng.uniform(0.92, 1.08, size=3))
+    shift = rng.uniform(-5, 5, size=3)
+    control = rng.normal(0.0, 2.0, size=(3, 5, 5, 5))  # mm at 5x5x5 control points
     disp = np.stack(
         [
             ndimage.map_coordinates(
@@ -163,24 +160,30 @@ def synth_subject(
         axis=-1,
     )
     source_world = world @ linear.T + centre + shift + disp
-    source_vox = (
-        source_world @ np.linalg.inv(tmpl_affine)[:3, :3].T + np.linalg.inv(tmpl_affine)[:3, 3]
-    )
-    bias = 1.0 + rng.uniform(0.08, 0.15) * _smooth_field(rng, unit)
+    inverse = np.linalg.inv(tmpl_affine)
+    source_vox = source_world @ inverse[:3, :3].T + inverse[:3, 3]
+    if params is None:
+        params = draw_appearance(rng)
+    bias = 1.0 + params["bias"] * _smooth_field(rng, unit)
 
     coarse = np.concatenate([np.moveaxis(source_vox, -1, 0), bias[None]], axis=0)
     fine = _upsample(coarse, shape)  # (4, n0, n1, n2): template voxel coordinates and bias
     image = ndimage.map_coordinates(
         template, fine[:3], order=1, mode="constant", cval=0.0, output=np.float32
     )
+    grey_here = ndimage.map_coordinates(
+        grey, fine[:3], order=1, mode="constant", cval=0.0, output=np.float32
+    )
+    image *= 1.0 + np.float32(params["grey"]) * grey_here  # grey/white contrast (T1 weighting)
+    del grey_here
     image *= fine[3]
     del fine
 
     robust_max = float(np.percentile(image[image > 0.1 * image.max()], 99.5))
     image /= np.float32(robust_max)
     np.clip(image, 0.0, None, out=image)
-    image **= np.float32(rng.uniform(0.85, 1.15))  # contrast gamma
-    sigma = np.float32(rng.uniform(0.01, 0.02))
+    image **= np.float32(params["gamma"])
+    sigma = np.float32(params["noise"])
     noise_re = rng.standard_normal(image.shape, dtype=np.float32) * sigma
     noise_im = rng.standard_normal(image.shape, dtype=np.float32) * sigma
     image = np.hypot(image + noise_re, noise_im)  # Rician magnitude
@@ -188,10 +191,32 @@ def synth_subject(
     return np.clip(np.rint(image), 0, 32767).astype(np.int16), affine
 
 
-def nifti_gz_bytes(data: np.ndarray, affine: np.ndarray, compresslevel: int = 4) -> bytes:
-    """NIfTI-1 .nii.gz bytes with qform/sform = ``affine`` (code 1, mm), gzip mtime 0 and no file
-    name."""
+def draw_appearance(rng: np.random.Generator) -> dict[str, float]:
+    """Contrast, bias and noise of one subject: bias (peak amplitude), grey (grey-matter factor k),
+    gamma, noise (sd relative to white matter)."""
+    return {
+        "bias": float(rng.uniform(0.10, 0.30)),
+        "grey": float(rng.uniform(-0.25, 0.10)),
+        "gamma": float(rng.uniform(0.75, 1.35)),
+        "noise": float(rng.uniform(0.005, 0.03)),
+    }
+
+
+def describe(params: dict[str, float]) -> str:
+    """The NIfTI ``descrip`` of a pseudo-subject (at most 80 characters): source and parameters."""
+    text = "demo: {} g{:.2f} c{:+.2f} b{:.2f} n{:.3f}".format(
+        SOURCE, params["gamma"], params["grey"], params["bias"], params["noise"]
+    )
+    return text[:80]
+
+
+def nifti_gz_bytes(
+    data: np.ndarray, affine: np.ndarray, compresslevel: int = 4, descrip: str = ""
+) -> bytes:
+    """NIfTI-1 .nii.gz bytes with qform/sform = ``affine`` (code 1, mm), ``descrip``, gzip mtime 0
+    and no file name."""
     img = nib.Nifti1Image(data, affine)
+    img.header["descrip"] = descrip.encode("ascii")[:80]
     img.header.set_xyzt_units("mm", "sec")
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
@@ -211,6 +236,25 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
+def subject_grid(
+    shape: tuple[int, int, int], voxel: tuple[float, float, float], rng: np.random.Generator
+) -> tuple[tuple[int, int, int], tuple[float, float, float], tuple[str, str, str]]:
+    """One subject's storage grid: (shape, voxel mm, axis codes). The field of view ``shape *
+    voxel`` (along the IXI axes A-P, S-I, L-R) is kept; each axis's voxel is the nominal one times
+    a factor in :data:`VOXEL_FACTOR`; the storage order follows the drawn orientation."""
+    fov = np.asarray(shape, dtype=float) * np.asarray(voxel, dtype=float)
+    factors = rng.uniform(*VOXEL_FACTOR, size=3)
+    axcodes = ORIENTATIONS[int(rng.integers(len(ORIENTATIONS)))]
+    ixi_world = [int(w) for w, _ in nib.orientations.axcodes2ornt(IXI_AXCODES)]  # [1, 2, 0]
+    out_shape, out_voxel = [], []
+    for world_axis, _ in nib.orientations.axcodes2ornt(axcodes):
+        ixi_axis = ixi_world.index(int(world_axis))
+        size = float(voxel[ixi_axis] * factors[ixi_axis])
+        out_voxel.append(round(size, 4))
+        out_shape.append(max(2, int(round(fov[ixi_axis] / size))))
+    return tuple(out_shape), tuple(out_voxel), axcodes
+
+
 def build_demo_archive(
     output_tar: str | os.PathLike,
     n_subjects: int,
@@ -220,9 +264,9 @@ def build_demo_archive(
 ) -> str:
     """Write the demo tar (and ``<output_tar>.md5`` in md5sum format); return its MD5 hex digest.
 
-    ``voxel=None`` keeps the IXI field of view (240 x 240 x 180 mm), i.e. 0.9375 x 0.9375 x 1.2 mm
-    at the default shape and proportionally coarser for small test shapes, so the whole head is
-    always in view.
+    ``shape`` (A-P, S-I, L-R voxels) and ``voxel`` give the nominal grid; ``voxel=None`` spreads
+    ``shape`` over :data:`DEMO_FOV` (1 mm for ``shape`` [224, 208, 184]). Each subject keeps the
+    field of view with its own voxel size and storage orientation (:func:`subject_grid`).
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 2:
@@ -230,7 +274,7 @@ def build_demo_archive(
     if n_subjects < 1:
         raise SsimreconError(f"demo archive: need at least one subject, got {n_subjects}")
     if voxel is None:
-        voxel = tuple(v * n / s for v, n, s in zip(IXI_VOXEL, IXI_SHAPE, shape))
+        voxel = tuple(f / s for f, s in zip(DEMO_FOV, shape))
     voxel = tuple(float(v) for v in voxel)
     output_tar = Path(output_tar)
     md5_path = output_tar.with_name(output_tar.name + ".md5")
@@ -239,17 +283,20 @@ def build_demo_archive(
     # big: no fsync)
     with atomic_output(md5_path) as tmp_md5, atomic_output(output_tar, fsync=False) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i, name in enumerate(
-                tqdm(names, desc="demo subjects", unit="subject", disable=None)
-            ):
-                data, affine = synth_subject(shape, voxel, np.random.default_rng([seed, i]))
-                blob = nifti_gz_bytes(data, affine)
+            for i, name in enumerate(track(names, "demo subjects", "subject")):
+                rng = np.random.default_rng([seed, i])
+                grid, size, axcodes = subject_grid(shape, voxel, rng)
+                params = draw_appearance(rng)
+                data, affine = synth_subject(grid, size, rng, axcodes, params)
+                blob = nifti_gz_bytes(data, affine, descrip=describe(params))
                 tar.addfile(_tarinfo(name, len(blob)), io.BytesIO(blob))
                 log.info(
-                    "demo subject %s: %s voxels of %s mm",
+                    "demo subject %s: %s voxels of %s mm, %s; %s",
                     name,
-                    "x".join(map(str, shape)),
-                    "x".join(f"{v:g}" for v in voxel),
+                    "x".join(map(str, grid)),
+                    "x".join(f"{v:g}" for v in size),
+                    "".join(axcodes),
+                    describe(params),
                 )
         digest = file_md5(tmp)
         tmp_md5.write_text(f"{digest}  {output_tar.name}\n")

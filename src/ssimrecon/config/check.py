@@ -128,6 +128,12 @@ def check_consistency(config: dict[str, Any]) -> None:
             f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible "
             f"by {factor}"
         )
+    training = config["training"]
+    if training["batch_size"] % training["gpus"]:
+        raise ConfigError(
+            f"config key 'training.batch_size': {training['batch_size']} must be a multiple of "
+            f"training.gpus ({training['gpus']}): the global batch is split across the GPUs"
+        )
 
 
 def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:

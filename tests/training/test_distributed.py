@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,9 +21,9 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.training import distributed
 from ssimrecon.training.dataset import EpochSampler
 from ssimrecon.training.loop import Trainer
-from ssimrecon.training.settings import TrainSettings
+from ssimrecon.training.settings import TrainSettings, launch_command
 from ssimrecon.training.state import TrainingInterrupted
-from tests.helpers import mask_path_of, write_test_shards
+from tests.helpers import Workspace, mask_path_of, write_test_shards
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
@@ -191,6 +192,7 @@ def test_shares_cover_each_global_batch_once() -> None:
 
 
 def test_gpus_needs_as_many_processes(data: dict[str, list[Path]], tmp_path: Path) -> None:
+    assert launch_command(1, "python") == ["ssimrecon"]
     settings = settings_from(TrainSettings, TRAINING, "training")
     with pytest.raises(SsimreconError, match="training.gpus: 2, but 1 process"):
         Trainer(
@@ -216,8 +218,7 @@ def test_two_processes_under_torchrun_match_one(
     """`ssimrecon train` started by torchrun (as rule train does for training.gpus 2)."""
     config = {"model": MODEL, "loss": LOSS, "training": TRAINING}
     out = tmp_path / "ddp"
-    command = distributed.torchrun_command(
-        2,
+    command = launch_command(2, sys.executable) + (
         [
             "train",
             "--network",
@@ -238,7 +239,7 @@ def test_two_processes_under_torchrun_match_one(
             str(out / "history.csv"),
             "--state-dir",
             str(out / "state"),
-        ],
+        ]
     )
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -273,3 +274,25 @@ def test_sigkill_of_one_rank_resumes_from_last_epoch(
     resumed = [json.loads(r[1].strip().splitlines()[-1])["resumed_from"] for r in results]
     assert resumed == [[1, 0], [1, 0]]
     assert_curves_match(history(out), single_process(data, tmp_path / "one"))
+
+
+@pytest.mark.workflow
+def test_rule_train_asks_for_the_gpus_and_starts_torchrun(workspace: Workspace) -> None:
+    """Dry run with training.gpus 2 (batch 4): each train job asks gpu=2, twice the CPUs and
+    memory, and runs `ssimrecon train` under torchrun."""
+    config = workspace.write_config({"training": {"gpus": 2, "batch_size": 4, "threads": 1}})
+    cpus = 2 * (1 + config["training"].get("num_workers", 2))  # per process: threads + workers
+    proc = workspace.snakemake("-n", "-p", "--cores", "1")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    blocks = re.findall(r"^rule train:\n((?:    .*\n)+)", text, re.MULTILINE)
+    resources = [line for b in blocks for line in b.splitlines() if "resources:" in line]
+    assert len(resources) == 2
+    for line in resources:
+        assert f"gpu=2, cpus_per_task={cpus}," in line and "mem_mb=64000" in line, line
+    assert (
+        text.count(
+            "-m torch.distributed.run --standalone --nproc-per-node=2 -m ssimrecon.cli train"
+        )
+        == 2
+    )

@@ -1,8 +1,9 @@
 """Several processes (one GPU each) training one run with DistributedDataParallel.
 
-``training.gpus: N`` > 1 makes ``ssimrecon train`` re-execute itself under torchrun
-(:func:`torchrun_command`: ``python -m torch.distributed.run --standalone --nproc-per-node N``);
-each process then finds its rank in the environment torchrun sets (:func:`from_environment`).
+``training.gpus: N`` > 1: rule train starts ``ssimrecon train`` under torchrun
+(:func:`ssimrecon.training.settings.launch_command`: ``python -m torch.distributed.run
+--standalone --nproc-per-node N -m ssimrecon.cli``); each process finds its rank in the environment
+torchrun sets (:func:`from_environment`).
 
 * **Global batch**: ``training.batch_size`` is the global batch, whatever N is.  Global batch ``b``
   of the epoch's seeded order (:class:`~ssimrecon.training.dataset.EpochSampler`) is cut into N
@@ -21,8 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +37,6 @@ __all__ = [
     "STOP_CHECK_EVERY",
     "Group",
     "from_environment",
-    "torchrun_command",
     "start",
     "stop",
     "RankBatchSampler",
@@ -116,20 +115,6 @@ def from_environment() -> Group:
     if world <= 1:
         return SINGLE
     return Group(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
-    """The command that runs ``ssimrecon <argv...>`` in ``gpus`` processes on this node."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={gpus}",
-        "-m",
-        "ssimrecon.cli",
-        *argv,
-    ]
 
 
 def start(group: Group, gpus: int, device_setting: str) -> torch.device:

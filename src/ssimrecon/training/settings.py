@@ -17,7 +17,7 @@ from ssimrecon.errors import SsimreconError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TrainSettings", "TrainJob", "cpu_supports_bf16", "resolve_bf16"]
+__all__ = ["TrainSettings", "TrainJob", "cpu_supports_bf16", "resolve_bf16", "launch_command"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,3 +122,21 @@ def resolve_bf16(setting: str | bool, device: torch.device) -> bool:
 
         return torch.cuda.is_bf16_supported()
     return cpu_supports_bf16()
+
+
+def launch_command(gpus: int, python: str) -> list[str]:
+    """The program that runs ``ssimrecon <command> ...`` for ``training.gpus`` = ``gpus``:
+    ``ssimrecon`` itself for one GPU, else ``gpus`` processes on this node started by torchrun
+    (``<python> -m torch.distributed.run --standalone --nproc-per-node=<gpus> -m ssimrecon.cli``;
+    :mod:`ssimrecon.training.distributed`).  Rule train uses it (with ``python`` = "python")."""
+    if gpus == 1:
+        return ["ssimrecon"]
+    return [
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={int(gpus)}",
+        "-m",
+        "ssimrecon.cli",
+    ]

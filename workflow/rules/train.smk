@@ -12,7 +12,6 @@ localrules:
 # training.gpus > 1: one process per GPU, started by torchrun on the job's node; the global batch
 # stays training.batch_size (ssimrecon.training.distributed).
 GPUS = config["training"]["gpus"]
-TRAIN_COMMAND = " ".join(launch_command(GPUS, "python"))
 
 
 rule train:
@@ -44,8 +43,9 @@ rule train:
         config=lambda wc: train_config(wc.run),
         # The resumable state lives outside the outputs, so Snakemake keeps it when a job fails.
         state_dir=lambda wc: f"{OUT}/state/{wc.run}",
+        launcher=launch_command(GPUS, "python"),
     shell:
-        TRAIN_COMMAND + " train --network {wildcards.run:q} "
+        "{params.launcher:q} train --network {wildcards.run:q} "
         "--train-shards {input.train:q} --val-shards {input.val:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --threads {threads} --best {output.best:q} "
         "--history {output.history:q} --state-dir {params.state_dir:q} 2>> {log:q}"

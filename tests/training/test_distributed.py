@@ -296,3 +296,18 @@ def test_rule_train_asks_for_the_gpus_and_starts_torchrun(workspace: Workspace) 
         )
         == 2
     )
+
+
+def test_config_check_wants_batch_size_a_multiple_of_gpus() -> None:
+    import yaml
+
+    from ssimrecon.config.check import check_config
+    from ssimrecon.errors import ConfigError
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"]["gpus"] = 4  # batch_size 4: one slice per GPU
+    assert check_config(config, schema)["training"]["gpus"] == 4
+    config["training"]["gpus"] = 3
+    with pytest.raises(ConfigError, match="'training.batch_size': 4 must be a multiple of"):
+        check_config(config, schema)

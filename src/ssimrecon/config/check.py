@@ -128,11 +128,11 @@ def check_consistency(config: dict[str, Any]) -> None:
             f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible "
             f"by {factor}"
         )
-    training = config["training"]
-    if training["batch_size"] % training["gpus"]:
+    batch, gpus = config["training"].get("batch_size"), config["training"].get("gpus")
+    if batch and gpus and batch % gpus:
         raise ConfigError(
-            f"config key 'training.batch_size': {training['batch_size']} must be a multiple of "
-            f"training.gpus ({training['gpus']}): the global batch is split across the GPUs"
+            f"config key 'training.batch_size': {batch} must be a multiple of training.gpus "
+            f"({gpus}): the global batch is split across the GPUs"
         )
 
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo study-demo test test-fast bench lint format clean-demo generalisation
+.PHONY: demo study-demo test test-fast bench gpu-check lint format clean-demo generalisation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/ssimrecon bench --output results/bench
+
+# The GPU path measured in one run (<= 8 min on one GPU) -> results/bench/gpu.csv; without CUDA it
+# says so and runs the CPU rows at a small size (docs/performance.md, "GPU").
+gpu-check: $(STAMP)
+	$(BIN)/python -m ssimrecon_bench.gpu --output results/bench
 
 # ruff (lint + format), snakefmt and Snakemake's own linter; `make format` applies the formatters.
 LINT_PY := src tests

@@ -525,3 +525,91 @@ def test_bf16_probe(monkeypatch: pytest.MonkeyPatch) -> None:
         assert fastpath.cpu_supports_bf16() is (avx512_bf16 or amx), (avx512_bf16, amx)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     assert fastpath.cpu_supports_bf16() is False
+
+
+# -----------------------------------------------------------------------------------------------
+# make gpu-check (ssimrecon_bench.gpu) on a machine without CUDA
+TINY_GPU_CHECK = [
+    "--cpu-size",
+    "64",
+    "--model-json",
+    json.dumps({"base_channels": 4, "depth": 2}),
+    "--volume-shape",
+    "64",
+    "64",
+    "8",
+]
+
+
+def _gpu_check(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The gpu-check script with CUDA hidden (the CPU path, whatever this machine has)."""
+    cmd = [sys.executable, "-m", "ssimrecon_bench.gpu", "--output", str(out), *extra]
+    env = _clean_env(CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_gpu_check_without_cuda_runs_the_cpu_rows_and_exits_0(tmp_path: Path) -> None:
+    proc = _gpu_check(tmp_path, *TINY_GPU_CHECK)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no CUDA device on this machine" in proc.stdout
+    rows = _read_summary(tmp_path / "gpu.csv")
+    _check_consistent(rows)
+    by_metric = {r["metric"]: r for r in rows}
+    for metric in (
+        "gpu_train_fp32_slices_per_s",
+        "gpu_train_bf16_cl_slices_per_s",
+        "gpu_train_bf16_cl_torchnorm_slices_per_s",
+        "gpu_eval_slices_per_s",
+        "gpu_loader_slices_per_s",
+        "gpu_ssim_fwd_bwd_ms",
+        "gpu_pytorch_msssim_fwd_bwd_ms",
+    ):
+        assert float(by_metric[metric]["value"]) > 0, by_metric[metric]
+    best = max(
+        float(by_metric[f"gpu_train_{v}_slices_per_s"]["value"])
+        for v in ("bf16_cl", "bf16_cl_torchnorm")
+    )
+    assert float(by_metric["gpu_train_best_slices_per_s"]["value"]) == pytest.approx(best)
+    ratio = float(by_metric["gpu_loader_slices_per_s"]["value"]) / best
+    assert float(by_metric["gpu_loader_vs_consumption"]["value"]) == pytest.approx(ratio)
+    assert by_metric["gpu_loader_vs_consumption"]["target"] == ">= 3"
+    # figures that need CUDA are NaN and miss their targets, never invented
+    for metric in ("gpu_host_syncs_per_step", "gpu_train_mfu", "gpu_peak_memory_gib"):
+        assert math.isnan(float(by_metric[metric]["value"])), metric
+    assert by_metric["gpu_host_syncs_per_step"]["met"] == "False"
+    assert by_metric["gpu_train_mfu"]["target"] == ">= 0.4"
+    assert not any("compile" in r["metric"] or "projected" in r["metric"] for r in rows)
+    details = json.loads((tmp_path / "gpu.json").read_text())
+    assert details["device"] == "CPU" and details["skipped"] == []
+    assert "gpu_check_skipped_rows" in proc.stdout
+
+
+def test_gpu_check_reports_what_its_time_budget_skipped(tmp_path: Path) -> None:
+    proc = _gpu_check(tmp_path, *TINY_GPU_CHECK, "--budget-s", "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["metric"]: r for r in _read_summary(tmp_path / "gpu.csv")}
+    skipped = json.loads((tmp_path / "gpu.json").read_text())["skipped"]
+    # 3 training variants, evaluation, shards (so no loader or sync rows), SSIM
+    assert len(skipped) == 6 and float(rows["gpu_check_skipped_rows"]["value"]) == 6
+    assert math.isnan(float(rows["gpu_train_fp32_slices_per_s"]["value"]))
+    assert "skipped for time: fp32 batch 4" in proc.stdout
+
+
+def test_bf16_peaks_by_device_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssimrecon_bench.gpu_rows import PEAK_ENV, bf16_peak_tflops
+
+    monkeypatch.delenv(PEAK_ENV, raising=False)
+    for name, peak in [
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA L40S", 362.0),
+        ("NVIDIA L4", 121.0),
+        ("NVIDIA A10", 125.0),
+    ]:
+        assert bf16_peak_tflops(name)[0] == peak, name
+    value, note = bf16_peak_tflops("Tesla V100-SXM2-16GB")
+    assert math.isnan(value) and PEAK_ENV in note
+    monkeypatch.setenv(PEAK_ENV, "100")
+    assert bf16_peak_tflops("Tesla V100-SXM2-16GB")[0] == 100.0

@@ -65,7 +65,7 @@ def test_item_shapes_dtypes_and_values(shards: list[Path], mask: np.ndarray) -> 
         np.testing.assert_allclose(
             torch.view_as_complex(item["samples"]).numpy(), kspace[mask], atol=1e-5
         )
-        full = scatter_samples(item["samples"][None], ds.mask)[0].numpy()
+        full = scatter_samples(item["samples"][None], ds.flat_index, ds.shape)[0].numpy()
         np.testing.assert_allclose(full, kspace, atol=1e-5)  # zero where not sampled
         np.testing.assert_array_equal(item["target"][0].numpy(), f["target"][1])
         assert float(item["data_range"]) == pytest.approx(float(f.attrs["data_range"]))
@@ -76,7 +76,7 @@ def test_zero_filled_input_matches_numpy(shards: list[Path], mask: np.ndarray) -
 
     ds = SliceDataset(shards, mask)
     batch = next(iter(make_loader(ds, batch_size=3)))
-    x = to_network_input(batch["samples"], ds.mask)
+    x = to_network_input(batch["samples"], ds.flat_index, ds.shape)
     assert x.shape == (3, 1, 32, 32) and x.dtype == torch.float32
     with h5py.File(shards[int(batch["subject"][0])]) as f:
         kspace = np.stack([fft2c(f["target"][int(i)]) * mask for i in batch["slice"]])

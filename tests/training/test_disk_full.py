@@ -25,6 +25,9 @@ TRAINING = {
     "num_workers": 0,
     "bf16": False,
     "channels_last": True,
+    "gpus": 1,
+    "compile": False,
+    "instance_norm": "project",
 }
 
 

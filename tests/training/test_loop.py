@@ -50,6 +50,9 @@ BASE = {
     "num_workers": 0,
     "bf16": False,
     "channels_last": True,
+    "gpus": 1,
+    "compile": False,
+    "instance_norm": "project",
 }
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,16 @@
 # seed), with one GPU wherever the executor knows GPUs (SLURM).
 
 
+from ssimrecon.training.settings import launch_command
+
+
 localrules:
     curves,
+
+
+# training.gpus > 1: one process per GPU, started by torchrun on the job's node; the global batch
+# stays training.batch_size (ssimrecon.training.distributed).
+GPUS = config["training"]["gpus"]
 
 
 rule train:
@@ -21,21 +29,23 @@ rule train:
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]
-    # threads (config training.threads) for the loop + 2 data-loader workers (training.num_workers).
+    # per GPU process: threads (config training.threads) for the loop + its data-loader workers
+    # (training.num_workers).
     # A job killed by a time limit, scancel or a node failure is retried (profiles/slurm: retries)
     # and resumes from results/<exp>/state/<run>/last.pt, so each attempt only needs to make
     # progress, not to finish all epochs.
     resources:
-        gpu=1,
-        cpus_per_task=lambda wc, threads: threads + 2,
-        mem_mb=32000,
+        gpu=GPUS,
+        cpus_per_task=lambda wc, threads: GPUS * (threads + config["training"]["num_workers"]),
+        mem_mb=32000 * GPUS,
         runtime=1440,
     params:
         config=lambda wc: train_config(wc.run),
         # The resumable state lives outside the outputs, so Snakemake keeps it when a job fails.
         state_dir=lambda wc: f"{OUT}/state/{wc.run}",
+        launcher=launch_command(GPUS, "python"),
     shell:
-        "ssimrecon train --network {wildcards.run:q} "
+        "{params.launcher:q} train --network {wildcards.run:q} "
         "--train-shards {input.train:q} --val-shards {input.val:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --threads {threads} --best {output.best:q} "
         "--history {output.history:q} --state-dir {params.state_dir:q} 2>> {log:q}"

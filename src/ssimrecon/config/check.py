@@ -128,6 +128,12 @@ def check_consistency(config: dict[str, Any]) -> None:
             f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible "
             f"by {factor}"
         )
+    batch, gpus = config["training"].get("batch_size"), config["training"].get("gpus")
+    if batch and gpus and batch % gpus:
+        raise ConfigError(
+            f"config key 'training.batch_size': {batch} must be a multiple of training.gpus "
+            f"({gpus}): the global batch is split across the GPUs"
+        )
 
 
 def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:

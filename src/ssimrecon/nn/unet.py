@@ -29,7 +29,11 @@ from ssimrecon.errors import SsimreconError
 
 NORMS = ("instance", "batch", "none")
 
-__all__ = ["UNet", "InstanceNorm2d", "count_parameters", "NORMS"]
+__all__ = ["UNet", "InstanceNorm2d", "count_parameters", "NORMS", "set_instance_norm_kernel"]
+
+#: instance-norm kernels: "project" (own kernel for bf16/channels_last, torch's for fp32 NCHW) or
+#: "torch" (``F.instance_norm`` always); same maths and weights (``training.instance_norm``)
+INSTANCE_NORM_KERNELS = ("project", "torch")
 
 
 def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -127,6 +131,7 @@ class InstanceNorm2d(nn.Module):
         super().__init__()
         self.num_features = num_features
         self.eps = eps
+        self.kernel = "project"  # see INSTANCE_NORM_KERNELS / set_instance_norm_kernel
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
 
@@ -137,7 +142,7 @@ class InstanceNorm2d(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         full_precision = x.dtype in (torch.float32, torch.float64) and not _autocast_on(x.device)
-        if full_precision and x.is_contiguous():
+        if self.kernel == "torch" or (full_precision and x.is_contiguous()):
             # fp32 NCHW: torch's kernel is the faster one there (CPU: 20 vs 28 ms
             # fwd+bwd at 4x64x256x256)
             return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
@@ -145,6 +150,18 @@ class InstanceNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, affine=True"
+
+
+def set_instance_norm_kernel(model: nn.Module, kernel: str) -> None:
+    """Use ``kernel`` (:data:`INSTANCE_NORM_KERNELS`) in every :class:`InstanceNorm2d` of
+    ``model``; weights and results (up to rounding) are unchanged."""
+    if kernel not in INSTANCE_NORM_KERNELS:
+        raise SsimreconError(
+            f"training.instance_norm: must be one of {list(INSTANCE_NORM_KERNELS)}, got {kernel!r}"
+        )
+    for module in model.modules():
+        if isinstance(module, InstanceNorm2d):
+            module.kernel = kernel
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

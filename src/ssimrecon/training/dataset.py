@@ -14,7 +14,9 @@
   ``kspace[mask]`` as real/imag (row-major order of the mask), about 1/R of the plane; this keeps
   the worker -> main process transfer small.  Items also carry the reference ``(1, H, W)``, the
   volume's ``data_range`` and subject/slice indices.  :func:`to_network_input` scatters a batch of
-  samples back into zero k-space on the batch's device and forms the zero-filled magnitude.
+  samples back into zero k-space on the batch's device (at :attr:`SliceDataset.flat_index`, found
+  once per dataset: no ``nonzero()`` and no host synchronisation per batch) and forms the
+  zero-filled magnitude.
   ``__getitems__`` reads a whole batch at once.
 * :class:`EpochSampler` draws ``torch.randperm`` from a generator seeded by ``(seed, epoch)`` only,
   so an
@@ -117,6 +119,8 @@ class SliceDataset(Dataset):
         #: the shared sampling mask (H, W) bool; ``samples`` are ``kspace[mask]`` in row-major order
         self.mask = torch.from_numpy(mask)
         self._flat = np.flatnonzero(mask)  # row-major positions of the sampled points
+        #: the same positions as an int64 tensor (:func:`scatter_samples`), computed once here
+        self.flat_index = torch.from_numpy(self._flat.astype(np.int64))
         self.num_sampled = int(self._flat.size)
         self._readers: dict[int, Any] = {}
         self._pid: int | None = None
@@ -198,28 +202,34 @@ class SliceDataset(Dataset):
         self._readers, self._pid = {}, None
 
 
-def scatter_samples(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sampled points ``(B, n, 2)`` (real/imag, row-major order of ``mask``) -> complex k-space
-    ``(B, H, W)``
-    with zeros where ``mask`` (H, W) bool is False, on ``samples``' device."""
+def scatter_samples(
+    samples: torch.Tensor, flat_index: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """Sampled points ``(B, n, 2)`` (real/imag) -> complex k-space ``(B, H, W)`` on ``samples``'
+    device, zero where nothing was sampled.
+
+    ``flat_index`` ``(n,)`` int64: the row-major positions of the sampled points in the (H, W) =
+    ``shape`` plane (:attr:`SliceDataset.flat_index`, computed once per dataset; ideally already on
+    the device).  Only shapes are checked here, so a CUDA step never waits for the device.
+    """
     if samples.dim() != 3 or samples.shape[-1] != 2:
         raise ValueError(f"expected samples of shape (B, n_sampled, 2), got {tuple(samples.shape)}")
-    mask = mask.to(samples.device)
-    if mask.dim() != 2:
-        raise ValueError(f"expected a mask of shape (H, W), got {tuple(mask.shape)}")
-    flat = mask.reshape(-1).nonzero().squeeze(1)
-    if flat.numel() != samples.shape[1]:
-        raise ValueError(f"mask has {flat.numel()} sampled points, samples have {samples.shape[1]}")
+    if flat_index.dim() != 1 or flat_index.numel() != samples.shape[1]:
+        raise ValueError(
+            f"mask has {flat_index.numel()} sampled points, samples have {samples.shape[1]}"
+        )
     b = samples.shape[0]
-    k = torch.zeros(b, mask.numel(), dtype=torch.complex64, device=samples.device)
-    k[:, flat] = torch.view_as_complex(samples.float().contiguous())
-    return k.reshape(b, *mask.shape)
+    k = torch.zeros(b, shape[0] * shape[1], dtype=torch.complex64, device=samples.device)
+    k[:, flat_index.to(samples.device)] = torch.view_as_complex(samples.float().contiguous())
+    return k.reshape(b, *shape)
 
 
-def to_network_input(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero-filled magnitude ``(B, 1, H, W)`` float32 of a batch of sampled points ``(B, n, 2)`` and
-    the dataset's ``mask`` (H, W), computed on ``samples``' device."""
-    return zero_filled_magnitude_torch(scatter_samples(samples, mask)).unsqueeze(1)
+def to_network_input(
+    samples: torch.Tensor, flat_index: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """Zero-filled magnitude ``(B, 1, H, W)`` float32 of a batch of sampled points ``(B, n, 2)``
+    (positions ``flat_index`` in the (H, W) = ``shape`` plane), computed on ``samples``' device."""
+    return zero_filled_magnitude_torch(scatter_samples(samples, flat_index, shape)).unsqueeze(1)
 
 
 class EpochSampler(Sampler[int]):
@@ -296,20 +306,25 @@ def make_loader(
     sampler: Sampler[int] | None = None,
     num_workers: int = 0,
     pin_memory: bool = False,
+    batch_sampler: Sampler[list[int]] | None = None,
 ) -> DataLoader:
     """DataLoader over ``dataset`` (fixed order if ``sampler`` is None); persistent workers if any.
 
-    Batches are :func:`collate_slices` dicts (``samples``/``target`` tensors, numpy metadata)."""
+    ``batch_sampler`` (a distributed rank's shares, :mod:`ssimrecon.training.distributed`)
+    replaces ``batch_size`` and ``sampler``.  Batches are :func:`collate_slices` dicts
+    (``samples``/``target`` tensors, numpy metadata)."""
+    batching: dict[str, Any] = (
+        {"batch_sampler": batch_sampler}
+        if batch_sampler is not None
+        else {"batch_size": batch_size, "sampler": sampler, "shuffle": False, "drop_last": False}
+    )
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False,
+        **batching,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         collate_fn=collate_slices,
         worker_init_fn=_worker_init if num_workers > 0 else None,
         prefetch_factor=2 if num_workers > 0 else None,
-        drop_last=False,
     )

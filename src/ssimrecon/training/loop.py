@@ -14,6 +14,8 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
   SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
   fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another is moved aside
   to ``last.pt.stale``. Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
+* ``training.gpus`` > 1: one process per GPU under torchrun, DistributedDataParallel, each rank a
+  share of every global batch (:mod:`ssimrecon.training.distributed`); rank 0 writes the files.
 * history.csv (rewritten every epoch; :func:`~ssimrecon.training.state.history_columns`): composite
   losses, each unweighted term (slice means), ``seconds`` (epoch wall time), ``slices_per_s``.
 """
@@ -31,54 +33,41 @@ from typing import Any
 
 import torch
 
-from ssimrecon.device import resolve_device
-from ssimrecon.errors import CheckpointError, SsimreconError
-from ssimrecon.evaluation.resample import shard_grid
+from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
-from ssimrecon.functional.metrics import psnr_from_mse
-from ssimrecon.functional.ssim import ssim
-from ssimrecon.kspace.mask import load_mask
-from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import save_model_bundle
 from ssimrecon.progress import progress, track
+from ssimrecon.training import distributed
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.training.settings import TrainSettings, resolve_bf16
 from ssimrecon.training.state import (
     StopFlag,
     TrainingInterrupted,
+    bundle_metadata,
     fingerprint,
     fresh_accumulators,
     fresh_best,
-    load_state,
     move_stale,
-    move_unreadable,
-    previous_path,
     publish,
+    readable_state,
     save_state,
     set_rng_state,
     stop_signals,
     write_history,
 )
 from ssimrecon.training.step import (
-    build_model,
+    compiled,
     crop_batch,
-    cudnn_autotune,
+    cuda_fast_math,
     deterministic_algorithms,
-    predict,
+    make_optimizer,
     prepare_batch,
+    train_step,
+    training_model,
 )
+from ssimrecon.training.validation import validate
 
 log = logging.getLogger("ssimrecon.training.loop")
-
-
-def _bundle_metadata(path: Path, mask_path: Path) -> tuple[dict, Any, dict, dict]:
-    """(preprocessing dict and grid of a shard, mask (H, W) bool, mask_meta {seed, achieved
-    acceleration} of the mask file), as the model bundle stores them."""
-    with ShardReader(path) as reader:
-        preprocessing, grid = reader.preprocessing.to_dict(), shard_grid(reader)
-    mask, meta = load_mask(mask_path)
-    meta = {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]}
-    return preprocessing, mask, meta, grid
 
 
 class Trainer:
@@ -106,6 +95,7 @@ class Trainer:
         state_dir: Path | str,
         network_name: str,
         on_batch_end: Callable[[int, int], None] | None = None,
+        group: distributed.Group | None = None,
     ) -> None:
         self.t_start = time.perf_counter()
         train_paths, val_paths = [Path(p) for p in train_shards], [Path(p) for p in val_shards]
@@ -119,7 +109,9 @@ class Trainer:
         self.state_dir = Path(state_dir)
         self.loss_terms, self.terms = dict(loss_terms), tuple(loss_terms)  # terms: history order
         loss_fn = build_loss(self.loss_terms)
-        self.device = resolve_device(settings.device)
+        # several processes (torchrun's environment) join their group here, one device each
+        self.group = group = distributed.from_environment() if group is None else group
+        self.device = distributed.start(group, settings.gpus, settings.device)
         self.bf16 = resolve_bf16(settings.bf16, self.device)
         log.info(
             "%s: device: %s (CUDA_VISIBLE_DEVICES=%s, torch sees %d CUDA device(s)), "
@@ -130,7 +122,7 @@ class Trainer:
             torch.cuda.device_count(),
             "on" if self.bf16 else "off",
         )
-        self.bundle_meta = _bundle_metadata(train_paths[0], Path(mask_path))
+        self.bundle_meta = bundle_metadata(train_paths[0], Path(mask_path))
         mask = self.bundle_meta[1]  # the undersampling of every slice (applied on reading)
         self.fingerprint = fingerprint(
             model_cfg, loss_terms, settings, train_paths, val_paths, mask
@@ -140,7 +132,7 @@ class Trainer:
         bs = settings.batch_size
         cap = None if settings.max_train_batches is None else settings.max_train_batches * bs
         self.sampler = EpochSampler(len(self.train_set), settings.seed, max_samples=cap)
-        self.n_batches = math.ceil(self.sampler.epoch_length() / bs)
+        self.n_batches = distributed.n_batches(self.sampler.epoch_length(), bs, group.world)
         shape = self.train_set.shape
         if settings.crop is not None and shape is not None:
             if settings.crop[0] > shape[0] or settings.crop[1] > shape[1]:
@@ -149,16 +141,20 @@ class Trainer:
                 )
 
         torch.manual_seed(settings.seed)
-        model = build_model(model_cfg).to(self.device)
-        if settings.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.loss_fn = loss_fn.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
-        pin, workers = self.device.type == "cuda", settings.num_workers
-        self.train_mask = self.train_set.mask.to(self.device)  # network input from samples
-        self.val_mask = self.val_set.mask.to(self.device)
-        self.train_loader = make_loader(self.train_set, bs, self.sampler, workers, pin)
+        dev = self.device
+        self.model = training_model(model_cfg, dev, settings.channels_last, settings.instance_norm)
+        self.loss_fn = loss_fn.to(dev)
+        self.optimizer = make_optimizer(self.model, settings.lr, dev)
+        wrapped: torch.nn.Module = self.model  # self.model: the weights saved and loaded
+        if group.active:
+            ids = [dev] if dev.type == "cuda" else None
+            wrapped = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.net = compiled(wrapped, settings.compile)  # what the training step calls
+        pin, workers = dev.type == "cuda", settings.num_workers
+        self.flat_index = self.train_set.flat_index.to(dev)  # network input from samples
+        self.shape: tuple[int, int] = self.train_set.shape  # type: ignore[assignment]
+        ranks = distributed.RankBatchSampler(self.sampler, bs, group) if group.active else None
+        self.train_loader = make_loader(self.train_set, bs, self.sampler, workers, pin, ranks)
         self.val_loader = make_loader(self.val_set, bs, None, workers, pin)
 
         self.best: dict[str, Any] = fresh_best()
@@ -184,7 +180,7 @@ class Trainer:
         Raises :class:`TrainingInterrupted` (state saved) when SIGTERM/SIGUSR1 arrives.
         """
         device = self.device.type
-        with deterministic_algorithms(device == "cpu"), cudnn_autotune(device == "cuda"):
+        with deterministic_algorithms(device == "cpu"), cuda_fast_math(device == "cuda"):
             self.resume_or_reset()
             log.info(
                 "training %s on %s (bf16 %s, channels_last %s): %d of %d training slices, %d of %d "
@@ -199,19 +195,33 @@ class Trainer:
                 self.val_set.num_total,
                 self.n_batches,
             )
-            with stop_signals(self.stop):
-                for epoch in range(self.start_epoch, self.settings.epochs):
-                    self.run_epoch(epoch)
-            return self.finish()
+            try:
+                with stop_signals(self.stop):
+                    for epoch in range(self.start_epoch, self.settings.epochs):
+                        self.run_epoch(epoch)
+                return self.finish()
+            finally:
+                distributed.stop()
 
     def resume_or_reset(self) -> None:
         """Resume from ``last.pt`` if its fingerprint matches; otherwise move a foreign state aside.
 
         Resuming restores weights, optimiser, position, best result, history, accumulators and RNG
         states, re-publishes best.pt if the workflow output was deleted, and rewrites history.csv.
+        With several processes rank 0 goes first (it alone moves or publishes files), then the
+        others load the same state; their accumulators restart at zero (rank 0 carries the sums).
         """
+        if not self.group.is_main:
+            self.group.barrier()
+        self._resume_or_reset()
+        if self.group.is_main:
+            self.group.barrier()
+        else:
+            self.acc.update(loss_sum=0.0, term_sums=[0.0] * len(self.terms), slices=0)
+
+    def _resume_or_reset(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        state = self._readable_state()
+        state = readable_state(self.last_path, self.network)
         if state is None:
             return
         if state.get("fingerprint") != self.fingerprint:
@@ -240,29 +250,11 @@ class Trainer:
             self.last_path,
             stopped_by,
         )
-        if self.best["epoch"] is not None and self.state_best.exists():
-            if not self.best_path.exists():
-                publish(self.state_best, self.best_path)
-        write_history(self.history_path, self.history, self.terms)
-
-    def _readable_state(self) -> dict[str, Any] | None:
-        """The newest state that loads: ``last.pt``, else ``last.prev.pt``; a file that does not
-        load (truncated, of an older format, not plain tensors) is moved aside with a warning, never
-        loaded again. None when there is none (start afresh)."""
-        for path in (self.last_path, previous_path(self.last_path)):
-            if not path.exists():
-                continue
-            try:
-                state = load_state(path)
-            except CheckpointError as exc:
-                aside = move_unreadable(path)
-                log.warning("%s; moved it to %s", exc, aside)
-                continue
-            if path != self.last_path:
-                os.replace(path, self.last_path)
-                log.warning("resuming %s from the previous state %s", self.network, path)
-            return state
-        return None
+        if self.group.is_main:
+            if self.best["epoch"] is not None and self.state_best.exists():
+                if not self.best_path.exists():
+                    publish(self.state_best, self.best_path)
+            write_history(self.history_path, self.history, self.terms)
 
     def run_epoch(self, epoch: int) -> None:
         """One epoch: the training batches (from the resumed batch), validation, then
@@ -305,63 +297,60 @@ class Trainer:
         )
         loss_sum = torch.tensor(acc["loss_sum"], dtype=torch.float64, device=device)
         term_sums = torch.tensor(acc["term_sums"], dtype=torch.float64, device=device)
+        bs, rank, world = settings.batch_size, self.group.rank, self.group.world
         for b, batch in enumerate(self.train_loader, start=b0):
-            x, target, data_range = prepare_batch(batch, device, self.train_mask)
+            x, target, data_range = prepare_batch(batch, device, self.flat_index, self.shape)
+            size = min(bs, epoch_slices - b * bs)  # the global batch (host ints: no sync)
+            first, count = distributed.share(size, rank, world)
             if settings.crop is not None:
                 crop_seed = derive_seed("crop", settings.seed, epoch, b)
-                x, target = crop_batch(x, target, settings.crop, crop_seed)
-            pred = predict(self.model, x, device, self.bf16, settings.channels_last)
-            total, parts = self.loss_fn(pred, target, data_range)
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            loss_sum += total.detach().double() * target.shape[0]
-            term_sums += (
-                torch.stack([parts[t].detach() for t in self.terms]).double() * (target.shape[0])
+                x, target = crop_batch(x, target, settings.crop, crop_seed, first, size)
+            total, terms = train_step(
+                self.net,
+                self.optimizer,
+                self.loss_fn,
+                (x, target, data_range),
+                self.terms,
+                bf16=self.bf16,
+                channels_last=settings.channels_last,
+                loss_scale=world * count / size,
             )
-            acc["slices"] += int(target.shape[0])
-            bar.update(int(target.shape[0]))
+            loss_sum += total.double() * count
+            term_sums += terms.double() * count
+            acc["slices"] += count
+            bar.update(size)
             if self.on_batch_end is not None:
                 self.on_batch_end(epoch, b)
-            if self.stop.signum is not None:
-                acc["loss_sum"], acc["term_sums"] = float(loss_sum), term_sums.tolist()
+            if self.group.check_due(b, self.n_batches) and self._stopped_anywhere():
+                acc.update(self.group.reduce_sums(loss_sum, term_sums, acc["slices"]))
                 now = time.perf_counter()
                 acc["train_seconds"] += now - t0
                 acc["epoch_seconds"] += now - t0
                 bar.close()
                 raise self._interrupt(epoch, b + 1)
         bar.close()
-        acc["loss_sum"], acc["term_sums"] = float(loss_sum), term_sums.tolist()
+        acc.update(self.group.reduce_sums(loss_sum, term_sums, acc["slices"]))
 
-    @torch.no_grad()
+    def _stopped_anywhere(self) -> bool:
+        """The stop flag of any rank (all-reduced when several), copied to this rank's flag."""
+        self.stop.signum = self.group.any_stop(self.stop.signum, self.device)
+        return self.stop.signum is not None
+
     def validate(self) -> dict[str, float] | None:
-        """Slice means over the validation slices: composite loss (``val_loss``), each loss term
-        (``val_<term>``), MSE, SSIM and PSNR; None on a stop signal."""
-        self.model.eval()
-        loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
-        term_sums = dict.fromkeys(self.terms, 0.0)
-        for batch in track(self.val_loader, f"validate {self.network}", "batches"):
-            if self.stop.signum is not None:
-                return None
-            x, target, data_range = prepare_batch(batch, self.device, self.val_mask)
-            pred = predict(self.model, x, self.device, self.bf16, self.settings.channels_last)
-            total, parts = self.loss_fn(pred, target, data_range)
-            mse = ((pred - target) ** 2).mean(dim=(1, 2, 3))
-            loss_sum += float(total) * target.shape[0]
-            for t in self.terms:
-                term_sums[t] += float(parts[t]) * target.shape[0]
-            mse_sum += float(mse.sum())
-            ssim_sum += float(ssim(pred, target, data_range, reduction="none").sum())
-            psnr_sum += float(psnr_from_mse(mse, data_range).sum())
-            n += target.shape[0]
-        self.model.train()
-        return {
-            "val_loss": loss_sum / n,
-            **{f"val_{t}": v / n for t, v in term_sums.items()},
-            "val_mse": mse_sum / n,  # per-image MSE; equals the mse term's mean up to rounding
-            "val_ssim": ssim_sum / n,
-            "val_psnr": psnr_sum / n,
-        }
+        """Slice means over the validation slices (:func:`validation.validate`; every rank
+        validates all of them); None on a stop signal."""
+        return validate(
+            self.model,
+            track(self.val_loader, f"validate {self.network}", "batches"),
+            self.loss_fn,
+            self.terms,
+            device=self.device,
+            flat_index=self.flat_index,
+            shape=self.shape,
+            bf16=self.bf16,
+            channels_last=self.settings.channels_last,
+            stopped=self._stopped_anywhere,
+        )
 
     def end_epoch(
         self, epoch: int, metrics: dict[str, float], train_seconds: float, seconds: float
@@ -386,7 +375,8 @@ class Trainer:
         self.history.append(row)
         if math.isfinite(metrics["val_loss"]) and metrics["val_loss"] < self.best["val_loss"]:
             self.save_best(epoch, metrics)
-        write_history(self.history_path, self.history, self.terms)
+        if self.group.is_main:
+            write_history(self.history_path, self.history, self.terms)
         self.acc = fresh_accumulators(self.terms)
         self.save_state(epoch + 1, 0)
         log.info(
@@ -403,13 +393,15 @@ class Trainer:
             row["slices_per_s"],
             " *best*" if self.best["epoch"] == epoch + 1 else "",
         )
-        if self.stop.signum is not None:
+        if self._stopped_anywhere():
             raise self._interrupt(epoch + 1, 0)
 
     def save_best(self, epoch: int, metrics: dict[str, float]) -> None:
         """New best validation loss: write the bundle to ``state_dir/best.pt`` and publish it."""
         scores = {k: metrics[k] for k in ("val_loss", "val_ssim", "val_psnr")}
         self.best = {"val_loss": scores["val_loss"], "epoch": epoch + 1, **scores}  # state order
+        if not self.group.is_main:
+            return
         preprocessing, mask, mask_meta, grid = self.bundle_meta
         save_model_bundle(
             self.state_best,
@@ -429,7 +421,9 @@ class Trainer:
         publish(self.state_best, self.best_path)
 
     def save_state(self, epoch: int, next_batch: int) -> None:
-        """Write ``last.pt`` so that a rerun starts at (``epoch``, ``next_batch``)."""
+        """Write ``last.pt`` (rank 0) so that a rerun starts at (``epoch``, ``next_batch``)."""
+        if not self.group.is_main:
+            return
         save_state(
             self.last_path,
             fingerprint=self.fingerprint,
@@ -464,14 +458,16 @@ class Trainer:
         """After the last epoch: make sure best.pt is published and history.csv written; the summary
         dict."""
         best = self.best
+        self.group.barrier()  # rank 0 has written best.pt
         if best["epoch"] is None or not self.state_best.exists():
             raise SsimreconError(
                 f"{self.network}: no best checkpoint was written in {self.settings.epochs} epochs "
                 f"(validation loss never finite; see {self.history_path})"
             )
-        if not self.best_path.exists():
-            publish(self.state_best, self.best_path)
-        write_history(self.history_path, self.history, self.terms)
+        if self.group.is_main:
+            if not self.best_path.exists():
+                publish(self.state_best, self.best_path)
+            write_history(self.history_path, self.history, self.terms)
         log.info(
             "finished %s: best epoch %s val_loss %.6g val_ssim %.4f -> %s",
             self.network,

@@ -17,7 +17,7 @@ from ssimrecon.errors import SsimreconError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TrainSettings", "TrainJob", "cpu_supports_bf16", "resolve_bf16"]
+__all__ = ["TrainSettings", "TrainJob", "cpu_supports_bf16", "resolve_bf16", "launch_command"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,9 @@ class TrainSettings:
     :func:`ssimrecon.config.sections.load_settings`.  ``__post_init__`` only normalises (``crop`` ->
     tuple, ``bf16`` "true"/"false" -> bool) and stops values no run could use. ``crop`` is (H, W) in
     pixels or None; ``lr`` Adam's learning rate; ``min_signal_fraction`` the slice filter of
-    training and validation.
+    training and validation; ``gpus`` the processes (one GPU each) that train the run together
+    with the global batch ``batch_size``; ``compile`` wraps the U-Net in ``torch.compile``;
+    ``instance_norm`` ('project' or 'torch') picks the instance-norm kernel (same maths).
     """
 
     epochs: int
@@ -43,6 +45,9 @@ class TrainSettings:
     channels_last: bool
     min_signal_fraction: float
     max_train_batches: int | None
+    gpus: int
+    compile: bool
+    instance_norm: str
 
     def __post_init__(self) -> None:
         if self.crop is not None:
@@ -52,9 +57,18 @@ class TrainSettings:
             object.__setattr__(self, "bf16", bf16.lower() == "true")
         if self.bf16 not in ("auto", True, False):
             raise SsimreconError(f"training.bf16: must be 'auto', true or false, got {bf16!r}")
-        for key, minimum in (("epochs", 1), ("batch_size", 1), ("num_workers", 0)):
+        if self.instance_norm not in ("project", "torch"):
+            raise SsimreconError(
+                f"training.instance_norm: must be 'project' or 'torch', got {self.instance_norm!r}"
+            )
+        for key, minimum in (("epochs", 1), ("batch_size", 1), ("num_workers", 0), ("gpus", 1)):
             if getattr(self, key) < minimum:
                 raise SsimreconError(f"training.{key}: must be >= {minimum}")
+        if self.batch_size % self.gpus:
+            raise SsimreconError(
+                f"training.batch_size: {self.batch_size} must be a multiple of training.gpus "
+                f"({self.gpus}): the global batch is split evenly across the GPUs"
+            )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise SsimreconError(f"training.lr: must be a positive number, got {self.lr!r}")
 
@@ -108,3 +122,21 @@ def resolve_bf16(setting: str | bool, device: torch.device) -> bool:
 
         return torch.cuda.is_bf16_supported()
     return cpu_supports_bf16()
+
+
+def launch_command(gpus: int, python: str) -> list[str]:
+    """The program that runs ``ssimrecon <command> ...`` for ``training.gpus`` = ``gpus``:
+    ``ssimrecon`` itself for one GPU, else ``gpus`` processes on this node started by torchrun
+    (``<python> -m torch.distributed.run --standalone --nproc-per-node=<gpus> -m ssimrecon.cli``;
+    :mod:`ssimrecon.training.distributed`).  Rule train uses it (with ``python`` = "python")."""
+    if gpus == 1:
+        return ["ssimrecon"]
+    return [
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={int(gpus)}",
+        "-m",
+        "ssimrecon.cli",
+    ]

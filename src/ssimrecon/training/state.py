@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,6 +36,10 @@ import numpy as np
 import torch
 
 from ssimrecon.atomic import atomic_output, write_text_atomic
+from ssimrecon.errors import CheckpointError
+from ssimrecon.evaluation.resample import shard_grid
+from ssimrecon.kspace.mask import load_mask
+from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_tagged
 from ssimrecon.plain import to_plain
 from ssimrecon.training.settings import TrainSettings
@@ -52,12 +57,16 @@ __all__ = [
     "set_rng_state",
     "save_state",
     "load_state",
+    "readable_state",
+    "bundle_metadata",
     "move_stale",
     "publish",
     "write_history",
     "StopFlag",
     "stop_signals",
 ]
+
+log = logging.getLogger("ssimrecon.training.state")
 
 STATE_FORMAT = "ssimrecon-train-state"
 #: 2: accumulators and history rows carry the loss terms (version 1 states are refused).
@@ -87,14 +96,16 @@ def fingerprint(
     val_shards: Sequence[Path],
     mask: np.ndarray,
 ) -> str:
-    """SHA-256 of everything that changes the result (num_workers does not; shards by path and
+    """SHA-256 of everything that changes the result (num_workers, gpus, compile and
+    instance_norm do not: a run may resume on another number of GPUs; shards by path and
     size; the undersampling mask (H, W) by its samples, since shards hold none)."""
 
     def shard_ids(paths: Sequence[Path]) -> list[list[Any]]:
         return [[os.path.abspath(p), os.path.getsize(p)] for p in paths]
 
     settings_d = settings.to_dict()
-    settings_d.pop("num_workers")
+    for speed_only in ("num_workers", "gpus", "compile", "instance_norm"):
+        settings_d.pop(speed_only)
     blob = json.dumps(
         {
             "model": dict(model_cfg),
@@ -294,3 +305,33 @@ def stop_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def readable_state(last_path: Path, network: str) -> dict[str, Any] | None:
+    """The newest state that loads: ``last_path``, else its :func:`previous_path`; a file that
+    does not load (truncated, of an older format, not plain tensors) is moved aside with a warning,
+    never loaded again. None when there is none (start afresh)."""
+    for path in (last_path, previous_path(last_path)):
+        if not path.exists():
+            continue
+        try:
+            state = load_state(path)
+        except CheckpointError as exc:
+            aside = move_unreadable(path)
+            log.warning("%s; moved it to %s", exc, aside)
+            continue
+        if path != last_path:
+            os.replace(path, last_path)
+            log.warning("resuming %s from the previous state %s", network, path)
+        return state
+    return None
+
+
+def bundle_metadata(shard: Path, mask_path: Path) -> tuple[dict, Any, dict, dict]:
+    """(preprocessing dict of ``shard``, mask (H, W) bool, mask_meta {seed, achieved acceleration}
+    of the mask file, grid of ``shard``), as the best-model bundle stores them."""
+    with ShardReader(shard) as reader:
+        preprocessing, grid = reader.preprocessing.to_dict(), shard_grid(reader)
+    mask, meta = load_mask(mask_path)
+    meta = {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]}
+    return preprocessing, mask, meta, grid

@@ -6,11 +6,17 @@ probe.
 * :func:`prepare_batch` moves a loader batch (sampled k-space points) to the device and forms the
   zero-filled network input there; :func:`crop_batch` draws the optional random crops from a
   generator seeded per batch.
-* :func:`deterministic_algorithms` and :func:`cudnn_autotune` set torch's global algorithm choice
-  for the duration of a run (bit-identical CPU runs; cuDNN autotuning for fixed CUDA shapes).
+* :func:`deterministic_algorithms` and :func:`cuda_fast_math` set torch's global algorithm choice
+  for the duration of a run (bit-identical CPU runs; on CUDA cuDNN autotuning for the fixed shapes
+  and TF32 for the fp32 matmuls/convolutions left outside bf16 autocast).
+* :func:`training_model` builds the U-Net on the device with the run's memory format and
+  instance-norm kernel; :func:`make_optimizer` its Adam (fused on CUDA); :func:`compiled` the
+  optional ``torch.compile`` wrapper.
 * :func:`predict` is the forward pass with the fast-path options (channels_last input, bf16
   autocast); its output is float32, so losses and SSIM always run in float32.
-* :func:`train_step_throughput` times full training steps on random data (``ssimrecon bench``).
+* :func:`train_step` is THE optimiser step (the Trainer and ``ssimrecon_bench.gpu`` both call it):
+  it never reads a device value on the host, so a CUDA step queues without waiting.
+* :func:`train_step_throughput` times :func:`train_step` on random data (``ssimrecon bench``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import torch
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
-from ssimrecon.nn.unet import UNet
+from ssimrecon.nn.unet import UNet, set_instance_norm_kernel
 from ssimrecon.training.dataset import to_network_input
 from ssimrecon.training.settings import resolve_bf16
 
@@ -34,9 +40,13 @@ __all__ = [
     "crop_batch",
     "autocast",
     "deterministic_algorithms",
-    "cudnn_autotune",
+    "cuda_fast_math",
+    "training_model",
+    "make_optimizer",
+    "compiled",
     "prepare_batch",
     "predict",
+    "train_step",
     "train_step_throughput",
 ]
 
@@ -53,10 +63,16 @@ def build_model(model_cfg: Mapping[str, Any]) -> UNet:
 
 
 def crop_batch(
-    x: torch.Tensor, y: torch.Tensor, crop: tuple[int, int], seed: int
+    x: torch.Tensor,
+    y: torch.Tensor,
+    crop: tuple[int, int],
+    seed: int,
+    first: int = 0,
+    of: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random (per image) crop of input and target to ``crop``, offsets from a generator seeded by
-    ``seed``."""
+    ``seed``.  A distributed rank holding images ``first..`` of a global batch of ``of`` images
+    uses those images' offsets, so crops do not depend on the number of processes."""
     h, w = x.shape[-2:]
     ch, cw = crop
     if ch > h or cw > w:
@@ -64,8 +80,9 @@ def crop_batch(
     if (ch, cw) == (h, w):
         return x, y
     g = torch.Generator().manual_seed(seed)
-    tops = torch.randint(0, h - ch + 1, (x.shape[0],), generator=g).tolist()
-    lefts = torch.randint(0, w - cw + 1, (x.shape[0],), generator=g).tolist()
+    n = x.shape[0] if of is None else of  # offsets drawn for the whole (global) batch
+    tops = torch.randint(0, h - ch + 1, (n,), generator=g)[first : first + x.shape[0]].tolist()
+    lefts = torch.randint(0, w - cw + 1, (n,), generator=g)[first : first + x.shape[0]].tolist()
     corners = list(enumerate(zip(tops, lefts)))
     xs = torch.stack([x[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
     ys = torch.stack([y[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
@@ -90,14 +107,46 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def cudnn_autotune(enabled: bool) -> Iterator[None]:
-    """cuDNN autotuning for the fixed training shapes (CUDA only), then restore."""
-    old = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = old or enabled
+def cuda_fast_math(enabled: bool) -> Iterator[None]:
+    """On CUDA (``enabled``): cuDNN autotuning for the fixed training shapes and TF32 for fp32
+    matmuls and convolutions (``set_float32_matmul_precision("high")``, ``cudnn.allow_tf32``);
+    all restored afterwards.  A no-op when not ``enabled`` (CPU runs stay bit-identical)."""
+    if not enabled:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    old = (cudnn.benchmark, cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    cudnn.benchmark, cudnn.allow_tf32 = True, True
+    torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
-        torch.backends.cudnn.benchmark = old
+        cudnn.benchmark, cudnn.allow_tf32 = old[0], old[1]
+        torch.set_float32_matmul_precision(old[2])
+
+
+def training_model(
+    model_cfg: Mapping[str, Any], device: torch.device, channels_last: bool, instance_norm: str
+) -> UNet:
+    """The U-Net on ``device`` (channels_last weights if asked) with the ``instance_norm`` kernel
+    ('project' or 'torch'); seed torch before calling for reproducible weights."""
+    model = build_model(model_cfg).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    set_instance_norm_kernel(model, instance_norm)
+    return model
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam at ``lr``; the fused (one kernel per step) implementation on CUDA."""
+    fused = device.type == "cuda"
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+
+
+def compiled(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(model)`` when ``enabled`` (``training.compile``), else ``model``.  Weights
+    stay shared with ``model``; save and load the uncompiled one."""
+    return torch.compile(model) if enabled else model
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
@@ -106,12 +155,14 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
 
 
 def prepare_batch(
-    batch: dict[str, Any], device: torch.device, mask: torch.Tensor
+    batch: dict[str, Any], device: torch.device, flat_index: torch.Tensor, shape: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``.
 
-    ``mask``: the dataset's sampling mask (:attr:`SliceDataset.mask`, ideally already on
-    ``device``); the sampled points are scattered into zero k-space and transformed on ``device``.
+    ``flat_index``/``shape``: the dataset's sampled positions in the (H, W) plane
+    (:attr:`SliceDataset.flat_index`, ideally already on ``device``); the sampled points are
+    scattered into zero k-space and transformed on ``device``.  Copies are asynchronous from the
+    loader's pinned memory on CUDA; nothing is read back.
     """
     nb = device.type == "cuda"
     samples = batch["samples"].to(device, non_blocking=nb)
@@ -119,7 +170,7 @@ def prepare_batch(
     data_range = torch.as_tensor(batch["data_range"], dtype=torch.float32).to(
         device, non_blocking=nb
     )
-    return to_network_input(samples, mask.to(device)), target, data_range
+    return to_network_input(samples, flat_index, shape), target, data_range
 
 
 def predict(
@@ -133,6 +184,34 @@ def predict(
     return pred.float()  # the loss and SSIM run in float32
 
 
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: torch.nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    terms: tuple[str, ...],
+    *,
+    bf16: bool,
+    channels_last: bool,
+    loss_scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on ``batch`` = (input, target, data_range) already on the device.
+
+    The gradient is that of ``loss_scale`` x the composite loss (a distributed rank with a share
+    of the global batch other than 1/N rescales here).  Returns the detached composite loss (a 0-d
+    tensor) and the loss ``terms`` stacked in that order, both still on the device: nothing here
+    waits for the device.
+    """
+    x, target, data_range = batch
+    pred = predict(model, x, x.device, bf16, channels_last)
+    total, parts = loss_fn(pred, target, data_range)
+    optimizer.zero_grad(set_to_none=True)
+    (total * loss_scale if loss_scale != 1.0 else total).backward()
+    optimizer.step()
+    stacked = torch.stack([parts[t].detach() for t in terms]) if terms else total.new_zeros(0)
+    return total.detach(), stacked
+
+
 def train_step_throughput(
     model_cfg: Mapping[str, Any],
     batch_size: int,
@@ -141,12 +220,17 @@ def train_step_throughput(
     steps: int = 10,
     device: str | torch.device = "auto",
     warmup: int = 2,
+    *,
+    compile_model: bool = False,
+    instance_norm: str = "project",
 ) -> float:
-    """Slices/s of full training steps (forward, MSE+0.1 dSSIM, backward, Adam) on random data.
+    """Slices/s of :func:`train_step` (forward, MSE+0.1 dSSIM, backward, Adam) on random data.
 
     ``fast=False``: fp32, NCHW; ``fast=True``: channels_last + bf16 autocast where the device
     supports it (``resolve_bf16("auto", device)``: CUDA with bf16, CPUs with AVX512-BF16/AMX), loss
-    in fp32.
+    in fp32.  ``compile_model``: ``torch.compile`` (compiled during the warm-up);
+    ``instance_norm``: the kernel.  CUDA runs use :func:`cuda_fast_math` and are synchronised
+    before each clock reading.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
     bf16 = fast and resolve_bf16("auto", dev)
@@ -154,26 +238,23 @@ def train_step_throughput(
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch_size, 1, h, w, generator=g).to(dev)
     y = torch.rand(batch_size, 1, h, w, generator=g).to(dev)
+    data_range = torch.ones(batch_size, device=dev)
     torch.manual_seed(0)
-    model = build_model(model_cfg).to(dev)
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = build_loss({"mse": 1.0, "dssim": 0.1})
+    with cuda_fast_math(dev.type == "cuda"):
+        model = training_model(model_cfg, dev, fast, instance_norm)
+        opt = make_optimizer(model, 1e-4, dev)
+        net = compiled(model, compile_model)
+        loss_fn = build_loss({"mse": 1.0, "dssim": 0.1}).to(dev)
 
-    def step() -> None:
-        pred = predict(model, x, dev, bf16, fast)
-        total, _ = loss_fn(pred, y, 1.0)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        def step() -> None:
+            train_step(net, opt, loss_fn, (x, y, data_range), (), bf16=bf16, channels_last=fast)
 
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return steps * batch_size / (time.perf_counter() - t0)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        for _ in range(warmup):
+            step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        return steps * batch_size / (time.perf_counter() - t0)

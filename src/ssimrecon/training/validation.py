@@ -1,0 +1,60 @@
+"""Validation of a training run: slice means of the loss, its terms, MSE, SSIM and PSNR over every
+validation slice (uncropped, fixed order)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from ssimrecon.functional.metrics import psnr_from_mse
+from ssimrecon.functional.ssim import ssim
+from ssimrecon.training.step import predict, prepare_batch
+
+__all__ = ["validate"]
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    batches: Iterable[dict[str, Any]],
+    loss_fn: torch.nn.Module,
+    terms: tuple[str, ...],
+    *,
+    device: torch.device,
+    flat_index: torch.Tensor,
+    shape: tuple[int, int],
+    bf16: bool,
+    channels_last: bool,
+    stopped: Callable[[], bool],
+) -> dict[str, float] | None:
+    """``val_loss`` (composite), ``val_<term>``, ``val_mse``, ``val_ssim`` and ``val_psnr``: slice
+    means (per image, data_range: the volume maximum); None as soon as ``stopped()`` is true
+    (asked before each batch).  The model is left in training mode."""
+    model.eval()
+    loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
+    term_sums = dict.fromkeys(terms, 0.0)
+    for batch in batches:
+        if stopped():
+            model.train()
+            return None
+        x, target, data_range = prepare_batch(batch, device, flat_index, shape)
+        pred = predict(model, x, device, bf16, channels_last)
+        total, parts = loss_fn(pred, target, data_range)
+        mse = ((pred - target) ** 2).mean(dim=(1, 2, 3))
+        loss_sum += float(total) * target.shape[0]
+        for t in terms:
+            term_sums[t] += float(parts[t]) * target.shape[0]
+        mse_sum += float(mse.sum())
+        ssim_sum += float(ssim(pred, target, data_range, reduction="none").sum())
+        psnr_sum += float(psnr_from_mse(mse, data_range).sum())
+        n += target.shape[0]
+    model.train()
+    return {
+        "val_loss": loss_sum / n,
+        **{f"val_{t}": v / n for t, v in term_sums.items()},
+        "val_mse": mse_sum / n,  # per-image MSE; equals the mse term's mean up to rounding
+        "val_ssim": ssim_sum / n,
+        "val_psnr": psnr_sum / n,
+    }

@@ -3,60 +3,26 @@ room resumes."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from tests.helpers import REPO, mask_path_of, write_test_shards
+from tests.helpers import REPO, TINY_TRAINING, train_arguments, write_test_shards
 
 MODEL = {"base_channels": 8, "depth": 2, "residual": True}
-TRAINING = {
-    "epochs": 3,
-    "batch_size": 2,
-    "seed": 0,
-    "device": "cpu",
-    "min_signal_fraction": 0.05,
-    "max_train_batches": None,
-    "lr": 1e-3,
-    "crop": [24, 24],
-    "num_workers": 0,
-    "bf16": False,
-    "channels_last": True,
-    "gpus": 1,
-    "compile": False,
-    "instance_norm": "project",
-}
 
 
 def _train(shards: list[Path], out: Path, epochs: int) -> subprocess.CompletedProcess[str]:
-    config = {"model": MODEL, "loss": {"mse": 1.0}, "training": {**TRAINING, "epochs": epochs}}
+    training = {**TINY_TRAINING, "epochs": epochs}
+    config = {"model": MODEL, "loss": {"mse": 1.0}, "training": training}
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "ssimrecon.cli",
-            "train",
-            "--network",
-            "net",
-            "--train-shards",
-            *map(str, shards[:2]),
-            "--val-shards",
-            str(shards[2]),
-            "--mask",
-            str(mask_path_of(shards)),
-            "--config-json",
-            json.dumps(config),
-            "--threads",
-            "1",
-            "--best",
-            str(out / "best.pt"),
-            "--history",
-            str(out / "history.csv"),
-            "--state-dir",
-            str(out / "state"),
+            *train_arguments(shards[:2], shards[2:], config, out),
         ],
         capture_output=True,
         text=True,

@@ -23,28 +23,19 @@ from ssimrecon.training.dataset import EpochSampler
 from ssimrecon.training.loop import Trainer
 from ssimrecon.training.settings import TrainSettings, launch_command
 from ssimrecon.training.state import TrainingInterrupted
-from tests.helpers import Workspace, mask_path_of, write_test_shards
+from tests.helpers import (
+    TINY_TRAINING,
+    Workspace,
+    mask_path_of,
+    train_arguments,
+    write_test_shards,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
 #: global batch 4 over 12 training slices: 3 optimiser steps per epoch, 2 slices per rank
-TRAINING = {
-    "epochs": 2,
-    "batch_size": 4,
-    "seed": 0,
-    "device": "cpu",
-    "min_signal_fraction": 0.05,
-    "max_train_batches": None,
-    "lr": 1e-3,
-    "crop": [24, 24],
-    "num_workers": 0,
-    "bf16": False,
-    "channels_last": True,
-    "gpus": 2,
-    "compile": False,
-    "instance_norm": "project",
-}
+TRAINING = {**TINY_TRAINING, "epochs": 2, "batch_size": 4, "gpus": 2}
 #: 2 processes vs 1 with the same global batch: gradients are averaged over ranks instead of
 #: over one batch, so float32 rounding differs; losses agree to this relative tolerance
 RTOL = 1e-4
@@ -218,28 +209,8 @@ def test_two_processes_under_torchrun_match_one(
     """`ssimrecon train` started by torchrun (as rule train does for training.gpus 2)."""
     config = {"model": MODEL, "loss": LOSS, "training": TRAINING}
     out = tmp_path / "ddp"
-    command = launch_command(2, sys.executable) + (
-        [
-            "train",
-            "--network",
-            "net",
-            "--train-shards",
-            *map(str, data["train"]),
-            "--val-shards",
-            *map(str, data["val"]),
-            "--mask",
-            str(mask_path_of(data["train"])),
-            "--config-json",
-            json.dumps(config),
-            "--threads",
-            "1",
-            "--best",
-            str(out / "best.pt"),
-            "--history",
-            str(out / "history.csv"),
-            "--state-dir",
-            str(out / "state"),
-        ]
+    command = launch_command(2, sys.executable) + train_arguments(
+        data["train"], data["val"], config, out
     )
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

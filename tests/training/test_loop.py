@@ -34,26 +34,17 @@ from ssimrecon.training.loop import Trainer
 from ssimrecon.training.settings import TrainSettings
 from ssimrecon.training.state import TrainingInterrupted, history_columns
 from ssimrecon.training.step import train_step_throughput
-from tests.helpers import mask_path_of, write_mask_file, write_test_shards
+from tests.helpers import (
+    TINY_TRAINING,
+    mask_path_of,
+    train_arguments,
+    write_mask_file,
+    write_test_shards,
+)
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
-BASE = {
-    "epochs": 1,
-    "batch_size": 2,
-    "seed": 0,
-    "device": "auto",
-    "min_signal_fraction": 0.05,
-    "max_train_batches": None,
-    "lr": 1e-3,
-    "crop": [24, 24],
-    "num_workers": 0,
-    "bf16": False,
-    "channels_last": True,
-    "gpus": 1,
-    "compile": False,
-    "instance_norm": "project",
-}
+BASE = {**TINY_TRAINING, "device": "auto"}
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -467,29 +458,12 @@ def test_cli_sigterm_then_rerun_resumes_bit_identical(
     run(data, tmp_path / "ref", epochs=epochs)
     out = tmp_path / "cli"
     training = {**BASE, "num_workers": 1, "epochs": epochs}
+    config = {"model": MODEL, "loss": LOSS, "training": training}
     cmd = [
         sys.executable,
         "-m",
         "ssimrecon.cli",
-        "train",
-        "--network",
-        "net",
-        "--train-shards",
-        *map(str, data["train"]),
-        "--val-shards",
-        *map(str, data["val"]),
-        "--mask",
-        str(mask_path_of(data["train"])),
-        "--config-json",
-        json.dumps({"model": MODEL, "loss": LOSS, "training": training}),
-        "--threads",
-        "1",
-        "--best",
-        str(out / "best.pt"),
-        "--history",
-        str(out / "history.csv"),
-        "--state-dir",
-        str(out / "state"),
+        *train_arguments(data["train"], data["val"], config, out),
     ]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO

@@ -155,25 +155,16 @@ def host_syncs_per_step(
 def ssim_fwd_bwd_ms(batch: int, size: tuple[int, int], device: torch.device) -> dict[str, float]:
     """ms per forward+backward of 1 - SSIM: ours and pytorch_msssim's (``torch.utils.benchmark``,
     which synchronises CUDA), on (batch, 1, H, W) float32 images."""
-    import pytorch_msssim
     from torch.utils import benchmark
 
-    from ssimrecon.functional.ssim import ssim
+    from ssimrecon_bench.ssim import ssim_loss_steps
 
     g = torch.Generator().manual_seed(0)
     ref = torch.rand(batch, 1, *size, generator=g).to(device)
     est = (ref + 0.1 * torch.rand(batch, 1, *size, generator=g).to(device)).clamp(0, 1)
 
-    def ours() -> None:
-        x = est.clone().requires_grad_(True)
-        (1.0 - ssim(x, ref, 1.0)).backward()
-
-    def theirs() -> None:
-        x = est.clone().requires_grad_(True)
-        (1.0 - pytorch_msssim.ssim(x, ref, data_range=1.0, size_average=True)).backward()
-
     out = {}
-    for name, fn in (("ours", ours), ("msssim", theirs)):
+    for name, fn in ssim_loss_steps(ref, est).items():
         fn()
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
         out[name] = timer.blocked_autorange(min_run_time=0.5).median * 1e3

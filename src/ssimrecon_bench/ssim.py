@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from ssimrecon_bench.core import Context, Options, Row, at_least, at_most, best_of_rounds
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
 
@@ -35,6 +37,24 @@ def ssim_images(n: int = 4, size: int = 256, seed: int = 0) -> tuple[torch.Tenso
     return as_tensor(ref), as_tensor(est)
 
 
+def ssim_loss_steps(ref: torch.Tensor, est: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """One forward+backward of ``1 - SSIM(est, ref)`` (data_range 1) per implementation: ``ours``
+    (:func:`ssimrecon.functional.ssim.ssim`) and ``msssim`` (``pytorch_msssim.ssim``)."""
+    import pytorch_msssim
+
+    from ssimrecon.functional.ssim import ssim
+
+    def ours() -> None:
+        x = est.clone().requires_grad_(True)
+        (1.0 - ssim(x, ref, 1.0)).backward()
+
+    def theirs() -> None:
+        x = est.clone().requires_grad_(True)
+        (1.0 - pytorch_msssim.ssim(x, ref, data_range=1.0, size_average=True)).backward()
+
+    return {"ours": ours, "msssim": theirs}
+
+
 def bench_ssim(opts: Options, ctx: Context) -> list[Row]:
     """Speed-up over pytorch_msssim, difference from scikit-image, and both times in ms."""
     import pytorch_msssim
@@ -46,15 +66,7 @@ def bench_ssim(opts: Options, ctx: Context) -> list[Row]:
     ref, est = ssim_images()
     rounds, iters = (3, 3) if opts.quick else (7, 10)
 
-    def ours() -> None:
-        x = est.clone().requires_grad_(True)
-        (1.0 - ssim(x, ref, 1.0)).backward()
-
-    def theirs() -> None:
-        x = est.clone().requires_grad_(True)
-        (1.0 - pytorch_msssim.ssim(x, ref, data_range=1.0, size_average=True)).backward()
-
-    times = best_of_rounds({"ours": ours, "msssim": theirs}, rounds, iters)
+    times = best_of_rounds(ssim_loss_steps(ref, est), rounds, iters)
 
     with torch.no_grad():
         per_image = ssim(est, ref, 1.0, reduction="none").double().numpy()

@@ -125,3 +125,24 @@ def test_participant_of_reads_the_bids_folder_only() -> None:
     assert participant_of("IXI002-Guys-0828", "IXI002-Guys-0828-T1.nii.gz") == "IXI002-Guys-0828"
     assert participant_of("a-b", "sub-x y/scan.nii") == "a-b"  # not a BIDS label
     assert participant_of("scan", "site 1/scan.nii.gz") == "scan"
+
+
+def test_read_participants_names_the_table_when_it_cannot_be_used(tmp_path: Path) -> None:
+    from ssimrecon.data.split import read_participants
+
+    missing = tmp_path / "none.csv"
+    with pytest.raises(SsimreconError, match=f"subjects table {missing} does not exist"):
+        read_participants(missing)
+    no_column = tmp_path / "bad.csv"
+    no_column.write_text("id,site\na,b\n")
+    with pytest.raises(SsimreconError, match="has no 'subject' column"):
+        read_participants(no_column)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("subject\nIXI002\nIXI003\nIXI002\n")
+    with pytest.raises(SsimreconError, match=r"twice.csv: duplicate subject ids: IXI002$"):
+        read_participants(twice)
+    table = tmp_path / "subjects.csv"
+    table.write_text(
+        "subject,source_name\nsub-01_ses-1,sub-01/ses-1/anat/x_T1w.nii.gz\nIXI002,IXI002.nii\n"
+    )
+    assert read_participants(table) == {"sub-01_ses-1": "sub-01", "IXI002": "IXI002"}

@@ -174,10 +174,10 @@ def split(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.config_json, SplitSettings, "split")
     from ssimrecon.atomic import write_csv_atomic
-    from ssimrecon.data.split import make_split, read_participants, read_subject_ids
+    from ssimrecon.data.split import make_split, read_participants
 
-    subjects = read_subject_ids(args.subjects)
     participants = read_participants(args.subjects)
+    subjects = list(participants)
     table = make_split(
         subjects, settings.n_train, settings.n_val, settings.n_test, settings.seed, participants
     )

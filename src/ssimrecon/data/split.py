@@ -77,25 +77,26 @@ def make_split(
 
 
 def read_participants(path: Path | str) -> dict[str, str]:
-    """subject -> participant of a subjects.csv (:func:`~ssimrecon.data.bids.participant_of` of its
-    ``source_name``; a table without that column: each subject its own)."""
+    """subject -> participant of a subjects.csv, in file order (the participant is
+    :func:`~ssimrecon.data.bids.participant_of` of ``source_name``; a table without that column:
+    each subject its own). SsimreconError naming the file if it is missing, unreadable, has no
+    ``subject`` column or repeats a subject id."""
     from ssimrecon.data.bids import participant_of
 
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "source_name" not in table.columns:
-        return {s: s for s in table["subject"]}
-    return {s: participant_of(s, n) for s, n in zip(table["subject"], table["source_name"])}
-
-
-def read_subject_ids(path: Path | str) -> list[str]:
-    """The ``subject`` column of a subjects.csv; SsimreconError naming the file if absent."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype={"subject": str})
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
         raise SsimreconError(f"subjects table {path} does not exist") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SsimreconError(f"cannot read subjects table {path}: {exc}") from exc
     if "subject" not in table.columns:
         raise SsimreconError(f"subjects table {path} has no 'subject' column")
-    return table["subject"].tolist()
+    duplicates = sorted(set(table.loc[table["subject"].duplicated(), "subject"]))
+    if duplicates:
+        raise SsimreconError(
+            f"subjects table {path}: duplicate subject ids: {', '.join(duplicates)}"
+        )
+    if "source_name" not in table.columns:
+        return {s: s for s in table["subject"]}
+    return {s: participant_of(s, n) for s, n in zip(table["subject"], table["source_name"])}

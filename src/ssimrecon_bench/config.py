@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ssimrecon.config.check import check_config
+from ssimrecon.config.check import check_config, merge_config
 from ssimrecon.errors import ConfigError
 from ssimrecon_bench.core import BenchError
 
@@ -37,13 +37,11 @@ def load_config(workflow_dir: Path, overlays: Sequence[str] = ()) -> dict[str, A
 
     Raises BenchError naming the files when one is missing or the merged config breaks the schema.
     """
-    from snakemake.utils import update_config
-
     workflow_dir = Path(workflow_dir)
     names = [PAPER_CONFIG, *overlays]
     config: dict[str, Any] = {}
     for name in names:
-        update_config(config, _read_yaml(workflow_dir / name))
+        merge_config(config, _read_yaml(workflow_dir / name))
     schema = workflow_dir / SCHEMA
     if not schema.is_file():
         raise BenchError(f"{schema}: no such schema file (pass --workflow-dir)")

@@ -58,6 +58,8 @@ COMPILED = (
     ("bf16_cl_compile_torchnorm", True, True, "torch"),
 )
 LARGE_BATCH_FACTOR = 4
+#: the note of a row that only a CUDA device can measure, on a machine without one
+NO_CUDA = "no CUDA"
 
 
 class Budget:
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssimrecon.training.settings import resolve_bf16
     from ssimrecon_bench.gpu_rows import bf16_peak_tflops, ssim_fwd_bwd_ms, step_throughput
-    from ssimrecon_bench.projection import projection_rows
+    from ssimrecon_bench.projection import GPU_HOURS_TARGET, projection_rows
     from ssimrecon_bench.shards import make_shards
     from ssimrecon_bench.train import unet_flops_per_slice
 
@@ -196,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     large = batch * LARGE_BATCH_FACTOR
-    for variant in VARIANTS[1:] if cuda else ():
-        sps, note, mem = step(variant, large, 30.0)
+    for variant in VARIANTS[1:]:
+        sps, note, mem = step(variant, large, 30.0) if cuda else (math.nan, NO_CUDA, math.nan)
         measured[f"{variant[0]}_batch{large}"] = (sps, mem)
         rows.append(
             Row(
@@ -210,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     rows += _side_rows(opts, ctx, budget, device, model_cfg, size, batch, make_shards)
     ssim_ms = budget.run("ssim", 20.0, lambda: ssim_fwd_bwd_ms(batch, size, device))
-    for variant in COMPILED if cuda else ():
-        sps, note, mem = step(variant, batch, 150.0)
+    for variant in COMPILED:
+        sps, note, mem = step(variant, batch, 60.0) if cuda else (math.nan, NO_CUDA, math.nan)
         measured[variant[0]] = (sps, mem)
         rows.append(
             Row(
@@ -267,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         ctx.train["cuda"] = {"size": size, "fast": {"slices_per_s": best_sps}}
         rows += projection_rows(opts, ctx)
+    else:
+        rows.append(
+            Row("gpu_paper_run_projected_hours", math.nan, "h", at_most(GPU_HOURS_TARGET), NO_CUDA)
+        )
     rows.append(Row("gpu_check_skipped_rows", float(len(budget.skipped)), "rows", None, ""))
     output = args.output.resolve()
     write_summary(rows, output / "gpu.csv")

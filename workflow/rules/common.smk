@@ -6,7 +6,6 @@
 # (`--config-json {params.config:q}`, built by the *_config() helpers below) -> the stage's
 # command (src/ssimrecon/cli/) parses it with ssimrecon.config.sections.load_settings into a
 # dataclass without defaults.
-import json
 import os
 import re
 import sys
@@ -15,6 +14,14 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from ssimrecon.config.check import check_config, local_source
+from ssimrecon.config.jobs import (
+    as_json,
+    evaluation_job,
+    figure2_job,
+    mask_job,
+    table_job,
+    train_job,
+)
 from ssimrecon.config.study import accelerations, expand_runs, number_label
 from ssimrecon.data.sources import list_source, source_fingerprint
 from ssimrecon.errors import ConfigError
@@ -51,11 +58,6 @@ ZERO_FILLED = {
 }
 #: methods of Table 1 without a study: zero-filled and the runs (= the networks)
 METHODS = ["zero-filled"] + list(RUNS)
-
-
-def as_json(value) -> str:
-    """Stable JSON for params: the same config always gives the same string."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def source_settings() -> dict:
@@ -120,21 +122,9 @@ def shards_of(which: str):
     return _shards
 
 
-def network_model(network: str) -> dict:
-    """Top-level model settings with the network's own overrides applied."""
-    return {**config["model"], **config["networks"][network].get("model", {})}
-
-
 def train_config(run: str) -> str:
-    """`ssimrecon train --config-json`: model, loss and the training options that change results
-    (threads only change speed: they are the job's threads, not a setting); a study's run brings
-    its own loss weights and training seed."""
-    spec = RUNS[run]
-    training = {k: v for k, v in config["training"].items() if k != "threads"}
-    if STUDY:
-        training["seed"] = spec.seed
-    model = network_model(spec.network)
-    return as_json({"model": model, "loss": spec.loss, "training": training})
+    """`ssimrecon train --config-json` of one run (ssimrecon.config.jobs.train_job)."""
+    return as_json(train_job(config, RUNS[run]))
 
 
 def mask_path(acceleration) -> str:
@@ -149,17 +139,8 @@ def run_mask(wildcards) -> str:
 
 
 def mask_config(label: str) -> str:
-    """`ssimrecon mask --config-json`: the mask section at the acceleration of path label `label`
-    and the image size it covers."""
-    values = config["study"]["accelerations"] if STUDY else [config["mask"]["acceleration"]]
-    acceleration = next(r for r in values if number_label(r) == label)
-    return as_json(
-        {
-            **config["mask"],
-            "acceleration": acceleration,
-            "image_size": config["preprocessing"]["image_size"],
-        }
-    )
+    """`ssimrecon mask --config-json` at the acceleration of path label `label`."""
+    return as_json(mask_job(config, label))
 
 
 def one_of(names) -> str:
@@ -169,8 +150,7 @@ def one_of(names) -> str:
 
 def figure2_config() -> str:
     """`ssimrecon figure2 --config-json`: the figure section and which slices may be shown."""
-    min_signal = config["evaluation"]["min_signal_fraction"]
-    return as_json({**config["figure"], "min_signal_fraction": min_signal})
+    return as_json(figure2_job(config))
 
 
 #: Table 1 output name -> the split it is computed on (the test split is the paper's table)
@@ -186,20 +166,13 @@ def split_shards(wildcards) -> list[str]:
 
 def evaluation_config() -> str:
     """`ssimrecon evaluate --config-json`: the slice filter recorded beside every slice."""
-    return as_json({"min_signal_fraction": config["evaluation"]["min_signal_fraction"]})
+    return as_json(evaluation_job(config))
 
 
 def table_config(baseline: str | None = None, seeds: int = 1) -> str:
     """`ssimrecon table --config-json`: baseline (evaluation.baseline unless given), slice filter,
     intensity scale and number of seeds it states."""
-    return as_json(
-        {
-            "baseline": baseline or config["evaluation"]["baseline"],
-            "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
-            "scale_percentile": config["preprocessing"]["scale_percentile"],
-            "seeds": seeds,
-        }
-    )
+    return as_json(table_job(config, baseline, seeds))
 
 
 def table_metrics(suffix: str):

@@ -10,6 +10,7 @@ handed.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,41 @@ def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
     raise ConfigError(message)
 
 
+def fill_defaults(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Set every ``default`` of ``schema`` that ``config`` lacks, in place, at every level the
+    config reaches (what Snakemake's ``validate(set_default=True)`` does, without Snakemake: the
+    jsonschema FAQ's validator whose ``properties`` keyword sets defaults before descending)."""
+    base = jsonschema.validators.validator_for(schema)
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):  # noqa: ANN001
+        for name, property_schema in properties.items():
+            if "default" in property_schema and isinstance(instance, dict):
+                instance.setdefault(name, property_schema["default"])
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    filling = jsonschema.validators.extend(base, {"properties": set_defaults})
+    for _ in filling(schema).iter_errors(config):
+        pass  # check_schema has reported the first error already
+
+
+def merge_config(config: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``overlay`` over ``config`` key by key, in place (mappings recursively, any other
+    value replaced), as Snakemake merges ``--configfile A B``; returns ``config``."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            merge_config(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
 def check_config(config: dict[str, Any], schema_path: Path | str) -> dict[str, Any]:
     """Check ``config`` against the schema at ``schema_path``, fill its defaults in place, then run
     the cross-key checks; returns ``config``. Raises ConfigError naming the first bad key."""
-    from snakemake.utils import validate
-
-    check_schema(config, load_schema(Path(schema_path)))
-    validate(config, str(schema_path))  # fills the schema's defaults in place
+    schema = load_schema(Path(schema_path))
+    check_schema(config, schema)
+    fill_defaults(config, schema)
     check_consistency(config)
     return config
 

@@ -1,0 +1,70 @@
+"""What each command's ``--config-json`` holds, built from the checked experiment config.
+
+One home for these values: ``workflow/rules/common.smk`` hands them to the rules, and
+:mod:`ssimrecon_bench.gpu_demo` (the demo pipeline run without Snakemake on a bare GPU machine)
+hands the same ones to the same commands.  Every function takes the config after
+:func:`ssimrecon.config.check.check_config` (defaults filled) and returns plain JSON values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ssimrecon.config.study import Run, number_label
+
+
+def as_json(value: Any) -> str:
+    """Stable JSON: the same value always gives the same string (Snakemake params compare it)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def network_model(config: dict[str, Any], network: str) -> dict[str, Any]:
+    """Top-level model settings with the network's own overrides applied."""
+    return {**config["model"], **config["networks"][network].get("model", {})}
+
+
+def train_job(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """``ssimrecon train``: model, loss and the training options that change results (threads only
+    change speed: they are the job's threads, not a setting); a study's run brings its own loss
+    weights and training seed."""
+    training = {k: v for k, v in config["training"].items() if k != "threads"}
+    if config.get("study"):
+        training["seed"] = run.seed
+    return {"model": network_model(config, run.network), "loss": run.loss, "training": training}
+
+
+def mask_job(config: dict[str, Any], label: str) -> dict[str, Any]:
+    """``ssimrecon mask``: the mask section at the acceleration of path label ``label`` (``10``,
+    ``2.5``) and the image size (H, W) in pixels it covers."""
+    study = config.get("study")
+    values = study["accelerations"] if study else [config["mask"]["acceleration"]]
+    acceleration = next(r for r in values if number_label(r) == label)
+    return {
+        **config["mask"],
+        "acceleration": acceleration,
+        "image_size": config["preprocessing"]["image_size"],
+    }
+
+
+def figure2_job(config: dict[str, Any]) -> dict[str, Any]:
+    """``ssimrecon figure2``: the figure section and which slices may be shown."""
+    return {**config["figure"], "min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+
+
+def evaluation_job(config: dict[str, Any]) -> dict[str, Any]:
+    """``ssimrecon evaluate``: the slice filter recorded beside every slice."""
+    return {"min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+
+
+def table_job(
+    config: dict[str, Any], baseline: str | None = None, seeds: int = 1
+) -> dict[str, Any]:
+    """``ssimrecon table``: baseline (``evaluation.baseline`` unless given), slice filter, intensity
+    scale and the number of seeds it states."""
+    return {
+        "baseline": baseline or config["evaluation"]["baseline"],
+        "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
+        "scale_percentile": config["preprocessing"]["scale_percentile"],
+        "seeds": seeds,
+    }

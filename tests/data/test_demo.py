@@ -29,9 +29,10 @@ from ssimrecon.data.demo import (
     build_demo_archive,
     storage_affine,
 )
+from ssimrecon.data.ids import parse_ixi_name
 from ssimrecon.errors import SsimreconError
 
-NAME = re.compile(r"^IXI\d{3}-(Guys|HH|IOP)-\d{4}-T1\.nii\.gz$")
+NAME = re.compile(r"^DEMO\d{3}-Synth[ABC]-\d{4}-T1\.nii\.gz$")
 DESCRIP = re.compile(
     r"^demo: (?P<source>.+) g(?P<gamma>[\d.]+) c(?P<grey>[-+][\d.]+) b(?P<bias>[\d.]+) "
     r"n(?P<noise>[\d.]+)$"
@@ -66,6 +67,9 @@ def test_members_are_ixi_named_sorted_and_normalised(tiny):
     assert len(names) == N_SUBJECTS and names == sorted(names)
     assert all(NAME.match(n) for n in names), names
     assert len({n.split("-")[0] for n in names}) == N_SUBJECTS  # distinct subject ids
+    # IXI's layout, parsed as IXI names are, but never an IXI subject or site
+    parsed = [parse_ixi_name(n) for n in names]
+    assert all(s.startswith("DEMO") and site.startswith("Synth") for s, site in parsed), parsed
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.isfile() for m in members)
     assert path.with_name("IXI-T1.tar.md5").read_text() == f"{md5}  IXI-T1.tar\n"
     assert hashlib.md5(path.read_bytes()).hexdigest() == md5

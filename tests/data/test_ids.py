@@ -17,6 +17,8 @@ def test_ixi_names_give_subject_and_site() -> None:
     assert parse_ixi_name("IXI002-Guys-0828-T1.nii.gz") == ("IXI002", "Guys")
     assert parse_ixi_name("IXI640-HH-2788-T1.nii.gz") == ("IXI640", "HH")
     assert parse_ixi_name("IXI002-Guys-0828-T1.nii") == ("IXI002", "Guys")
+    assert parse_ixi_name("DEMO005-SynthA-0713-T1.nii.gz") == ("DEMO005", "SynthA")  # the demo's
+    assert parse_ixi_name("DEMOX05-SynthA-0713-T1.nii.gz")[1] == "unknown"
 
 
 def test_other_names_give_wildcard_safe_subject_ids() -> None:

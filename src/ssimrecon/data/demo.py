@@ -49,7 +49,10 @@ DEMO_FOV = (224.0, 208.0, 184.0)
 #: storage orientations (axis codes): IXI sagittal, axial RAS and LPS, coronal
 ORIENTATIONS = (("P", "S", "R"), ("R", "A", "S"), ("L", "P", "S"), ("L", "I", "P"))
 VOXEL_FACTOR = (0.9, 1.3)  # per-subject voxel size / nominal voxel, drawn per axis
-SITES = ("Guys", "HH", "IOP")
+#: site names of the pseudo-subjects: IXI's file-name layout (so the IXI archive path is the one
+#: exercised), never a real IXI site or subject id (``DEMO0NN``), so no figure can pass them off as IXI
+SITES = ("SynthA", "SynthB", "SynthC")
+SUBJECT_PREFIX = "DEMO"
 SOURCE = "mni152-2009a brain in pydeface head"
 COARSE_STEP = 8  # voxels between nodes of the coarse grid on which the warp and bias are evaluated
 
@@ -72,7 +75,7 @@ def storage_affine(
 
 
 def subject_names(n_subjects: int, rng: np.random.Generator) -> list[str]:
-    """Sorted IXI-style file names ``IXI0NN-<Site>-NNNN-T1.nii.gz`` with distinct subject
+    """Sorted IXI-style file names ``DEMO0NN-Synth<A|B|C>-NNNN-T1.nii.gz`` with distinct subject
     numbers."""
     pool = np.arange(2, 100) if n_subjects <= 98 else np.arange(2, 1000)
     if n_subjects > pool.size:
@@ -81,7 +84,7 @@ def subject_names(n_subjects: int, rng: np.random.Generator) -> list[str]:
     sites = rng.choice(len(SITES), size=n_subjects)
     sessions = rng.integers(500, 1300, size=n_subjects)
     return [
-        f"IXI{num:03d}-{SITES[s]}-{sess:04d}-T1.nii.gz"
+        f"{SUBJECT_PREFIX}{num:03d}-{SITES[s]}-{sess:04d}-T1.nii.gz"
         for num, s, sess in zip(numbers, sites, sessions)
     ]
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 #: the NIfTI file names the data stage reads, compressed or not
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-#: IXI file names: ``IXI002-Guys-0828-T1.nii.gz`` -> subject IXI002, site Guys
-_IXI_NAME = re.compile(r"^(?P<subject>IXI\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii(\.gz)?$")
+#: IXI file names: ``IXI002-Guys-0828-T1.nii.gz`` -> subject IXI002, site Guys; the demo archive's
+#: pseudo-subjects use the same layout with their own prefix (``DEMO005-SynthA-0713-T1.nii.gz``)
+_IXI_NAME = re.compile(r"^(?P<subject>(?:IXI|DEMO)\d+)-(?P<site>[A-Za-z]+)-\d+-T1\.nii(\.gz)?$")
 #: runs of characters a subject id may not hold
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 #: the id of a name with no safe character at all

@@ -47,6 +47,16 @@ def test_resumed_rate_counts_only_new_bytes_and_unknown_total() -> None:
     assert bar.line() == "train Net-mse: 120 slices, 5 slices/s, elapsed 0:00:04"
 
 
+def test_counts_name_their_unit_once_in_the_plural() -> None:
+    clock = FakeClock()
+    bar = LogProgress(18, "qc", "subject", clock=clock)
+    clock.now = 2.0
+    bar.update(1)
+    assert bar.line() == "qc: 1 of 18 subjects (6%), 0 subjects/s, ETA 0:00:34"
+    bar.update(17)
+    assert bar.line().startswith("qc: 18 of 18 subjects (100%), 9 subjects/s")
+
+
 def test_not_a_terminal_gives_log_progress_and_track_counts_items(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,5 +65,5 @@ def test_not_a_terminal_gives_log_progress_and_track_counts_items(
     caplog.set_level(logging.INFO, logger="ssimrecon.progress")
     assert isinstance(progress(10, "x", "files"), LogProgress)
     assert list(track(["a", "b", "c"], "qc", "volumes")) == ["a", "b", "c"]
-    assert caplog.messages[-1].startswith("qc: 3 volumes of 3 volumes (100%)")
+    assert caplog.messages[-1].startswith("qc: 3 of 3 volumes (100%)")
     assert len(caplog.messages) == 4  # one per item (interval 0) and one at the end

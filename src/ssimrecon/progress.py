@@ -32,14 +32,19 @@ def _interval() -> float:
         return DEFAULT_INTERVAL
 
 
+def _plural(unit: str, value: float) -> str:
+    """``subject`` -> ``subjects`` unless ``value`` is 1 (units already plural stay as they are)."""
+    return unit if unit.endswith("s") or round(value) == 1 else f"{unit}s"
+
+
 def _amount(value: float, unit: str) -> str:
-    """``1.23 GB`` for bytes, ``1234 slices`` otherwise."""
+    """``1.23 GB`` for bytes, ``1234 slices`` / ``1 subject`` otherwise."""
     if unit == "B":
         for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
             if abs(value) >= scale:
                 return f"{value / scale:.2f} {prefix}B"
         return f"{value:.0f} B"
-    return f"{value:.0f} {unit}"
+    return f"{value:.0f} {_plural(unit, value)}"
 
 
 def _clock(seconds: float) -> str:
@@ -73,14 +78,15 @@ class LogProgress:
         elapsed = max(self.clock() - self.start, 1e-9)
         rate = (self.n - self.start_n) / elapsed
         done = _amount(self.n, self.unit)
+        per_s = f"{_amount(rate, self.unit)}/s"
         if self.total:
             left = (self.total - self.n) / rate if rate > 0 else math.inf
             pct = 100.0 * self.n / self.total
-            return (
-                f"{self.desc}: {done} of {_amount(self.total, self.unit)} ({pct:.0f}%), "
-                f"{_amount(rate, self.unit)}/s, ETA {_clock(left)}"
-            )
-        return f"{self.desc}: {done}, {_amount(rate, self.unit)}/s, elapsed {_clock(elapsed)}"
+            # bytes keep their unit on both numbers (1.00 GB of 4.00 GB); counts name it once
+            done = done if self.unit == "B" else f"{self.n:.0f}"
+            total = _amount(self.total, self.unit)
+            return f"{self.desc}: {done} of {total} ({pct:.0f}%), {per_s}, ETA {_clock(left)}"
+        return f"{self.desc}: {done}, {per_s}, elapsed {_clock(elapsed)}"
 
     def update(self, n: float = 1) -> None:
         self.n += n

@@ -30,6 +30,27 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"ssimrecon {version('ssimrecon')}\n"
 
 
+def test_no_command_prints_usage_on_stderr_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: no command given")
+    assert "commands:" in captured.err
+
+
+def test_a_figure_job_log_holds_no_font_subsetting_lines(tmp_path) -> None:
+    """Saving a PDF subsets its fonts: fontTools logs ~150 INFO lines unless quietened."""
+    script = (
+        "import logging, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt\n"
+        "matplotlib.rcParams['pdf.fonttype'] = 42  # as Figure 2: TrueType, subset by fontTools\n"
+        "from ssimrecon.cli import configure_logging\n"
+        "configure_logging(); logging.getLogger('ssimrecon').info('job line')\n"
+        "plt.text(0.5, 0.5, 'SSIM'); plt.savefig(%r)\n" % str(tmp_path / "f.pdf")
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "job line" in proc.stderr and "fontTools" not in proc.stderr, proc.stderr[:500]
+
+
 def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trian"]) == 2
     err = capsys.readouterr().err

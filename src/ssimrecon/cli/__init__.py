@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from importlib.metadata import version
 
+from ssimrecon import __version__
 from ssimrecon.errors import SsimreconError
 
 #: command -> ("module:function" taking argv and returning the exit status, one-line description)
@@ -58,6 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+#: libraries whose INFO messages are not the job's news: only their warnings reach the log
+QUIET_LOGGERS = ("fontTools", "matplotlib", "PIL", "h5py")
 
 
 def configure_logging() -> None:
@@ -69,6 +71,8 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr
     )
+    for chatty in QUIET_LOGGERS:  # their INFO lines (PDF font subsetting, ...) drown a job's log
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def usage() -> str:
@@ -84,11 +88,14 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors (SsimreconError) print ``error: <msg>`` and return 2."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in {"-h", "--help"}:
+    if not args:  # a command is required: usage on stderr, as for any other usage error
+        sys.stderr.write(f"error: no command given\n{usage()}")
+        return 2
+    if args[0] in {"-h", "--help"}:
         sys.stdout.write(usage())
         return 0
     if args[0] == "--version":
-        sys.stdout.write(f"ssimrecon {version('ssimrecon')}\n")
+        sys.stdout.write(f"ssimrecon {__version__}\n")
         return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:

@@ -44,7 +44,7 @@ def test_a_figure_job_log_holds_no_font_subsetting_lines(tmp_path) -> None:
         "matplotlib.rcParams['pdf.fonttype'] = 42  # as Figure 2: TrueType, subset by fontTools\n"
         "from ssimrecon.cli import configure_logging\n"
         "configure_logging(); logging.getLogger('ssimrecon').info('job line')\n"
-        "plt.text(0.5, 0.5, 'SSIM'); plt.savefig(%r)\n" % str(tmp_path / "f.pdf")
+        f"plt.text(0.5, 0.5, 'SSIM'); plt.savefig({str(tmp_path / 'f.pdf')!r})\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -50,7 +50,8 @@ DEMO_FOV = (224.0, 208.0, 184.0)
 ORIENTATIONS = (("P", "S", "R"), ("R", "A", "S"), ("L", "P", "S"), ("L", "I", "P"))
 VOXEL_FACTOR = (0.9, 1.3)  # per-subject voxel size / nominal voxel, drawn per axis
 #: sites of the pseudo-subjects, in IXI's file-name layout (the IXI archive path is the one
-#: exercised) but never a real IXI site or subject id (``DEMO0NN``): no figure passes them off as IXI
+#: exercised) but never a real IXI site or subject id (``DEMO0NN``), so no figure can
+#: pass them off as IXI
 SITES = ("SynthA", "SynthB", "SynthC")
 SUBJECT_PREFIX = "DEMO"
 SOURCE = "mni152-2009a brain in pydeface head"

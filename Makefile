@@ -5,12 +5,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo study-demo test test-fast bench gpu-check lint format clean-demo generalisation
+.PHONY: demo study-demo test test-fast bench gpu-check lint format clean-demo generalisation lock
 
-$(STAMP): pyproject.toml
+LOCK   := envs/requirements.lock
+
+# The tested set: every package at the version of envs/requirements.lock (`make lock` rewrites it
+# from the venv), then this checkout on top without resolving again.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	# pydeface and nilearn only ship the demo's anatomy (pydeface's head, the MNI152 2009a brain);
 	# their own dependencies are not needed (src/ssimrecon/data/anatomy.py reads the files only).
 	$(BIN)/pip install --quiet --no-deps pydeface==2.1.0 nilearn==0.14.1
@@ -54,7 +59,7 @@ gpu-check:
 	PYTHON='$(GPU_PYTHON)' bash benchmarks/gpu/run.sh
 
 # ruff (lint + format), snakefmt and Snakemake's own linter; `make format` applies the formatters.
-LINT_PY := src tests
+LINT_PY := src tests envs
 LINT_SMK := Snakefile workflow/rules
 
 lint: $(STAMP)
@@ -70,3 +75,8 @@ format: $(STAMP)
 
 clean-demo:
 	rm -rf results/demo
+
+# Rewrite the lock from what the venv holds: after changing a pin in pyproject.toml, install it into
+# the venv (`.venv/bin/pip install -e '.[test,bench]'`), run `make test`, then `make lock`.
+lock:
+	$(BIN)/python envs/lock.py --output $(LOCK)

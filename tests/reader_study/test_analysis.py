@@ -175,6 +175,7 @@ def test_analyze_writes_the_table_the_rules_and_the_figure(tmp_path: Path, sessi
         (lambda t: t.assign(trial=t["trial"].where(t.index > 0, "tdeadbeef")), "not in the key"),
         (lambda t: t.assign(sharpness=t["sharpness"].where(t.index > 0, 7)), "column sharpness"),
         (lambda t: t.assign(chosen=1), "has not one choice"),
+        (lambda t: t.assign(sequence="x"), "sequence differs from the key's"),
         (lambda t: t.drop(columns=["chosen"]), "missing"),
     ],
 )

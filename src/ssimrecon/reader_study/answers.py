@@ -75,7 +75,7 @@ def read_answer_file(path: Path, key: pd.DataFrame) -> pd.DataFrame:
         raise SsimreconError(
             f"{path}: trial {row['trial']} position {row['position']} is not in the key"
         )
-    if (joined["sequence"].astype(int) != joined["sequence_key"]).any():
+    if (pd.to_numeric(joined["sequence"], errors="coerce") != joined["sequence_key"]).any():
         raise SsimreconError(f"{path}: a trial's sequence differs from the key's")
     joined["sequence"] = joined["sequence_key"]
     joined["chosen"] = _numbers(joined, "chosen", {0, 1}, path)

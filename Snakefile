@@ -33,6 +33,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/reader_study.smk"
 
 
 # The test subjects' shards are asked for here as well, so that they exist whatever the evaluation
@@ -42,3 +43,4 @@ rule all:
     input:
         final_outputs(),
         shards_of("test"),
+        READER_STUDY_OUTPUTS,

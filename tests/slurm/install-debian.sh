@@ -4,10 +4,14 @@
 # munge (authentication), libtcmalloc-minimal4 (used elsewhere in the project) and mricron-data
 # (the Colin27 T1 head of `make generalisation`, /usr/share/mricron/templates/ch2.nii.gz).
 # Idempotent: quick (no apt-get at all) when everything is already installed.
-# Usage: tests/slurm/install-debian.sh      (as root, or with sudo available)
+# Usage: tests/slurm/install-debian.sh [PACKAGE...]   (as root, or with sudo available; packages
+# given replace that list: tests/reader_study/install-debian.sh installs the browser with it)
 set -euo pipefail
 
 PACKAGES=(slurm-wlm munge libtcmalloc-minimal4 mricron-data)
+if [ $# -gt 0 ]; then
+    PACKAGES=("$@")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ssimrecon.cli.reconstruct:generalisation_set",
         "write the held-out real T1 volumes of make generalisation",
     ),
+    "reader-study": (
+        "ssimrecon.cli.reader_study:reader_study",
+        "blinded reader study: make the HTML reading page, analyze the answers",
+    ),
     "bench": ("ssimrecon_bench.cli:main", "benchmark the SSIM loss and training step"),
 }
 

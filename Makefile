@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml $(LOCK)
 	# pydeface and nilearn only ship the demo's anatomy (pydeface's head, the MNI152 2009a brain);
 	# their own dependencies are not needed (src/ssimrecon/data/anatomy.py reads the files only).
 	$(BIN)/pip install --quiet --no-deps pydeface==2.1.0 nilearn==0.14.1
+	# piq (Apache-2.0) is the independent implementation the tests compare HaarPSI, VIF, GMSD and
+	# MS-SSIM with; its torchvision requirement serves only piq's network metrics, and PyPI's
+	# torchvision for torch 2.13.0 is a CUDA build that cannot load beside the CPU torch.
+	$(BIN)/pip install --quiet --no-deps piq==0.8.0
 	touch $(STAMP)
 
 demo: $(STAMP)

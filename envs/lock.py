@@ -1,10 +1,9 @@
 """Write ``envs/requirements.lock``: the exact set of packages the tests ran with (``make lock``).
 
 Every distribution installed in the running environment, as ``name==version``, sorted, except
-this package itself and the demo's data-only wheels (pydeface, nilearn: the Makefile installs them
-``--no-deps``, their own dependencies are never needed).  Local version labels are dropped
-(``torch==2.13.0+cpu`` -> ``torch==2.13.0``) so that the same lock installs the CPU build from the
-PyTorch CPU index and the CUDA build from PyPI.
+this package itself and the wheels the Makefile installs ``--no-deps`` (:data:`NOT_LOCKED`).
+Local version labels are dropped (``torch==2.13.0+cpu`` -> ``torch==2.13.0``) so that the same
+lock installs the CPU build from PyTorch's CPU index and the CUDA build from PyPI.
 
     python envs/lock.py --output envs/requirements.lock
 """
@@ -17,8 +16,10 @@ import re
 import sys
 from pathlib import Path
 
-#: installed but not locked: this checkout (installed editable) and the --no-deps data wheels
-NOT_LOCKED = frozenset({"ssimrecon", "pydeface", "nilearn", "pip", "setuptools", "wheel"})
+#: installed but not locked: this checkout (installed editable), the wheels the Makefile installs
+#: --no-deps (the demo's data-only pydeface and nilearn; piq, whose torchvision requirement would
+#: pull a CUDA build) and the installer itself
+NOT_LOCKED = frozenset({"ssimrecon", "pydeface", "nilearn", "piq", "pip", "setuptools", "wheel"})
 
 
 def canonical(name: str) -> str:

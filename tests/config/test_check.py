@@ -10,7 +10,7 @@ import yaml
 
 from ssimrecon.config.check import check_config
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, Workspace, deep_merge
+from tests.helpers.workspace import REPO, Workspace, deep_merge
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 

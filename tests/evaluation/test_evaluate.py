@@ -19,14 +19,14 @@ from ssimrecon.evaluation.inference import predict_slices
 from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.nn.unet import UNet
-from tests.helpers import (
+from tests.helpers.models import make_test_model
+from tests.helpers.reference import skimage_ssim_map
+from tests.helpers.shards import (
     SIZE,
     ellipse_slices,
-    make_test_model,
     make_test_shard,
     preprocessing,
     sample_mask,
-    skimage_ssim_map,
     write_mask_file,
 )
 

@@ -24,15 +24,9 @@ from ssimrecon.kspace.preprocess import (
     volume_to_slices,
 )
 from ssimrecon.kspace.shards import make_shard
-from tests.helpers import (
-    PREP,
-    ixi_affine,
-    make_test_model,
-    make_test_shard,
-    preprocessing,
-    sample_mask,
-    smooth_head,
-)
+from tests.helpers.models import make_test_model
+from tests.helpers.shards import PREP, make_test_shard, preprocessing, sample_mask
+from tests.helpers.volumes import ixi_affine, smooth_head
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
 

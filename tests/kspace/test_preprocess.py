@@ -20,7 +20,7 @@ from ssimrecon.kspace.preprocess import (
     to_source_orientation,
     volume_to_slices,
 )
-from tests.helpers import preprocessing
+from tests.helpers.shards import preprocessing
 
 
 def _volume(shape=(10, 12, 7), seed=0) -> np.ndarray:
@@ -222,7 +222,7 @@ def _shipped_preprocessing(*overlays: str) -> tuple[Preprocessing, dict]:
     import yaml
 
     from ssimrecon.config.check import check_config
-    from tests.helpers import REPO, deep_merge
+    from tests.helpers.workspace import REPO, deep_merge
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     for name in overlays:
@@ -234,7 +234,7 @@ def _shipped_preprocessing(*overlays: str) -> tuple[Preprocessing, dict]:
 def _ixi_shaped_nifti(path) -> np.ndarray:
     """An IXI-shaped PSR volume (a bright ellipsoid head in Rician background noise, as a real
     magnitude scan has: no voxel is exactly zero) written to ``path``; returns the voxel array."""
-    from tests.helpers import IXI_ZOOMS, ixi_affine
+    from tests.helpers.volumes import IXI_ZOOMS, ixi_affine
 
     rng = np.random.default_rng(0)
     grids = np.meshgrid(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import h5py
 import nibabel as nib
@@ -26,11 +27,14 @@ from ssimrecon.kspace.shards import (
     KSPACE_FORMULA,
     REQUIRED_ATTRS,
     ShardReader,
+    grid_record,
     make_shard,
+    shard_grid,
     validate_shard,
     write_shard,
 )
-from tests.helpers import preprocessing
+from tests.helpers.shards import PREP, preprocessing
+from tests.helpers.volumes import ixi_affine, smooth_head
 
 SHAPE = (20, 24, 12)  # source voxel grid (PSR orientation below)
 IMAGE = (16, 24)
@@ -424,3 +428,17 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
     with pytest.raises(ShardError, match=r"s\.h5 needs .* MB but .* has only 0\.0 MB free"):
         write_shard(out, **_arrays(), attrs=_attrs())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shard_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
+    tmp_path: Path,
+) -> None:
+    volume = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(smooth_head((32, 32, 20)), ixi_affine((1.5, 1.25, 2.0))), volume)
+    make_shard(volume, "S1", PREP, tmp_path / "S1.h5")
+    # P, S, R axes of 1.5, 1.25, 2.0 mm: RAS voxel (2.0, 1.5, 1.25); slices along S (axis 2)
+    with ShardReader(tmp_path / "S1.h5") as reader:
+        assert shard_grid(reader) == grid_record(2, (2.0, 1.5), 1.25)
+    volume.unlink()
+    with ShardReader(tmp_path / "S1.h5") as reader:
+        assert shard_grid(reader)["slice_thickness_mm"] is None

@@ -23,6 +23,7 @@ from skimage.metrics import structural_similarity
 from ssimrecon.cli import main as cli_main
 from ssimrecon.cli.train import curves as curves_command
 from ssimrecon.config.sections import settings_from
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
@@ -30,17 +31,12 @@ from ssimrecon.kspace.mask import load_mask, variable_density_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.training import step as step_module
+from ssimrecon.training.history import history_columns
 from ssimrecon.training.loop import Trainer
-from ssimrecon.training.settings import TrainSettings
-from ssimrecon.training.state import TrainingInterrupted, history_columns
+from ssimrecon.training.signals import TrainingInterrupted
 from ssimrecon.training.step import train_step_throughput
-from tests.helpers import (
-    TINY_TRAINING,
-    mask_path_of,
-    train_arguments,
-    write_mask_file,
-    write_test_shards,
-)
+from tests.helpers.shards import mask_path_of, write_mask_file, write_test_shards
+from tests.helpers.training import TINY_TRAINING, train_arguments
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}

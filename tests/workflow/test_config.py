@@ -10,7 +10,7 @@ import yaml
 
 from ssimrecon.config.check import check_consistency, check_schema, load_schema
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, Workspace, deep_merge
+from tests.helpers.workspace import REPO, Workspace, deep_merge
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
 

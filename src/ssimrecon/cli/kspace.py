@@ -77,8 +77,9 @@ def shard(argv: list[str]) -> int:
     parser.add_argument("--phase-seed", type=int, default=0, help="seed of phase: smooth")
     parser.add_argument("--source-md5", default=None, help="MD5 of the volume (computed if absent)")
     args = parser.parse_args(argv)
+    from ssimrecon.data.qc import lookup_subject
     from ssimrecon.kspace.preprocess import Preprocessing
-    from ssimrecon.kspace.shards import lookup_subject, make_shard
+    from ssimrecon.kspace.shards import make_shard
 
     prep = load_settings(args.config_json, Preprocessing, "preprocessing")
 

@@ -195,7 +195,7 @@ def _local_volumes(layout: str, path: Path) -> list[SourceFile] | None:
 def _check_study(config: dict[str, Any]) -> None:
     """Every swept term belongs to some network but not to the baseline, every run keeps a weight
     > 0, and the run names (``%g`` numbers) are distinct."""
-    from ssimrecon.config.study import expand_runs
+    from ssimrecon.config.runs import expand_runs
 
     study, networks = config["study"], config["networks"]
     baseline = config["evaluation"]["baseline"]

@@ -22,7 +22,7 @@ when the disk has room for it, and only from the volume whose MD5 QC recorded.
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import logging
 import os
@@ -258,6 +258,34 @@ def _check_geometry(path: Path, spacing: Any, extent: Any, size: tuple[int, int]
         )
 
 
+def grid_record(
+    readout_axis: int, pixel_spacing_mm: tuple[float, float], slice_thickness_mm: float | None
+) -> dict[str, Any]:
+    """The bundle's ``grid`` dict: orientation "RAS", readout_axis, pixel_spacing_mm,
+    slice_thickness_mm."""
+    return {
+        "orientation": "RAS",
+        "readout_axis": int(readout_axis),
+        "pixel_spacing_mm": [float(v) for v in pixel_spacing_mm],
+        "slice_thickness_mm": None if slice_thickness_mm is None else float(slice_thickness_mm),
+    }
+
+
+def shard_grid(reader: Any) -> dict[str, Any]:
+    """:func:`grid_record` of the slices in an open ``ShardReader``: its pixel_spacing, and the
+    readout-axis voxel size of its source volume's header (None if that file is gone)."""
+    axis = reader.preprocessing.readout_axis
+    source = str(reader.attrs.get("source_file") or "")
+    thickness = None
+    if source and Path(source).is_file():
+        with contextlib.suppress(Exception):  # header only; an unreadable file leaves None
+            image = nib.load(source)
+            thickness = nib.affines.voxel_sizes(image.affine)[
+                [int(a) for a, _ in nib.orientations.io_orientation(image.affine)].index(axis)
+            ]
+    return grid_record(axis, reader.pixel_spacing, thickness)
+
+
 class ShardReader:
     """Read access to a validated shard; use as a context manager (or call :meth:`close`).
 
@@ -467,22 +495,3 @@ def make_shard(
         *timings.values(),
     )
     return timings
-
-
-def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str | None]:
-    """(file, md5) of ``subject`` in a subjects.csv (columns ``subject, file, md5``)."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise SsimreconError(f"subjects csv {csv_path} does not exist")
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = set(reader.fieldnames or [])
-        missing = {"subject", "file"} - columns
-        if missing:
-            raise SsimreconError(
-                f"subjects csv {csv_path} lacks column(s) {', '.join(sorted(missing))}"
-            )
-        for row in reader:
-            if row["subject"] == subject:
-                return row["file"], (row.get("md5") or None)
-    raise SsimreconError(f"subject {subject} not found in subjects csv {csv_path}")

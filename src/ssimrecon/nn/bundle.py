@@ -11,7 +11,7 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
               "slice_thickness_mm": float or None},
      "provenance": {"ssimrecon_version": str, "git_commit": str or None}}
 
-``grid`` is the training grid in physical units (``ssimrecon.evaluation.resample.grid_record``);
+``grid`` is the training grid in physical units (``ssimrecon.kspace.shards.grid_record``);
 bundles written before it existed lack the key and still load (``reconstruct`` then warns and
 assumes the input's voxel size times ``preprocessing.downsample``).
 
@@ -38,6 +38,8 @@ from torch import nn
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.kspace.mask import load_mask
+from ssimrecon.kspace.shards import ShardReader, shard_grid
 from ssimrecon.nn.unet import UNet
 from ssimrecon.plain import to_plain
 
@@ -62,6 +64,7 @@ __all__ = [
     "atomic_torch_save",
     "safe_torch_load",
     "load_tagged",
+    "bundle_metadata",
 ]
 
 
@@ -235,3 +238,13 @@ def load_model_bundle(
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: weights do not match model_config: {_brief(exc)}") from exc
     return model.to(map_location).eval(), bundle
+
+
+def bundle_metadata(shard: Path, mask_path: Path) -> tuple[dict, Any, dict, dict]:
+    """(preprocessing dict of ``shard``, mask (H, W) bool, mask_meta {seed, achieved acceleration}
+    of the mask file, grid of ``shard``), as the best-model bundle stores them."""
+    with ShardReader(shard) as reader:
+        preprocessing, grid = reader.preprocessing.to_dict(), shard_grid(reader)
+    mask, meta = load_mask(mask_path)
+    meta = {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]}
+    return preprocessing, mask, meta, grid

@@ -1,7 +1,7 @@
 """Several processes (one GPU each) training one run with DistributedDataParallel.
 
 ``training.gpus: N`` > 1: rule train starts ``ssimrecon train`` under torchrun
-(:func:`ssimrecon.training.settings.launch_command`: ``python -m torch.distributed.run
+(:func:`ssimrecon.training.torchrun.launch_command`: ``python -m torch.distributed.run
 --standalone --nproc-per-node N -m ssimrecon.cli``); each process finds its rank in the environment
 torchrun sets (:func:`from_environment`).
 

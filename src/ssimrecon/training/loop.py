@@ -10,14 +10,16 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
   composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range: volume maximum).
 * A better validation loss writes ``state_dir/best.pt`` and publishes it to ``best_path`` (link or
   copy + ``os.replace``): Snakemake deleting a failed job's outputs never loses it.
-* ``state_dir/last.pt`` (:mod:`ssimrecon.training.state`) is written after every epoch and when
-  SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
-  fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another is moved aside
-  to ``last.pt.stale``. Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
+* ``state_dir/last.pt`` (:mod:`ssimrecon.training.checkpointer`) is written after every epoch and
+  when SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the
+  same fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another is moved
+  aside to ``last.pt.stale``. Interrupted runs raise ``TrainingInterrupted`` (exit code 128 +
+  signal).
 * ``training.gpus`` > 1: one process per GPU under torchrun, DistributedDataParallel, each rank a
   share of every global batch (:mod:`ssimrecon.training.distributed`); rank 0 writes the files.
-* history.csv (rewritten every epoch; :func:`~ssimrecon.training.state.history_columns`): composite
-  losses, each unweighted term (slice means), ``seconds`` (epoch wall time), ``slices_per_s``.
+* history.csv (rewritten every epoch; :func:`~ssimrecon.training.history.history_columns`):
+  composite losses, each unweighted term (slice means), ``seconds`` (epoch wall time),
+  ``slices_per_s``.
 """
 
 from __future__ import annotations
@@ -33,17 +35,14 @@ from typing import Any
 
 import torch
 
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
-from ssimrecon.nn.bundle import save_model_bundle
+from ssimrecon.nn.bundle import bundle_metadata, save_model_bundle
 from ssimrecon.progress import progress, track
 from ssimrecon.training import distributed
-from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
-from ssimrecon.training.settings import TrainSettings, resolve_bf16
-from ssimrecon.training.state import (
-    StopFlag,
-    TrainingInterrupted,
-    bundle_metadata,
+from ssimrecon.training.bf16 import resolve_bf16
+from ssimrecon.training.checkpointer import (
     fingerprint,
     fresh_accumulators,
     fresh_best,
@@ -52,9 +51,10 @@ from ssimrecon.training.state import (
     readable_state,
     save_state,
     set_rng_state,
-    stop_signals,
-    write_history,
 )
+from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
+from ssimrecon.training.history import write_history
+from ssimrecon.training.signals import StopFlag, TrainingInterrupted, stop_signals
 from ssimrecon.training.step import (
     compiled,
     crop_batch,

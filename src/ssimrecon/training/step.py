@@ -32,8 +32,8 @@ from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.nn.unet import UNet, set_instance_norm_kernel
+from ssimrecon.training.bf16 import resolve_bf16
 from ssimrecon.training.dataset import to_network_input
-from ssimrecon.training.settings import resolve_bf16
 
 __all__ = [
     "build_model",

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from ssimrecon.config.check import check_config
-from ssimrecon.config.study import accelerations, expand_runs, number_label
+from ssimrecon.config.runs import accelerations, expand_runs, number_label
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, deep_merge
+from tests.helpers.workspace import REPO, deep_merge
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 STUDY = {"seeds": [0, 1], "accelerations": [10, 4], "sweep": {"dssim": [0.01, 0.1, 1.0]}}

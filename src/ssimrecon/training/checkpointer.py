@@ -1,4 +1,4 @@
-"""What a training run keeps on disk, and how it stops on a signal.
+"""What a training run keeps on disk.
 
 * ``state_dir/last.pt``: the resumable state (:func:`save_state` / :func:`load_state`).  It holds
   only tensors and primitives, so it loads with ``torch.load(weights_only=True)``: format tag and
@@ -9,47 +9,31 @@
   :func:`move_stale`.
 * ``state_dir/best.pt``: the best model bundle, published to the workflow's output by
   :func:`publish`.
-* ``history.csv``: one row per finished epoch (:func:`history_columns`: the composite losses, one
-  column per loss term for training and validation, validation MSE/SSIM/PSNR, timing), rewritten by
-  :func:`write_history`.
-* SIGTERM/SIGUSR1 (:data:`STOP_SIGNALS`) only set a :class:`StopFlag` (:func:`stop_signals`); the
-  loop saves the state at the next batch boundary and raises :class:`TrainingInterrupted`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
 import shutil
-import signal
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ssimrecon.atomic import atomic_output, write_text_atomic
+from ssimrecon.atomic import atomic_output
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.errors import CheckpointError
-from ssimrecon.evaluation.resample import shard_grid
-from ssimrecon.kspace.mask import load_mask
-from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_tagged
 from ssimrecon.plain import to_plain
-from ssimrecon.training.settings import TrainSettings
 
 __all__ = [
-    "history_columns",
     "STATE_FORMAT",
     "STATE_VERSION",
-    "STOP_SIGNALS",
-    "TrainingInterrupted",
     "fingerprint",
     "fresh_accumulators",
     "fresh_best",
@@ -58,32 +42,15 @@ __all__ = [
     "save_state",
     "load_state",
     "readable_state",
-    "bundle_metadata",
     "move_stale",
     "publish",
-    "write_history",
-    "StopFlag",
-    "stop_signals",
 ]
 
-log = logging.getLogger("ssimrecon.training.state")
+log = logging.getLogger("ssimrecon.training.checkpointer")
 
 STATE_FORMAT = "ssimrecon-train-state"
 #: 2: accumulators and history rows carry the loss terms (version 1 states are refused).
 STATE_VERSION = 2
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after saving its state; ``exit_code`` is 128 + signal number."""
-
-    def __init__(self, signum: int, state_path: Path, epoch: int, batch: int) -> None:
-        self.signum, self.state_path, self.epoch, self.batch = signum, state_path, epoch, batch
-        self.exit_code = 128 + signum
-        super().__init__(
-            f"{signal.Signals(signum).name}: state saved to {state_path} (epoch {epoch + 1} batch "
-            f"{batch})"
-        )
 
 
 # -----------------------------------------------------------------------------------------------
@@ -119,31 +86,6 @@ def fingerprint(
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-# -----------------------------------------------------------------------------------------------
-# history.csv
-def history_columns(terms: Sequence[str]) -> tuple[str, ...]:
-    """Columns of history.csv for a loss with ``terms`` (in the loss's order).
-
-    ``train_loss``/``val_loss`` are the composite (weighted sum) losses, ``train_<term>``/
-    ``val_<term>`` the unweighted terms (slice means), ``val_mse``/``val_ssim``/``val_psnr`` the
-    validation metrics every network has (``val_mse`` doubles as the mse term's column).
-    """
-    val_terms = [f"val_{t}" for t in terms if t != "mse"]
-    return (
-        "epoch",
-        "train_loss",
-        *(f"train_{t}" for t in terms),
-        "val_loss",
-        *val_terms,
-        "val_mse",
-        "val_ssim",
-        "val_psnr",
-        "seconds",
-        "slices_per_s",
-        "lr",
-    )
 
 
 # -----------------------------------------------------------------------------------------------
@@ -269,44 +211,6 @@ def publish(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def write_history(path: Path, rows: Sequence[Mapping[str, Any]], terms: Sequence[str]) -> None:
-    """Rewrite history.csv atomically with the :func:`history_columns` of ``terms``."""
-    columns = history_columns(terms)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row[k] for k in columns})
-    write_text_atomic(path, buf.getvalue())
-
-
-# -----------------------------------------------------------------------------------------------
-# signals
-class StopFlag:
-    """Signal handler that only records the signal; the loop acts on it at a batch boundary."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_signals(flag: StopFlag) -> Iterator[None]:
-    """Install ``flag`` for SIGTERM/SIGUSR1 (main thread only) and restore the old handlers
-    afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, flag) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def readable_state(last_path: Path, network: str) -> dict[str, Any] | None:
     """The newest state that loads: ``last_path``, else its :func:`previous_path`; a file that
     does not load (truncated, of an older format, not plain tensors) is moved aside with a warning,
@@ -325,13 +229,3 @@ def readable_state(last_path: Path, network: str) -> dict[str, Any] | None:
             log.warning("resuming %s from the previous state %s", network, path)
         return state
     return None
-
-
-def bundle_metadata(shard: Path, mask_path: Path) -> tuple[dict, Any, dict, dict]:
-    """(preprocessing dict of ``shard``, mask (H, W) bool, mask_meta {seed, achieved acceleration}
-    of the mask file, grid of ``shard``), as the best-model bundle stores them."""
-    with ShardReader(shard) as reader:
-        preprocessing, grid = reader.preprocessing.to_dict(), shard_grid(reader)
-    mask, meta = load_mask(mask_path)
-    meta = {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]}
-    return preprocessing, mask, meta, grid

@@ -8,7 +8,7 @@ import pytest
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import Evaluation, evaluate_shards
-from ssimrecon.evaluation.study import (
+from ssimrecon.evaluation.study_results import (
     STUDY_COLUMNS,
     seed_average,
     seed_average_volumes,
@@ -16,7 +16,7 @@ from ssimrecon.evaluation.study import (
 )
 from ssimrecon.evaluation.table import TableRules, build_table1, table1_markdown
 from ssimrecon.kspace.mask import variable_density_mask
-from tests.helpers import write_mask_file, write_test_shards
+from tests.helpers.shards import write_mask_file, write_test_shards
 
 THRESHOLD = 0.05
 

@@ -12,7 +12,7 @@ import yaml
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.kspace.mask import save_mask, variable_density_mask
 from ssimrecon.kspace.preprocess import Preprocessing, slice_signal_fraction
-from ssimrecon.kspace.shards import FORMAT_VERSION, KSPACE_FORMULA, slice_geometry, write_shard
+from ssimrecon.kspace.shards import shard_attributes, slice_geometry, write_shard
 from tests.helpers.workspace import REPO
 
 
@@ -111,18 +111,15 @@ def write_target_shard(
         else np.asarray(slice_index, np.int32)
     )
     signal = slice_signal_fraction(target, data_range)
-    attrs = {
-        "subject": subject,
-        "kspace_formula": KSPACE_FORMULA,
-        "scale": scale,
-        "data_range": data_range,
-        "source_file": source_file,
-        "source_md5": source_md5,
-        "readout_axis": 2,
-        "format_version": FORMAT_VERSION,
-        "preprocessing": prep.to_json(),
-        **slice_geometry((*target.shape[1:], n_slices), (1.0, 1.0, 1.0), prep),
-    }
+    attrs = shard_attributes(
+        subject=subject,
+        scale=scale,
+        data_range=data_range,
+        source_file=source_file,
+        source_md5=source_md5,
+        prep=prep,
+        geometry=slice_geometry((*target.shape[1:], n_slices), (1.0, 1.0, 1.0), prep),
+    )
     write_shard(
         path,
         target=target,

@@ -29,7 +29,6 @@ from ssimrecon.kspace.shards import (
     ShardReader,
     grid_record,
     make_shard,
-    shard_grid,
     validate_shard,
     write_shard,
 )
@@ -430,7 +429,7 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_shard_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
+def test_reader_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
     tmp_path: Path,
 ) -> None:
     volume = tmp_path / "v.nii.gz"
@@ -438,7 +437,8 @@ def test_shard_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
     make_shard(volume, "S1", PREP, tmp_path / "S1.h5")
     # P, S, R axes of 1.5, 1.25, 2.0 mm: RAS voxel (2.0, 1.5, 1.25); slices along S (axis 2)
     with ShardReader(tmp_path / "S1.h5") as reader:
-        assert shard_grid(reader) == grid_record(2, (2.0, 1.5), 1.25)
+        assert reader.slice_thickness_mm == 1.25
+        assert reader.grid == grid_record(2, (2.0, 1.5), 1.25)
     volume.unlink()
     with ShardReader(tmp_path / "S1.h5") as reader:
-        assert shard_grid(reader)["slice_thickness_mm"] is None
+        assert reader.slice_thickness_mm is None and reader.grid["slice_thickness_mm"] is None

@@ -112,6 +112,33 @@ def slice_geometry(
     return {"pixel_spacing": json.dumps(spacing), "native_extent": json.dumps(extent)}
 
 
+def shard_attributes(
+    *,
+    subject: str,
+    scale: float,
+    data_range: float,
+    source_file: str,
+    source_md5: str,
+    prep: Preprocessing,
+    geometry: dict[str, str],
+) -> dict[str, Any]:
+    """The attributes of a shard (``REQUIRED_ATTRS``, in that order) of ``subject``'s slices:
+    scaled by ``scale`` (the target maximum is ``data_range``), made from ``source_file`` (MD5
+    ``source_md5``) with ``prep``, slice ``geometry`` from :func:`slice_geometry`."""
+    return {
+        "subject": subject,
+        "kspace_formula": KSPACE_FORMULA,
+        "scale": scale,
+        "data_range": data_range,
+        "source_file": str(source_file),
+        "source_md5": str(source_md5),
+        "readout_axis": int(prep.readout_axis),
+        "format_version": FORMAT_VERSION,
+        "preprocessing": prep.to_json(),
+        **geometry,
+    }
+
+
 def write_shard(
     path: str | os.PathLike,
     *,
@@ -271,21 +298,6 @@ def grid_record(
     }
 
 
-def shard_grid(reader: Any) -> dict[str, Any]:
-    """:func:`grid_record` of the slices in an open ``ShardReader``: its pixel_spacing, and the
-    readout-axis voxel size of its source volume's header (None if that file is gone)."""
-    axis = reader.preprocessing.readout_axis
-    source = str(reader.attrs.get("source_file") or "")
-    thickness = None
-    if source and Path(source).is_file():
-        with contextlib.suppress(Exception):  # header only; an unreadable file leaves None
-            image = nib.load(source)
-            thickness = nib.affines.voxel_sizes(image.affine)[
-                [int(a) for a, _ in nib.orientations.io_orientation(image.affine)].index(axis)
-            ]
-    return grid_record(axis, reader.pixel_spacing, thickness)
-
-
 class ShardReader:
     """Read access to a validated shard; use as a context manager (or call :meth:`close`).
 
@@ -365,6 +377,27 @@ class ShardReader:
         """(row_start, row_stop, col_start, col_stop): the part of each slice holding image data."""
         r0, r1, c0, c1 = json.loads(self.attrs["native_extent"])
         return int(r0), int(r1), int(c0), int(c1)
+
+    @property
+    def slice_thickness_mm(self) -> float | None:
+        """Voxel size (mm) along the readout axis in the header of the shard's source volume
+        (``source_file``); None when that file is gone or its header cannot be read."""
+        source = str(self.attrs.get("source_file") or "")
+        if source and Path(source).is_file():
+            with contextlib.suppress(Exception):  # header only; an unreadable file gives None
+                image = nib.load(source)
+                axes = [int(a) for a, _ in nib.orientations.io_orientation(image.affine)]
+                sizes = nib.affines.voxel_sizes(image.affine)
+                return float(sizes[axes.index(self.preprocessing.readout_axis)])
+        return None
+
+    @property
+    def grid(self) -> dict[str, Any]:
+        """The grid of the slices in physical units, as a model bundle records it
+        (:func:`grid_record`): readout axis, :attr:`pixel_spacing`, :attr:`slice_thickness_mm`."""
+        return grid_record(
+            self.preprocessing.readout_axis, self.pixel_spacing, self.slice_thickness_mm
+        )
 
     @property
     def mask(self) -> np.ndarray:
@@ -465,18 +498,15 @@ def make_shard(
     signal = slice_signal_fraction(target, data_range)
     t2 = time.perf_counter()
 
-    attrs = {
-        "subject": subject,
-        "kspace_formula": KSPACE_FORMULA,
-        "scale": scale,
-        "data_range": data_range,
-        "source_file": str(volume_path),
-        "source_md5": str(source_md5),
-        "readout_axis": int(prep.readout_axis),
-        "format_version": FORMAT_VERSION,
-        "preprocessing": prep.to_json(),
-        **geometry,
-    }
+    attrs = shard_attributes(
+        subject=subject,
+        scale=scale,
+        data_range=data_range,
+        source_file=str(volume_path),
+        source_md5=source_md5,
+        prep=prep,
+        geometry=geometry,
+    )
     write_shard(
         output,
         target=target,

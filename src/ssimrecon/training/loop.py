@@ -123,7 +123,7 @@ class Trainer:
             "on" if self.bf16 else "off",
         )
         self.bundle_meta = bundle_metadata(train_paths[0], Path(mask_path))
-        mask = self.bundle_meta[1]  # the undersampling of every slice (applied on reading)
+        mask = self.bundle_meta.mask  # the undersampling of every slice (applied on reading)
         self.fingerprint = fingerprint(
             model_cfg, loss_terms, settings, train_paths, val_paths, mask
         )
@@ -402,14 +402,14 @@ class Trainer:
         self.best = {"val_loss": scores["val_loss"], "epoch": epoch + 1, **scores}  # state order
         if not self.group.is_main:
             return
-        preprocessing, mask, mask_meta, grid = self.bundle_meta
+        meta = self.bundle_meta
         save_model_bundle(
             self.state_best,
             model=self.model,
-            preprocessing=preprocessing,
-            mask=mask,
-            mask_meta=mask_meta,
-            grid=grid,
+            preprocessing=meta.preprocessing,
+            mask=meta.mask,
+            mask_meta=meta.mask_meta,
+            grid=meta.grid,
             extra={
                 "network": self.network,
                 "epoch": epoch + 1,

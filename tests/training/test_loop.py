@@ -502,3 +502,15 @@ def test_training_progress_lines_reach_the_log(
         done = f"train net epoch {epoch}/2: {n} slices of {n} slices (100%)"
         assert any(m.startswith(done) and "slices/s, ETA" in m for m in caplog.messages), epoch
     assert any(m.startswith("validate net: ") for m in caplog.messages)
+
+
+@pytest.mark.parametrize("crop", [[24, 40], [24, 30]])
+def test_a_crop_the_shards_or_the_unet_cannot_take_stops_the_trainer_before_training(
+    data: dict[str, list[Path]], tmp_path: Path, crop: list[int]
+) -> None:
+    """TrainSettings.check_crop against the shards' 32x32 slices (24 x 40 does not fit) and the
+    depth-2 U-Net (30 is not divisible by 4): nothing is written."""
+    message = rf"^training\.crop: \[{crop[0]}, {crop[1]}\] must fit in image_size \[32, 32\] and be"
+    with pytest.raises(SsimreconError, match=message + " divisible by 4$"):
+        run(data, tmp_path / "out", crop=crop)
+    assert not (tmp_path / "out").exists()

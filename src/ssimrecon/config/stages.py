@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ssimrecon.errors import SsimreconError
@@ -117,10 +118,12 @@ class StudySettings:
 class TrainSettings:
     """The ``training:`` config section without ``threads`` (a job resource, not a setting).
 
-    No field has a default: the defaults live in workflow/schemas/config.schema.yaml, the config is
-    checked once by :mod:`ssimrecon.config.check` before any job, and the CLI builds this class with
-    :func:`ssimrecon.config.sections.load_settings`.  ``__post_init__`` only normalises (``crop`` ->
-    tuple, ``bf16`` "true"/"false" -> bool) and stops values no run could use. ``crop`` is (H, W) in
+    No field has a default: the defaults live in workflow/schemas/config.schema.yaml.  The class
+    owns the rules of its values: ``__post_init__`` normalises (``crop`` -> tuple, ``bf16``
+    "true"/"false" -> bool) and stops values no run could use (among them a ``batch_size`` that is
+    not a multiple of ``gpus``), :meth:`check_crop` the crop against the images;
+    :mod:`ssimrecon.config.check` builds it from the config before any job, the CLI with
+    :func:`ssimrecon.config.sections.load_settings`. ``crop`` is (H, W) in
     pixels or None; ``lr`` Adam's learning rate; ``min_signal_fraction`` the slice filter of
     training and validation; ``gpus`` the processes (one GPU each) that train the run together
     with the global batch ``batch_size``; ``compile`` wraps the U-Net in ``torch.compile``;
@@ -164,6 +167,21 @@ class TrainSettings:
             )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise SsimreconError(f"training.lr: must be a positive number, got {self.lr!r}")
+
+    def check_crop(self, image_size: Sequence[int], multiple: int) -> None:
+        """SsimreconError naming ``training.crop`` unless the crop fits in images of (H, W)
+        ``image_size`` and both sides are divisible by ``multiple`` (2**depth: the U-Net pools
+        depth times).  The one home of the crop's rule: the config check calls it with
+        ``preprocessing.image_size``, the Trainer with its shards' slice size."""
+        if self.crop is None:
+            return
+        if any(c % multiple for c in self.crop) or any(
+            c > s for c, s in zip(self.crop, image_size)
+        ):
+            raise SsimreconError(
+                f"training.crop: {list(self.crop)} must fit in image_size {list(image_size)} and "
+                f"be divisible by {multiple}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (crop as a list)."""

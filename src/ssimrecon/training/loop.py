@@ -68,8 +68,9 @@ log = logging.getLogger("ssimrecon.training.loop")
 class Trainer:
     """One training run of one network, resumable from ``state_dir/last.pt``.
 
-    Building it indexes the shards, checks the crop, seeds torch and builds the U-Net and its Adam
-    optimiser (``torch.manual_seed`` directly precedes the U-Net's initialisation).  :meth:`fit`
+    Building it indexes the shards, seeds torch, builds the U-Net and its Adam optimiser
+    (``torch.manual_seed`` directly precedes the U-Net's initialisation) and checks the crop
+    against the U-Net and the shards' slices (:meth:`TrainSettings.check_crop`).  :meth:`fit`
     resumes or resets the state, then runs the epochs; each epoch is :meth:`train_epoch`,
     :meth:`validate` and :meth:`end_epoch` (history row, best checkpoint, history.csv, last.pt). The
     progress that ``last.pt`` carries is ``best``, ``history`` and ``progress`` (typed records,
@@ -132,16 +133,11 @@ class Trainer:
         cap = None if settings.max_train_batches is None else settings.max_train_batches * bs
         self.sampler = EpochSampler(len(self.train_set), settings.seed, max_samples=cap)
         self.n_batches = distributed.n_batches(self.sampler.epoch_length(), bs, group.world)
-        shape = self.train_set.shape
-        if settings.crop is not None and shape is not None:
-            if settings.crop[0] > shape[0] or settings.crop[1] > shape[1]:
-                raise SsimreconError(
-                    f"training.crop: {list(settings.crop)} is larger than the images {list(shape)}"
-                )
 
         torch.manual_seed(settings.seed)
         dev = self.device
         self.model = training_model(model_cfg, dev, settings.channels_last, settings.instance_norm)
+        settings.check_crop(self.train_set.shape, 2**self.model.depth)  # type: ignore[arg-type]
         self.loss_fn = loss_fn.to(dev)
         self.optimizer = make_optimizer(self.model, settings.lr, dev)
         wrapped: torch.nn.Module = self.model  # self.model: the weights saved and loaded

@@ -290,3 +290,28 @@ def test_a_directory_as_input_is_named(tmp_path: Path) -> None:
     model, _ = _model_and_volume(tmp_path)
     with pytest.raises(SsimreconError, match=r"is a directory"):
         reconstruct(model, tmp_path, tmp_path / "r.nii.gz")
+
+
+def test_a_nifti_is_undersampled_with_the_phase_seed_its_bundle_records(tmp_path: Path) -> None:
+    """phase: smooth: the zero-filled input depends on the bundle's preprocessing.phase_seed; a
+    bundle written before the seed was recorded is read as seed 0. Mutation tried: the literal 0
+    that reconstruct used to pass makes seed 7 equal seed 0."""
+    _write_volume(tmp_path / "in.nii.gz")
+    zero_filled = {}
+    for name, seed in (("seed0", 0), ("seed7", 7), ("unrecorded", 0)):
+        model = tmp_path / f"{name}.pt"
+        make_test_model(
+            model,
+            sample_mask(),
+            prep=preprocessing(
+                readout_axis=2, image_size=(32, 32), phase="smooth", phase_seed=seed
+            ),
+        )
+        if name == "unrecorded":  # as written before phase_seed was recorded
+            bundle = torch.load(model, weights_only=True)
+            del bundle["preprocessing"]["phase_seed"]
+            torch.save(bundle, model)
+        reconstruct(model, tmp_path / "in.nii.gz", tmp_path / name / "r.nii.gz", device="cpu")
+        zero_filled[name] = nib.load(tmp_path / name / "r.zero_filled.nii.gz").get_fdata()
+    np.testing.assert_array_equal(zero_filled["unrecorded"], zero_filled["seed0"])
+    assert np.abs(zero_filled["seed7"] - zero_filled["seed0"]).max() > 1.0

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
 
-from ssimrecon.errors import SsimreconError, VolumeError
+from ssimrecon.config.sections import load_settings
+from ssimrecon.errors import ConfigError, SsimreconError, VolumeError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
+    UNRECORDED_PHASE_SEED,
     Preprocessing,
     load_canonical,
     robust_scale,
@@ -43,6 +47,17 @@ def test_preprocessing_json_round_trip_and_validation():
         Preprocessing.from_dict({"colour": 1})
     with pytest.raises(SsimreconError, match=r"preprocessing\.readout_axis: missing setting"):
         Preprocessing.from_dict({k: v for k, v in prep.to_dict().items() if k != "readout_axis"})
+
+
+def test_a_record_without_phase_seed_was_made_with_seed_0_but_a_config_must_name_it():
+    """Shards and bundles written before phase_seed was recorded read as seed 0; the
+    ``--config-json`` a stage receives has no second default."""
+    prep = preprocessing(phase="smooth", phase_seed=4)
+    old = {k: v for k, v in prep.to_dict().items() if k != "phase_seed"}
+    assert Preprocessing.from_dict(old).phase_seed == UNRECORDED_PHASE_SEED == 0
+    assert Preprocessing.from_json(prep.to_json()).phase_seed == 4
+    with pytest.raises(ConfigError, match=r"preprocessing\.phase_seed: missing setting"):
+        load_settings(json.dumps(old), Preprocessing, "preprocessing")
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])

@@ -465,13 +465,13 @@ def make_shard(
     output: str | os.PathLike,
     *,
     source_md5: str | None = None,
-    phase_seed: int = 0,
 ) -> dict[str, float]:
     """NIfTI volume -> shard at ``output``. Returns timings in seconds (load, compute, write).
 
     Steps: load_canonical -> scaled target slices and (``phase: smooth``) their phase, seeded by
-    ``phase_seed`` and ``subject`` (as :func:`~ssimrecon.kspace.preprocess.simulate_acquisition`)
-    -> write_shard.  An empty volume is a ShardError naming it.
+    ``prep.phase_seed`` and ``subject`` (as
+    :func:`~ssimrecon.kspace.preprocess.simulate_acquisition`) -> write_shard.  An empty volume
+    is a ShardError naming it.
     """
     t0 = time.perf_counter()
     actual_md5 = file_md5(volume_path)
@@ -491,7 +491,7 @@ def make_shard(
         raise ShardError(f"volume {volume_path}: {exc}") from exc
     del volume
     phase = (
-        smooth_phase(target.shape, phase_seed_for(subject, phase_seed))
+        smooth_phase(target.shape, phase_seed_for(subject, prep.phase_seed))
         if prep.phase == "smooth"
         else None
     )

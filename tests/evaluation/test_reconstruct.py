@@ -149,6 +149,7 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
     np.testing.assert_allclose(a.get_fdata(), b.get_fdata(), rtol=1e-5, atol=1e-3)
     evaluated = evaluate_shards(
         [tmp_path / "S1.h5"],
+        method="net",
         mask_path=tmp_path / "mask.npz",
         model_path=tmp_path / "net.pt",
         min_signal_fraction=0.05,

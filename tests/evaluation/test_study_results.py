@@ -31,7 +31,11 @@ def evaluations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Evaluatio
         mask = variable_density_mask((32, 32), 4.0, center_size=4, seed=seed)
         path = write_mask_file(folder / f"mask{seed}.npz", mask, seed=seed)
         out[f"run_seed{seed}"] = evaluate_shards(
-            shards, mask_path=path, model_path=None, min_signal_fraction=THRESHOLD
+            shards,
+            method="zero-filled",
+            mask_path=path,
+            model_path=None,
+            min_signal_fraction=THRESHOLD,
         )
     return out
 

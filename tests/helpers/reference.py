@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+#: scikit-image's SSIM in the paper's convention: Gaussian 11x11 window, sigma 1.5, population
+#: covariance
+PAPER_SSIM = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+
 
 def skimage_ssim_psnr(
     reference: np.ndarray, estimate: np.ndarray, data_range: float
 ) -> tuple[float, float]:
-    """Independent reference for one slice: scikit-image's SSIM in the paper's convention (Gaussian
-    11x11, sigma 1.5, population covariance, valid region) and PSNR (dB)."""
+    """Independent reference for one slice: scikit-image's SSIM in the paper's convention
+    (:data:`PAPER_SSIM`, valid region) and PSNR (dB)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     reference, estimate = reference.astype(np.float64), estimate.astype(np.float64)
-    ssim = structural_similarity(
-        reference,
-        estimate,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        data_range=data_range,
-    )
+    ssim = structural_similarity(reference, estimate, data_range=data_range, **PAPER_SSIM)
     return float(ssim), float(peak_signal_noise_ratio(reference, estimate, data_range=data_range))
 
 
@@ -32,13 +29,7 @@ def skimage_ssim_map(
     from skimage.metrics import structural_similarity
 
     _, full = structural_similarity(
-        reference,
-        estimate,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        data_range=data_range,
-        full=True,
+        reference, estimate, data_range=data_range, full=True, **PAPER_SSIM
     )
     valid = np.zeros(full.shape, dtype=bool)
     valid[5:-5, 5:-5] = True

@@ -10,20 +10,8 @@ from ssimrecon.training.history import history_columns, write_history
 
 
 def test_history_has_a_column_per_loss_term(tmp_path: Path) -> None:
-    assert history_columns(["mse", "dssim"]) == (
-        "epoch",
-        "train_loss",
-        "train_mse",
-        "train_dssim",
-        "val_loss",
-        "val_dssim",
-        "val_mse",
-        "val_ssim",
-        "val_psnr",
-        "seconds",
-        "slices_per_s",
-        "lr",
-    )
+    expected = "epoch train_loss train_mse train_dssim val_loss val_dssim val_mse val_ssim val_psnr"
+    assert history_columns(["mse", "dssim"]) == (*expected.split(), "seconds", "slices_per_s", "lr")
     assert "train_edge" in history_columns(["l1", "edge"])
     assert "val_mse" in history_columns(["l1"])  # the shared validation metric
     row = dict.fromkeys(history_columns(["l1"]), 1.5)

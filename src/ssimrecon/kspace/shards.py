@@ -1,4 +1,5 @@
-"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate,
+"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice and with
+their geometry (:class:`ShardReader`: pixel spacing, native extent, the training grid), validate,
 make.
 
 Layout (FORMAT_VERSION 4, independent of the acceleration): datasets ``target`` (S, H, W) float32

@@ -98,7 +98,8 @@ def check_config(config: dict[str, Any], schema_path: Path | str) -> dict[str, A
 
 
 def check_consistency(config: dict[str, Any]) -> None:
-    """Cross-key checks the schema cannot express (split vs. subjects, baseline, source, study
+    """On a config the schema accepted and whose defaults are filled in (:func:`check_config` does
+    both): cross-key checks the schema cannot express (split vs. subjects, baseline, source, study
     runs, image size vs. depth), then the rules of the objects that will use the values, applied
     here so that they stop the run before any job: every run's loss weights
     (:func:`~ssimrecon.functional.weights.check_weights`) and the training section

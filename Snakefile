@@ -7,6 +7,7 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 
+# ---- config: checked once, before any job (workflow/rules/common.smk)
 configfile: "config.yaml"
 
 
@@ -24,9 +25,12 @@ wildcard_constraints:
     subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
+# ---- report and rules: the report's landing page, its `inlineimage` directive (inline_image.smk),
+# then one rule file per stage
 report: "workflow/report/workflow.rst"
 
 
+include: "workflow/rules/inline_image.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/kspace.smk"
 include: "workflow/rules/train.smk"
@@ -36,6 +40,7 @@ include: "workflow/rules/study.smk"
 include: "workflow/rules/reader_study.smk"
 
 
+# ---- target: everything the experiment makes
 # The test subjects' shards are asked for here as well, so that they exist whatever the evaluation
 # rules score (train selects the weights, val the checkpoint, test scores Table 1).
 rule all:

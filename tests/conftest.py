@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
+from tests.helpers.workspace import (
     TINY_SHAPE,
     TINY_SUBJECTS,
     TINY_VOXEL,

@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers.workspace import REPO
 
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 

@@ -10,7 +10,7 @@ Output: a table on stdout, ``<output>/summary.csv`` (metric, value, unit, target
 ``<output>/details.json`` (machine, versions, per-row notes).  A row that fails is reported with
 value NaN and met False, never dropped.  Started as ``ssimrecon bench`` or ``python -m
 ssimrecon_bench.cli``, the command re-executes itself with tcmalloc preloaded as ``ssimrecon train``
-does (:mod:`ssimrecon.training.fastpath`).
+does (:mod:`ssimrecon.training.tcmalloc`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.training.fastpath import cli_preload, ensure_tcmalloc
+from ssimrecon.training.tcmalloc import cli_preload, ensure_tcmalloc
 from ssimrecon_bench.config import load_config
 from ssimrecon_bench.core import Options, format_table, machine_info, write_summary
 from ssimrecon_bench.runner import QUICK_SKIPPED, ROWS, run_rows

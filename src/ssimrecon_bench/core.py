@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.training.fastpath import tcmalloc_loaded, tcmalloc_path
-from ssimrecon.training.settings import cpu_supports_bf16
+from ssimrecon.training.bf16 import cpu_supports_bf16
+from ssimrecon.training.tcmalloc import tcmalloc_loaded, tcmalloc_path
 
 SUMMARY_COLUMNS = ("metric", "value", "unit", "target", "met")
 

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import torch
 
-    from ssimrecon.training.settings import resolve_bf16
+    from ssimrecon.training.bf16 import resolve_bf16
     from ssimrecon_bench.gpu_rows import bf16_peak_tflops, ssim_fwd_bwd_ms, step_throughput
     from ssimrecon_bench.projection import GPU_HOURS_TARGET, projection_rows
     from ssimrecon_bench.shards import make_shards

@@ -38,7 +38,7 @@ from ssimrecon.config.jobs import (
     table_job,
     train_job,
 )
-from ssimrecon.config.study import expand_runs, number_label
+from ssimrecon.config.runs import expand_runs, number_label
 from ssimrecon.errors import SsimreconError
 from ssimrecon_bench.config import load_config
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssimrecon.training.fastpath import tcmalloc_loaded
+from ssimrecon.training.tcmalloc import tcmalloc_loaded
 from ssimrecon_bench.core import Context, Options, Row, at_least
 from ssimrecon_bench.shards import make_shards
 

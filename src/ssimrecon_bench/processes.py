@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssimrecon.training.fastpath import REEXEC_MARKER, strip_tcmalloc
+from ssimrecon.training.tcmalloc import REEXEC_MARKER, strip_tcmalloc
 from ssimrecon_bench.core import BenchError
 
 

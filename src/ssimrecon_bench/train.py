@@ -17,8 +17,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ssimrecon.training.fastpath import DISABLE_VAR, strip_tcmalloc, tcmalloc_loaded, tcmalloc_path
-from ssimrecon.training.settings import cpu_supports_bf16
+from ssimrecon.training.bf16 import cpu_supports_bf16
+from ssimrecon.training.tcmalloc import DISABLE_VAR, strip_tcmalloc, tcmalloc_loaded, tcmalloc_path
 from ssimrecon_bench.core import BenchError, Context, Options, Row, at_least
 from ssimrecon_bench.processes import env_for_children, tail
 

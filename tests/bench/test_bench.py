@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.training import fastpath
+from ssimrecon.training import bf16, tcmalloc
 from ssimrecon_bench import cli, core, runner
 from ssimrecon_bench.config import DEMO_CONFIG, PAPER_CONFIG, load_config
 from ssimrecon_bench.core import (
@@ -43,7 +43,7 @@ from ssimrecon_bench.runner import run_rows
 from ssimrecon_bench.ssim import ssim_images
 from ssimrecon_bench.train import unet_flops_per_slice
 from ssimrecon_bench.workspace import copy_workflow
-from tests.helpers import deep_merge
+from tests.helpers.workspace import deep_merge
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -59,12 +59,12 @@ def _clean_env(**extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if k != "LD_PRELOAD"
-        and k != fastpath.PATH_VAR
+        and k != tcmalloc.PATH_VAR
         and not k.startswith("SSIMRECON_")
         and not k.startswith("TCMALLOC_")
     }
-    if fastpath.PATH_VAR in os.environ:
-        env[fastpath.PATH_VAR] = os.environ[fastpath.PATH_VAR]
+    if tcmalloc.PATH_VAR in os.environ:
+        env[tcmalloc.PATH_VAR] = os.environ[tcmalloc.PATH_VAR]
     env["PATH"] = str(VENV_BIN) + os.pathsep + env.get("PATH", "")
     env.update(extra)
     return env
@@ -166,7 +166,7 @@ def test_bench_quick_rows_write_consistent_summary(tmp_path: Path) -> None:
 
     details = json.loads((out / "details.json").read_text())
     # the bench re-executes itself with tcmalloc exactly when the library is installed
-    assert details["machine"]["tcmalloc_loaded"] == (fastpath.tcmalloc_path() is not None)
+    assert details["machine"]["tcmalloc_loaded"] == (tcmalloc.tcmalloc_path() is not None)
     assert "targets missed" in proc.stdout and "ssim_speedup_vs_pytorch_msssim" in proc.stdout
 
 
@@ -379,15 +379,15 @@ def test_demo_rule_seconds_sum_the_benchmark_files_per_rule(tmp_path: Path) -> N
 
 
 # -----------------------------------------------------------------------------------------------
-# fastpath
+# tcmalloc
 _PROBE = textwrap.dedent("""
     import json, os, sys
-    from ssimrecon.training import fastpath
+    from ssimrecon.training import tcmalloc
     print(json.dumps({"phase": "%s", "LD_PRELOAD": os.environ.get("LD_PRELOAD"),
-                      "loaded": fastpath.tcmalloc_loaded()}), flush=True)
+                      "loaded": tcmalloc.tcmalloc_loaded()}), flush=True)
     %s
     print(json.dumps({"phase": "after", "LD_PRELOAD": os.environ.get("LD_PRELOAD"),
-                      "loaded": fastpath.tcmalloc_loaded()}), flush=True)
+                      "loaded": tcmalloc.tcmalloc_loaded()}), flush=True)
 """)
 
 
@@ -401,8 +401,8 @@ def _probe(call: str, env: dict[str, str], prologue: str = "") -> list[dict]:
 
 
 def test_ensure_tcmalloc_reexecs_with_preload_when_installed() -> None:
-    lines = _probe("fastpath.ensure_tcmalloc()", _clean_env())
-    lib = fastpath.tcmalloc_path()
+    lines = _probe("tcmalloc.ensure_tcmalloc()", _clean_env())
+    lib = tcmalloc.tcmalloc_path()
     if lib is not None:
         # start (no preload) -> execve -> start again with the library preloaded and mapped -> after
         assert [line["phase"] for line in lines] == ["start", "start", "after"]
@@ -421,15 +421,15 @@ def test_ensure_tcmalloc_is_noop_without_library_or_when_disabled(tmp_path: Path
         _clean_env(SSIMRECON_TCMALLOC=str(tmp_path / "missing.so")),
         _clean_env(SSIMRECON_NO_TCMALLOC="1"),
     ):
-        lines = _probe("fastpath.ensure_tcmalloc()", env)
+        lines = _probe("tcmalloc.ensure_tcmalloc()", env)
         assert [line["phase"] for line in lines] == ["start", "after"]
         assert lines[1]["LD_PRELOAD"] is None and lines[1]["loaded"] is False
 
 
 def test_ensure_tcmalloc_keeps_existing_preload_entries() -> None:
-    lib = fastpath.tcmalloc_path()
+    lib = tcmalloc.tcmalloc_path()
     other = "/nonexistent-but-harmless.so"  # the loader warns about it and carries on
-    lines = _probe("fastpath.ensure_tcmalloc()", _clean_env(LD_PRELOAD=other))
+    lines = _probe("tcmalloc.ensure_tcmalloc()", _clean_env(LD_PRELOAD=other))
     if lib is not None:
         assert lines[-1]["LD_PRELOAD"] == f"{lib}:{other}" and lines[-1]["loaded"] is True
     else:
@@ -437,23 +437,23 @@ def test_ensure_tcmalloc_keeps_existing_preload_entries() -> None:
 
 
 def test_cli_preload_only_reexecs_the_ssimrecon_entry_point() -> None:
-    lib = fastpath.tcmalloc_path()
+    lib = tcmalloc.tcmalloc_path()
     # a library caller (argv[0] is not ssimrecon) is never re-executed
     lines = _probe(
-        "fastpath.cli_preload('bench')",
+        "tcmalloc.cli_preload('bench')",
         _clean_env(),
         prologue="import sys; sys.argv = ['pytest', 'bench']\n",
     )
     assert [line["phase"] for line in lines] == ["start", "after"]
     # nor is another command's process
     lines = _probe(
-        "fastpath.cli_preload('train')",
+        "tcmalloc.cli_preload('train')",
         _clean_env(),
         prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n",
     )
     assert [line["phase"] for line in lines] == ["start", "after"]
     lines = _probe(
-        "fastpath.cli_preload('bench')",
+        "tcmalloc.cli_preload('bench')",
         _clean_env(),
         prologue="import sys; sys.argv = ['/x/bin/ssimrecon', 'bench']\n",
     )
@@ -465,11 +465,11 @@ def test_cli_preload_only_reexecs_the_ssimrecon_entry_point() -> None:
 def test_strip_tcmalloc() -> None:
     env = {
         "LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4:/opt/libfoo.so",
-        fastpath.REEXEC_MARKER: "1",
+        tcmalloc.REEXEC_MARKER: "1",
         "A": "b",
     }
-    assert fastpath.strip_tcmalloc(env) == {"LD_PRELOAD": "/opt/libfoo.so", "A": "b"}
-    assert fastpath.strip_tcmalloc({"LD_PRELOAD": "libtcmalloc.so.4"}) == {}
+    assert tcmalloc.strip_tcmalloc(env) == {"LD_PRELOAD": "/opt/libfoo.so", "A": "b"}
+    assert tcmalloc.strip_tcmalloc({"LD_PRELOAD": "libtcmalloc.so.4"}) == {}
     assert env["LD_PRELOAD"].startswith("/usr/lib/libtcmalloc")  # the input is not modified
 
 
@@ -481,9 +481,9 @@ def test_tcmalloc_path_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     fake = tmp_path / "libtcmalloc_minimal.so.4"
     fake.write_bytes(b"")
     monkeypatch.setenv("SSIMRECON_TCMALLOC", str(fake))
-    assert fastpath.tcmalloc_path() == str(fake.resolve())
+    assert tcmalloc.tcmalloc_path() == str(fake.resolve())
     monkeypatch.setenv("SSIMRECON_TCMALLOC", "")
-    assert fastpath.tcmalloc_path() is None
+    assert tcmalloc.tcmalloc_path() is None
     monkeypatch.delenv("SSIMRECON_TCMALLOC")
     # The search, on folders of our own: the interpreter's lib/ first, then the system's globs;
     # the minimal library is preferred wherever it is.
@@ -491,14 +491,14 @@ def test_tcmalloc_path_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (prefix / "lib").mkdir(parents=True)
     system.mkdir(parents=True)
     monkeypatch.setattr(sys, "prefix", str(prefix))
-    monkeypatch.setattr(fastpath, "_LIB_DIRS", (str(tmp_path / "usr" / "lib" / "*-linux-gnu"),))
-    assert fastpath.tcmalloc_path() is None
+    monkeypatch.setattr(tcmalloc, "_LIB_DIRS", (str(tmp_path / "usr" / "lib" / "*-linux-gnu"),))
+    assert tcmalloc.tcmalloc_path() is None
     (system / "libtcmalloc.so.4").write_bytes(b"")
-    assert fastpath.tcmalloc_path() == str(system / "libtcmalloc.so.4")
+    assert tcmalloc.tcmalloc_path() == str(system / "libtcmalloc.so.4")
     (prefix / "lib" / "libtcmalloc.so.4").write_bytes(b"")
-    assert fastpath.tcmalloc_path() == str(prefix / "lib" / "libtcmalloc.so.4")
+    assert tcmalloc.tcmalloc_path() == str(prefix / "lib" / "libtcmalloc.so.4")
     (system / "libtcmalloc_minimal.so.4").write_bytes(b"")
-    assert fastpath.tcmalloc_path() == str(system / "libtcmalloc_minimal.so.4")
+    assert tcmalloc.tcmalloc_path() == str(system / "libtcmalloc_minimal.so.4")
 
 
 def _cpu_flags() -> set[str]:
@@ -517,14 +517,14 @@ def test_bf16_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     Mutations tried (each fails this test): ``return True`` in place of the final ``return False``,
     and the AMX probe name dropped from the loop."""
     native = bool({"avx512_bf16", "amx_tile"} & _cpu_flags())
-    assert fastpath.cpu_supports_bf16() is (native and torch.backends.mkldnn.is_available())
+    assert bf16.cpu_supports_bf16() is (native and torch.backends.mkldnn.is_available())
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     for avx512_bf16, amx in [(False, False), (True, False), (False, True)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
-        assert fastpath.cpu_supports_bf16() is (avx512_bf16 or amx), (avx512_bf16, amx)
+        assert bf16.cpu_supports_bf16() is (avx512_bf16 or amx), (avx512_bf16, amx)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
-    assert fastpath.cpu_supports_bf16() is False
+    assert bf16.cpu_supports_bf16() is False
 
 
 # -----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import yaml
 
 from ssimrecon.config.check import check_config
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, Workspace, deep_merge
+from tests.helpers.workspace import REPO, Workspace, deep_merge
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -35,6 +35,38 @@ def test_a_loss_whose_weights_are_all_zero_is_refused() -> None:
     config = paper({"networks": {"Net-mse": {"loss": {"mse": 0.0, "dssim": 0}}}})
     with pytest.raises(ConfigError, match=r"'networks\.Net-mse\.loss': every weight is 0"):
         check_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"networks": {"Net-mse-dssim": {"loss": {"mse": 1.0, "dssim": -0.1}}}},
+            r"^config key 'networks\.Net-mse-dssim\.loss\.dssim': weight must be a non-negative",
+        ),
+        (
+            {"training": {"batch_size": 6, "gpus": 4}},
+            r"^config key 'training\.batch_size': 6 must be a multiple of training\.gpus \(4\)",
+        ),
+        (
+            {"training": {"crop": [96, 272]}},
+            r"^config key 'training\.crop': \[96, 272\] must fit in image_size \[160, 256\]",
+        ),
+        (
+            {"training": {"crop": [120, 120]}},
+            r"^config key 'training\.crop': .* be divisible by 16$",
+        ),
+    ],
+)
+def test_the_rules_of_the_objects_that_use_the_values_stop_the_config(
+    overrides: dict, message: str
+) -> None:
+    """The loss's weight rule, TrainSettings' batch rule and its crop rule, each stated once in
+    its owner, refuse the config before any job with the owner's message naming the key.
+    Mutations tried: dropping the check_weights or the check_crop call in check_consistency lets
+    the config through."""
+    with pytest.raises(ConfigError, match=message):
+        check_config(paper(overrides), SCHEMA)
 
 
 def test_a_network_name_with_a_space_is_named() -> None:

@@ -10,7 +10,9 @@ import yaml
 
 from ssimrecon.config.check import check_config
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, deep_merge, tiny_volume, write_nifti, write_tiny_bids
+from tests.helpers.bids import write_tiny_bids
+from tests.helpers.volumes import tiny_volume, write_nifti
+from tests.helpers.workspace import REPO, deep_merge
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 #: what an overlay on config.yaml sets besides its local source

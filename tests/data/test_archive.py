@@ -11,7 +11,7 @@ import pytest
 from ssimrecon import cli
 from ssimrecon.data.archive import safe_extract
 from ssimrecon.errors import ArchiveError
-from tests.helpers import write_tiny_ixi_archive
+from tests.helpers.volumes import write_tiny_ixi_archive
 
 
 def _tar_with(path: Path, members: list[tarfile.TarInfo], mode: str = "w") -> Path:

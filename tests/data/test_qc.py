@@ -18,7 +18,7 @@ from ssimrecon import cli
 from ssimrecon.data.archive import safe_extract
 from ssimrecon.data.qc import COLUMNS, VOLUME_COLUMNS, build_subjects_table, inspect_volume
 from ssimrecon.errors import VolumeError
-from tests.helpers import (
+from tests.helpers.volumes import (
     corrupt_nifti_bytes,
     ixi_file_name,
     tiny_volume,

@@ -23,14 +23,8 @@ from ssimrecon.data.sources import (
     write_manifest,
 )
 from ssimrecon.errors import VolumeError
-from tests.helpers import (
-    TINY_BIDS_SITES,
-    TINY_BIDS_T1W,
-    nifti_bytes,
-    tiny_volume,
-    write_nifti,
-    write_tiny_bids,
-)
+from tests.helpers.bids import TINY_BIDS_SITES, TINY_BIDS_T1W, write_tiny_bids
+from tests.helpers.volumes import nifti_bytes, tiny_volume, write_nifti
 
 
 def test_bids_sessions_runs_and_sites_other_files_ignored(tmp_path: Path) -> None:

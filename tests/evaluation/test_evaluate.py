@@ -3,6 +3,7 @@ test_table, test_figure2 and test_reconstruct import."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,14 @@ from ssimrecon.evaluation.inference import predict_slices
 from ssimrecon.functional.regions import head_mask
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.nn.unet import UNet
-from tests.helpers import (
+from tests.helpers.models import make_test_model
+from tests.helpers.reference import skimage_ssim_map
+from tests.helpers.shards import (
     SIZE,
     ellipse_slices,
-    make_test_model,
     make_test_shard,
     preprocessing,
     sample_mask,
-    skimage_ssim_map,
     write_mask_file,
 )
 
@@ -151,6 +152,7 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
     threshold = 0.05
     result = evaluate_shards(
         [tmp_path / "A.h5", tmp_path / "B.h5"],
+        method="zero-filled",
         mask_path=_mask(tmp_path),
         model_path=None,
         min_signal_fraction=threshold,
@@ -212,6 +214,7 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     model = make_test_model(tmp_path / "net.pt", data["mask"])
     df = evaluate_shards(
         [tmp_path / "A.h5"],
+        method="net",
         mask_path=_mask(tmp_path),
         model_path=tmp_path / "net.pt",
         min_signal_fraction=0.05,
@@ -230,6 +233,8 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     assert (
         evaluate_command(
             [
+                "--method",
+                "zero-filled",
                 "--shards",
                 str(tmp_path / "A.h5"),
                 "--mask",
@@ -247,7 +252,11 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     )
     written = pd.read_csv(out, dtype={"subject": str})
     zf = evaluate_shards(
-        [tmp_path / "A.h5"], mask_path=_mask(tmp_path), model_path=None, min_signal_fraction=0.05
+        [tmp_path / "A.h5"],
+        method="zero-filled",
+        mask_path=_mask(tmp_path),
+        model_path=None,
+        min_signal_fraction=0.05,
     )
     np.testing.assert_allclose(written["ssim"], zf.slices["ssim"], rtol=1e-9)
     assert written["region"].tolist() == zf.slices["region"].tolist()
@@ -266,6 +275,7 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SsimreconError, match=r"other_mask\.pt.*A\.h5|A\.h5.*other_mask\.pt"):
         evaluate_shards(
             [tmp_path / "A.h5"],
+            method="net",
             mask_path=_mask(tmp_path),
             model_path=tmp_path / "other_mask.pt",
             min_signal_fraction=0.0,
@@ -278,6 +288,7 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SsimreconError, match=r"other_size\.pt.*A\.h5"):
         evaluate_shards(
             [tmp_path / "A.h5"],
+            method="net",
             mask_path=_mask(tmp_path),
             model_path=tmp_path / "other_size.pt",
             min_signal_fraction=0.0,
@@ -290,6 +301,7 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SsimreconError, match=r"downsample"):
         evaluate_shards(
             [tmp_path / "A.h5"],
+            method="net",
             mask_path=_mask(tmp_path),
             model_path=tmp_path / "other_prep.pt",
             min_signal_fraction=0.0,
@@ -297,11 +309,35 @@ def test_model_for_other_mask_or_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SsimreconError, match="missing.pt"):
         evaluate_shards(
             [tmp_path / "A.h5"],
+            method="net",
             mask_path=_mask(tmp_path),
             model_path=tmp_path / "missing.pt",
             min_signal_fraction=0.0,
         )
     with pytest.raises(SsimreconError, match="slice_signal >= 2"):
         evaluate_shards(
-            [tmp_path / "A.h5"], mask_path=_mask(tmp_path), model_path=None, min_signal_fraction=2.0
+            [tmp_path / "A.h5"],
+            method="zero-filled",
+            mask_path=_mask(tmp_path),
+            model_path=None,
+            min_signal_fraction=2.0,
         )
+
+
+def test_the_method_is_named_by_the_caller_not_by_the_model_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model in models/elsewhere/ evaluated as Net-A is logged as Net-A."""
+    data = make_test_shard(tmp_path / "A.h5", "A", seed=3)
+    (tmp_path / "elsewhere").mkdir()
+    make_test_model(tmp_path / "elsewhere" / "best.pt", data["mask"])
+    caplog.set_level(logging.INFO, logger="ssimrecon.progress")
+    evaluate_shards(
+        [tmp_path / "A.h5"],
+        method="Net-A",
+        mask_path=_mask(tmp_path),
+        model_path=tmp_path / "elsewhere" / "best.pt",
+        min_signal_fraction=0.05,
+    )
+    assert any(m.startswith("evaluate Net-A: ") for m in caplog.messages), caplog.messages
+    assert not any("elsewhere" in m for m in caplog.messages)

@@ -24,15 +24,9 @@ from ssimrecon.kspace.preprocess import (
     volume_to_slices,
 )
 from ssimrecon.kspace.shards import make_shard
-from tests.helpers import (
-    PREP,
-    ixi_affine,
-    make_test_model,
-    make_test_shard,
-    preprocessing,
-    sample_mask,
-    smooth_head,
-)
+from tests.helpers.models import make_test_model
+from tests.helpers.shards import PREP, make_test_shard, preprocessing, sample_mask
+from tests.helpers.volumes import ixi_affine, smooth_head
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1
 
@@ -155,6 +149,7 @@ def test_shard_input_matches_nifti_input_and_evaluate(tmp_path: Path) -> None:
     np.testing.assert_allclose(a.get_fdata(), b.get_fdata(), rtol=1e-5, atol=1e-3)
     evaluated = evaluate_shards(
         [tmp_path / "S1.h5"],
+        method="net",
         mask_path=tmp_path / "mask.npz",
         model_path=tmp_path / "net.pt",
         min_signal_fraction=0.05,
@@ -296,3 +291,28 @@ def test_a_directory_as_input_is_named(tmp_path: Path) -> None:
     model, _ = _model_and_volume(tmp_path)
     with pytest.raises(SsimreconError, match=r"is a directory"):
         reconstruct(model, tmp_path, tmp_path / "r.nii.gz")
+
+
+def test_a_nifti_is_undersampled_with_the_phase_seed_its_bundle_records(tmp_path: Path) -> None:
+    """phase: smooth: the zero-filled input depends on the bundle's preprocessing.phase_seed; a
+    bundle written before the seed was recorded is read as seed 0. Mutation tried: the literal 0
+    that reconstruct used to pass makes seed 7 equal seed 0."""
+    _write_volume(tmp_path / "in.nii.gz")
+    zero_filled = {}
+    for name, seed in (("seed0", 0), ("seed7", 7), ("unrecorded", 0)):
+        model = tmp_path / f"{name}.pt"
+        make_test_model(
+            model,
+            sample_mask(),
+            prep=preprocessing(
+                readout_axis=2, image_size=(32, 32), phase="smooth", phase_seed=seed
+            ),
+        )
+        if name == "unrecorded":  # as written before phase_seed was recorded
+            bundle = torch.load(model, weights_only=True)
+            del bundle["preprocessing"]["phase_seed"]
+            torch.save(bundle, model)
+        reconstruct(model, tmp_path / "in.nii.gz", tmp_path / name / "r.nii.gz", device="cpu")
+        zero_filled[name] = nib.load(tmp_path / name / "r.zero_filled.nii.gz").get_fdata()
+    np.testing.assert_array_equal(zero_filled["unrecorded"], zero_filled["seed0"])
+    assert np.abs(zero_filled["seed7"] - zero_filled["seed0"]).max() > 1.0

@@ -14,8 +14,10 @@ import pytest
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.reconstruct import reconstruct
-from ssimrecon.evaluation.resample import grid_record
-from tests.helpers import make_test_model, preprocessing, sample_mask, smooth_head
+from ssimrecon.kspace.shards import grid_record
+from tests.helpers.models import make_test_model
+from tests.helpers.shards import preprocessing, sample_mask
+from tests.helpers.volumes import smooth_head
 
 FULL = np.ones((32, 32), dtype=bool)
 RAS_SHAPE = (48, 56, 10)  # R, A, S at 1 mm in-plane: 24 x 28 pixels at 2 mm fit a 32 x 32 frame

@@ -17,8 +17,10 @@ from ssimrecon.cli import main
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.generalisation import VARIANTS, build_generalisation_set
 from ssimrecon.evaluation.reconstruct_set import CSV_COLUMNS, reconstruct_many
-from ssimrecon.evaluation.resample import grid_record
-from tests.helpers import make_test_model, sample_mask, smooth_head
+from ssimrecon.kspace.shards import grid_record
+from tests.helpers.models import make_test_model
+from tests.helpers.shards import sample_mask
+from tests.helpers.volumes import smooth_head
 
 GRID = grid_record(2, (2.0, 2.0), 2.0)
 

@@ -15,17 +15,16 @@ from ssimrecon.evaluation.resample import (
     cut_frame,
     frame_window,
     from_training_grid,
-    grid_record,
     paste_frame,
     resample,
     resampled_affine,
     scaled_mask,
-    shard_grid,
     to_training_grid,
     training_grid,
 )
-from ssimrecon.kspace.shards import ShardReader, make_shard
-from tests.helpers import PREP, ixi_affine, sample_mask, smooth_head
+from ssimrecon.kspace.shards import grid_record
+from tests.helpers.shards import PREP, sample_mask
+from tests.helpers.volumes import smooth_head
 
 
 def test_resampled_values_lie_where_the_resampled_affine_puts_them() -> None:
@@ -124,17 +123,3 @@ def test_training_grid_recorded_inferred_or_refused(
         training_grid(bad, (1.0, 1.0, 1.0), tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match=r"bad\.pt.*bad grid"):
         training_grid({"preprocessing": prep, "grid": {"x": 1}}, (1, 1, 1), tmp_path / "bad.pt")
-
-
-def test_shard_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
-    tmp_path: Path,
-) -> None:
-    volume = tmp_path / "v.nii.gz"
-    nib.save(nib.Nifti1Image(smooth_head((32, 32, 20)), ixi_affine((1.5, 1.25, 2.0))), volume)
-    make_shard(volume, "S1", PREP, tmp_path / "S1.h5")
-    # P, S, R axes of 1.5, 1.25, 2.0 mm: RAS voxel (2.0, 1.5, 1.25); slices along S (axis 2)
-    with ShardReader(tmp_path / "S1.h5") as reader:
-        assert shard_grid(reader) == grid_record(2, (2.0, 1.5), 1.25)
-    volume.unlink()
-    with ShardReader(tmp_path / "S1.h5") as reader:
-        assert shard_grid(reader)["slice_thickness_mm"] is None

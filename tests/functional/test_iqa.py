@@ -22,7 +22,7 @@ from ssimrecon.functional.iqa.vif import vif
 from ssimrecon.functional.metrics import batch_metrics
 from ssimrecon.kspace.fft import fft2c, ifft2c
 from ssimrecon.kspace.mask import variable_density_mask
-from tests.helpers import mni_slices, piq_module
+from tests.helpers.iqa import mni_slices, piq_module
 
 #: max relative difference to piq accepted (float64 throughout); ``pytest -s -k piq`` prints the
 #: measured ones

@@ -16,7 +16,7 @@ from ssimrecon.functional.iqa.msssim import ms_ssim
 from ssimrecon.functional.iqa.scoring import grown_box, region_box
 from ssimrecon.functional.iqa.vif import vif
 from ssimrecon.functional.regions import head_mask
-from tests.helpers import mni_slices, piq_module
+from tests.helpers.iqa import mni_slices, piq_module
 
 BOX_METRICS = {"haarpsi": haarpsi, "vif": vif, "gmsd": gmsd, "ms_ssim": ms_ssim}
 ALL_METRICS = {**BOX_METRICS, "hfen": hfen}

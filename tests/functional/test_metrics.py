@@ -21,7 +21,7 @@ from ssimrecon.functional.metrics import (
     slice_metrics,
     uniform_ssim,
 )
-from tests.helpers import skimage_ssim_map
+from tests.helpers.reference import skimage_ssim_map
 
 
 def _stack() -> tuple[np.ndarray, np.ndarray, float]:

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.regions import HEAD_DILATION, HEAD_THRESHOLD, head_mask
-from tests.helpers import ellipse_slices
+from tests.helpers.shards import ellipse_slices
 
 
 def _reference_mask(image: np.ndarray, data_range: float) -> np.ndarray:

@@ -16,7 +16,7 @@ from ssimrecon.functional.iqa.vif import vif
 from ssimrecon.functional.metrics import METRICS, batch_metrics
 from ssimrecon.functional.regions import head_mask
 from ssimrecon.functional.registry import REGISTRY, metric_values
-from tests.helpers import mni_slices
+from tests.helpers.iqa import mni_slices
 
 NEW = {"haarpsi": haarpsi, "vif": vif, "gmsd": gmsd, "ms_ssim": ms_ssim, "hfen": hfen}
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
 
-from ssimrecon.errors import SsimreconError, VolumeError
+from ssimrecon.config.sections import load_settings
+from ssimrecon.errors import ConfigError, SsimreconError, VolumeError
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
+    UNRECORDED_PHASE_SEED,
     Preprocessing,
     load_canonical,
     robust_scale,
@@ -20,7 +24,7 @@ from ssimrecon.kspace.preprocess import (
     to_source_orientation,
     volume_to_slices,
 )
-from tests.helpers import preprocessing
+from tests.helpers.shards import preprocessing
 
 
 def _volume(shape=(10, 12, 7), seed=0) -> np.ndarray:
@@ -43,6 +47,17 @@ def test_preprocessing_json_round_trip_and_validation():
         Preprocessing.from_dict({"colour": 1})
     with pytest.raises(SsimreconError, match=r"preprocessing\.readout_axis: missing setting"):
         Preprocessing.from_dict({k: v for k, v in prep.to_dict().items() if k != "readout_axis"})
+
+
+def test_a_record_without_phase_seed_was_made_with_seed_0_but_a_config_must_name_it():
+    """Shards and bundles written before phase_seed was recorded read as seed 0; the
+    ``--config-json`` a stage receives has no second default."""
+    prep = preprocessing(phase="smooth", phase_seed=4)
+    old = {k: v for k, v in prep.to_dict().items() if k != "phase_seed"}
+    assert Preprocessing.from_dict(old).phase_seed == UNRECORDED_PHASE_SEED == 0
+    assert Preprocessing.from_json(prep.to_json()).phase_seed == 4
+    with pytest.raises(ConfigError, match=r"preprocessing\.phase_seed: missing setting"):
+        load_settings(json.dumps(old), Preprocessing, "preprocessing")
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -222,7 +237,7 @@ def _shipped_preprocessing(*overlays: str) -> tuple[Preprocessing, dict]:
     import yaml
 
     from ssimrecon.config.check import check_config
-    from tests.helpers import REPO, deep_merge
+    from tests.helpers.workspace import REPO, deep_merge
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     for name in overlays:
@@ -234,7 +249,7 @@ def _shipped_preprocessing(*overlays: str) -> tuple[Preprocessing, dict]:
 def _ixi_shaped_nifti(path) -> np.ndarray:
     """An IXI-shaped PSR volume (a bright ellipsoid head in Rician background noise, as a real
     magnitude scan has: no voxel is exactly zero) written to ``path``; returns the voxel array."""
-    from tests.helpers import IXI_ZOOMS, ixi_affine
+    from tests.helpers.volumes import IXI_ZOOMS, ixi_affine
 
     rng = np.random.default_rng(0)
     grids = np.meshgrid(

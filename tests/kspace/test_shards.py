@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import h5py
 import nibabel as nib
@@ -26,11 +27,13 @@ from ssimrecon.kspace.shards import (
     KSPACE_FORMULA,
     REQUIRED_ATTRS,
     ShardReader,
+    grid_record,
     make_shard,
     validate_shard,
     write_shard,
 )
-from tests.helpers import preprocessing
+from tests.helpers.shards import PREP, preprocessing
+from tests.helpers.volumes import ixi_affine, smooth_head
 
 SHAPE = (20, 24, 12)  # source voxel grid (PSR orientation below)
 IMAGE = (16, 24)
@@ -123,13 +126,8 @@ def test_smooth_phase_shard_differs_but_has_the_same_magnitude(tmp_path, volume_
     full = np.ones(IMAGE, bool)
     plain, smooth = tmp_path / "plain.h5", tmp_path / "smooth.h5"
     make_shard(volume_path, "A", preprocessing(image_size=IMAGE), plain)
-    make_shard(
-        volume_path,
-        "A",
-        preprocessing(image_size=IMAGE, phase="smooth"),
-        smooth,
-        phase_seed=1,
-    )
+    smooth_prep = preprocessing(image_size=IMAGE, phase="smooth", phase_seed=1)
+    make_shard(volume_path, "A", smooth_prep, smooth)
     with ShardReader(plain, full) as a, ShardReader(smooth, full) as b:
         ka, kb = a.read_kspace(), b.read_kspace()
         assert np.abs(ka - kb).max() > 0.1 * np.abs(ka).max()
@@ -143,12 +141,12 @@ def test_one_shard_serves_every_acceleration_as_format_3_stored_it(tmp_path, vol
     phase on reading makes the smooth case differ."""
     ras, _ = load_canonical(volume_path)
     for phase in ("none", "smooth"):
-        prep = preprocessing(image_size=IMAGE, phase=phase)
+        prep = preprocessing(image_size=IMAGE, phase=phase, phase_seed=5)
         out = tmp_path / f"{phase}.h5"
-        make_shard(volume_path, "IXI002", prep, out, phase_seed=5)
+        make_shard(volume_path, "IXI002", prep, out)
         for acceleration in (2.0, 4.0):
             _, mask = _mask_file(tmp_path, acceleration=acceleration)
-            expected = simulate_acquisition(ras, prep, mask, "IXI002", 5)
+            expected = simulate_acquisition(ras, prep, mask, "IXI002")
             with ShardReader(out, mask) as r:
                 kspace = r.read_kspace()
                 np.testing.assert_allclose(kspace, expected.kspace, atol=1e-4)
@@ -424,3 +422,35 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
     with pytest.raises(ShardError, match=r"s\.h5 needs .* MB but .* has only 0\.0 MB free"):
         write_shard(out, **_arrays(), attrs=_attrs())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_grid_is_the_shards_pixel_size_and_the_source_slice_thickness(
+    tmp_path: Path,
+) -> None:
+    volume = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(smooth_head((32, 32, 20)), ixi_affine((1.5, 1.25, 2.0))), volume)
+    make_shard(volume, "S1", PREP, tmp_path / "S1.h5")
+    # P, S, R axes of 1.5, 1.25, 2.0 mm: RAS voxel (2.0, 1.5, 1.25); slices along S (axis 2)
+    with ShardReader(tmp_path / "S1.h5") as reader:
+        assert reader.slice_thickness_mm == 1.25
+        assert reader.grid == grid_record(2, (2.0, 1.5), 1.25)
+    volume.unlink()
+    with ShardReader(tmp_path / "S1.h5") as reader:
+        assert reader.slice_thickness_mm is None and reader.grid["slice_thickness_mm"] is None
+
+
+def test_the_shard_command_seeds_the_phase_with_the_configured_phase_seed(
+    tmp_path: Path, volume_path: Path
+) -> None:
+    """``ssimrecon shard --config-json`` with preprocessing.phase_seed: the shard records the seed
+    and its phase is the one of (seed, subject); another seed gives another phase."""
+    phases = {}
+    for seed in (0, 3):
+        prep = preprocessing(image_size=IMAGE, phase="smooth", phase_seed=seed)
+        out = tmp_path / f"seed{seed}.h5"
+        argv = ["--volume", str(volume_path), "--subject", "IXI002", "--output", str(out)]
+        assert shard_command([*argv, "--config-json", prep.to_json()]) == 0
+        with ShardReader(out) as reader:
+            assert reader.preprocessing.phase_seed == seed
+            phases[seed] = reader.read_phase(3)
+    assert np.abs(phases[3] - phases[0]).max() > 0.1

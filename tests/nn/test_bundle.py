@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ssimrecon.errors import CheckpointError
-from ssimrecon.evaluation.resample import grid_record
+from ssimrecon.kspace.shards import grid_record
 from ssimrecon.nn.bundle import load_model_bundle, save_model_bundle
 from ssimrecon.nn.unet import UNet
 

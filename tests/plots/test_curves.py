@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from ssimrecon.errors import SsimreconError
 from ssimrecon.plots import curves as curves_module
 from ssimrecon.plots.curves import draw_training_curves, plot_training_curves, read_history
-from ssimrecon.training.state import history_columns, write_history
+from ssimrecon.training.history import history_columns, write_history
 
 LOSSES = {"Net-mse": {"mse": 1.0}, "Net-mse-dssim": {"mse": 1.0, "dssim": 0.1}}
 

@@ -27,13 +27,13 @@ from ssimrecon.plots.figure2 import (
     orientation_letters,
     zoom_box,
 )
-from tests.helpers import (
-    make_test_model,
+from tests.helpers.models import make_test_model
+from tests.helpers.reference import skimage_ssim_psnr
+from tests.helpers.shards import (
     make_test_shard,
     preprocessing,
     sample_mask,
     set_slice_geometry,
-    skimage_ssim_psnr,
     write_mask_file,
 )
 

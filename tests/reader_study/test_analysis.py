@@ -16,7 +16,7 @@ from ssimrecon.reader_study.answers import ANSWER_COLUMNS, read_answers
 from ssimrecon.reader_study.design import CRITERION_KEYS
 from ssimrecon.reader_study.key import methods_in_order, read_key
 from ssimrecon.reader_study.statistics import clopper_pearson, cohen_kappa, fleiss_kappa
-from tests.helpers import READER_METHODS, write_synthetic_session
+from tests.helpers.reader_study import READER_METHODS, write_synthetic_session
 
 BASE, PROPOSED = READER_METHODS
 

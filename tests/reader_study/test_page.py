@@ -32,7 +32,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from ssimrecon.cli import main
 from ssimrecon.reader_study.design import CRITERION_KEYS
 from ssimrecon.reader_study.images import decode_data_uri, to_uint8
-from tests.helpers import READER_METHODS, synthetic_method_image, write_synthetic_session
+from tests.helpers.reader_study import (
+    READER_METHODS,
+    synthetic_method_image,
+    write_synthetic_session,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

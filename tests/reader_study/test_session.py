@@ -21,7 +21,8 @@ from ssimrecon.kspace.mask import load_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.plots.figure2 import display
 from ssimrecon.reader_study.images import decode_data_uri, to_uint8
-from tests.helpers import make_test_model, mask_path_of, preprocessing, write_test_shards
+from tests.helpers.models import make_test_model
+from tests.helpers.shards import mask_path_of, preprocessing, write_test_shards
 
 METHODS = ["zero-filled", "Net-mse", "Net-mse-dssim"]
 

@@ -19,7 +19,7 @@ from ssimrecon.training.dataset import (
     scatter_samples,
     to_network_input,
 )
-from tests.helpers import mask_path_of, write_test_shards
+from tests.helpers.shards import mask_path_of, write_test_shards
 
 
 @pytest.fixture

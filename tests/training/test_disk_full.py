@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
-from tests.helpers import REPO, TINY_TRAINING, train_arguments, write_test_shards
+from tests.helpers.shards import write_test_shards
+from tests.helpers.training import TINY_TRAINING, train_arguments
+from tests.helpers.workspace import REPO
 
 MODEL = {"base_channels": 8, "depth": 2, "residual": True}
 

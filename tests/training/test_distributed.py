@@ -17,19 +17,16 @@ import pytest
 import torch
 
 from ssimrecon.config.sections import settings_from
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.errors import SsimreconError
 from ssimrecon.training import distributed
 from ssimrecon.training.dataset import EpochSampler
 from ssimrecon.training.loop import Trainer
-from ssimrecon.training.settings import TrainSettings, launch_command
-from ssimrecon.training.state import TrainingInterrupted
-from tests.helpers import (
-    TINY_TRAINING,
-    Workspace,
-    mask_path_of,
-    train_arguments,
-    write_test_shards,
-)
+from ssimrecon.training.signals import TrainingInterrupted
+from ssimrecon.training.torchrun import launch_command
+from tests.helpers.shards import mask_path_of, write_test_shards
+from tests.helpers.training import TINY_TRAINING, train_arguments
+from tests.helpers.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}

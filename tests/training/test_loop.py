@@ -23,6 +23,7 @@ from skimage.metrics import structural_similarity
 from ssimrecon.cli import main as cli_main
 from ssimrecon.cli.train import curves as curves_command
 from ssimrecon.config.sections import settings_from
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
@@ -30,17 +31,12 @@ from ssimrecon.kspace.mask import load_mask, variable_density_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
 from ssimrecon.training import step as step_module
+from ssimrecon.training.history import history_columns
 from ssimrecon.training.loop import Trainer
-from ssimrecon.training.settings import TrainSettings
-from ssimrecon.training.state import TrainingInterrupted, history_columns
+from ssimrecon.training.signals import TrainingInterrupted
 from ssimrecon.training.step import train_step_throughput
-from tests.helpers import (
-    TINY_TRAINING,
-    mask_path_of,
-    train_arguments,
-    write_mask_file,
-    write_test_shards,
-)
+from tests.helpers.shards import mask_path_of, write_mask_file, write_test_shards
+from tests.helpers.training import TINY_TRAINING, train_arguments
 
 MODEL = {"base_channels": 4, "depth": 2, "residual": True}
 LOSS = {"mse": 1.0, "dssim": 0.1}
@@ -506,3 +502,15 @@ def test_training_progress_lines_reach_the_log(
         done = f"train net epoch {epoch}/2: {n} slices of {n} slices (100%)"
         assert any(m.startswith(done) and "slices/s, ETA" in m for m in caplog.messages), epoch
     assert any(m.startswith("validate net: ") for m in caplog.messages)
+
+
+@pytest.mark.parametrize("crop", [[24, 40], [24, 30]])
+def test_a_crop_the_shards_or_the_unet_cannot_take_stops_the_trainer_before_training(
+    data: dict[str, list[Path]], tmp_path: Path, crop: list[int]
+) -> None:
+    """TrainSettings.check_crop against the shards' 32x32 slices (24 x 40 does not fit) and the
+    depth-2 U-Net (30 is not divisible by 4): nothing is written."""
+    message = rf"^training\.crop: \[{crop[0]}, {crop[1]}\] must fit in image_size \[32, 32\] and be"
+    with pytest.raises(SsimreconError, match=message + " divisible by 4$"):
+        run(data, tmp_path / "out", crop=crop)
+    assert not (tmp_path / "out").exists()

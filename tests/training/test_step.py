@@ -18,7 +18,7 @@ from ssimrecon.training.step import (
     train_step,
     training_model,
 )
-from tests.helpers import mask_path_of, write_test_shards
+from tests.helpers.shards import mask_path_of, write_test_shards
 
 MODEL = {"base_channels": 4, "depth": 2}
 

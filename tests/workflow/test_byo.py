@@ -12,19 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import (
-    TINY_BIDS_SITES,
-    TINY_BIDS_T1W,
-    TINY_SHAPE,
-    TINY_SUBJECTS,
-    TINY_VOXEL,
-    Workspace,
-    nifti_bytes,
-    planned_jobs,
-    tiny_volume,
-    write_nifti,
-    write_tiny_bids,
-)
+from tests.helpers.bids import TINY_BIDS_SITES, TINY_BIDS_T1W, write_tiny_bids
+from tests.helpers.plans import planned_jobs
+from tests.helpers.volumes import nifti_bytes, tiny_volume, write_nifti
+from tests.helpers.workspace import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace
 
 pytestmark = pytest.mark.workflow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.helpers.workspace import REPO
 
 pytestmark = pytest.mark.workflow
 

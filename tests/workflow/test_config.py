@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from ssimrecon.config.check import check_consistency, check_schema, load_schema
+from ssimrecon.config.check import check_config, check_schema, load_schema
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, Workspace, deep_merge
+from tests.helpers.workspace import REPO, Workspace, deep_merge
 
-SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
+SCHEMA = load_schema(SCHEMA_PATH)
 
 
 def paper_config() -> dict:
@@ -20,11 +21,9 @@ def paper_config() -> dict:
 
 
 def test_shipped_configs_are_valid() -> None:
-    check_schema(paper_config(), SCHEMA)
     demo = deep_merge(paper_config(), yaml.safe_load((REPO / "config.demo.yaml").read_text()))
-    check_schema(demo, SCHEMA)
-    check_consistency(demo)
-    check_consistency(paper_config())
+    for config in (paper_config(), demo):
+        check_config(config, SCHEMA_PATH)  # schema, its defaults, then every cross-key rule
 
 
 @pytest.mark.parametrize(
@@ -49,22 +48,22 @@ def test_schema_errors_name_the_key(overrides: dict, expected: str) -> None:
 def test_split_larger_than_subjects_names_the_keys() -> None:
     config = deep_merge(paper_config(), {"split": {"n_train": 600}})
     with pytest.raises(ConfigError, match=r"split\.n_train.*581"):
-        check_consistency(config)
+        check_config(config, SCHEMA_PATH)
 
 
 def test_paper_split_leaves_a_test_set_and_requires_one() -> None:
-    check_consistency(paper_config())  # 254 + 64 of 581: 263 test subjects
+    check_config(paper_config(), SCHEMA_PATH)  # 254 + 64 of 581: 263 test subjects
     no_test = deep_merge(paper_config(), {"split": {"n_train": 517}})
     with pytest.raises(ConfigError, match=r"split\.n_train.*split\.n_val.*no test subject.*581"):
-        check_consistency(no_test)
+        check_config(no_test, SCHEMA_PATH)
     excluded = deep_merge(paper_config(), {"split": {"n_train": 516}, "exclude": ["IXI002"]})
     with pytest.raises(ConfigError, match="no test subject"):
-        check_consistency(excluded)
-    check_consistency(deep_merge(paper_config(), {"split": {"n_train": 516}}))
+        check_config(excluded, SCHEMA_PATH)
+    check_config(deep_merge(paper_config(), {"split": {"n_train": 516}}), SCHEMA_PATH)
     too_many = deep_merge(paper_config(), {"split": {"n_test": 264}})
     with pytest.raises(ConfigError, match=r"split\.n_test.*263"):
-        check_consistency(too_many)
-    check_consistency(deep_merge(paper_config(), {"split": {"n_test": 263}}))
+        check_config(too_many, SCHEMA_PATH)
+    check_config(deep_merge(paper_config(), {"split": {"n_test": 263}}), SCHEMA_PATH)
 
 
 def test_demo_test_set_can_reach_significance() -> None:
@@ -83,7 +82,7 @@ def test_demo_test_set_can_reach_significance() -> None:
 def test_unknown_baseline_is_refused() -> None:
     config = deep_merge(paper_config(), {"evaluation": {"baseline": "Net-nope"}})
     with pytest.raises(ConfigError, match=r"evaluation\.baseline"):
-        check_consistency(config)
+        check_config(config, SCHEMA_PATH)
 
 
 @pytest.mark.parametrize(

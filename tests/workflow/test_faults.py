@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import Workspace, planned_jobs
+from tests.helpers.plans import planned_jobs
+from tests.helpers.workspace import Workspace
 
 pytestmark = pytest.mark.workflow
 

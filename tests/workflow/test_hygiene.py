@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, TINY_SUBJECTS, TinySource, Workspace
+from tests.helpers.workspace import REPO, TINY_SUBJECTS, TinySource, Workspace
 
 pytestmark = pytest.mark.workflow
 

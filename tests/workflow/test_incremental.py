@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Workspace, planned_jobs, planned_wildcards
+from tests.helpers.plans import planned_jobs, planned_wildcards
+from tests.helpers.workspace import Workspace
 
 pytestmark = pytest.mark.workflow
 

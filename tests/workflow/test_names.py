@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.helpers import (
-    TINY_SHAPE,
-    TINY_SUBJECTS,
-    TINY_VOXEL,
-    Workspace,
-    nifti_bytes,
-    planned_jobs,
-    tiny_volume,
-)
+from tests.helpers.plans import planned_jobs
+from tests.helpers.volumes import nifti_bytes, tiny_volume
+from tests.helpers.workspace import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace
 
 #: BIDS-style and other non-IXI names, with the subject ids QC derives from them
 NAMES = {

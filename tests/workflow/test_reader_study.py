@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import Workspace, planned_jobs
+from tests.helpers.plans import planned_jobs
+from tests.helpers.workspace import Workspace
 
 pytestmark = pytest.mark.workflow
 

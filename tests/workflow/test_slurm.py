@@ -27,7 +27,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import REPO, Workspace
+from tests.helpers.workspace import REPO, Workspace
 
 pytestmark = pytest.mark.slurm
 

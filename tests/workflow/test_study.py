@@ -14,14 +14,8 @@ import torch
 import yaml
 
 from ssimrecon.nn.bundle import load_model_bundle
-from tests.helpers import (
-    REPO,
-    TinySource,
-    Workspace,
-    make_workspace,
-    planned_jobs,
-    planned_wildcards,
-)
+from tests.helpers.plans import planned_jobs, planned_wildcards
+from tests.helpers.workspace import REPO, TinySource, Workspace, make_workspace
 
 pytestmark = pytest.mark.workflow
 

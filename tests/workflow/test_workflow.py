@@ -18,7 +18,8 @@ import torch
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader, validate_shard
 from ssimrecon.nn.bundle import load_model_bundle
-from tests.helpers import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace, skimage_ssim_psnr
+from tests.helpers.reference import skimage_ssim_psnr
+from tests.helpers.workspace import TINY_SHAPE, TINY_SUBJECTS, TINY_VOXEL, Workspace
 
 pytestmark = pytest.mark.workflow
 

@@ -1,4 +1,6 @@
-# Helpers shared by the workflow files (config checks, output paths, per-network settings).
+# Helpers shared by the workflow files, in stage order: the config (checked once), then one section
+# per rule file (data, kspace, train, evaluate, report, study) with the paths and per-job settings
+# its rules use, and last what `rule all` asks for.
 #
 # The one config path: config.yaml (+ --configfile overrides) -> checked here, once, before any
 # job (ssimrecon.config.check), with the defaults of workflow/schemas/config.schema.yaml filled
@@ -22,7 +24,7 @@ from ssimrecon.config.jobs import (
     table_job,
     train_job,
 )
-from ssimrecon.config.study import accelerations, expand_runs, number_label
+from ssimrecon.config.runs import accelerations, expand_runs, number_label
 from ssimrecon.data.sources import list_source, source_fingerprint
 from ssimrecon.errors import ConfigError
 from ssimrecon.kspace.shards import FORMAT_VERSION as SHARD_FORMAT_VERSION
@@ -43,23 +45,50 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
+
+# ---- config: the experiment's runs and names
 OUT = f"results/{config['experiment']}"
+
+
 #: one environment for every rule: every stage is the ssimrecon CLI
 CONDA_ENV = "../../envs/ssimrecon.yaml"
-#: run name -> ssimrecon.config.study.Run: the networks themselves, or a study's
+
+
+#: run name -> ssimrecon.config.runs.Run: the networks themselves, or a study's
 #: <network>[_<term><weight>]_R<acceleration>_seed<seed> (one training job each)
 RUNS = expand_runs(config)
+
+
 STUDY = bool(config.get("study"))
+
+
 #: accelerations trained at (mask.acceleration, or study.accelerations), as they appear in paths
 ACCELERATIONS = [number_label(r) for r in accelerations(config)]
+
+
 #: acceleration label -> name of its zero-filled method ("zero-filled" without a study)
 ZERO_FILLED = {
     label: f"zero-filled_R{label}" if STUDY else "zero-filled" for label in ACCELERATIONS
 }
+
+
 #: methods of Table 1 without a study: zero-filled and the runs (= the networks)
 METHODS = ["zero-filled"] + list(RUNS)
 
 
+#: condition (a run without its seed) -> its runs, one per seed
+CONDITIONS = {
+    condition: [run.name for run in RUNS.values() if run.condition == condition]
+    for condition in dict.fromkeys(run.condition for run in RUNS.values())
+}
+
+
+def one_of(names) -> str:
+    """A wildcard constraint that matches exactly one of `names`."""
+    return "|".join(re.escape(name) for name in names)
+
+
+# ---- data (workflow/rules/data.smk): source, download, extract, QC, split
 def source_settings() -> dict:
     """Where the archive comes from: the configured URL, or the demo archive built by rule demo_archive."""
     demo = config["source"].get("demo")
@@ -76,8 +105,23 @@ def archive_name() -> str:
     return os.path.basename(urlparse(source_settings()["url"] or "").path) or "archive.tar"
 
 
+def download_inputs(wildcards) -> list[str]:
+    source = source_settings()
+    return [source["url"], source["md5_file"]] if "md5_file" in source else []
+
+
+def checksum_option(wildcards) -> list[str]:
+    """`--md5-file F`, `--md5 HEX` or nothing; a list, so that `{params.checksum:q}` quotes each."""
+    source = source_settings()
+    if "md5_file" in source:
+        return ["--md5-file", source["md5_file"]]
+    return ["--md5", source["md5"]] if source.get("md5") else []
+
+
 #: (layout, path) of a local source (source.bids, .folder or .tar), None for url and demo
 LOCAL_SOURCE = local_source(config["source"])
+
+
 #: where QC's list of files comes from when the source is a BIDS dataset or a folder
 MANIFEST = f"{OUT}/source/manifest.csv"
 
@@ -115,18 +159,7 @@ def split_subjects(which: str) -> list[str]:
     return sorted(table.loc[table["split"] == which, "subject"])
 
 
-def shards_of(which: str):
-    def _shards(wildcards) -> list[str]:
-        return [f"{OUT}/shards/{subject}.h5" for subject in split_subjects(which)]
-
-    return _shards
-
-
-def train_config(run: str) -> str:
-    """`ssimrecon train --config-json` of one run (ssimrecon.config.jobs.train_job)."""
-    return as_json(train_job(config, RUNS[run]))
-
-
+# ---- k-space (workflow/rules/kspace.smk): masks and shards
 def mask_path(acceleration) -> str:
     """The mask file of one acceleration (a number or its path label)."""
     label = acceleration if isinstance(acceleration, str) else number_label(acceleration)
@@ -143,18 +176,24 @@ def mask_config(label: str) -> str:
     return as_json(mask_job(config, label))
 
 
-def one_of(names) -> str:
-    """A wildcard constraint that matches exactly one of `names`."""
-    return "|".join(re.escape(name) for name in names)
+def shards_of(which: str):
+    def _shards(wildcards) -> list[str]:
+        return [f"{OUT}/shards/{subject}.h5" for subject in split_subjects(which)]
+
+    return _shards
 
 
-def figure2_config() -> str:
-    """`ssimrecon figure2 --config-json`: the figure section and which slices may be shown."""
-    return as_json(figure2_job(config))
+# ---- training (workflow/rules/train.smk)
+def train_config(run: str) -> str:
+    """`ssimrecon train --config-json` of one run (ssimrecon.config.jobs.train_job)."""
+    return as_json(train_job(config, RUNS[run]))
 
 
+# ---- evaluation (workflow/rules/evaluate.smk)
 #: Table 1 output name -> the split it is computed on (the test split is the paper's table)
 TABLES = {"table1": "test", "table1-validation": "val"}
+
+
 #: splits the evaluation rules score
 EVAL_SPLITS = sorted(set(TABLES.values()))
 
@@ -169,6 +208,7 @@ def evaluation_config() -> str:
     return as_json(evaluation_job(config))
 
 
+# ---- report (workflow/rules/report.smk): Table 1 and the figures
 def table_config(baseline: str | None = None, seeds: int = 1) -> str:
     """`ssimrecon table --config-json`: baseline (evaluation.baseline unless given), slice filter,
     intensity scale and number of seeds it states."""
@@ -185,28 +225,12 @@ def table_metrics(suffix: str):
     return _files
 
 
-def final_outputs() -> list[str]:
-    masks = [f"{OUT}/figures/mask_R{label}.png" for label in ACCELERATIONS]
-    if STUDY:
-        return [*masks, *study_outputs()]
-    tables = [f"{OUT}/{name}.{ext}" for name in TABLES for ext in ("csv", "md", "html")]
-    return [
-        *tables,
-        f"{OUT}/figures/figure2.png",
-        f"{OUT}/figures/figure2.pdf",
-        f"{OUT}/figures/training_curves.png",
-        *masks,
-    ]
+def figure2_config() -> str:
+    """`ssimrecon figure2 --config-json`: the figure section and which slices may be shown."""
+    return as_json(figure2_job(config))
 
 
-# ---- a study (workflow/rules/study.smk)
-#: condition (a run without its seed) -> its runs, one per seed
-CONDITIONS = {
-    condition: [run.name for run in RUNS.values() if run.condition == condition]
-    for condition in dict.fromkeys(run.condition for run in RUNS.values())
-}
-
-
+# ---- study (workflow/rules/study.smk)
 def study_outputs() -> list[str]:
     """What `rule all` asks for in a study."""
     tables = [
@@ -264,33 +288,16 @@ def condition_metrics(suffix: str):
     return _files
 
 
-def download_inputs(wildcards) -> list[str]:
-    source = source_settings()
-    return [source["url"], source["md5_file"]] if "md5_file" in source else []
-
-
-def checksum_option(wildcards) -> list[str]:
-    """`--md5-file F`, `--md5 HEX` or nothing; a list, so that `{params.checksum:q}` quotes each."""
-    source = source_settings()
-    if "md5_file" in source:
-        return ["--md5-file", source["md5_file"]]
-    return ["--md5", source["md5"]] if source.get("md5") else []
-
-
-# `.. inlineimage:: results/<experiment>/figures/figure2.png` in workflow/report/workflow.rst shows
-# the image itself on the report's landing page. Snakemake's own `embeddedimage` never embeds: its
-# mixin comes after Image in the MRO, so the data URI it makes is not used.
-from docutils.parsers.rst import directives as rst_directives
-from docutils.parsers.rst.directives.images import Image as RstImage
-from snakemake.report.common import data_uri_from_file
-
-
-class InlineImage(RstImage):
-    """An rst image whose file (a path from the workflow's folder) is embedded as a data URI."""
-
-    def run(self):
-        self.arguments[0] = data_uri_from_file(rst_directives.uri(self.arguments[0]))
-        return super().run()
-
-
-rst_directives.register_directive("inlineimage", InlineImage)
+# ---- rule all (Snakefile)
+def final_outputs() -> list[str]:
+    masks = [f"{OUT}/figures/mask_R{label}.png" for label in ACCELERATIONS]
+    if STUDY:
+        return [*masks, *study_outputs()]
+    tables = [f"{OUT}/{name}.{ext}" for name in TABLES for ext in ("csv", "md", "html")]
+    return [
+        *tables,
+        f"{OUT}/figures/figure2.png",
+        f"{OUT}/figures/figure2.pdf",
+        f"{OUT}/figures/training_curves.png",
+        *masks,
+    ]

@@ -25,7 +25,8 @@ rule evaluate_zero_filled:
     params:
         config=evaluation_config(),
     shell:
-        "ssimrecon evaluate --zero-filled --shards {input.shards:q} --mask {input.mask:q} "
+        "ssimrecon evaluate --method {wildcards.zero_filled:q} --zero-filled "
+        "--shards {input.shards:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --output {output.slices:q} "
         "--volumes {output.volumes:q} 2> {log:q}"
 
@@ -54,6 +55,7 @@ rule evaluate:
     params:
         config=evaluation_config(),
     shell:
-        "ssimrecon evaluate --model {input.model:q} --shards {input.shards:q} --mask {input.mask:q} "
+        "ssimrecon evaluate --method {wildcards.run:q} --model {input.model:q} "
+        "--shards {input.shards:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --output {output.slices:q} "
         "--volumes {output.volumes:q} 2> {log:q}"

@@ -2,7 +2,7 @@
 # seed), with one GPU wherever the executor knows GPUs (SLURM).
 
 
-from ssimrecon.training.settings import launch_command
+from ssimrecon.training.torchrun import launch_command
 
 
 localrules:

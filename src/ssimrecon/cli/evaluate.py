@@ -14,11 +14,15 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(argv: list[str]) -> int:
-    """``ssimrecon evaluate --shards S.h5 ... --mask M.npz (--model best.pt | --zero-filled)
-    --config-json {"min_signal_fraction": F} --output M.csv --volumes M.volumes.csv``."""
+    """``ssimrecon evaluate --method NAME --shards S.h5 ... --mask M.npz (--model best.pt |
+    --zero-filled) --config-json {"min_signal_fraction": F} --output M.csv --volumes
+    M.volumes.csv``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon evaluate",
         description="Metrics of one method: per slice and region, and per volume (fastMRI).",
+    )
+    parser.add_argument(
+        "--method", required=True, help="the method's name (a run, or zero-filled) in the log"
     )
     parser.add_argument("--shards", nargs="+", type=Path, required=True)
     parser.add_argument(
@@ -41,6 +45,7 @@ def evaluate(argv: list[str]) -> int:
 
     result = evaluate_shards(
         args.shards,
+        method=args.method,
         mask_path=args.mask,
         model_path=None if args.zero_filled else args.model,
         min_signal_fraction=settings.min_signal_fraction,
@@ -52,7 +57,7 @@ def evaluate(argv: list[str]) -> int:
     scored = result.slices[result.slices["passes_filter"] & (result.slices["region"] == "frame")]
     log.info(
         "%s: %d slices of %d subjects (%d pass the filter: mean SSIM %.4f, PSNR %.2f dB) -> %s, %s",
-        "zero-filled" if args.zero_filled else args.model,
+        args.method,
         len(result.slices) // 2,
         len(result.volumes),
         len(scored),

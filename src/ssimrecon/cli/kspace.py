@@ -74,11 +74,11 @@ def shard(argv: list[str]) -> int:
     parser.add_argument("--subject", required=True)
     parser.add_argument("--output", required=True, type=Path, help="shard .h5")
     add_config_json(parser, "preprocessing")
-    parser.add_argument("--phase-seed", type=int, default=0, help="seed of phase: smooth")
     parser.add_argument("--source-md5", default=None, help="MD5 of the volume (computed if absent)")
     args = parser.parse_args(argv)
+    from ssimrecon.data.qc import lookup_subject
     from ssimrecon.kspace.preprocess import Preprocessing
-    from ssimrecon.kspace.shards import lookup_subject, make_shard
+    from ssimrecon.kspace.shards import make_shard
 
     prep = load_settings(args.config_json, Preprocessing, "preprocessing")
 
@@ -92,7 +92,6 @@ def shard(argv: list[str]) -> int:
         prep,
         args.output,
         source_md5=md5,
-        phase_seed=args.phase_seed,
     )
     log.info(
         "shard %s -> %s (load %.2fs, compute %.2fs, write %.2fs)",

@@ -30,7 +30,7 @@ def study_table(argv: list[str]) -> int:
     slices, volumes = parse_pairs(args.metrics, "--metrics"), parse_pairs(args.volumes, "--volumes")
     settings = load_settings(args.config_json, StudySettings, "study")
     from ssimrecon.atomic import write_csv_atomic
-    from ssimrecon.evaluation.study import study_table as build
+    from ssimrecon.evaluation.study_results import study_table as build
     from ssimrecon.evaluation.table import read_metrics_csv, read_volumes_csv
 
     table = build(
@@ -57,8 +57,8 @@ def seed_average(argv: list[str]) -> int:
     parser.add_argument("--output-volumes", type=Path, required=True)
     args = parser.parse_args(argv)
     from ssimrecon.atomic import write_csv_atomic
-    from ssimrecon.evaluation.study import seed_average as average
-    from ssimrecon.evaluation.study import seed_average_volumes
+    from ssimrecon.evaluation.study_results import seed_average as average
+    from ssimrecon.evaluation.study_results import seed_average_volumes
     from ssimrecon.evaluation.table import read_metrics_csv, read_volumes_csv
 
     write_csv_atomic(average([read_metrics_csv(p) for p in args.metrics]), args.output)
@@ -81,7 +81,7 @@ def study_figure(argv: list[str]) -> int:
         raise SsimreconError(f"study table not found: {args.study}")
     import pandas as pd
 
-    from ssimrecon.plots.study import plot_study
+    from ssimrecon.plots.study_figure import plot_study
 
     plot_study(
         pd.read_csv(args.study, keep_default_na=False, na_values=[""]), args.output, args.dpi

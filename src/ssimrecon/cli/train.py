@@ -9,9 +9,9 @@ from pathlib import Path
 
 from ssimrecon.cli.arguments import add_config_json, parse_pairs
 from ssimrecon.config.sections import load_settings
+from ssimrecon.config.stages import TrainJob
 from ssimrecon.errors import SsimreconError
-from ssimrecon.training.fastpath import cli_preload
-from ssimrecon.training.settings import TrainJob
+from ssimrecon.training.tcmalloc import cli_preload
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def train(argv: list[str]) -> int:
     import torch
 
     from ssimrecon.training.loop import Trainer
-    from ssimrecon.training.state import TrainingInterrupted
+    from ssimrecon.training.signals import TrainingInterrupted
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -1,26 +1,34 @@
 """Config validation with messages that name the offending key, run before any job is scheduled.
 
-This is the one place where the experiment config is checked: :func:`check_config` runs
-:func:`check_schema` (types, ranges, unknown keys), lets Snakemake fill in the schema's defaults
-(``workflow/schemas/config.schema.yaml``, the only source of defaults) and then runs
-:func:`check_consistency` (rules that span several keys). ``workflow/rules/common.smk`` calls it
-before any job, and ``ssimrecon bench`` on the config files it measures. Stages trust what they are
-handed.
+:func:`check_config` runs :func:`check_schema` (types, ranges, unknown keys), lets Snakemake fill
+in the schema's defaults (``workflow/schemas/config.schema.yaml``, the only source of defaults)
+and then runs :func:`check_consistency`: the rules that span several keys, and the rules that
+belong to the objects which use the values (the loss weights, the training section), applied by
+calling those objects, so that each rule is stated once and still stops the run before any job.
+``workflow/rules/common.smk`` calls it before any job, and ``ssimrecon bench`` on the config files
+it measures.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
 
+from ssimrecon.config.runs import expand_runs
+from ssimrecon.config.sections import settings_from
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.data.bids import participant_of
 from ssimrecon.data.sources import SourceFile, list_source, source_fingerprint
-from ssimrecon.errors import ConfigError, VolumeError
+from ssimrecon.errors import ConfigError, SsimreconError, VolumeError
+from ssimrecon.functional.weights import check_weight, check_weights
+
+Owned = TypeVar("Owned")
 
 #: the config keys of local sources, read in place (bids, folder) or extracted (tar)
 LOCAL_SOURCES = ("bids", "folder", "tar")
@@ -119,7 +127,12 @@ def check_config(config: dict[str, Any], schema_path: Path | str) -> dict[str, A
 
 
 def check_consistency(config: dict[str, Any]) -> None:
-    """Cross-key checks the schema cannot express (split vs. subjects, baseline, crop, source)."""
+    """On a config the schema accepted and whose defaults are filled in (:func:`check_config` does
+    both): cross-key checks the schema cannot express (split vs. subjects, baseline, source, study
+    runs, image size vs. depth), then the rules of the objects that will use the values, applied
+    here so that they stop the run before any job: every run's loss weights
+    (:func:`~ssimrecon.functional.weights.check_weights`) and the training section
+    (:class:`~ssimrecon.config.stages.TrainSettings`, its crop against the image size)."""
     _check_source(config)
     baseline = config["evaluation"]["baseline"]
     if baseline not in config["networks"]:
@@ -132,10 +145,7 @@ def check_consistency(config: dict[str, Any]) -> None:
             "config key 'networks.zero-filled': the name is reserved for the zero-filled baseline"
         )
     for name, network in config["networks"].items():
-        if not any(weight > 0 for weight in network["loss"].values()):
-            raise ConfigError(
-                f"config key 'networks.{name}.loss': every weight is 0; at least one must be > 0"
-            )
+        _owned(check_weights, network["loss"], f"networks.{name}.loss")
     if config.get("study"):
         _check_study(config)
     depths = [config["model"]["depth"]] + [
@@ -149,20 +159,19 @@ def check_consistency(config: dict[str, Any]) -> None:
             f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = "
             f"{factor}"
         )
-    crop = config["training"].get("crop")
-    if crop is not None and (
-        any(c % factor for c in crop) or any(c > s for c, s in zip(crop, size))
-    ):
-        raise ConfigError(
-            f"config key 'training.crop': {crop} must fit in image_size {size} and be divisible "
-            f"by {factor}"
-        )
-    batch, gpus = config["training"].get("batch_size"), config["training"].get("gpus")
-    if batch and gpus and batch % gpus:
-        raise ConfigError(
-            f"config key 'training.batch_size': {batch} must be a multiple of training.gpus "
-            f"({gpus}): the global batch is split across the GPUs"
-        )
+    training = {key: value for key, value in config["training"].items() if key != "threads"}
+    settings = _owned(settings_from, TrainSettings, training, "training")
+    _owned(settings.check_crop, size, factor)
+
+
+def _owned(check: Callable[..., Owned], *args: Any) -> Owned:
+    """``check(*args)``: a rule of the object that uses the values, applied before any job; its
+    error ``<key>: <problem>`` becomes ConfigError ``config key '<key>': <problem>``."""
+    try:
+        return check(*args)
+    except SsimreconError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(f"config key '{key}': {problem}") from None
 
 
 def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:
@@ -222,10 +231,9 @@ def _local_volumes(layout: str, path: Path) -> list[SourceFile] | None:
 
 
 def _check_study(config: dict[str, Any]) -> None:
-    """Every swept term belongs to some network but not to the baseline, every run keeps a weight
-    > 0, and the run names (``%g`` numbers) are distinct."""
-    from ssimrecon.config.study import expand_runs
-
+    """Every swept term belongs to some network but not to the baseline, every swept weight and
+    every run's loss follows the loss's rule (:mod:`ssimrecon.functional.weights`), and the run
+    names (``%g`` numbers) are distinct."""
     study, networks = config["study"], config["networks"]
     baseline = config["evaluation"]["baseline"]
     for term in study["sweep"]:
@@ -239,13 +247,12 @@ def _check_study(config: dict[str, Any]) -> None:
                 f"config key 'study.sweep.{term}': the baseline network {baseline!r} "
                 "(evaluation.baseline) has this term; the baseline is not swept"
             )
+    for term, weights in study["sweep"].items():
+        for weight in weights:
+            _owned(check_weight, weight, f"study.sweep.{term}")
     runs = expand_runs(config)
     for run in runs.values():
-        if not any(w > 0 for w in run.loss.values()):
-            raise ConfigError(
-                f"config key 'study.sweep': run {run.name} has every loss weight 0; at least one "
-                "must be > 0"
-            )
+        _owned(check_weights, run.loss, f"study.sweep (run {run.name})")
     expected = 0
     for spec in networks.values():
         combos = 1

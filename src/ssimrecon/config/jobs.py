@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ssimrecon.config.study import Run, number_label
+from ssimrecon.config.runs import Run, number_label
 
 
 def as_json(value: Any) -> str:

@@ -2,14 +2,18 @@
 
 Each dataclass is what one command's ``--config-json`` holds (:func:`ssimrecon.config.sections.
 load_settings`); its docstring names the config keys it carries.  Shards use
-:class:`ssimrecon.kspace.preprocess.Preprocessing` and training
-:class:`ssimrecon.training.settings.TrainJob`.  No field has a default: the defaults live in
-``workflow/schemas/config.schema.yaml`` only.
+:class:`ssimrecon.kspace.preprocess.Preprocessing` and training :class:`TrainJob`.  No field has a
+default: the defaults live in ``workflow/schemas/config.schema.yaml`` only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ssimrecon.errors import SsimreconError
 
 __all__ = [
     "DemoArchiveSettings",
@@ -20,6 +24,8 @@ __all__ = [
     "TableSettings",
     "Figure2Settings",
     "StudySettings",
+    "TrainSettings",
+    "TrainJob",
 ]
 
 
@@ -100,9 +106,96 @@ class Figure2Settings:
 
 @dataclasses.dataclass(frozen=True)
 class StudySettings:
-    """A study's runs (``study`` expanded by :func:`ssimrecon.config.study.expand_runs`: run name
+    """A study's runs (``study`` expanded by :func:`ssimrecon.config.runs.expand_runs`: run name
     -> {condition, network, loss, acceleration, seed, swept}) and ``evaluation.min_signal_fraction``
     (the slice filter of study.csv's metrics)."""
 
     runs: dict[str, dict]
     min_signal_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """The ``training:`` config section without ``threads`` (a job resource, not a setting).
+
+    No field has a default: the defaults live in workflow/schemas/config.schema.yaml.  The class
+    owns the rules of its values: ``__post_init__`` normalises (``crop`` -> tuple, ``bf16``
+    "true"/"false" -> bool) and stops values no run could use (among them a ``batch_size`` that is
+    not a multiple of ``gpus``), :meth:`check_crop` the crop against the images;
+    :mod:`ssimrecon.config.check` builds it from the config before any job, the CLI with
+    :func:`ssimrecon.config.sections.load_settings`. ``crop`` is (H, W) in
+    pixels or None; ``lr`` Adam's learning rate; ``min_signal_fraction`` the slice filter of
+    training and validation; ``gpus`` the processes (one GPU each) that train the run together
+    with the global batch ``batch_size``; ``compile`` wraps the U-Net in ``torch.compile``;
+    ``instance_norm`` ('project' or 'torch') picks the instance-norm kernel (same maths).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    crop: tuple[int, int] | None
+    num_workers: int
+    device: str
+    bf16: str | bool
+    channels_last: bool
+    min_signal_fraction: float
+    max_train_batches: int | None
+    gpus: int
+    compile: bool
+    instance_norm: str
+
+    def __post_init__(self) -> None:
+        if self.crop is not None:
+            object.__setattr__(self, "crop", (int(self.crop[0]), int(self.crop[1])))
+        bf16 = self.bf16
+        if isinstance(bf16, str) and bf16.lower() in {"true", "false"}:
+            object.__setattr__(self, "bf16", bf16.lower() == "true")
+        if self.bf16 not in ("auto", True, False):
+            raise SsimreconError(f"training.bf16: must be 'auto', true or false, got {bf16!r}")
+        if self.instance_norm not in ("project", "torch"):
+            raise SsimreconError(
+                f"training.instance_norm: must be 'project' or 'torch', got {self.instance_norm!r}"
+            )
+        for key, minimum in (("epochs", 1), ("batch_size", 1), ("num_workers", 0), ("gpus", 1)):
+            if getattr(self, key) < minimum:
+                raise SsimreconError(f"training.{key}: must be >= {minimum}")
+        if self.batch_size % self.gpus:
+            raise SsimreconError(
+                f"training.batch_size: {self.batch_size} must be a multiple of training.gpus "
+                f"({self.gpus}): the global batch is split evenly across the GPUs"
+            )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise SsimreconError(f"training.lr: must be a positive number, got {self.lr!r}")
+
+    def check_crop(self, image_size: Sequence[int], multiple: int) -> None:
+        """SsimreconError naming ``training.crop`` unless the crop fits in images of (H, W)
+        ``image_size`` and both sides are divisible by ``multiple`` (2**depth: the U-Net pools
+        depth times).  The one home of the crop's rule: the config check calls it with
+        ``preprocessing.image_size``, the Trainer with its shards' slice size."""
+        if self.crop is None:
+            return
+        if any(c % multiple for c in self.crop) or any(
+            c > s for c, s in zip(self.crop, image_size)
+        ):
+            raise SsimreconError(
+                f"training.crop: {list(self.crop)} must fit in image_size {list(image_size)} and "
+                f"be divisible by {multiple}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (crop as a list)."""
+        out = dataclasses.asdict(self)
+        out["crop"] = None if self.crop is None else list(self.crop)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJob:
+    """What one training job is handed (``ssimrecon train --config-json``): the network's model
+    settings (top-level ``model`` with the network's overrides applied), its ``loss`` terms {term:
+    weight} and the ``training`` section."""
+
+    model: dict[str, Any]
+    loss: dict[str, float]
+    training: TrainSettings

@@ -6,7 +6,9 @@ a later stage; known-bad subjects can be skipped with ``exclude`` (they are neve
 
 from __future__ import annotations
 
+import csv
 import logging
+import os
 import zlib
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from nibabel.filebasedimages import ImageFileError
 
 from ssimrecon.checksums import file_md5
 from ssimrecon.data.sources import SourceFile, folder_files
-from ssimrecon.errors import VolumeError
+from ssimrecon.errors import SsimreconError, VolumeError
 from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
@@ -148,3 +150,22 @@ def subjects_table(
         raise VolumeError(f"no usable *.nii.gz or *.nii volumes in {where or 'the source'}")
     log.info("%d volumes passed, %d excluded, in %s", len(rows), len(files) - len(rows), where)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str | None]:
+    """(file, md5) of ``subject`` in a subjects.csv (columns ``subject, file, md5``)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise SsimreconError(f"subjects csv {csv_path} does not exist")
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = set(reader.fieldnames or [])
+        missing = {"subject", "file"} - columns
+        if missing:
+            raise SsimreconError(
+                f"subjects csv {csv_path} lacks column(s) {', '.join(sorted(missing))}"
+            )
+        for row in reader:
+            if row["subject"] == subject:
+                return row["file"], (row.get("md5") or None)
+    raise SsimreconError(f"subject {subject} not found in subjects csv {csv_path}")

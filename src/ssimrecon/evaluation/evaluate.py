@@ -122,21 +122,22 @@ def score_volume(
 def evaluate_shards(
     shard_paths: Sequence[Path | str],
     *,
+    method: str,
     mask_path: Path | str,
     model_path: Path | str | None,
     min_signal_fraction: float,
     batch_size: int = 8,
     device: str | torch.device = "auto",
 ) -> Evaluation:
-    """Metrics over all shards undersampled with the mask file at ``mask_path``; ``model_path``
-    None scores the zero-filled input itself."""
+    """Metrics of ``method`` (its name in progress and logs: the run, or ``zero-filled``) over all
+    shards undersampled with the mask file at ``mask_path``; ``model_path`` None scores the
+    zero-filled input itself."""
     if not shard_paths:
         raise SsimreconError("no shards given to evaluate")
     mask, _ = load_mask(mask_path)
     dev = pick_device(device) if isinstance(device, str) else device
     model, bundle = (None, None) if model_path is None else load_model(Path(model_path), dev)
     slice_frames, volumes = [], []
-    method = "zero-filled" if model_path is None else Path(model_path).parent.name
     for path in track([Path(p) for p in shard_paths], f"evaluate {method}", "volumes"):
         with ShardReader(path, mask) as reader:
             if bundle is not None:

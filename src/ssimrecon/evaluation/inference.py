@@ -15,6 +15,7 @@ import torch
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude_torch
+from ssimrecon.kspace.preprocess import recorded
 
 
 def predict_slices(
@@ -90,7 +91,7 @@ def check_model_matches(
             f"model {model_path} was trained with another undersampling mask than {data_path} "
             f"({int((model_mask != mask).sum())} of {mask.size} samples differ)"
         )
-    theirs = bundle.get("preprocessing") or {}
+    theirs = recorded(bundle.get("preprocessing") or {})
     if preprocessing is not None:
         keys = (set(theirs) | set(preprocessing)) - set(ignore_keys)
         diff = sorted(k for k in keys if theirs.get(k) != preprocessing.get(k))

@@ -58,6 +58,7 @@ from ssimrecon.kspace.preprocess import (
     Preprocessing,
     load_canonical,
     phase_seed_for,
+    recorded,
     robust_scale,
     simulate_kspace,
     slice_signal_fraction,
@@ -223,7 +224,9 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
     target = cut_frame(resampled, frame, start)
     mask = scaled_mask(_mask_of(bundle), frame)
     phase = (
-        smooth_phase(target.shape, phase_seed_for(path.name, 0)) if prep.phase == "smooth" else None
+        smooth_phase(target.shape, phase_seed_for(path.name, prep.phase_seed))
+        if prep.phase == "smooth"
+        else None
     )
     plane = resampled.shape[1:]
 
@@ -266,7 +269,7 @@ def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
         )
     with ShardReader(path, model_mask) as reader:
         prep_dict = shard_preprocessing(reader)
-        if prep_dict != bundle.get("preprocessing"):
+        if prep_dict != recorded(bundle.get("preprocessing") or {}):
             log.warning("model %s and shard %s differ in preprocessing", model_path, path)
         kspace, target = reader.read_kspace(), reader.read_target()
         slice_index = np.asarray(reader.slice_index)

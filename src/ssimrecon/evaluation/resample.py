@@ -19,7 +19,6 @@ multiple of 2**depth, with the training mask scaled onto it (:func:`scaled_mask`
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -50,34 +48,6 @@ class TrainingGrid:
     pixel_spacing_mm: tuple[float, float]  # mm along the slice rows (H) and columns (W)
     slice_thickness_mm: float | None  # voxel size along the readout axis; None when unknown
     recorded: bool  # False: an older bundle, grid inferred from the input (see training_grid)
-
-
-def grid_record(
-    readout_axis: int, pixel_spacing_mm: tuple[float, float], slice_thickness_mm: float | None
-) -> dict[str, Any]:
-    """The bundle's ``grid`` dict: orientation "RAS", readout_axis, pixel_spacing_mm,
-    slice_thickness_mm."""
-    return {
-        "orientation": "RAS",
-        "readout_axis": int(readout_axis),
-        "pixel_spacing_mm": [float(v) for v in pixel_spacing_mm],
-        "slice_thickness_mm": None if slice_thickness_mm is None else float(slice_thickness_mm),
-    }
-
-
-def shard_grid(reader: Any) -> dict[str, Any]:
-    """:func:`grid_record` of the slices in an open ``ShardReader``: its pixel_spacing, and the
-    readout-axis voxel size of its source volume's header (None if that file is gone)."""
-    axis = reader.preprocessing.readout_axis
-    source = str(reader.attrs.get("source_file") or "")
-    thickness = None
-    if source and Path(source).is_file():
-        with contextlib.suppress(Exception):  # header only; an unreadable file leaves None
-            image = nib.load(source)
-            thickness = nib.affines.voxel_sizes(image.affine)[
-                [int(a) for a, _ in nib.orientations.io_orientation(image.affine)].index(axis)
-            ]
-    return grid_record(axis, reader.pixel_spacing, thickness)
 
 
 def in_plane(values: tuple[float, float, float], readout_axis: int) -> tuple[float, float]:

@@ -85,7 +85,7 @@ class TableRules:
     """What the table was computed under: the split's name, the baseline network, the slice filter
     threshold (``evaluation.min_signal_fraction``), the intensity scale's percentile
     (``preprocessing.scale_percentile``) and the number of seeds each network's metrics were
-    averaged over (1 without a study; see :mod:`ssimrecon.evaluation.study`)."""
+    averaged over (1 without a study; see :mod:`ssimrecon.evaluation.study_results`)."""
 
     split: str
     baseline: str

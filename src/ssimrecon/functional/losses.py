@@ -9,7 +9,6 @@ gy^2 + eps) (valid region, no padding).  All terms take pred, target (B,1,H,W) a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.ssim import ssim
+from ssimrecon.functional.weights import check_weights
 
 EDGE_EPS = 1e-8
 
@@ -85,27 +85,12 @@ class CompositeLoss(nn.Module):
 
 
 def build_loss(terms: Mapping[str, float]) -> CompositeLoss:
-    """Validate config ``loss: {term: weight}`` and build the loss.
+    """The loss of config ``loss: {term: weight}``.
 
-    Terms: "mse", "dssim", "l1", "edge"; weights are non-negative finite numbers (0 keeps a term as
-    a logged-only part).  Errors name the offending key as ``loss.<term>``.  The workflow's config
-    is checked once, before any job, by :mod:`ssimrecon.config.check` (the schema's ``loss_terms``);
-    this guard serves library callers.
+    Terms: "mse", "dssim", "l1", "edge" (another is an error naming ``loss.<term>``); the weights
+    follow :func:`~ssimrecon.functional.weights.check_weights` (errors name ``loss.<term>``).
     """
-    if not isinstance(terms, Mapping) or not terms:
-        raise SsimreconError(
-            f"loss: expected a non-empty mapping of term -> weight (terms: {sorted(TERMS)}), got "
-            f"{terms!r}"
-        )
-    weights: dict[str, float] = {}
-    for name, w in terms.items():
+    for name in terms if isinstance(terms, Mapping) else ():
         if name not in TERMS:
             raise SsimreconError(f"loss.{name}: unknown loss term; choose from {sorted(TERMS)}")
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise SsimreconError(
-                f"loss.{name}: weight must be a non-negative finite number, got {w!r}"
-            )
-        weights[name] = float(w)
-    if not any(weights.values()):
-        raise SsimreconError(f"loss: at least one weight must be positive, got {dict(terms)!r}")
-    return CompositeLoss(weights)
+    return CompositeLoss(check_weights(terms, "loss"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,14 +27,18 @@ from ssimrecon.errors import SsimreconError, VolumeError
 from ssimrecon.kspace.fft import fft2c
 
 PHASE_MODES = ("none", "smooth")
+#: the phase seed of the shards and model bundles written before ``phase_seed`` was recorded
+UNRECORDED_PHASE_SEED = 0
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a volume becomes slices; stored as JSON in every shard (attr ``preprocessing``).
+    """How a volume becomes slices and their simulated acquisition; stored as JSON in every shard
+    (attr ``preprocessing``) and model bundle.
 
     Every field is required: the ``preprocessing`` section of the workflow's config schema holds
-    the only defaults."""
+    the only defaults. ``phase_seed`` seeds the smooth phase (``phase: smooth``) of each subject
+    with its id (:func:`phase_seed_for`)."""
 
     readout_axis: int
     image_size: tuple[int, int]
@@ -42,6 +46,7 @@ class Preprocessing:
     slice_stride: int
     scale_percentile: float
     phase: str
+    phase_seed: int
 
     def __post_init__(self) -> None:
         size = tuple(int(s) for s in self.image_size)
@@ -79,9 +84,10 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        """Inverse of :meth:`to_dict` (:func:`~ssimrecon.config.sections.settings_from`): a missing
-        or unknown key raises ConfigError naming ``preprocessing.<key>``."""
-        return settings_from(cls, data, "preprocessing")
+        """Inverse of :meth:`to_dict` for a stored record (:func:`recorded`, then
+        :func:`~ssimrecon.config.sections.settings_from`): a missing or unknown key raises
+        ConfigError naming ``preprocessing.<key>``."""
+        return settings_from(cls, recorded(data), "preprocessing")
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys)."""
@@ -97,6 +103,13 @@ class Preprocessing:
         if not isinstance(data, dict):
             raise SsimreconError(f"preprocessing JSON must be an object, got {type(data).__name__}")
         return cls.from_dict(data)
+
+
+def recorded(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored preprocessing record (a shard's attribute, a model bundle's entry) with every
+    field: a record written before ``phase_seed`` was recorded was simulated with
+    :data:`UNRECORDED_PHASE_SEED`."""
+    return {"phase_seed": UNRECORDED_PHASE_SEED, **data}
 
 
 def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image]:
@@ -333,17 +346,17 @@ class SimulatedSlices(NamedTuple):
 
 
 def simulate_acquisition(
-    volume_ras: np.ndarray, prep: Preprocessing, mask: np.ndarray, phase_key: str, phase_seed: int
+    volume_ras: np.ndarray, prep: Preprocessing, mask: np.ndarray, phase_key: str
 ) -> SimulatedSlices:
     """RAS volume -> its scaled target slices and their simulated undersampled k-space.
 
     :func:`scaled_target_slices`, then (``prep.phase == "smooth"``) a :func:`smooth_phase` seeded by
-    :func:`phase_seed_for` (``phase_key``, ``phase_seed``), then :func:`simulate_kspace` with
+    :func:`phase_seed_for` (``phase_key``, ``prep.phase_seed``), then :func:`simulate_kspace` with
     ``mask`` (H, W) bool.  Raises VolumeError for an empty volume.
     """
     target, slice_index, scale, data_range = scaled_target_slices(volume_ras, prep)
     phase = (
-        smooth_phase(target.shape, phase_seed_for(phase_key, phase_seed))
+        smooth_phase(target.shape, phase_seed_for(phase_key, prep.phase_seed))
         if prep.phase == "smooth"
         else None
     )

@@ -1,4 +1,5 @@
-"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice, validate,
+"""HDF5 k-space shards, one per subject (fastMRI-like): write atomically, read by slice and with
+their geometry (:class:`ShardReader`: pixel spacing, native extent, the training grid), validate,
 make.
 
 Layout (FORMAT_VERSION 4, independent of the acceleration): datasets ``target`` (S, H, W) float32
@@ -22,7 +23,7 @@ when the disk has room for it, and only from the volume whose MD5 QC recorded.
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import logging
 import os
@@ -110,6 +111,33 @@ def slice_geometry(
     rows, cols = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
     extent = [int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1]
     return {"pixel_spacing": json.dumps(spacing), "native_extent": json.dumps(extent)}
+
+
+def shard_attributes(
+    *,
+    subject: str,
+    scale: float,
+    data_range: float,
+    source_file: str,
+    source_md5: str,
+    prep: Preprocessing,
+    geometry: dict[str, str],
+) -> dict[str, Any]:
+    """The attributes of a shard (``REQUIRED_ATTRS``, in that order) of ``subject``'s slices:
+    scaled by ``scale`` (the target maximum is ``data_range``), made from ``source_file`` (MD5
+    ``source_md5``) with ``prep``, slice ``geometry`` from :func:`slice_geometry`."""
+    return {
+        "subject": subject,
+        "kspace_formula": KSPACE_FORMULA,
+        "scale": scale,
+        "data_range": data_range,
+        "source_file": str(source_file),
+        "source_md5": str(source_md5),
+        "readout_axis": int(prep.readout_axis),
+        "format_version": FORMAT_VERSION,
+        "preprocessing": prep.to_json(),
+        **geometry,
+    }
 
 
 def write_shard(
@@ -258,6 +286,19 @@ def _check_geometry(path: Path, spacing: Any, extent: Any, size: tuple[int, int]
         )
 
 
+def grid_record(
+    readout_axis: int, pixel_spacing_mm: tuple[float, float], slice_thickness_mm: float | None
+) -> dict[str, Any]:
+    """The bundle's ``grid`` dict: orientation "RAS", readout_axis, pixel_spacing_mm,
+    slice_thickness_mm."""
+    return {
+        "orientation": "RAS",
+        "readout_axis": int(readout_axis),
+        "pixel_spacing_mm": [float(v) for v in pixel_spacing_mm],
+        "slice_thickness_mm": None if slice_thickness_mm is None else float(slice_thickness_mm),
+    }
+
+
 class ShardReader:
     """Read access to a validated shard; use as a context manager (or call :meth:`close`).
 
@@ -339,6 +380,27 @@ class ShardReader:
         return int(r0), int(r1), int(c0), int(c1)
 
     @property
+    def slice_thickness_mm(self) -> float | None:
+        """Voxel size (mm) along the readout axis in the header of the shard's source volume
+        (``source_file``); None when that file is gone or its header cannot be read."""
+        source = str(self.attrs.get("source_file") or "")
+        if source and Path(source).is_file():
+            with contextlib.suppress(Exception):  # header only; an unreadable file gives None
+                image = nib.load(source)
+                axes = [int(a) for a, _ in nib.orientations.io_orientation(image.affine)]
+                sizes = nib.affines.voxel_sizes(image.affine)
+                return float(sizes[axes.index(self.preprocessing.readout_axis)])
+        return None
+
+    @property
+    def grid(self) -> dict[str, Any]:
+        """The grid of the slices in physical units, as a model bundle records it
+        (:func:`grid_record`): readout axis, :attr:`pixel_spacing`, :attr:`slice_thickness_mm`."""
+        return grid_record(
+            self.preprocessing.readout_axis, self.pixel_spacing, self.slice_thickness_mm
+        )
+
+    @property
     def mask(self) -> np.ndarray:
         """The sampling mask (H, W) bool this reader applies."""
         if self._mask is None:
@@ -404,13 +466,13 @@ def make_shard(
     output: str | os.PathLike,
     *,
     source_md5: str | None = None,
-    phase_seed: int = 0,
 ) -> dict[str, float]:
     """NIfTI volume -> shard at ``output``. Returns timings in seconds (load, compute, write).
 
     Steps: load_canonical -> scaled target slices and (``phase: smooth``) their phase, seeded by
-    ``phase_seed`` and ``subject`` (as :func:`~ssimrecon.kspace.preprocess.simulate_acquisition`)
-    -> write_shard.  An empty volume is a ShardError naming it.
+    ``prep.phase_seed`` and ``subject`` (as
+    :func:`~ssimrecon.kspace.preprocess.simulate_acquisition`) -> write_shard.  An empty volume
+    is a ShardError naming it.
     """
     t0 = time.perf_counter()
     actual_md5 = file_md5(volume_path)
@@ -430,25 +492,22 @@ def make_shard(
         raise ShardError(f"volume {volume_path}: {exc}") from exc
     del volume
     phase = (
-        smooth_phase(target.shape, phase_seed_for(subject, phase_seed))
+        smooth_phase(target.shape, phase_seed_for(subject, prep.phase_seed))
         if prep.phase == "smooth"
         else None
     )
     signal = slice_signal_fraction(target, data_range)
     t2 = time.perf_counter()
 
-    attrs = {
-        "subject": subject,
-        "kspace_formula": KSPACE_FORMULA,
-        "scale": scale,
-        "data_range": data_range,
-        "source_file": str(volume_path),
-        "source_md5": str(source_md5),
-        "readout_axis": int(prep.readout_axis),
-        "format_version": FORMAT_VERSION,
-        "preprocessing": prep.to_json(),
-        **geometry,
-    }
+    attrs = shard_attributes(
+        subject=subject,
+        scale=scale,
+        data_range=data_range,
+        source_file=str(volume_path),
+        source_md5=source_md5,
+        prep=prep,
+        geometry=geometry,
+    )
     write_shard(
         output,
         target=target,
@@ -467,22 +526,3 @@ def make_shard(
         *timings.values(),
     )
     return timings
-
-
-def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str | None]:
-    """(file, md5) of ``subject`` in a subjects.csv (columns ``subject, file, md5``)."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise SsimreconError(f"subjects csv {csv_path} does not exist")
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = set(reader.fieldnames or [])
-        missing = {"subject", "file"} - columns
-        if missing:
-            raise SsimreconError(
-                f"subjects csv {csv_path} lacks column(s) {', '.join(sorted(missing))}"
-            )
-        for row in reader:
-            if row["subject"] == subject:
-                return row["file"], (row.get("md5") or None)
-    raise SsimreconError(f"subject {subject} not found in subjects csv {csv_path}")

@@ -11,7 +11,7 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
               "slice_thickness_mm": float or None},
      "provenance": {"ssimrecon_version": str, "git_commit": str or None}}
 
-``grid`` is the training grid in physical units (``ssimrecon.evaluation.resample.grid_record``);
+``grid`` is the training grid in physical units (``ssimrecon.kspace.shards.ShardReader.grid``);
 bundles written before it existed lack the key and still load (``reconstruct`` then warns and
 assumes the input's voxel size times ``preprocessing.downsample``).
 
@@ -25,6 +25,7 @@ Files are written atomically (``ssimrecon.atomic``: temporary file in the same f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import subprocess
@@ -38,6 +39,8 @@ from torch import nn
 
 from ssimrecon.atomic import atomic_output
 from ssimrecon.errors import CheckpointError, SsimreconError
+from ssimrecon.kspace.mask import load_mask
+from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.unet import UNet
 from ssimrecon.plain import to_plain
 
@@ -62,6 +65,8 @@ __all__ = [
     "atomic_torch_save",
     "safe_torch_load",
     "load_tagged",
+    "BundleMetadata",
+    "bundle_metadata",
 ]
 
 
@@ -235,3 +240,30 @@ def load_model_bundle(
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: weights do not match model_config: {_brief(exc)}") from exc
     return model.to(map_location).eval(), bundle
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleMetadata:
+    """What a bundle records about the data its network was trained on: the shards'
+    ``preprocessing`` (dict), the sampling ``mask`` (H, W) bool, ``mask_meta`` {seed,
+    acceleration: the mask's achieved acceleration} and the training ``grid``
+    (:attr:`ssimrecon.kspace.shards.ShardReader.grid`)."""
+
+    preprocessing: dict[str, Any]
+    mask: np.ndarray
+    mask_meta: dict[str, Any]
+    grid: dict[str, Any]
+
+
+def bundle_metadata(shard: Path, mask_path: Path) -> BundleMetadata:
+    """The :class:`BundleMetadata` of training on ``shard`` (any of the run's shards: they share
+    preprocessing and grid) with the mask file at ``mask_path``."""
+    with ShardReader(shard) as reader:
+        preprocessing, grid = reader.preprocessing.to_dict(), reader.grid
+    mask, meta = load_mask(mask_path)
+    return BundleMetadata(
+        preprocessing,
+        mask,
+        {"seed": meta["seed"], "acceleration": meta["achieved_acceleration"]},
+        grid,
+    )

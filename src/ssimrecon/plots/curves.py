@@ -1,7 +1,7 @@
 """training_curves.png: networks compared on shared quantities, each network's own loss apart.
 
 Reads the history.csv files written by :mod:`ssimrecon.training.loop` (columns
-:func:`~ssimrecon.training.state.history_columns`).  Top row, one line per network: validation MSE
+:func:`~ssimrecon.training.history.history_columns`).  Top row, one line per network: validation MSE
 (log scale, units of the squared robust-maximum scale), validation SSIM, validation PSNR (dB): the
 quantities every network has.  Bottom row, one panel per network: that network's own composite loss
 (training dashed, validation solid); different losses never share an axis.  The best epoch (lowest

@@ -1,7 +1,7 @@
 """Several processes (one GPU each) training one run with DistributedDataParallel.
 
 ``training.gpus: N`` > 1: rule train starts ``ssimrecon train`` under torchrun
-(:func:`ssimrecon.training.settings.launch_command`: ``python -m torch.distributed.run
+(:func:`ssimrecon.training.torchrun.launch_command`: ``python -m torch.distributed.run
 --standalone --nproc-per-node N -m ssimrecon.cli``); each process finds its rank in the environment
 torchrun sets (:func:`from_environment`).
 
@@ -24,7 +24,6 @@ import dataclasses
 import os
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -90,12 +89,12 @@ class Group:
 
     def reduce_sums(
         self, loss_sum: torch.Tensor, term_sums: torch.Tensor, slices: int
-    ) -> dict[str, Any]:
-        """The training accumulators ``loss_sum``, ``term_sums`` (device tensors) and ``slices``
-        summed over the ranks, as host values: {loss_sum, term_sums, slices}."""
+    ) -> tuple[float, list[float], int]:
+        """The training sums ``loss_sum``, ``term_sums`` (device tensors) and ``slices`` summed over
+        the ranks, as host values (loss_sum, term_sums, slices)."""
         count = torch.tensor([float(slices)], dtype=torch.float64, device=loss_sum.device)
         totals = self.sum(torch.cat([loss_sum.reshape(1), term_sums, count])).tolist()
-        return {"loss_sum": totals[0], "term_sums": totals[1:-1], "slices": round(totals[-1])}
+        return totals[0], totals[1:-1], round(totals[-1])
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Element-wise sum of ``values`` over the ranks (``values`` itself for one process)."""

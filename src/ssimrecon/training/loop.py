@@ -8,22 +8,26 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
   of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch). Validation
   covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed order:
   composite loss, each loss term, mean MSE, SSIM and PSNR (per image, data_range: volume maximum).
-* A better validation loss writes ``state_dir/best.pt`` and publishes it to ``best_path`` (link or
-  copy + ``os.replace``): Snakemake deleting a failed job's outputs never loses it.
-* ``state_dir/last.pt`` (:mod:`ssimrecon.training.state`) is written after every epoch and when
-  SIGTERM/SIGUSR1 arrives (at the next batch boundary, mid-epoch included).  A state with the same
-  fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another is moved aside
-  to ``last.pt.stale``. Interrupted runs raise ``TrainingInterrupted`` (exit code 128 + signal).
+* The run's files belong to its :class:`~ssimrecon.training.checkpointer.Checkpointer`: a better
+  validation loss writes ``state_dir/best.pt`` and publishes it to ``best_path``;
+  ``state_dir/last.pt`` is written after every epoch and when SIGTERM/SIGUSR1 arrives
+  (:mod:`ssimrecon.training.signals`; at the next batch boundary, mid-epoch included).  A state
+  with the same fingerprint (settings, shards and mask) is resumed (bit-identical on CPU), another
+  is moved aside to ``last.pt.stale``. Interrupted runs raise ``TrainingInterrupted`` (exit code
+  128 + signal).
+* The run's progress is typed (:mod:`ssimrecon.training.records`): ``best`` (:class:`Best`),
+  ``history`` (:class:`EpochRecord` per finished epoch) and ``progress`` (:class:`EpochProgress`
+  of the epoch in progress).
 * ``training.gpus`` > 1: one process per GPU under torchrun, DistributedDataParallel, each rank a
   share of every global batch (:mod:`ssimrecon.training.distributed`); rank 0 writes the files.
-* history.csv (rewritten every epoch; :func:`~ssimrecon.training.state.history_columns`): composite
-  losses, each unweighted term (slice means), ``seconds`` (epoch wall time), ``slices_per_s``.
+* history.csv (rewritten every epoch; :func:`~ssimrecon.training.history.history_columns`):
+  composite losses, each unweighted term (slice means), ``seconds`` (epoch wall time),
+  ``slices_per_s``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import time
@@ -33,28 +37,19 @@ from typing import Any
 
 import torch
 
+from ssimrecon.config.stages import TrainSettings
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
-from ssimrecon.nn.bundle import save_model_bundle
-from ssimrecon.progress import progress, track
+from ssimrecon.nn.bundle import bundle_metadata
+from ssimrecon.progress import progress as progress_bar
+from ssimrecon.progress import track
 from ssimrecon.training import distributed
+from ssimrecon.training.bf16 import resolve_bf16
+from ssimrecon.training.checkpointer import Checkpointer, fingerprint, set_rng_state
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
-from ssimrecon.training.settings import TrainSettings, resolve_bf16
-from ssimrecon.training.state import (
-    StopFlag,
-    TrainingInterrupted,
-    bundle_metadata,
-    fingerprint,
-    fresh_accumulators,
-    fresh_best,
-    move_stale,
-    publish,
-    readable_state,
-    save_state,
-    set_rng_state,
-    stop_signals,
-    write_history,
-)
+from ssimrecon.training.history import write_history
+from ssimrecon.training.records import Best, EpochProgress, EpochRecord, Validation
+from ssimrecon.training.signals import StopFlag, TrainingInterrupted, stop_signals
 from ssimrecon.training.step import (
     compiled,
     crop_batch,
@@ -73,12 +68,14 @@ log = logging.getLogger("ssimrecon.training.loop")
 class Trainer:
     """One training run of one network, resumable from ``state_dir/last.pt``.
 
-    Building it indexes the shards, checks the crop, seeds torch and builds the U-Net and its Adam
-    optimiser (``torch.manual_seed`` directly precedes the U-Net's initialisation).  :meth:`fit`
+    Building it indexes the shards, seeds torch, builds the U-Net and its Adam optimiser
+    (``torch.manual_seed`` directly precedes the U-Net's initialisation) and checks the crop
+    against the U-Net and the shards' slices (:meth:`TrainSettings.check_crop`).  :meth:`fit`
     resumes or resets the state, then runs the epochs; each epoch is :meth:`train_epoch`,
     :meth:`validate` and :meth:`end_epoch` (history row, best checkpoint, history.csv, last.pt). The
-    progress that ``last.pt`` carries is ``best``, ``history`` and ``acc`` (accumulators of the
-    epoch in progress); ``start_epoch``/``start_batch`` say where this process started.
+    progress that ``last.pt`` carries is ``best``, ``history`` and ``progress`` (typed records,
+    :mod:`ssimrecon.training.records`); ``start_epoch``/``start_batch`` say where this process
+    started; ``checkpointer`` writes and reads the files.
     """
 
     def __init__(
@@ -106,7 +103,6 @@ class Trainer:
             raise SsimreconError("training needs at least one training and one validation shard")
         self.network, self.settings, self.on_batch_end = network_name, settings, on_batch_end
         self.best_path, self.history_path = Path(best_path), Path(history_path)
-        self.state_dir = Path(state_dir)
         self.loss_terms, self.terms = dict(loss_terms), tuple(loss_terms)  # terms: history order
         loss_fn = build_loss(self.loss_terms)
         # several processes (torchrun's environment) join their group here, one device each
@@ -123,9 +119,13 @@ class Trainer:
             "on" if self.bf16 else "off",
         )
         self.bundle_meta = bundle_metadata(train_paths[0], Path(mask_path))
-        mask = self.bundle_meta[1]  # the undersampling of every slice (applied on reading)
-        self.fingerprint = fingerprint(
-            model_cfg, loss_terms, settings, train_paths, val_paths, mask
+        mask = self.bundle_meta.mask  # the undersampling of every slice (applied on reading)
+        self.checkpointer = Checkpointer(
+            Path(state_dir),
+            self.best_path,
+            fingerprint=fingerprint(model_cfg, loss_terms, settings, train_paths, val_paths, mask),
+            network=network_name,
+            terms=self.terms,
         )
         self.train_set = SliceDataset(train_paths, mask, settings.min_signal_fraction)
         self.val_set = SliceDataset(val_paths, mask, settings.min_signal_fraction)
@@ -133,16 +133,11 @@ class Trainer:
         cap = None if settings.max_train_batches is None else settings.max_train_batches * bs
         self.sampler = EpochSampler(len(self.train_set), settings.seed, max_samples=cap)
         self.n_batches = distributed.n_batches(self.sampler.epoch_length(), bs, group.world)
-        shape = self.train_set.shape
-        if settings.crop is not None and shape is not None:
-            if settings.crop[0] > shape[0] or settings.crop[1] > shape[1]:
-                raise SsimreconError(
-                    f"training.crop: {list(settings.crop)} is larger than the images {list(shape)}"
-                )
 
         torch.manual_seed(settings.seed)
         dev = self.device
         self.model = training_model(model_cfg, dev, settings.channels_last, settings.instance_norm)
+        settings.check_crop(self.train_set.shape, 2**self.model.depth)  # type: ignore[arg-type]
         self.loss_fn = loss_fn.to(dev)
         self.optimizer = make_optimizer(self.model, settings.lr, dev)
         wrapped: torch.nn.Module = self.model  # self.model: the weights saved and loaded
@@ -157,22 +152,12 @@ class Trainer:
         self.train_loader = make_loader(self.train_set, bs, self.sampler, workers, pin, ranks)
         self.val_loader = make_loader(self.val_set, bs, None, workers, pin)
 
-        self.best: dict[str, Any] = fresh_best()
-        self.history: list[dict[str, Any]] = []
-        self.acc: dict[str, Any] = fresh_accumulators(self.terms)
+        self.best = Best.none()
+        self.history: list[EpochRecord] = []
+        self.progress = EpochProgress.fresh(len(self.terms))
         self.start_epoch, self.start_batch = 0, 0
         self.resumed_from: list[int] | None = None
         self.stop = StopFlag()
-
-    @property
-    def last_path(self) -> Path:
-        """The resumable state, ``state_dir/last.pt``."""
-        return self.state_dir / "last.pt"
-
-    @property
-    def state_best(self) -> Path:
-        """The best model bundle inside the state directory, ``state_dir/best.pt``."""
-        return self.state_dir / "best.pt"
 
     def fit(self) -> dict[str, Any]:
         """Resume or reset, run the remaining epochs, publish best.pt; returns the summary dict.
@@ -206,10 +191,10 @@ class Trainer:
     def resume_or_reset(self) -> None:
         """Resume from ``last.pt`` if its fingerprint matches; otherwise move a foreign state aside.
 
-        Resuming restores weights, optimiser, position, best result, history, accumulators and RNG
+        Resuming restores weights, optimiser, position, best result, history, progress and RNG
         states, re-publishes best.pt if the workflow output was deleted, and rewrites history.csv.
         With several processes rank 0 goes first (it alone moves or publishes files), then the
-        others load the same state; their accumulators restart at zero (rank 0 carries the sums).
+        others load the same state; their loss sums restart at zero (rank 0 carries the sums).
         """
         if not self.group.is_main:
             self.group.barrier()
@@ -217,86 +202,76 @@ class Trainer:
         if self.group.is_main:
             self.group.barrier()
         else:
-            self.acc.update(loss_sum=0.0, term_sums=[0.0] * len(self.terms), slices=0)
+            self.progress.set_sums(0.0, [0.0] * len(self.terms), 0)
 
     def _resume_or_reset(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        state = readable_state(self.last_path, self.network)
+        state = self.checkpointer.resume()
         if state is None:
             return
-        if state.get("fingerprint") != self.fingerprint:
-            stale = move_stale(self.last_path, self.state_best)
-            log.warning(
-                "%s: training state of another configuration moved to %s; starting %s afresh",
-                self.last_path,
-                stale,
-                self.network,
-            )
-            return
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch, self.start_batch = int(state["epoch"]), int(state["next_batch"])
-        self.best = dict(state["best"])
-        self.history = list(state["history"])
-        self.acc = dict(state["accumulators"])
-        set_rng_state(state["rng"], self.device)
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.start_epoch, self.start_batch = state.epoch, state.next_batch
+        self.best, self.history, self.progress = state.best, state.history, state.progress
+        set_rng_state(state.rng, self.device)
         self.resumed_from = [self.start_epoch, self.start_batch]
-        stopped_by = f", saved on {state['stopped_by']}" if state.get("stopped_by") else ""
+        stopped_by = f", saved on {state.stopped_by}" if state.stopped_by else ""
         log.info(
             "resuming %s from epoch %d batch %d (%s%s)",
             self.network,
             self.start_epoch + 1,
             self.start_batch,
-            self.last_path,
+            self.checkpointer.last_path,
             stopped_by,
         )
         if self.group.is_main:
-            if self.best["epoch"] is not None and self.state_best.exists():
-                if not self.best_path.exists():
-                    publish(self.state_best, self.best_path)
-            write_history(self.history_path, self.history, self.terms)
+            if self.best.epoch is not None:
+                self.checkpointer.restore_best()
+            self.write_history()
+
+    def write_history(self) -> None:
+        """Rewrite history.csv with every finished epoch."""
+        write_history(self.history_path, [r.to_row() for r in self.history], self.terms)
 
     def run_epoch(self, epoch: int) -> None:
         """One epoch: the training batches (from the resumed batch), validation, then
         :meth:`end_epoch`.  Raises :class:`TrainingInterrupted` (state saved) on a stop signal."""
         b0 = self.start_batch if epoch == self.start_epoch else 0
         if epoch != self.start_epoch:
-            self.acc = fresh_accumulators(self.terms)
+            self.progress = EpochProgress.fresh(len(self.terms))
         t0 = time.perf_counter()
         self.model.train()
         if b0 < self.n_batches:
             self.train_epoch(epoch, b0, t0)
         t_train = time.perf_counter() - t0
-        metrics = self.validate()
-        if metrics is None:  # signal during validation: training part of the epoch is done
-            self.acc["train_seconds"] += t_train
-            self.acc["epoch_seconds"] += time.perf_counter() - t0
+        validation = self.validate()
+        if validation is None:  # signal during validation: training part of the epoch is done
+            self.progress.add_seconds(t_train, time.perf_counter() - t0)
             raise self._interrupt(epoch, self.n_batches)
         self.end_epoch(
             epoch,
-            metrics,
-            self.acc["train_seconds"] + t_train,
-            self.acc["epoch_seconds"] + time.perf_counter() - t0,
+            validation,
+            self.progress.train_seconds + t_train,
+            self.progress.epoch_seconds + time.perf_counter() - t0,
         )
 
     def train_epoch(self, epoch: int, b0: int, t0: float) -> None:
-        """Optimiser steps over batches ``b0..`` of ``epoch``, adding to the accumulators.
+        """Optimiser steps over batches ``b0..`` of ``epoch``, adding to :attr:`progress`.
 
         The running loss and term sums stay on the device (no sync per batch) and continue in the
-        same order on resume.  On a stop signal the accumulators and times (since ``t0``) are saved
+        same order on resume.  On a stop signal the progress and times (since ``t0``) are saved
         with the state and :class:`TrainingInterrupted` is raised.
         """
-        settings, device, acc = self.settings, self.device, self.acc
+        settings, device, progress = self.settings, self.device, self.progress
         self.sampler.set_epoch(epoch, skip=b0 * settings.batch_size)
         epoch_slices = self.sampler.epoch_length()
-        bar = progress(
+        bar = progress_bar(
             epoch_slices,
             f"train {self.network} epoch {epoch + 1}/{settings.epochs}",
             "slices",
             initial=min(b0 * settings.batch_size, epoch_slices),
         )
-        loss_sum = torch.tensor(acc["loss_sum"], dtype=torch.float64, device=device)
-        term_sums = torch.tensor(acc["term_sums"], dtype=torch.float64, device=device)
+        loss_sum = torch.tensor(progress.loss_sum, dtype=torch.float64, device=device)
+        term_sums = torch.tensor(progress.term_sums, dtype=torch.float64, device=device)
         bs, rank, world = settings.batch_size, self.group.rank, self.group.world
         for b, batch in enumerate(self.train_loader, start=b0):
             x, target, data_range = prepare_batch(batch, device, self.flat_index, self.shape)
@@ -317,26 +292,25 @@ class Trainer:
             )
             loss_sum += total.double() * count
             term_sums += terms.double() * count
-            acc["slices"] += count
+            progress.slices += count
             bar.update(size)
             if self.on_batch_end is not None:
                 self.on_batch_end(epoch, b)
             if self.group.check_due(b, self.n_batches) and self._stopped_anywhere():
-                acc.update(self.group.reduce_sums(loss_sum, term_sums, acc["slices"]))
+                progress.set_sums(*self.group.reduce_sums(loss_sum, term_sums, progress.slices))
                 now = time.perf_counter()
-                acc["train_seconds"] += now - t0
-                acc["epoch_seconds"] += now - t0
+                progress.add_seconds(now - t0, now - t0)
                 bar.close()
                 raise self._interrupt(epoch, b + 1)
         bar.close()
-        acc.update(self.group.reduce_sums(loss_sum, term_sums, acc["slices"]))
+        progress.set_sums(*self.group.reduce_sums(loss_sum, term_sums, progress.slices))
 
     def _stopped_anywhere(self) -> bool:
         """The stop flag of any rank (all-reduced when several), copied to this rank's flag."""
         self.stop.signum = self.group.any_stop(self.stop.signum, self.device)
         return self.stop.signum is not None
 
-    def validate(self) -> dict[str, float] | None:
+    def validate(self) -> Validation | None:
         """Slice means over the validation slices (:func:`validation.validate`; every rank
         validates all of them); None on a stop signal."""
         return validate(
@@ -353,81 +327,72 @@ class Trainer:
         )
 
     def end_epoch(
-        self, epoch: int, metrics: dict[str, float], train_seconds: float, seconds: float
+        self, epoch: int, validation: Validation, train_seconds: float, seconds: float
     ) -> None:
-        """Record a finished epoch: history row, best checkpoint, history.csv, ``last.pt``, log.
+        """Record a finished epoch: history record, best checkpoint, history.csv, ``last.pt``, log.
 
         ``train_seconds``/``seconds``: the epoch's training and total wall time (over restarts).  A
         stop signal that arrived during the last validation batch interrupts here, at the start of
         the next epoch.
         """
-        acc = self.acc
-        slices = max(acc["slices"], 1)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": acc["loss_sum"] / slices,
-            **{f"train_{t}": v / slices for t, v in zip(self.terms, acc["term_sums"])},
-            **metrics,
-            "seconds": round(seconds, 3),
-            "slices_per_s": round(acc["slices"] / train_seconds, 2) if train_seconds > 0 else 0.0,
-            "lr": self.optimizer.param_groups[0]["lr"],
-        }
-        self.history.append(row)
-        if math.isfinite(metrics["val_loss"]) and metrics["val_loss"] < self.best["val_loss"]:
-            self.save_best(epoch, metrics)
+        done = self.progress
+        slices = max(done.slices, 1)
+        record = EpochRecord(
+            epoch=epoch + 1,
+            train_loss=done.loss_sum / slices,
+            train_terms={t: v / slices for t, v in zip(self.terms, done.term_sums)},
+            validation=validation,
+            seconds=round(seconds, 3),
+            slices_per_s=round(done.slices / train_seconds, 2) if train_seconds > 0 else 0.0,
+            lr=self.optimizer.param_groups[0]["lr"],
+        )
+        self.history.append(record)
+        if self.best.improved_by(validation):
+            self.save_best(epoch, validation)
         if self.group.is_main:
-            write_history(self.history_path, self.history, self.terms)
-        self.acc = fresh_accumulators(self.terms)
+            self.write_history()
+        self.progress = EpochProgress.fresh(len(self.terms))
         self.save_state(epoch + 1, 0)
         log.info(
             "epoch %d/%d train_loss %.6g val_loss %.6g (%s) val_ssim %.4f val_psnr %.2f %.1fs "
             "%.1f slices/s%s",
             epoch + 1,
             self.settings.epochs,
-            row["train_loss"],
-            row["val_loss"],
-            ", ".join(f"{t} {row[f'val_{t}']:.4g}" for t in self.terms),
-            row["val_ssim"],
-            row["val_psnr"],
+            record.train_loss,
+            validation.loss,
+            ", ".join(f"{t} {v:.4g}" for t, v in validation.terms.items()),
+            validation.ssim,
+            validation.psnr,
             seconds,
-            row["slices_per_s"],
-            " *best*" if self.best["epoch"] == epoch + 1 else "",
+            record.slices_per_s,
+            " *best*" if self.best.epoch == epoch + 1 else "",
         )
         if self._stopped_anywhere():
             raise self._interrupt(epoch + 1, 0)
 
-    def save_best(self, epoch: int, metrics: dict[str, float]) -> None:
-        """New best validation loss: write the bundle to ``state_dir/best.pt`` and publish it."""
-        scores = {k: metrics[k] for k in ("val_loss", "val_ssim", "val_psnr")}
-        self.best = {"val_loss": scores["val_loss"], "epoch": epoch + 1, **scores}  # state order
+    def save_best(self, epoch: int, validation: Validation) -> None:
+        """New best validation loss: rank 0 writes the bundle to ``state_dir/best.pt`` and
+        publishes it."""
+        self.best = Best.of(epoch + 1, validation)
         if not self.group.is_main:
             return
-        preprocessing, mask, mask_meta, grid = self.bundle_meta
-        save_model_bundle(
-            self.state_best,
-            model=self.model,
-            preprocessing=preprocessing,
-            mask=mask,
-            mask_meta=mask_meta,
-            grid=grid,
+        self.checkpointer.save_best(
+            self.model,
+            self.bundle_meta,
             extra={
                 "network": self.network,
                 "epoch": epoch + 1,
-                **scores,
+                **self.best.scores(),
                 "loss_terms": self.loss_terms,
                 "training": self.settings.to_dict(),
             },
         )
-        publish(self.state_best, self.best_path)
 
     def save_state(self, epoch: int, next_batch: int) -> None:
         """Write ``last.pt`` (rank 0) so that a rerun starts at (``epoch``, ``next_batch``)."""
         if not self.group.is_main:
             return
-        save_state(
-            self.last_path,
-            fingerprint=self.fingerprint,
-            network=self.network,
+        self.checkpointer.save(
             model=self.model,
             optimizer=self.optimizer,
             device=self.device,
@@ -435,7 +400,7 @@ class Trainer:
             next_batch=next_batch,
             best=self.best,
             history=self.history,
-            accumulators=self.acc,
+            progress=self.progress,
             stopped_by=signal.Signals(self.stop.signum).name if self.stop.signum else None,
         )
 
@@ -443,12 +408,13 @@ class Trainer:
         """Save the state at (``epoch``, ``next_batch``), log it, return the exception to raise."""
         self.save_state(epoch, next_batch)
         signum = self.stop.signum or signal.SIGTERM
-        exc = TrainingInterrupted(signum, self.last_path, epoch, next_batch)
+        last_path = self.checkpointer.last_path
+        exc = TrainingInterrupted(signum, last_path, epoch, next_batch)
         log.warning(
             "%s: received %s; saved state to %s at epoch %d batch %d; rerun to resume",
             self.network,
             signal.Signals(signum).name,
-            self.last_path,
+            last_path,
             epoch + 1,
             next_batch,
         )
@@ -459,30 +425,29 @@ class Trainer:
         dict."""
         best = self.best
         self.group.barrier()  # rank 0 has written best.pt
-        if best["epoch"] is None or not self.state_best.exists():
+        if best.epoch is None or not self.checkpointer.has_best():
             raise SsimreconError(
                 f"{self.network}: no best checkpoint was written in {self.settings.epochs} epochs "
                 f"(validation loss never finite; see {self.history_path})"
             )
         if self.group.is_main:
-            if not self.best_path.exists():
-                publish(self.state_best, self.best_path)
-            write_history(self.history_path, self.history, self.terms)
+            self.checkpointer.restore_best()
+            self.write_history()
         log.info(
             "finished %s: best epoch %s val_loss %.6g val_ssim %.4f -> %s",
             self.network,
-            best["epoch"],
-            best["val_loss"],
-            best["val_ssim"],
+            best.epoch,
+            best.val_loss,
+            best.val_ssim,
             self.best_path,
         )
         return {
             "network": self.network,
             "epochs": self.settings.epochs,
-            "best_epoch": best["epoch"],
-            "best_val_loss": best["val_loss"],
-            "best_val_ssim": best["val_ssim"],
-            "best_val_psnr": best["val_psnr"],
+            "best_epoch": best.epoch,
+            "best_val_loss": best.val_loss,
+            "best_val_ssim": best.val_ssim,
+            "best_val_psnr": best.val_psnr,
             "resumed_from": self.resumed_from,
             "device": str(self.device),
             "bf16": self.bf16,
@@ -492,5 +457,5 @@ class Trainer:
             "seconds": time.perf_counter() - self.t_start,
             "best_path": str(self.best_path),
             "history_path": str(self.history_path),
-            "state_path": str(self.last_path),
+            "state_path": str(self.checkpointer.last_path),
         }

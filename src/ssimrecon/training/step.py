@@ -32,8 +32,8 @@ from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.nn.unet import UNet, set_instance_norm_kernel
+from ssimrecon.training.bf16 import resolve_bf16
 from ssimrecon.training.dataset import to_network_input
-from ssimrecon.training.settings import resolve_bf16
 
 __all__ = [
     "build_model",
@@ -70,13 +70,12 @@ def crop_batch(
     first: int = 0,
     of: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random (per image) crop of input and target to ``crop``, offsets from a generator seeded by
+    """Random (per image) crop of input and target to ``crop`` (checked by
+    :meth:`~ssimrecon.config.stages.TrainSettings.check_crop`), offsets from a generator seeded by
     ``seed``.  A distributed rank holding images ``first..`` of a global batch of ``of`` images
     uses those images' offsets, so crops do not depend on the number of processes."""
     h, w = x.shape[-2:]
     ch, cw = crop
-    if ch > h or cw > w:
-        raise SsimreconError(f"training.crop: {list(crop)} is larger than the images ({h}x{w})")
     if (ch, cw) == (h, w):
         return x, y
     g = torch.Generator().manual_seed(seed)

@@ -10,6 +10,7 @@ import torch
 
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
+from ssimrecon.training.records import Validation
 from ssimrecon.training.step import predict, prepare_batch
 
 __all__ = ["validate"]
@@ -28,10 +29,10 @@ def validate(
     bf16: bool,
     channels_last: bool,
     stopped: Callable[[], bool],
-) -> dict[str, float] | None:
-    """``val_loss`` (composite), ``val_<term>``, ``val_mse``, ``val_ssim`` and ``val_psnr``: slice
-    means (per image, data_range: the volume maximum); None as soon as ``stopped()`` is true
-    (asked before each batch).  The model is left in training mode."""
+) -> Validation | None:
+    """The :class:`~ssimrecon.training.records.Validation`: slice means of the composite loss, each
+    term, MSE, SSIM and PSNR (per image, data_range: the volume maximum); None as soon as
+    ``stopped()`` is true (asked before each batch).  The model is left in training mode."""
     model.eval()
     loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
     term_sums = dict.fromkeys(terms, 0.0)
@@ -51,10 +52,10 @@ def validate(
         psnr_sum += float(psnr_from_mse(mse, data_range).sum())
         n += target.shape[0]
     model.train()
-    return {
-        "val_loss": loss_sum / n,
-        **{f"val_{t}": v / n for t, v in term_sums.items()},
-        "val_mse": mse_sum / n,  # per-image MSE; equals the mse term's mean up to rounding
-        "val_ssim": ssim_sum / n,
-        "val_psnr": psnr_sum / n,
-    }
+    return Validation(
+        loss=loss_sum / n,
+        terms={t: v / n for t, v in term_sums.items()},
+        mse=mse_sum / n,  # per-image MSE; equals the mse term's mean up to rounding
+        ssim=ssim_sum / n,
+        psnr=psnr_sum / n,
+    )

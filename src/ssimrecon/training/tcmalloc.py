@@ -1,4 +1,4 @@
-"""CPU fast path for training and benchmarks: tcmalloc, bf16 detection, channels_last.
+"""tcmalloc for training and benchmarks: re-execute the process with it preloaded.
 
 * :func:`ensure_tcmalloc` re-executes the current process with Debian's ``libtcmalloc-minimal4``
   preloaded (``LD_PRELOAD``).  glibc's malloc returns the large (>= 128 KiB) activation and gradient
@@ -9,9 +9,9 @@
   is set (to anything but empty).  Children (DataLoader workers, subprocesses) inherit the preload.
 * :func:`cli_preload` is what a CLI's ``main`` calls: it re-executes only a process that was started
   as ``ssimrecon <command> ...`` (never pytest or a library caller that happens to call ``main``).
-* :func:`cpu_supports_bf16` says whether bf16 autocast is worth it on this CPU (native AVX512-BF16
-  or AMX).  ``channels_last`` and bf16 autocast themselves are applied by
-  :mod:`ssimrecon.training.step`.
+* The rest of the CPU fast path lives elsewhere: :mod:`ssimrecon.training.bf16` says whether bf16
+  autocast is worth it on this CPU, :mod:`ssimrecon.training.step` applies ``channels_last`` and
+  bf16 autocast.
 
 Environment: ``SSIMRECON_TCMALLOC`` overrides the library path (empty: behave as if absent);
 ``TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD`` is raised (if unset) so tcmalloc does not log big
@@ -26,10 +26,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# One definition for training (``bf16: auto``) and the benchmark; importing it does not import
-# torch.
-from ssimrecon.training.settings import cpu_supports_bf16
-
 __all__ = [
     "TCMALLOC_NAMES",
     "tcmalloc_path",
@@ -37,7 +33,6 @@ __all__ = [
     "ensure_tcmalloc",
     "cli_preload",
     "strip_tcmalloc",
-    "cpu_supports_bf16",
 ]
 
 #: library file names tried, best first (gperftools' minimal build is all we need)

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from ssimrecon.config.check import check_config
-from ssimrecon.config.study import accelerations, expand_runs, number_label
+from ssimrecon.config.runs import accelerations, expand_runs, number_label
 from ssimrecon.errors import ConfigError
-from tests.helpers import REPO, deep_merge
+from tests.helpers.workspace import REPO, deep_merge
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 STUDY = {"seeds": [0, 1], "accelerations": [10, 4], "sweep": {"dssim": [0.01, 0.1, 1.0]}}
@@ -113,7 +113,7 @@ def test_a_swept_weight_that_leaves_no_positive_weight_is_refused() -> None:
     networks = {"Net-dssim": {"loss": {"dssim": 1.0}}}
     study = {"seeds": [0], "accelerations": [10], "sweep": {"dssim": [0.0, 1.0]}}
     with pytest.raises(
-        ConfigError, match=r"run Net-dssim_dssim0_R10_seed0 has every loss weight 0"
+        ConfigError, match=r"'study\.sweep \(run Net-dssim_dssim0_R10_seed0\)': every weight is 0"
     ):
         config({"networks": networks, "study": study})
 

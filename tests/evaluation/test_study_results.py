@@ -8,7 +8,7 @@ import pytest
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import Evaluation, evaluate_shards
-from ssimrecon.evaluation.study import (
+from ssimrecon.evaluation.study_results import (
     STUDY_COLUMNS,
     seed_average,
     seed_average_volumes,
@@ -16,7 +16,7 @@ from ssimrecon.evaluation.study import (
 )
 from ssimrecon.evaluation.table import TableRules, build_table1, table1_markdown
 from ssimrecon.kspace.mask import variable_density_mask
-from tests.helpers import write_mask_file, write_test_shards
+from tests.helpers.shards import write_mask_file, write_test_shards
 
 THRESHOLD = 0.05
 
@@ -31,7 +31,11 @@ def evaluations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Evaluatio
         mask = variable_density_mask((32, 32), 4.0, center_size=4, seed=seed)
         path = write_mask_file(folder / f"mask{seed}.npz", mask, seed=seed)
         out[f"run_seed{seed}"] = evaluate_shards(
-            shards, mask_path=path, model_path=None, min_signal_fraction=THRESHOLD
+            shards,
+            method="zero-filled",
+            mask_path=path,
+            model_path=None,
+            min_signal_fraction=THRESHOLD,
         )
     return out
 

@@ -12,7 +12,7 @@ from scipy import stats
 
 from ssimrecon.cli import main
 from ssimrecon.errors import SsimreconError
-from ssimrecon.plots.study import draw_study, seed_interval
+from ssimrecon.plots.study_figure import draw_study, seed_interval
 
 
 def _study() -> pd.DataFrame:

@@ -84,7 +84,7 @@ def study_table(
     """study.csv (``STUDY_COLUMNS``), one row per run in the order of ``runs``.
 
     ``runs``: run name -> {condition, network, loss, acceleration, seed, swept} (as
-    :class:`ssimrecon.config.study.Run`); ``slices``/``volumes``: run name -> its test metrics.
+    :class:`ssimrecon.config.runs.Run`); ``slices``/``volumes``: run name -> its test metrics.
     """
     missing = [name for name in runs if name not in slices or name not in volumes]
     if missing:

@@ -1,0 +1,41 @@
+"""Untrained tiny model bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssimrecon.kspace.preprocess import Preprocessing
+from ssimrecon.nn.bundle import save_model_bundle
+from ssimrecon.nn.unet import UNet
+from tests.helpers.shards import PREP
+
+
+def make_test_model(
+    path: Path,
+    mask: np.ndarray,
+    *,
+    prep: Preprocessing = PREP,
+    seed: int = 0,
+    min_signal_fraction: float | None = None,
+    grid: dict | None = None,
+) -> UNet:
+    """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``; ``grid``: the
+    bundle's training grid (None: none recorded, as in older bundles)."""
+    torch.manual_seed(seed)
+    model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
+    extra: dict = {"network": path.stem}
+    if min_signal_fraction is not None:
+        extra["training"] = {"min_signal_fraction": min_signal_fraction}
+    save_model_bundle(
+        path,
+        model=model,
+        preprocessing=prep.to_dict(),
+        mask=mask,
+        mask_meta={"seed": 0, "acceleration": 4.0},
+        extra=extra,
+        grid=grid,
+    )
+    return model

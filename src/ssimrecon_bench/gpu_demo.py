@@ -219,7 +219,8 @@ def evaluate_and_report(pipe: Pipeline, shards: dict[str, list[Path]], runs: Seq
             {"zero-filled": True} if method == "zero-filled" else {"model": best_pt(out, method)}
         )
         files = {"output": metrics / f"{method}.csv", "volumes": metrics / f"{method}.volumes.csv"}
-        pipe.run("evaluate", f"evaluate/test/{method}", {**which, **common, **files})
+        options = {"method": method, **which, **common, **files}
+        pipe.run("evaluate", f"evaluate/test/{method}", options)
 
     with ThreadPoolExecutor(len(methods)) as pool:
         list(pool.map(evaluate, methods))

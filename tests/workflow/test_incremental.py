@@ -65,3 +65,17 @@ def test_adding_a_network_trains_only_the_new_one(done: Workspace) -> None:
     assert planned_wildcards(done, "train", "run") == ["Net-mse-edge"]
     assert planned_wildcards(done, "evaluate", "run") == ["Net-mse-edge"] * len(SPLITS)
     assert not UPSTREAM & set(jobs), jobs
+
+
+def test_turning_on_tensorboard_replans_training_only_with_the_option(done: Workspace) -> None:
+    """The option reaches the train command (a params change, so the train jobs are planned: they
+    resume their finished state, TensorBoard being no part of the run's fingerprint); nothing
+    upstream of training is redone."""
+    done.write_config({"training": {"tensorboard": True}})
+    jobs = planned_jobs(done)
+    assert jobs["train"] == len(done.config["networks"])
+    assert not UPSTREAM & set(jobs), jobs
+    proc = done.snakemake("--dry-run", "--printshellcmds", "--cores", "1")
+    commands = [line for line in proc.stdout.splitlines() if "ssimrecon train" in line]
+    assert commands and all("--tensorboard" in c for c in commands), commands
+    assert all("/tensorboard" in c.split("--tensorboard", 1)[1] for c in commands)

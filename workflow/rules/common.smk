@@ -184,6 +184,14 @@ def shards_of(which: str):
 
 
 # ---- training (workflow/rules/train.smk)
+def tensorboard_option(wildcards) -> list[str]:
+    """`--tensorboard <state>/<run>/tensorboard` when training.tensorboard, else nothing; a list, so
+    that `{params.tensorboard:q}` quotes each word."""
+    if not config["training"]["tensorboard"]:
+        return []
+    return ["--tensorboard", f"{OUT}/state/{wildcards.run}/tensorboard"]
+
+
 def train_config(run: str) -> str:
     """`ssimrecon train --config-json` of one run (ssimrecon.config.jobs.train_job)."""
     return as_json(train_job(config, RUNS[run]))

@@ -43,12 +43,14 @@ rule train:
         config=lambda wc: train_config(wc.run),
         # The resumable state lives outside the outputs, so Snakemake keeps it when a job fails.
         state_dir=lambda wc: f"{OUT}/state/{wc.run}",
+        tensorboard=tensorboard_option,
         launcher=launch_command(GPUS, "python"),
     shell:
         "{params.launcher:q} train --network {wildcards.run:q} "
         "--train-shards {input.train:q} --val-shards {input.val:q} --mask {input.mask:q} "
         "--config-json {params.config:q} --threads {threads} --best {output.best:q} "
-        "--history {output.history:q} --state-dir {params.state_dir:q} 2>> {log:q}"
+        "--history {output.history:q} --state-dir {params.state_dir:q} {params.tensorboard:q} "
+        "2>> {log:q}"
 
 
 rule curves:

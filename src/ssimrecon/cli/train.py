@@ -41,6 +41,9 @@ def train(argv: list[str]) -> int:
     parser.add_argument(
         "--state-dir", required=True, type=Path, help="resumable state (last.pt, best.pt)"
     )
+    parser.add_argument(
+        "--tensorboard", type=Path, default=None, metavar="DIR", help="also log to TensorBoard here"
+    )
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise SsimreconError(f"--threads: must be >= 1, got {args.threads}")
@@ -64,6 +67,7 @@ def train(argv: list[str]) -> int:
             history_path=args.history,
             state_dir=args.state_dir,
             network_name=args.network,
+            tensorboard_dir=args.tensorboard,
         ).fit()
     except TrainingInterrupted as exc:
         return exc.exit_code

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import jsonschema
 import yaml
 
+from ssimrecon.config.jobs import training_settings
 from ssimrecon.config.runs import expand_runs
 from ssimrecon.config.sections import settings_from
 from ssimrecon.config.stages import TrainSettings
@@ -159,7 +160,7 @@ def check_consistency(config: dict[str, Any]) -> None:
             f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = "
             f"{factor}"
         )
-    training = {key: value for key, value in config["training"].items() if key != "threads"}
+    training = training_settings(config)
     settings = _owned(settings_from, TrainSettings, training, "training")
     _owned(settings.check_crop, size, factor)
 

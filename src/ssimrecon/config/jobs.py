@@ -24,11 +24,20 @@ def network_model(config: dict[str, Any], network: str) -> dict[str, Any]:
     return {**config["model"], **config["networks"][network].get("model", {})}
 
 
+#: ``training:`` keys that are the job's, not the run's: they change neither the weights nor the
+#: run's fingerprint (threads: the job's CPU threads; tensorboard: logging for watching the run)
+JOB_ONLY_TRAINING_KEYS = ("threads", "tensorboard")
+
+
+def training_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """``training:`` without :data:`JOB_ONLY_TRAINING_KEYS`: what TrainSettings holds."""
+    return {k: v for k, v in config["training"].items() if k not in JOB_ONLY_TRAINING_KEYS}
+
+
 def train_job(config: dict[str, Any], run: Run) -> dict[str, Any]:
-    """``ssimrecon train``: model, loss and the training options that change results (threads only
-    change speed: they are the job's threads, not a setting); a study's run brings its own loss
-    weights and training seed."""
-    training = {k: v for k, v in config["training"].items() if k != "threads"}
+    """``ssimrecon train``: model, loss and the training options that change results
+    (:func:`training_settings`); a study's run brings its own loss weights and training seed."""
+    training = training_settings(config)
     if config.get("study"):
         training["seed"] = run.seed
     return {"model": network_model(config, run.network), "loss": run.loss, "training": training}

@@ -45,6 +45,7 @@ from ssimrecon.progress import progress as progress_bar
 from ssimrecon.progress import track
 from ssimrecon.training import distributed
 from ssimrecon.training.bf16 import resolve_bf16
+from ssimrecon.training.board import TrainingBoard
 from ssimrecon.training.checkpointer import Checkpointer, fingerprint, set_rng_state
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.training.history import write_history
@@ -56,6 +57,7 @@ from ssimrecon.training.step import (
     cuda_fast_math,
     deterministic_algorithms,
     make_optimizer,
+    predict,
     prepare_batch,
     train_step,
     training_model,
@@ -93,6 +95,7 @@ class Trainer:
         network_name: str,
         on_batch_end: Callable[[int, int], None] | None = None,
         group: distributed.Group | None = None,
+        tensorboard_dir: Path | str | None = None,
     ) -> None:
         self.t_start = time.perf_counter()
         train_paths, val_paths = [Path(p) for p in train_shards], [Path(p) for p in val_shards]
@@ -158,6 +161,8 @@ class Trainer:
         self.start_epoch, self.start_batch = 0, 0
         self.resumed_from: list[int] | None = None
         self.stop = StopFlag()
+        self.board = TrainingBoard(tensorboard_dir, group.is_main)  # no-op unless asked for
+        self._board_batch: dict[str, Any] | None = None  # the validation slices it shows
 
     def fit(self) -> dict[str, Any]:
         """Resume or reset, run the remaining epochs, publish best.pt; returns the summary dict.
@@ -186,6 +191,7 @@ class Trainer:
                         self.run_epoch(epoch)
                 return self.finish()
             finally:
+                self.board.close()
                 distributed.stop()
 
     def resume_or_reset(self) -> None:
@@ -290,6 +296,9 @@ class Trainer:
                 channels_last=settings.channels_last,
                 loss_scale=world * count / size,
             )
+            step_number = epoch * self.n_batches + b
+            if self.board.wants_step(step_number):
+                self.board.step(step_number, total)
             loss_sum += total.double() * count
             term_sums += terms.double() * count
             progress.slices += count
@@ -347,6 +356,8 @@ class Trainer:
             lr=self.optimizer.param_groups[0]["lr"],
         )
         self.history.append(record)
+        self.board.epoch(record)
+        self._board_images(epoch + 1)
         if self.best.improved_by(validation):
             self.save_best(epoch, validation)
         if self.group.is_main:
@@ -355,7 +366,7 @@ class Trainer:
         self.save_state(epoch + 1, 0)
         log.info(
             "epoch %d/%d train_loss %.6g val_loss %.6g (%s) val_ssim %.4f val_psnr %.2f %.1fs "
-            "%.1f slices/s%s",
+            "%.1f slices/s%s; run ETA %s",
             epoch + 1,
             self.settings.epochs,
             record.train_loss,
@@ -366,9 +377,25 @@ class Trainer:
             seconds,
             record.slices_per_s,
             " *best*" if self.best.epoch == epoch + 1 else "",
+            run_eta(self.history, self.settings.epochs),
         )
         if self._stopped_anywhere():
             raise self._interrupt(epoch + 1, 0)
+
+    @torch.no_grad()
+    def _board_images(self, epoch: int) -> None:
+        """The board's validation panels: the first validation batch, predicted as evaluated."""
+        if not self.board.enabled:
+            return
+        if self._board_batch is None:
+            self._board_batch = next(iter(self.val_loader))
+        x, target, data_range = prepare_batch(
+            self._board_batch, self.device, self.flat_index, self.shape
+        )
+        self.model.eval()
+        pred = predict(self.model, x, self.device, self.bf16, self.settings.channels_last)
+        self.model.train()
+        self.board.images(epoch, x, pred, target, data_range)
 
     def save_best(self, epoch: int, validation: Validation) -> None:
         """New best validation loss: rank 0 writes the bundle to ``state_dir/best.pt`` and
@@ -459,3 +486,14 @@ class Trainer:
             "history_path": str(self.history_path),
             "state_path": str(self.checkpointer.last_path),
         }
+
+
+def run_eta(history: Sequence[EpochRecord], epochs: int) -> str:
+    """``h:mm:ss`` left for the whole run: the epochs not yet done x the mean epoch time so far
+    (over every epoch recorded, resumed ones included); ``0:00:00`` after the last."""
+    if not history:
+        return "?"
+    mean = sum(r.seconds for r in history) / len(history)
+    left = max(0, epochs - history[-1].epoch) * mean
+    seconds = int(round(left))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

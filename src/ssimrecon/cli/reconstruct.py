@@ -9,7 +9,8 @@ from pathlib import Path
 
 def reconstruct(argv: list[str]) -> int:
     """``ssimrecon reconstruct --model best.pt --input V.nii.gz|S.h5 --output R.nii.gz``, or
-    ``--model A.pt [B.pt ...] --input FILE|DIR ... --output-dir DIR [--csv FILE]``."""
+    ``--model A.pt [B.pt ...] --input FILE|DIR ... --output-dir DIR [--csv FILE]``, or
+    ``--model A.pt ... --bids DATASET [--output-dir DIR]`` (a BIDS derivative dataset)."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon reconstruct",
         description="Reconstruct NIfTI volumes or k-space shards with trained models: each input "
@@ -21,10 +22,17 @@ def reconstruct(argv: list[str]) -> int:
         "--input",
         type=Path,
         nargs="+",
-        required=True,
+        default=[],
         help="NIfTI volumes, k-space shards (.h5) or folders of NIfTI volumes",
     )
-    where = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "--bids",
+        type=Path,
+        metavar="DATASET",
+        help="every T1w volume of a BIDS dataset, written as a BIDS derivative dataset "
+        "(default --output-dir DATASET/derivatives/ssimrecon)",
+    )
+    where = parser.add_mutually_exclusive_group()
     where.add_argument("--output", type=Path, help="one input, one model: the NIfTI to write")
     where.add_argument(
         "--output-dir", type=Path, help="DIR/<stem>.nii.gz per input (DIR/<network>/ per model)"
@@ -33,6 +41,16 @@ def reconstruct(argv: list[str]) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     args = parser.parse_args(argv)
+    if (args.bids is None) == (not args.input):
+        parser.error("give --input FILE|DIR ... or --bids DATASET (one of them)")
+    if args.bids is not None and args.output is not None:
+        parser.error("--bids writes a derivative dataset: use --output-dir (or its default)")
+    if args.output is None and args.output_dir is None:
+        if args.bids is None:
+            parser.error("one of the arguments --output --output-dir is required")
+        from ssimrecon.evaluation.bids_derivatives import default_output
+
+        args.output_dir = default_output(args.bids)
     if args.output is not None and (len(args.model) > 1 or len(args.input) > 1 or args.csv):
         parser.error("--output takes one --model and one --input; use --output-dir for more")
     if args.output is not None:
@@ -55,6 +73,7 @@ def reconstruct(argv: list[str]) -> int:
         csv_path=args.csv,
         device=args.device,
         batch_size=args.batch_size,
+        bids_dataset=args.bids,
     )
     print(summary_table(table))
     return 0

@@ -11,6 +11,9 @@ One CSV (:data:`CSV_COLUMNS`, default ``OUT/reconstruct.csv``) holds one row per
 rewritten after each volume. A volume that fails (unreadable, 2D, NaN, no signal...) gets a row
 with ``status`` ``error`` and its one-line message; the others still run, and at the end one
 SsimreconError counts the failures (the finished outputs stay).
+
+``--bids DATASET`` reads every T1w volume of a BIDS dataset and writes a BIDS derivative dataset
+instead (:mod:`ssimrecon.evaluation.bids_derivatives`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.data.ids import NIFTI_SUFFIXES
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
+from ssimrecon.evaluation.bids_derivatives import (
+    add_sources,
+    bids_label,
+    dataset_inputs,
+    derivative_paths,
+    write_dataset_description,
+)
 from ssimrecon.evaluation.evaluate import load_model
 from ssimrecon.evaluation.reconstruct import (
     SHARD_SUFFIXES,
@@ -142,10 +152,17 @@ def reconstruct_many(
     csv_path: Path | str | None = None,
     device: str = "auto",
     batch_size: int = 8,
+    bids_dataset: Path | str | None = None,
 ) -> pd.DataFrame:
-    """Reconstruct every input with every model (see the module docstring) -> the CSV's table."""
+    """Reconstruct every input with every model (see the module docstring) -> the CSV's table.
+
+    ``bids_dataset``: the inputs are that dataset's T1w volumes (``inputs`` must be empty) and the
+    outputs a BIDS derivative dataset in ``output_dir``
+    (:mod:`ssimrecon.evaluation.bids_derivatives`)."""
     model_paths = [Path(m) for m in models]
-    sources = expand_inputs(inputs)
+    if bids_dataset is not None and inputs:
+        raise SsimreconError("--bids reads the dataset's T1w volumes: give no --input with it")
+    sources = expand_inputs(inputs) if bids_dataset is None else dataset_inputs(Path(bids_dataset))
     output_dir = Path(output_dir)
     csv_path = Path(csv_path) if csv_path is not None else output_dir / CSV_NAME
     if not model_paths:
@@ -155,7 +172,17 @@ def reconstruct_many(
     labels = [network_name(bundle, path) for path, (_, bundle) in zip(model_paths, loaded)]
     if len(set(labels)) != len(labels):
         raise SsimreconError(f"models {[str(p) for p in model_paths]} share network names {labels}")
-    plan = plan_outputs(sources, labels, output_dir)
+    if bids_dataset is None:
+        plan = plan_outputs(sources, labels, output_dir)
+    else:
+        dataset = Path(bids_dataset)
+        plan = {
+            (label, source): derivative_paths(dataset, output_dir, source, label)
+            for label in labels
+            for source in sources
+        }
+        if len({bids_label(label) for label in labels}) != len(labels):
+            raise SsimreconError(f"networks {labels} share a BIDS label; rename one")
     protected = [*sources, *model_paths]
     for paths in plan.values():
         check_outputs(paths, protected)
@@ -173,6 +200,8 @@ def reconstruct_many(
                 model, bundle, model_paths[i], source, paths, device=dev, batch_size=batch_size
             )
             _fill(row, result, paths["network"])
+            if bids_dataset is not None:
+                add_sources(paths["metrics"], Path(bids_dataset), source)
         except SsimreconError as exc:
             row.update(status="error", error=str(exc))
             failures.append(f"{source} ({label}): {exc}")
@@ -180,6 +209,8 @@ def reconstruct_many(
         rows.append(row)
         write_csv_atomic(pd.DataFrame(rows, columns=list(CSV_COLUMNS)), csv_path)
     table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+    if bids_dataset is not None:
+        write_dataset_description(output_dir, Path(bids_dataset), dict(zip(labels, model_paths)))
     if failures:
         raise SsimreconError(
             f"{len(failures)} of {len(jobs)} reconstructions failed (rows with status 'error' in "

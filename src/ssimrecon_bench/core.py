@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -229,3 +230,15 @@ def machine_info() -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def run_script(main: Callable[[], int]) -> None:
+    """``python -m ssimrecon_bench.<script>``: exit with ``main()``'s status; a user error
+    (SsimreconError) is one ``error:`` line on stderr and exit status 2."""
+    from ssimrecon.errors import SsimreconError
+
+    try:
+        sys.exit(main())
+    except SsimreconError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)

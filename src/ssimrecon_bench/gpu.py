@@ -32,7 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ssimrecon.errors import SsimreconError
 from ssimrecon_bench.config import load_config
 from ssimrecon_bench.core import (
     Context,
@@ -42,6 +41,7 @@ from ssimrecon_bench.core import (
     at_most,
     format_table,
     machine_info,
+    run_script,
     write_summary,
 )
 
@@ -399,8 +399,4 @@ def _side_rows(
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except SsimreconError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
+    run_script(main)

@@ -41,6 +41,7 @@ from ssimrecon.config.jobs import (
 from ssimrecon.config.runs import expand_runs, number_label
 from ssimrecon.errors import SsimreconError
 from ssimrecon_bench.config import load_config
+from ssimrecon_bench.core import run_script
 
 #: exit status of a training stopped by SIGTERM after saving its state (128 + signal number)
 STOPPED_BY_SIGTERM = 128 + int(signal.SIGTERM)
@@ -305,8 +306,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except SsimreconError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
+    run_script(main)

@@ -21,6 +21,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("training",),
     ("evaluation",),
     ("plots",),
+    ("reader_study",),
     ("cli",),
 )
 RANK = {part: rank for rank, parts in enumerate(STAGES) for part in parts}

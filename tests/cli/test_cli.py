@@ -20,7 +20,7 @@ def test_help_lists_every_command_with_its_line(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     listing = out.split("commands:\n", 1)[1].splitlines()
     rows = {line.split()[0]: line for line in listing}
-    assert set(rows) == set(COMMANDS) and len(COMMANDS) == 22
+    assert set(rows) == set(COMMANDS) and len(COMMANDS) == 23
     for command, (_, description) in COMMANDS.items():
         assert rows[command].rstrip().endswith(description)
 

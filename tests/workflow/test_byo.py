@@ -6,9 +6,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import tarfile
 from pathlib import Path
 
+import h5py
+import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -40,6 +44,7 @@ def test_bids_dataset_runs_to_table1_read_in_place(workspace: Workspace, tmp_pat
             "source": {"url": None, "md5": None, "n_subjects": None, "bids": str(dataset)},
             # 8 volumes of 6 participants: the split counts participants
             "split": {"n_train": 3, "n_val": 1},
+            "preprocessing": {"image_size": "auto"},  # config.bids-example.yaml's
         }
     )
     table1 = str(workspace.results.relative_to(workspace.root) / "table1.csv")
@@ -60,6 +65,16 @@ def test_bids_dataset_runs_to_table1_read_in_place(workspace: Workspace, tmp_pat
     assert set(table["n_subjects"]) == {n_test} and set(table["split"]) == {"test"}
     shards = sorted(p.stem for p in (workspace.results / "shards").glob("*.h5"))
     assert shards == sorted(TINY_BIDS_T1W.values())
+    # image_size auto: the largest RAS in-plane slice / downsample, up to a multiple of 2**depth
+    recorded = json.loads((workspace.results / "image_size.json").read_text())
+    ras = [nib.as_closest_canonical(nib.load(str(dataset / n))).shape for n in TINY_BIDS_T1W]
+    largest = [max(s[a] for s in ras) // 2 for a in (0, 1)]  # downsample 2, readout S-I
+    assert recorded["largest_slice"] == largest and recorded["multiple"] == 4
+    assert recorded["image_size"] == [4 * -(-side // 4) for side in largest]
+    with h5py.File(workspace.results / "shards" / f"{shards[0]}.h5", "r") as handle:
+        assert list(handle["target"].shape[1:]) == recorded["image_size"]
+    mask = np.load(workspace.results / "masks" / "R4.npz")
+    assert list(mask["mask"].shape) == recorded["image_size"]
     assert _snapshot(dataset) == before, "the dataset was written to"
     assert not (workspace.results / "nifti").exists(), "the dataset was copied"
 
@@ -69,7 +84,8 @@ def test_bids_dataset_runs_to_table1_read_in_place(workspace: Workspace, tmp_pat
     write_nifti(dataset / "sub-07/anat/sub-07_T1w.nii.gz", tiny_volume(TINY_SHAPE, seed=21))
     jobs = planned_jobs(workspace, table1)
     assert {"source_manifest", "qc", "split"} <= set(jobs)
-    assert "mask" not in jobs
+    # image_size auto: the new QC table re-derives the size, and the one mask follows it
+    assert jobs["image_size"] == 1 and jobs["mask"] == 1
 
 
 def test_a_local_tar_is_extracted_not_downloaded(workspace: Workspace, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ssimrecon.config.jobs import (
     as_json,
     evaluation_job,
     figure2_job,
+    image_size_job,
     mask_job,
     table_job,
     train_job,
@@ -169,6 +170,26 @@ def mask_path(acceleration) -> str:
 def run_mask(wildcards) -> str:
     """The mask of the {run} wildcard's acceleration."""
     return mask_path(RUNS[wildcards.run].acceleration)
+
+
+#: preprocessing.image_size auto: the size comes from QC, through rule image_size's file
+AUTO_IMAGE_SIZE = config["preprocessing"]["image_size"] == "auto"
+IMAGE_SIZE_FILE = f"{OUT}/image_size.json"
+
+
+def image_size_input(wildcards) -> list[str]:
+    """image_size.json for the mask and shard jobs when the size is auto, else nothing."""
+    return [IMAGE_SIZE_FILE] if AUTO_IMAGE_SIZE else []
+
+
+def image_size_option(wildcards) -> list[str]:
+    """`--image-size-file F` when the size is auto, else nothing (a list: `{...:q}` quotes each)."""
+    return ["--image-size-file", IMAGE_SIZE_FILE] if AUTO_IMAGE_SIZE else []
+
+
+def image_size_config() -> str:
+    """`ssimrecon image-size --config-json`: readout axis, downsample and the U-Net depth."""
+    return as_json(image_size_job(config))
 
 
 def mask_config(label: str) -> str:

@@ -3,9 +3,31 @@
 
 localrules:
     mask,
+    image_size,
+
+
+rule image_size:
+    input:
+        rules.qc.output,
+    output:
+        IMAGE_SIZE_FILE,
+    log:
+        f"{OUT}/logs/image_size.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        config=image_size_config(),
+    shell:
+        "ssimrecon image-size --subjects {input:q} --config-json {params.config:q} "
+        "--output {output:q} 2> {log:q}"
 
 
 rule mask:
+    input:
+        image_size=image_size_input,
     output:
         mask=f"{OUT}/masks/R{{acceleration}}.npz",
         figure=report(
@@ -24,9 +46,10 @@ rule mask:
         runtime=10,
     params:
         config=lambda wc: mask_config(wc.acceleration),
+        image_size=image_size_option,
     shell:
         "ssimrecon mask --config-json {params.config:q} --output {output.mask:q} "
-        "--figure {output.figure:q} 2> {log:q}"
+        "--figure {output.figure:q} {params.image_size:q} 2> {log:q}"
 
 
 # One subject per job, bundled into group jobs (profiles/default: group-components). Each job uses
@@ -36,6 +59,7 @@ rule mask:
 rule shard:
     input:
         subjects=rules.qc.output,
+        image_size=image_size_input,
     output:
         f"{OUT}/shards/{{subject}}.h5",
     log:
@@ -54,6 +78,7 @@ rule shard:
         config=as_json(config["preprocessing"]),
         # not passed to the command: a new shard format makes Snakemake rebuild old shards
         format_version=SHARD_FORMAT_VERSION,
+        image_size=image_size_option,
     shell:
         "ssimrecon shard --subjects-csv {input.subjects:q} --subject {wildcards.subject:q} "
-        "--config-json {params.config:q} --output {output:q} 2> {log:q}"
+        "--config-json {params.config:q} --output {output:q} {params.image_size:q} 2> {log:q}"

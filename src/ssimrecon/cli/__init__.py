@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("ssimrecon.cli.data:split", "seeded train/validation split -> split.csv"),
     "mask": ("ssimrecon.cli.kspace:mask", "seeded variable-density undersampling mask"),
     "shard": ("ssimrecon.cli.kspace:shard", "simulate one subject's k-space shard (.h5)"),
+    "image-size": (
+        "ssimrecon.cli.kspace:image_size",
+        "the slice size image_size: auto stands for, from subjects.csv",
+    ),
     "export-kspace": (
         "ssimrecon.cli.kspace:export_kspace",
         "standalone HDF5 of a shard's undersampled k-space for one mask",

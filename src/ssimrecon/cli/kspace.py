@@ -6,7 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from ssimrecon.cli.arguments import add_config_json
+from ssimrecon.cli.arguments import (
+    add_config_json,
+    add_image_size_file,
+    config_json_with_image_size,
+)
 from ssimrecon.config.sections import load_settings
 from ssimrecon.config.stages import MaskSettings
 
@@ -25,8 +29,10 @@ def mask(argv: list[str]) -> int:
     parser.add_argument(
         "--figure", type=Path, default=None, help="optional PNG of the mask and its density"
     )
+    add_image_size_file(parser)
     args = parser.parse_args(argv)
-    settings = load_settings(args.config_json, MaskSettings, "mask")
+    text = config_json_with_image_size(args.config_json, args.image_size_file)
+    settings = load_settings(text, MaskSettings, "mask")
     from ssimrecon.kspace.mask import (
         achieved_acceleration,
         load_mask,
@@ -75,12 +81,14 @@ def shard(argv: list[str]) -> int:
     parser.add_argument("--output", required=True, type=Path, help="shard .h5")
     add_config_json(parser, "preprocessing")
     parser.add_argument("--source-md5", default=None, help="MD5 of the volume (computed if absent)")
+    add_image_size_file(parser)
     args = parser.parse_args(argv)
     from ssimrecon.data.qc import lookup_subject
     from ssimrecon.kspace.preprocess import Preprocessing
     from ssimrecon.kspace.shards import make_shard
 
-    prep = load_settings(args.config_json, Preprocessing, "preprocessing")
+    text = config_json_with_image_size(args.config_json, args.image_size_file)
+    prep = load_settings(text, Preprocessing, "preprocessing")
 
     volume, md5 = args.volume, args.source_md5
     if args.subjects_csv:
@@ -118,4 +126,38 @@ def export_kspace(argv: list[str]) -> int:
 
     export(args.shard, args.mask, args.output)
     log.info("k-space of %s under %s -> %s", args.shard, args.mask, args.output)
+    return 0
+
+
+def image_size(argv: list[str]) -> int:
+    """``ssimrecon image-size --subjects subjects.csv --config-json {preprocessing + depth}
+    --output image_size.json``: the size ``preprocessing.image_size: auto`` stands for."""
+    parser = argparse.ArgumentParser(
+        prog="ssimrecon image-size",
+        description="The slice size of image_size: auto: the largest in-plane slice of every QC'd "
+        "volume, rounded up to the U-Net's multiple 2**depth.",
+    )
+    parser.add_argument(
+        "--subjects", required=True, type=Path, help="subjects.csv of `ssimrecon qc`"
+    )
+    add_config_json(parser, "preprocessing (readout_axis, downsample) and depth (model.depth)")
+    parser.add_argument("--output", required=True, type=Path, help="image_size.json to write")
+    args = parser.parse_args(argv)
+    import json
+
+    from ssimrecon.errors import ConfigError
+    from ssimrecon.kspace.image_size import write_image_size
+
+    values = json.loads(args.config_json)
+    if not isinstance(values, dict) or "depth" not in values:
+        raise ConfigError("--config-json: needs the preprocessing keys and depth")
+    result = write_image_size(args.subjects, values, int(values["depth"]), args.output)
+    log.info(
+        "image_size auto: %s (largest slice %s of %d volumes, multiple %d) -> %s",
+        result["image_size"],
+        result["largest_slice"],
+        result["volumes"],
+        result["multiple"],
+        args.output,
+    )
     return 0

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import jsonschema
 import yaml
 
-from ssimrecon.config.jobs import training_settings
+from ssimrecon.config.jobs import AUTO, max_depth, training_settings
 from ssimrecon.config.runs import expand_runs
 from ssimrecon.config.sections import settings_from
 from ssimrecon.config.stages import TrainSettings
@@ -149,20 +149,17 @@ def check_consistency(config: dict[str, Any]) -> None:
         _owned(check_weights, network["loss"], f"networks.{name}.loss")
     if config.get("study"):
         _check_study(config)
-    depths = [config["model"]["depth"]] + [
-        net.get("model", {}).get("depth", config["model"]["depth"])
-        for net in config["networks"].values()
-    ]
     size = config["preprocessing"]["image_size"]
-    factor = 2 ** max(depths)
-    if any(s % factor for s in size):
+    factor = 2 ** max_depth(config)
+    if size != AUTO and any(s % factor for s in size):
         raise ConfigError(
             f"config key 'preprocessing.image_size': {size} must be divisible by 2**depth = "
             f"{factor}"
         )
     training = training_settings(config)
     settings = _owned(settings_from, TrainSettings, training, "training")
-    _owned(settings.check_crop, size, factor)
+    if size != AUTO:  # auto: the Trainer checks the crop against the shards' slices
+        _owned(settings.check_crop, size, factor)
 
 
 def _owned(check: Callable[..., Owned], *args: Any) -> Owned:

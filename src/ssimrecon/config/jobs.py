@@ -24,6 +24,9 @@ def network_model(config: dict[str, Any], network: str) -> dict[str, Any]:
     return {**config["model"], **config["networks"][network].get("model", {})}
 
 
+#: ``preprocessing.image_size`` that stands for the size QC finds (ssimrecon.kspace.image_size)
+AUTO = "auto"
+
 #: ``training:`` keys that are the job's, not the run's: they change neither the weights nor the
 #: run's fingerprint (threads: the job's CPU threads; tensorboard: logging for watching the run)
 JOB_ONLY_TRAINING_KEYS = ("threads", "tensorboard")
@@ -41,6 +44,21 @@ def train_job(config: dict[str, Any], run: Run) -> dict[str, Any]:
     if config.get("study"):
         training["seed"] = run.seed
     return {"model": network_model(config, run.network), "loss": run.loss, "training": training}
+
+
+def max_depth(config: dict[str, Any]) -> int:
+    """The deepest U-Net of the experiment (``model.depth`` or a network's override): image
+    sizes must be multiples of 2 ** this."""
+    default = config["model"]["depth"]
+    overrides = [net.get("model", {}).get("depth", default) for net in config["networks"].values()]
+    return max([default, *overrides])
+
+
+def image_size_job(config: dict[str, Any]) -> dict[str, Any]:
+    """``ssimrecon image-size``: the preprocessing keys the slice size depends on, and the depth."""
+    prep = config["preprocessing"]
+    keys = ("readout_axis", "downsample")
+    return {**{k: prep[k] for k in keys}, "depth": max_depth(config)}
 
 
 def mask_job(config: dict[str, Any], label: str) -> dict[str, Any]:

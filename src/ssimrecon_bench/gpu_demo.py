@@ -155,7 +155,8 @@ def build_data(pipe: Pipeline, jobs: int) -> dict[str, list[Path]]:
 def train_all(
     pipe: Pipeline, shards: dict[str, list[Path]], train_s: float, threads: int
 ) -> dict[str, Any]:
-    """Train every run at once; SIGTERM each ``train_s`` seconds after its start.  Returns run ->
+    """Train every run at once; SIGTERM each ``train_s`` seconds after its start, or after its
+    first epoch if that ends later (so that every run has a best.pt).  Returns run ->
     {exit, seconds, stopped_by_budget, epochs, best_epoch, ...}; a run that fails or ends without a
     ``best.pt`` raises SsimreconError."""
     common = {"train-shards": shards["train"], "val-shards": shards["val"], "mask": pipe.mask}
@@ -174,10 +175,13 @@ def train_all(
         procs[name] = (pipe.start("train", f"train/{name}", options), time.perf_counter())
     report: dict[str, Any] = {}
     for name, (proc, t0) in procs.items():
+        history = pipe.results / "models" / name / "history.csv"
         try:
             code = proc.wait(timeout=max(0.0, t0 + train_s - time.perf_counter()))
             stopped = False
         except subprocess.TimeoutExpired:
+            while proc.poll() is None and not history.is_file():
+                time.sleep(0.5)  # the budget stops a run only once it has a first epoch
             proc.send_signal(signal.SIGTERM)  # saves last.pt at the next batch and exits 143
             code, stopped = proc.wait(timeout=120), True
         seconds = round(time.perf_counter() - t0, 1)

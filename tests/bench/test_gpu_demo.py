@@ -32,7 +32,7 @@ def test_a_run_past_its_budget_is_stopped_and_still_reaches_table1(
     many_epochs.write_text("training:\n  epochs: 1000\n")
     monkeypatch.chdir(REPO)
     results = tmp_path / "gpu-demo"
-    argv = ["--results", str(results), "--train-s", "40", "--jobs", "2", "--threads", "1"]
+    argv = ["--results", str(results), "--train-s", "10", "--jobs", "2", "--threads", "1"]
     code = gpu_demo.main([*argv, "--overlay", *OVERLAYS, REHEARSAL, str(many_epochs)])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((results / "gpu_demo.json").read_text())

@@ -499,7 +499,7 @@ def test_training_progress_lines_reach_the_log(
     summary = run(data, tmp_path, epochs=2)
     n = summary["train_slices"]
     for epoch in (1, 2):
-        done = f"train net epoch {epoch}/2: {n} slices of {n} slices (100%)"
+        done = f"train net epoch {epoch}/2: {n} of {n} slices (100%)"
         assert any(m.startswith(done) and "slices/s, ETA" in m for m in caplog.messages), epoch
     assert any(m.startswith("validate net: ") for m in caplog.messages)
 

@@ -78,14 +78,20 @@ def test_predict_slices_feeds_zero_filled_magnitude_in_batches() -> None:
     target = ellipse_slices(5)
     kspace = (fft2c(target) * mask).astype(np.complex64)
     model = _Scale().train()
-    out = predict_slices(model, kspace, batch_size=2, device=pick_device("cpu"))
+    out = predict_slices(model, kspace, batch_size=2, device=pick_device("cpu"), input_scale=2.5)
     assert out.shape == (5, SIZE, SIZE) and out.dtype == np.float32
     np.testing.assert_allclose(out, _zero_filled_numpy(kspace), atol=1e-5)
     assert model.training  # mode restored
     unet = UNet(base_channels=4, depth=2, convs_per_stage=1)
-    whole = predict_slices(unet, kspace, batch_size=8)
-    pieces = predict_slices(unet, kspace, batch_size=1)
+    whole = predict_slices(unet, kspace, batch_size=8, input_scale=0.7)
+    pieces = predict_slices(unet, kspace, batch_size=1, input_scale=0.7)
     np.testing.assert_allclose(whole, pieces, atol=1e-5)
+    # the network sees zero_filled / input_scale and its output is scaled back
+    with torch.no_grad():
+        direct = unet(torch.from_numpy(_zero_filled_numpy(kspace))[:, None] / 0.7)[:, 0] * 0.7
+    np.testing.assert_allclose(whole, direct.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(SsimreconError, match="input scale"):
+        predict_slices(unet, kspace, input_scale=0.0)
 
 
 def test_pick_device_names_the_setting_and_limits_types(monkeypatch: pytest.MonkeyPatch) -> None:

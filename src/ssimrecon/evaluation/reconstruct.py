@@ -8,9 +8,9 @@ that is negative); then divided by the robust scale (the preprocessing's percent
 preprocessing uses one); that scale only fixes the units of the simulated acquisition and of the
 metrics: the network sees the zero-filled magnitude divided by its own input scale
 (:func:`~ssimrecon.kspace.preprocess.input_scale` of the zero-filled volume), as in training, so
-no statistic of the fully sampled volume reaches it. Every slice along the readout axis is reconstructed (no training
-``slice_stride``), except slices that are exactly zero (their output is the background). Shard
-input: its stored k-space and target.
+no statistic of the fully sampled volume reaches it. Every slice along the readout axis is
+reconstructed (no training ``slice_stride``), except slices that are exactly zero (their output
+is the background). Shard input: its stored k-space and target.
 
 Outputs, for ``--output DIR/NAME.nii.gz``:
 - ``DIR/NAME.nii.gz``: the network reconstruction; ``DIR/NAME.zero_filled.nii.gz``: the

@@ -5,9 +5,10 @@ Layout for ``depth`` D and ``convs_per_stage`` n, channels c_l = base * 2**l: en
 0..D-1: n x [conv3x3 -> norm -> ReLU] then MaxPool2d(2); bottom level D: the same n convs; decoder
 levels l = D-1..0: an upsampling c_{l+1} -> c_l (``upsample``, below), concatenation with the
 skip (2 c_l channels), n x [conv3x3 -> norm -> ReLU]; a final 1x1 conv to ``out_channels``.
-``residual=True`` returns input + net(input), and the final 1x1 conv starts at zero (weight and bias),
-so the initialised network is the identity on its input (the zero-filled image) and training starts
-from the zero-filled reconstruction instead of undoing a random correction.  Inputs are
+``residual=True`` returns input + net(input), and the final 1x1 conv starts at zero (weight and
+bias), so the initialised network is the identity on its input (the zero-filled image) and
+training starts from the zero-filled reconstruction instead of undoing a random correction.
+Inputs are
 (B, in_channels, H, W) with H and W divisible by 2**depth.
 
 ``upsample``: ``"transpose"`` is ConvTranspose2d(k=2, s=2), the original U-Net's up-convolution (the

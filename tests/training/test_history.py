@@ -28,3 +28,12 @@ def test_history_has_a_column_per_loss_term(tmp_path: Path) -> None:
     assert header.split(",") == list(history_columns(["l1"])) and line.split(",")[2] == "1.5"
     with pytest.raises(KeyError, match="train_edge"):
         write_history(tmp_path / "h.csv", [row], ["l1", "edge"])
+
+
+def test_the_balance_compares_with_mse_whatever_the_terms_order() -> None:
+    """The config's JSON sorts the loss terms (dssim before mse); the balance is still dssim over
+    mse, and a loss without mse compares with its first term."""
+    cols = history_columns(["dssim", "mse"])
+    assert "val_dssim_over_mse_value" in cols and "val_dssim_over_mse_grad" in cols
+    assert not any("_over_dssim" in c for c in cols)
+    assert "val_edge_over_l1_grad" in history_columns(["l1", "edge"])

@@ -20,16 +20,31 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["EpochProgress", "Validation", "EpochRecord", "Best", "balance_columns"]
+__all__ = [
+    "EpochProgress",
+    "Validation",
+    "EpochRecord",
+    "Best",
+    "balance_columns",
+    "balance_reference",
+]
+
+
+def balance_reference(terms: Sequence[str]) -> str:
+    """The term the others are compared with: ``mse`` when the loss has it, else its first."""
+    return "mse" if "mse" in terms else terms[0]
 
 
 def balance_columns(terms: Sequence[str]) -> tuple[str, ...]:
-    """The loss-balance columns of a loss with ``terms``: for each term t after the first f,
-    ``val_<t>_over_<f>_value`` (weighted t / weighted f, slice means) and ``val_<t>_over_<f>_grad``
-    (norm of the gradient of weighted t / of weighted f w.r.t. the network output, over the
-    validation slices); none for a one-term loss."""
-    first = terms[0] if terms else ""
-    return tuple(f"val_{t}_over_{first}_{kind}" for t in terms[1:] for kind in ("value", "grad"))
+    """The loss-balance columns of a loss with ``terms``: for each term t other than the
+    :func:`balance_reference` f, ``val_<t>_over_<f>_value`` (weighted t / weighted f, slice means)
+    and ``val_<t>_over_<f>_grad`` (norm of the gradient of weighted t / of weighted f w.r.t. the
+    network output, over the validation slices); none for a one-term loss."""
+    if len(terms) < 2:
+        return ()
+    ref = balance_reference(terms)
+    others = [t for t in terms if t != ref]
+    return tuple(f"val_{t}_over_{ref}_{kind}" for t in others for kind in ("value", "grad"))
 
 
 @dataclasses.dataclass

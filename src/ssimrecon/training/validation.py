@@ -1,6 +1,6 @@
 """Validation of a training run: slice means of the loss, its terms, MSE, SSIM and PSNR over every
 validation slice (uncropped, fixed order), and the balance of the weighted loss terms (value and
-gradient norm w.r.t. the network output, relative to the first term)."""
+gradient norm w.r.t. the network output, relative to mse, or the first term without one)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
-from ssimrecon.training.records import Validation, balance_columns
+from ssimrecon.training.records import Validation, balance_columns, balance_reference
 from ssimrecon.training.step import predict, prepare_batch
 
 __all__ = ["validate"]
@@ -65,9 +65,9 @@ def validate(
     model.train()
     balance = {}
     if len(terms) > 1:
-        first = terms[0]
+        first = balance_reference(terms)
         ratios = []
-        for t in terms[1:]:
+        for t in (t for t in terms if t != first):
             base = weights[first] * term_sums[first]
             value = weights[t] * term_sums[t] / base if base else nan
             ratios += [value, (grad_sq[t] / grad_sq[first]) ** 0.5 if grad_sq[first] else nan]

@@ -3,8 +3,9 @@ history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fi
 
 * Paper: Adam, lr 1e-4 (``training.lr_schedule: constant``; ``cosine`` and ``onecycle`` set every
   step's rate, :mod:`ssimrecon.training.schedule`), 100 epochs, best validation loss.
-  ``torch.manual_seed(seed)`` precedes the U-Net's initialisation and CPU runs use ``torch.use_deterministic_algorithms`` (warn only), so CPU
-  runs with equal settings give bit-identical weights.
+  ``torch.manual_seed(seed)`` precedes the U-Net's initialisation and CPU runs use
+  ``torch.use_deterministic_algorithms`` (warn only), so CPU runs with equal settings give
+  bit-identical weights.
 * Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a function
   of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch). Validation
   covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed order:

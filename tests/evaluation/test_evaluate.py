@@ -227,9 +227,13 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     ).slices
     frame = df[(df["region"] == "frame") & df["passes_filter"]]
     keep = data["slice_signal"] >= 0.05
+    # the network's input scale: the 99.5th percentile of the voxels > 0 of the whole volume's
+    # zero-filled magnitude (no reference statistic); model(zero_filled / s) * s
+    volume_zero_filled = _zero_filled_numpy(data["kspace"])
+    s = float(np.percentile(volume_zero_filled[volume_zero_filled > 0], 99.5))
     with torch.no_grad():
-        x = torch.from_numpy(_zero_filled_numpy(data["kspace"][keep]).astype(np.float32))[:, None]
-        est = model(x)[:, 0].numpy()
+        x = torch.from_numpy((volume_zero_filled[keep] / s).astype(np.float32))[:, None]
+        est = model(x)[:, 0].numpy() * np.float32(s)
     expected = _reference_metrics(data["target"][keep], est, data["data_range"])
     np.testing.assert_allclose(frame["ssim"], expected["ssim"], rtol=1e-4)
     np.testing.assert_allclose(frame["mse"], expected["mse"], rtol=1e-4)

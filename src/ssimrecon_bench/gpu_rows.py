@@ -191,10 +191,10 @@ def eval_slices_per_s(
     ).astype(np.complex64)
     torch.manual_seed(0)
     model = build_model(model_cfg).to(device)
-    predict_slices(model, kspace[:batch], batch_size=batch, device=device)
+    predict_slices(model, kspace[:batch], batch_size=batch, device=device, input_scale=1.0)
     t0 = time.perf_counter()
     predict_slices(
-        model, kspace, batch_size=batch, device=device
+        model, kspace, batch_size=batch, device=device, input_scale=1.0
     )  # ends with a device -> host copy
     return slices / (time.perf_counter() - t0)
 

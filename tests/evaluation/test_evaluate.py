@@ -78,14 +78,20 @@ def test_predict_slices_feeds_zero_filled_magnitude_in_batches() -> None:
     target = ellipse_slices(5)
     kspace = (fft2c(target) * mask).astype(np.complex64)
     model = _Scale().train()
-    out = predict_slices(model, kspace, batch_size=2, device=pick_device("cpu"))
+    out = predict_slices(model, kspace, batch_size=2, device=pick_device("cpu"), input_scale=2.5)
     assert out.shape == (5, SIZE, SIZE) and out.dtype == np.float32
     np.testing.assert_allclose(out, _zero_filled_numpy(kspace), atol=1e-5)
     assert model.training  # mode restored
     unet = UNet(base_channels=4, depth=2, convs_per_stage=1)
-    whole = predict_slices(unet, kspace, batch_size=8)
-    pieces = predict_slices(unet, kspace, batch_size=1)
+    whole = predict_slices(unet, kspace, batch_size=8, input_scale=0.7)
+    pieces = predict_slices(unet, kspace, batch_size=1, input_scale=0.7)
     np.testing.assert_allclose(whole, pieces, atol=1e-5)
+    # the network sees zero_filled / input_scale and its output is scaled back
+    with torch.no_grad():
+        direct = unet(torch.from_numpy(_zero_filled_numpy(kspace))[:, None] / 0.7)[:, 0] * 0.7
+    np.testing.assert_allclose(whole, direct.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(SsimreconError, match="input scale"):
+        predict_slices(unet, kspace, input_scale=0.0)
 
 
 def test_pick_device_names_the_setting_and_limits_types(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,9 +227,13 @@ def test_network_metrics_and_cli(tmp_path: Path) -> None:
     ).slices
     frame = df[(df["region"] == "frame") & df["passes_filter"]]
     keep = data["slice_signal"] >= 0.05
+    # the network's input scale: the 99.5th percentile of the voxels > 0 of the whole volume's
+    # zero-filled magnitude (no reference statistic); model(zero_filled / s) * s
+    volume_zero_filled = _zero_filled_numpy(data["kspace"])
+    s = float(np.percentile(volume_zero_filled[volume_zero_filled > 0], 99.5))
     with torch.no_grad():
-        x = torch.from_numpy(_zero_filled_numpy(data["kspace"][keep]).astype(np.float32))[:, None]
-        est = model(x)[:, 0].numpy()
+        x = torch.from_numpy((volume_zero_filled[keep] / s).astype(np.float32))[:, None]
+        est = model(x)[:, 0].numpy() * np.float32(s)
     expected = _reference_metrics(data["target"][keep], est, data["data_range"])
     np.testing.assert_allclose(frame["ssim"], expected["ssim"], rtol=1e-4)
     np.testing.assert_allclose(frame["mse"], expected["mse"], rtol=1e-4)

@@ -23,9 +23,14 @@ def make_test_model(
     grid: dict | None = None,
 ) -> UNet:
     """Save an untrained tiny residual U-Net bundle (base 4, depth 2) for ``mask``; ``grid``: the
-    bundle's training grid (None: none recorded, as in older bundles)."""
+    bundle's training grid (None: none recorded, as in older bundles).  A residual U-Net starts as
+    the identity (zero head); this one's head is drawn at random (seeded), so that its output
+    differs from its input as a trained network's does."""
     torch.manual_seed(seed)
     model = UNet(base_channels=4, depth=2, convs_per_stage=1, residual=True).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 0.5)
+        model.head.bias.normal_(0.0, 0.05)
     extra: dict = {"network": path.stem}
     if min_signal_fraction is not None:
         extra["training"] = {"min_signal_fraction": min_signal_fraction}

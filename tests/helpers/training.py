@@ -18,6 +18,7 @@ TINY_TRAINING: dict[str, Any] = {
     "min_signal_fraction": 0.05,
     "max_train_batches": None,
     "lr": 1e-3,
+    "lr_schedule": "constant",
     "crop": [24, 24],
     "num_workers": 0,
     "bf16": False,

@@ -218,12 +218,18 @@ def _grid(fig: Figure) -> dict[tuple[int, int], Axes]:
     return grid
 
 
-def _independent_network_output(model_path: Path, zero_filled: np.ndarray) -> np.ndarray:
-    """The bundle's U-Net applied to a zero-filled magnitude image (H, W) -> (H, W) float32."""
+def _independent_network_output(
+    model_path: Path, zero_filled: np.ndarray, volume_zero_filled: np.ndarray
+) -> np.ndarray:
+    """The bundle's U-Net applied to a zero-filled magnitude image (H, W) -> (H, W) float32, as the
+    definitions state: ``model(zero_filled / s) * s``, s the 99.5th percentile of the voxels > 0 of
+    the whole volume's zero-filled magnitude ``volume_zero_filled`` (S, H, W)."""
+    s = float(np.percentile(volume_zero_filled[volume_zero_filled > 0], 99.5))
     model, _ = load_model_bundle(model_path)
+    x = torch.from_numpy(np.ascontiguousarray(zero_filled / s, np.float32))[None, None]
     with torch.no_grad():
-        out = model(torch.from_numpy(np.ascontiguousarray(zero_filled, np.float32))[None, None])
-    return out[0, 0].numpy()
+        out = model(x)
+    return out[0, 0].numpy() * np.float32(s)
 
 
 @pytest.fixture
@@ -277,7 +283,8 @@ def test_figure2_annotations_and_error_maps_match_the_metrics(
         zero_filled = zero_filled_magnitude(d["kspace"][position])
         estimates = {"input (zero-filled)": zero_filled}
         for name, path in models.items():
-            estimates[name] = _independent_network_output(path, zero_filled)
+            volume = zero_filled_magnitude(d["kspace"])
+            estimates[name] = _independent_network_output(path, zero_filled, volume)
         data_range = d["data_range"]
         shown_reference = np.flipud(reference.T)
         for c, label in enumerate(columns, start=1):

@@ -93,9 +93,10 @@ def test_make_shows_each_method_where_the_key_says(tmp_path: Path, inputs: dict)
             kspace, target = reader.read_slice(position)
             data_range = float(reader.attrs["data_range"])
             extent = reader.native_extent
+            scale = reader.input_scale()
         images = {"zero-filled": zero_filled_magnitude(kspace)}
         for name, network in networks.items():
-            images[name] = predict_slices(network, kspace[None], device="cpu")[0]
+            images[name] = predict_slices(network, kspace[None], device="cpu", input_scale=scale)[0]
 
         expected = [target] + [images[m] for m in rows["method"]]
         for uri, image in zip([shown["reference"], *shown["candidates"]], expected):

@@ -145,3 +145,67 @@ def test_the_same_shards_serve_another_acceleration(shards: list[Path], mask: np
         assert torch.equal(item["target"], a[2]["target"])
     with pytest.raises(ShardError, match=r"\(16, 16\) does not match the 32x32"):
         SliceDataset(shards, np.ones((16, 16), bool))
+
+
+def test_network_scale_comes_from_the_zero_filled_image_alone(tmp_path: Path) -> None:
+    """A scanner gives only undersampled k-space, in its own units: its zero-filled image gets the
+    input scale training used for the same volume (up to the units), so the network input is the
+    same, and no statistic of the reference reaches the network."""
+    from ssimrecon.evaluation.inference import predict_slices
+    from ssimrecon.kspace.fft import zero_filled_magnitude
+    from ssimrecon.kspace.preprocess import (
+        input_scale,
+        load_canonical,
+        simulate_kspace,
+        volume_to_slices,
+    )
+    from ssimrecon.kspace.shards import ShardReader, make_shard
+    from ssimrecon.nn.unet import UNet
+    from ssimrecon.training.step import prepare_batch
+    from tests.helpers.shards import preprocessing
+    from tests.helpers.volumes import smooth_head, write_nifti
+
+    prep = preprocessing(readout_axis=2, image_size=(32, 32))
+    volume_path = write_nifti(tmp_path / "head.nii.gz", smooth_head((30, 30, 12), seed=3))
+    shard = tmp_path / "head.h5"
+    make_shard(volume_path, "head", prep, shard)
+    mask = variable_density_mask((32, 32), 4.0, center_size=4, seed=1)
+    dataset = SliceDataset([shard], mask)
+    trained_scale = dataset.input_scales[0]
+    with ShardReader(shard, mask) as reader:
+        reference_scale = float(reader.attrs["scale"])
+        assert reader.input_scale() == pytest.approx(trained_scale)
+    # the scale is not the reference's: zero-filling spreads and loses energy at R = 4
+    assert abs(trained_scale - 1.0) > 0.01
+
+    # the scanner: the same volume in other units, undersampled; nothing but its k-space is used
+    units = 7.3
+    volume, _ = load_canonical(volume_path)
+    raw, _ = volume_to_slices(volume * np.float32(units), prep)
+    scanner_kspace = simulate_kspace(np.maximum(raw, 0), mask, None)
+    zero_filled = zero_filled_magnitude(scanner_kspace)
+    scanner_scale = input_scale(zero_filled, prep.scale_percentile)
+    assert scanner_scale == pytest.approx(trained_scale * units * reference_scale, rel=1e-4)
+
+    batch = collate_slices_of(dataset, range(len(dataset)))
+    x, target, data_range = prepare_batch(batch, torch.device("cpu"), dataset.flat_index, (32, 32))
+    positions = [s for _, s in dataset.index]
+    np.testing.assert_allclose(
+        x[:, 0].numpy(), zero_filled[positions] / scanner_scale, rtol=1e-4, atol=1e-5
+    )
+    # training's target and data_range are on the same normalised axis as its input
+    assert float(data_range[0]) == pytest.approx(dataset.data_ranges[0] / trained_scale)
+    assert float(target.max()) <= float(data_range[0]) * (1 + 1e-6)
+
+    # inference on the scanner's k-space: model(zero_filled / scale) * scale; the initialised
+    # residual network (the identity) hands the zero-filled image back in the scanner's units
+    identity = UNet(base_channels=2, depth=1, residual=True)
+    out = predict_slices(identity, scanner_kspace, 4, "cpu", input_scale=scanner_scale)
+    np.testing.assert_allclose(out, zero_filled, rtol=1e-4, atol=1e-3)
+
+
+def collate_slices_of(dataset: SliceDataset, indices: range) -> dict:
+    """One batch of ``dataset``'s items ``indices`` (collate_slices of __getitems__)."""
+    from ssimrecon.training.dataset import collate_slices
+
+    return collate_slices(dataset.__getitems__(list(indices)))

@@ -116,19 +116,22 @@ def assert_same_history(a: Path, b: Path) -> None:
         }
 
 
-def independent_val_scores(model_path: Path, shard: Path) -> tuple[float, float]:
+def independent_val_scores(model_path: Path | None, shard: Path) -> tuple[float, float]:
     """(mean MSE, mean SSIM) of a model bundle over a validation shard's slices with slice_signal >=
-    BASE's threshold: numpy MSE and scikit-image SSIM on the zero-filled input."""
-    model, _ = load_model_bundle(model_path)
+    BASE's threshold: numpy MSE and scikit-image SSIM of ``model(zero_filled / s)`` against
+    ``target / s``, s the volume's input scale (the normalised axis history.csv's MSE is on);
+    ``model_path`` None scores the zero-filled input itself."""
+    model = torch.nn.Identity() if model_path is None else load_model_bundle(model_path)[0]
     mse, ssim_values = [], []
     with ShardReader(shard, load_mask(mask_path_of([shard]))[0]) as reader:
-        data_range = float(reader.attrs["data_range"])
+        scale = reader.input_scale()
+        data_range = float(reader.attrs["data_range"]) / scale
         for i in np.flatnonzero(reader.slice_signal >= BASE["min_signal_fraction"]):
             kspace, target = reader.read_slice(int(i))
-            x = torch.from_numpy(zero_filled_magnitude(kspace).astype(np.float32))[None, None]
+            x = torch.from_numpy(zero_filled_magnitude(kspace).astype(np.float32) / scale)
             with torch.no_grad():
-                pred = model(x)[0, 0].double().numpy()
-            ref = target.astype(np.float64)
+                pred = model(x[None, None])[0, 0].double().numpy()
+            ref = target.astype(np.float64) / scale
             mse.append(np.mean((pred - ref) ** 2))
             ssim_values.append(
                 structural_similarity(
@@ -186,8 +189,14 @@ def test_training_learns_and_writes_bundle_history_and_curves(
         assert r["train_loss"] == pytest.approx(r["train_mse"] + 0.1 * r["train_dssim"], rel=1e-6)
         assert r["val_loss"] == pytest.approx(r["val_mse"] + 0.1 * r["val_dssim"], rel=1e-6)
         assert r["val_dssim"] == pytest.approx(1 - r["val_ssim"], abs=1e-6)
-    assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"]
-    assert rows[-1]["val_ssim"] > rows[0]["val_ssim"] + 0.02
+        balance = r["val_dssim_over_mse_value"]
+        assert balance == pytest.approx(0.1 * r["val_dssim"] / r["val_mse"], rel=1e-4)
+        assert 0 < r["val_dssim_over_mse_grad"] < float("inf")
+    # the residual network starts as the zero-filled input; training takes it beyond that
+    zf_mse, zf_ssim = independent_val_scores(None, data["val"][0])
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert min(r["val_loss"] for r in rows) < zf_mse + 0.1 * (1 - zf_ssim)
+    assert max(r["val_ssim"] for r in rows) > zf_ssim
     assert summary["train_slices"] == 12 and summary["val_slices"] == 4  # blank slices left out
     best_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
     model, bundle = load_model_bundle(tmp_path / "best.pt")
@@ -514,3 +523,18 @@ def test_a_crop_the_shards_or_the_unet_cannot_take_stops_the_trainer_before_trai
     with pytest.raises(SsimreconError, match=message + " divisible by 4$"):
         run(data, tmp_path / "out", crop=crop)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_lr_schedule_sets_every_steps_learning_rate(
+    data: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """training.lr_schedule onecycle: history.csv's lr (the last step's of each epoch) follows
+    :func:`~ssimrecon.training.schedule.learning_rate` over epochs x batches steps."""
+    from ssimrecon.training.schedule import learning_rate
+
+    run(data, tmp_path, epochs=2, lr_schedule="onecycle", lr=3e-3)
+    rows = history(tmp_path)
+    steps = 2 * 6  # 12 training slices in batches of 2, two epochs
+    for row, last_step in zip(rows, (5, 11)):
+        assert row["lr"] == pytest.approx(learning_rate("onecycle", 3e-3, last_step, steps))
+    assert rows[0]["lr"] > rows[1]["lr"]

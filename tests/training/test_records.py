@@ -11,7 +11,8 @@ TERMS = ("mse", "dssim")
 
 
 def record(epoch: int, val_loss: float) -> EpochRecord:
-    validation = Validation(val_loss, {"mse": 0.02, "dssim": 0.3}, 0.0201, 0.81, 27.5)
+    balance = {"val_dssim_over_mse_value": 1.5, "val_dssim_over_mse_grad": 0.4}
+    validation = Validation(val_loss, {"mse": 0.02, "dssim": 0.3}, 0.0201, 0.81, 27.5, balance)
     return EpochRecord(epoch, 0.05, {"mse": 0.01, "dssim": 0.4}, validation, 12.5, 30.0, 1e-4)
 
 
@@ -23,6 +24,12 @@ def test_an_epoch_record_is_a_history_row_and_back() -> None:
     assert row["val_mse"] == 0.0201 and row["train_dssim"] == 0.4 and row["epoch"] == 3
     again = EpochRecord.from_row(row, TERMS)
     assert again.to_row() == row and again.validation.ssim == 0.81
+    assert again.validation.balance["val_dssim_over_mse_grad"] == 0.4
+    # a state saved before the balance was recorded reads back with NaN there
+    old = {k: v for k, v in row.items() if "_over_" not in k}
+    assert math.isnan(
+        EpochRecord.from_row(old, TERMS).validation.balance["val_dssim_over_mse_value"]
+    )
 
 
 def test_best_improves_only_on_a_finite_lower_loss() -> None:

@@ -195,12 +195,40 @@ def _validation_slices(res: Path, threshold: float) -> list[tuple[np.ndarray, np
     return out
 
 
-def _network_outputs(model_path: Path, zero_filled: np.ndarray) -> np.ndarray:
+def _input_scales(res: Path, threshold: float) -> np.ndarray:
+    """(S,) the network's input scale of each slice of :func:`_validation_slices` (same order): the
+    definitions' rule recomputed here, the ``scale_percentile``-th percentile of the voxels > 0 of
+    the zero-filled magnitude of every slice of the slice's volume."""
+    split = pd.read_csv(res / "split.csv", dtype=str)
+    (mask_file,) = (res / "masks").glob("R*.npz")
+    mask = np.load(mask_file)["mask"]
+    scales = []
+    for subject in sorted(split.loc[split["split"] == "val", "subject"]):
+        with h5py.File(res / "shards" / f"{subject}.h5") as shard:
+            percentile = json.loads(shard.attrs["preprocessing"])["scale_percentile"]
+            targets = shard["target"][()]
+            keep = np.flatnonzero(shard["slice_signal"][()] >= threshold)
+        full = np.fft.fftshift(
+            np.fft.fft2(np.fft.ifftshift(targets, axes=(1, 2)), norm="ortho"), axes=(1, 2)
+        )
+        zf = np.abs(
+            np.fft.fftshift(
+                np.fft.ifft2(np.fft.ifftshift(full * mask, axes=(1, 2)), norm="ortho"), axes=(1, 2)
+            )
+        )
+        scales += [float(np.percentile(zf[zf > 0], percentile))] * len(keep)
+    return np.asarray(scales)
+
+
+def _network_outputs(model_path: Path, zero_filled: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """best.pt (loaded weights_only by the project's loader) applied to zero-filled images (S, H, W)
-    -> (S, H, W)."""
+    as the definitions state: ``model(zero_filled / s) * s`` with the slices' input scales
+    ``scales`` (S,) -> (S, H, W)."""
     model, _ = load_model_bundle(model_path)
+    s = scales.astype(np.float32)[:, None, None, None]
     with torch.no_grad():
-        return model(torch.from_numpy(zero_filled.astype(np.float32))[:, None])[:, 0].numpy()
+        x = torch.from_numpy(zero_filled.astype(np.float32)[:, None] / s)
+        return (model(x).numpy() * s)[:, 0]
 
 
 def _independent_scores(
@@ -209,9 +237,11 @@ def _independent_scores(
     """Method -> (mean SSIM, mean PSNR) over the validation slices, recomputed from the shards."""
     slices = _validation_slices(res, threshold)
     zero_filled = zero_filled_magnitude(np.stack([k for k, _, _ in slices]))
+    scales = _input_scales(res, threshold)
     estimates = {"zero-filled": zero_filled}
     for network in networks:
-        estimates[network] = _network_outputs(res / "models" / network / "best.pt", zero_filled)
+        model_path = res / "models" / network / "best.pt"
+        estimates[network] = _network_outputs(model_path, zero_filled, scales)
     scores = {}
     for method, images in estimates.items():
         pairs = [skimage_ssim_psnr(t, e, r) for (_, t, r), e in zip(slices, images)]
@@ -237,6 +267,7 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
     slices = _validation_slices(res, config["training"]["min_signal_fraction"])
     targets = np.stack([t for _, t, _ in slices]).astype(np.float64)
     zero_filled = zero_filled_magnitude(np.stack([k for k, _, _ in slices]))
+    scales = _input_scales(res, config["training"]["min_signal_fraction"])
     weights_seen = {}
     for network, spec in config["networks"].items():
         weights = {term: float(w) for term, w in spec["loss"].items()}
@@ -244,10 +275,12 @@ def test_model_bundles_record_and_were_trained_with_the_configured_loss(
         _, bundle = load_model_bundle(res / "models" / network / "best.pt")
         assert bundle["extra"]["network"] == network
         assert bundle["extra"]["loss_terms"] == weights, network
-        outputs = _network_outputs(res / "models" / network / "best.pt", zero_filled).astype(
-            np.float64
-        )
-        mse = float(np.mean((outputs - targets) ** 2))
+        outputs = _network_outputs(
+            res / "models" / network / "best.pt", zero_filled, scales
+        ).astype(np.float64)
+        # the loss is on the network's normalised axis (intensities / input scale); SSIM is not
+        # changed by a common scale of both images and data_range
+        mse = float(np.mean(((outputs - targets) / scales[:, None, None]) ** 2))
         ssim = float(
             np.mean([skimage_ssim_psnr(t, o, r)[0] for (_, t, r), o in zip(slices, outputs)])
         )

@@ -124,7 +124,8 @@ class TrainSettings:
     not a multiple of ``gpus``), :meth:`check_crop` the crop against the images;
     :mod:`ssimrecon.config.check` builds it from the config before any job, the CLI with
     :func:`ssimrecon.config.sections.load_settings`. ``crop`` is (H, W) in
-    pixels or None; ``lr`` Adam's learning rate; ``min_signal_fraction`` the slice filter of
+    pixels or None; ``lr`` Adam's (peak) learning rate, ``lr_schedule`` its course over the steps
+    (:mod:`ssimrecon.training.schedule`); ``min_signal_fraction`` the slice filter of
     training and validation; ``gpus`` the processes (one GPU each) that train the run together
     with the global batch ``batch_size``; ``compile`` wraps the U-Net in ``torch.compile``;
     ``instance_norm`` ('project' or 'torch') picks the instance-norm kernel (same maths).
@@ -133,6 +134,7 @@ class TrainSettings:
     epochs: int
     batch_size: int
     lr: float
+    lr_schedule: str
     seed: int
     crop: tuple[int, int] | None
     num_workers: int
@@ -167,6 +169,11 @@ class TrainSettings:
             )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise SsimreconError(f"training.lr: must be a positive number, got {self.lr!r}")
+        if self.lr_schedule not in ("constant", "cosine", "onecycle"):  # the schema's enum
+            raise SsimreconError(
+                "training.lr_schedule: must be constant, cosine or onecycle, got "
+                f"{self.lr_schedule!r}"
+            )
 
     def check_crop(self, image_size: Sequence[int], multiple: int) -> None:
         """SsimreconError naming ``training.crop`` unless the crop fits in images of (H, W)

@@ -149,6 +149,7 @@ def evaluate_shards(
                     data_path=path,
                 )
             kspace = reader.read_kspace()
+            scale = reader.input_scale()
             target = reader.read_target()
             subject = str(reader.attrs["subject"])
             data_range = float(reader.attrs["data_range"])
@@ -159,7 +160,7 @@ def evaluate_shards(
         if model is None:
             est = zero_filled_magnitude(kspace)
         else:
-            est = predict_slices(model, kspace, batch_size=batch_size, device=dev)
+            est = predict_slices(model, kspace, batch_size, dev, input_scale=scale)
         rows, volume = score_volume(
             subject, slice_index, slice_signal, target, est, data_range, min_signal_fraction
         )

@@ -1,8 +1,9 @@
 """Run a trained network over undersampled k-space slices, and check a model fits a shard.
 
-The network input is the magnitude of the zero-filled reconstruction ``|ifft2c(kspace)|`` as a (B,
-1, H, W) float32 batch (the same input training used); the output (B, 1, H, W) is the reconstruction
-on the scaled intensity axis.
+The network input is the magnitude of the zero-filled reconstruction ``|ifft2c(kspace)|`` divided by
+the volume's input scale (:func:`~ssimrecon.kspace.preprocess.input_scale`, from that zero-filled
+magnitude alone, as in training) as a (B, 1, H, W) float32 batch; the output times the scale is the
+reconstruction on the k-space's (the reference's) intensity axis.
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ def predict_slices(
     kspace: np.ndarray,
     batch_size: int = 8,
     device: torch.device | str | None = None,
+    *,
+    input_scale: float,
 ) -> np.ndarray:
     """Reconstruct k-space slices (S, H, W) complex -> (S, H, W) float32 with ``model`` in eval
-    mode.
+    mode: ``model(zero_filled / input_scale) * input_scale``.
+
+    ``input_scale``: the volume's (every slice's, not only those given)
+    :func:`~ssimrecon.kspace.preprocess.input_scale`, e.g.
+    :meth:`~ssimrecon.kspace.shards.ShardReader.input_scale`.
 
     ``device`` None keeps the model where it is; otherwise the model is moved there.
     """
@@ -34,6 +41,8 @@ def predict_slices(
         raise SsimreconError(f"expected k-space of shape (S, H, W), got {kspace.shape}")
     if batch_size < 1:
         raise SsimreconError(f"batch size must be >= 1, got {batch_size}")
+    if not (np.isfinite(input_scale) and input_scale > 0):
+        raise SsimreconError(f"input scale must be positive and finite, got {input_scale}")
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
@@ -47,13 +56,15 @@ def predict_slices(
             for start in range(0, kspace.shape[0], batch_size):
                 chunk = np.ascontiguousarray(kspace[start : start + batch_size], dtype=np.complex64)
                 k = torch.from_numpy(chunk).to(device)
-                x = zero_filled_magnitude_torch(k).unsqueeze(1)
+                x = zero_filled_magnitude_torch(k).unsqueeze(1) / float(input_scale)
                 y = model(x)
                 if y.shape != x.shape:
                     raise SsimreconError(
                         f"model output shape {tuple(y.shape)} != input shape {tuple(x.shape)}"
                     )
-                out[start : start + len(chunk)] = y[:, 0].float().cpu().numpy()
+                out[start : start + len(chunk)] = (
+                    (y[:, 0].float() * float(input_scale)).cpu().numpy()
+                )
     finally:
         model.train(was_training)
     return out

@@ -5,9 +5,12 @@ in-plane to the model's training grid in mm and framed (``ssimrecon.evaluation.r
 volume with negative values first has its background level subtracted (its 1st percentile, when
 that is negative); then divided by the robust scale (the preprocessing's percentile of the voxels
 > 0), negatives clipped, and undersampled with the model's mask (plus a smooth phase if the
-preprocessing uses one). Every slice along the readout axis is reconstructed (no training
-``slice_stride``), except slices that are exactly zero (their output is the background). Shard
-input: its stored k-space and target.
+preprocessing uses one); that scale only fixes the units of the simulated acquisition and of the
+metrics: the network sees the zero-filled magnitude divided by its own input scale
+(:func:`~ssimrecon.kspace.preprocess.input_scale` of the zero-filled volume), as in training, so
+no statistic of the fully sampled volume reaches it. Every slice along the readout axis is
+reconstructed (no training ``slice_stride``), except slices that are exactly zero (their output
+is the background). Shard input: its stored k-space and target.
 
 Outputs, for ``--output DIR/NAME.nii.gz``:
 - ``DIR/NAME.nii.gz``: the network reconstruction; ``DIR/NAME.zero_filled.nii.gz``: the
@@ -56,6 +59,7 @@ from ssimrecon.functional.metrics import METRICS, batch_metrics
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
+    input_scale,
     load_canonical,
     phase_seed_for,
     recorded,
@@ -339,11 +343,15 @@ def reconstruct_loaded(
     )
     target, kspace = data["target"], data["kspace"]
     zero_filled = zero_filled_magnitude(kspace)
+    # the network's scale from the zero-filled volume alone, as in training (no reference statistic)
+    scale = input_scale(
+        zero_filled, Preprocessing.from_dict(bundle["preprocessing"]).scale_percentile
+    )
     has_data = target.reshape(len(target), -1).max(axis=1) > 0
     network = np.zeros_like(zero_filled)
     if has_data.any():
         network[has_data] = predict_slices(
-            model, kspace[has_data], batch_size=batch_size, device=device
+            model, kspace[has_data], batch_size=batch_size, device=device, input_scale=scale
         )
 
     threshold = training_min_signal(bundle)

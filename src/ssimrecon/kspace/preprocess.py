@@ -257,6 +257,20 @@ def robust_scale(volume: np.ndarray, percentile: float) -> float:
     return float(np.percentile(flat[positive], percentile))
 
 
+def input_scale(zero_filled: np.ndarray, percentile: float) -> float:
+    """The network's per-volume intensity scale, from what a scanner gives: the ``percentile``
+    (``preprocessing.scale_percentile``) of the zero-filled magnitude ``zero_filled`` (S, H, W) of
+    ALL the volume's slices (:func:`robust_scale` of its voxels > 0).
+
+    The network sees ``zero_filled / scale`` and is trained towards ``target / scale``; its output
+    times ``scale`` is the reconstruction on the reference's axis.  No reference statistic enters:
+    the zero-filled image is linear in the k-space, so a volume scaled by any factor (the shards'
+    reference scale, a scanner's units) gives the same network input (docs/definitions.md,
+    "Intensities").  Raises VolumeError for an all-zero input.
+    """
+    return robust_scale(np.abs(np.asarray(zero_filled)), percentile)
+
+
 def scaled_target_slices(
     volume_ras: np.ndarray, prep: Preprocessing
 ) -> tuple[np.ndarray, np.ndarray, float, float]:

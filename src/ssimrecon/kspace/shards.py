@@ -39,8 +39,10 @@ import numpy as np
 from ssimrecon.atomic import atomic_output
 from ssimrecon.checksums import file_md5
 from ssimrecon.errors import ShardError, SsimreconError
+from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
+    input_scale,
     load_canonical,
     phase_seed_for,
     scaled_target_slices,
@@ -457,6 +459,13 @@ class ShardReader:
     def read_target(self) -> np.ndarray:
         """All targets (S, H, W) float32."""
         return self._read("target")
+
+    def input_scale(self) -> float:
+        """The network's intensity scale of this volume under this reader's mask:
+        :func:`~ssimrecon.kspace.preprocess.input_scale` of the zero-filled magnitude of every
+        slice (``preprocessing.scale_percentile``); no reference statistic."""
+        kspace = self.read_kspace()
+        return input_scale(zero_filled_magnitude(kspace), self.preprocessing.scale_percentile)
 
 
 def make_shard(

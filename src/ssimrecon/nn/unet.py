@@ -3,9 +3,19 @@
 
 Layout for ``depth`` D and ``convs_per_stage`` n, channels c_l = base * 2**l: encoder levels l =
 0..D-1: n x [conv3x3 -> norm -> ReLU] then MaxPool2d(2); bottom level D: the same n convs; decoder
-levels l = D-1..0: ConvTranspose2d(c_{l+1} -> c_l, k=2, s=2), concatenation with the skip (2 c_l
-channels), n x [conv3x3 -> norm -> ReLU]; a final 1x1 conv to ``out_channels``. ``residual=True``
-returns input + net(input).  Inputs are (B, in_channels, H, W) with H and W divisible by 2**depth.
+levels l = D-1..0: an upsampling c_{l+1} -> c_l (``upsample``, below), concatenation with the
+skip (2 c_l channels), n x [conv3x3 -> norm -> ReLU]; a final 1x1 conv to ``out_channels``.
+``residual=True`` returns input + net(input), and the final 1x1 conv starts at zero (weight and
+bias), so the initialised network is the identity on its input (the zero-filled image) and
+training starts from the zero-filled reconstruction instead of undoing a random correction.
+Inputs are
+(B, in_channels, H, W) with H and W divisible by 2**depth.
+
+``upsample``: ``"transpose"`` is ConvTranspose2d(k=2, s=2), the original U-Net's up-convolution (the
+paper's config: the abstract says only "a variation of the U-Net"); its kernel overlaps unevenly and
+is the textbook source of period-2 checkerboard artefacts (Odena et al., Distill 2016).
+``"resize_conv"`` is a nearest-neighbour x2 resize followed by a 3x3 conv (padding 1), which has no
+such period-2 pattern (``tests/nn/test_unet.py`` measures both).
 
 Normalisation defaults to instance norm with affine weight and bias (:class:`InstanceNorm2d`, the
 maths and state_dict keys of ``nn.InstanceNorm2d(affine=True)``): it normalises each image on its
@@ -28,8 +38,17 @@ from torch import nn
 from ssimrecon.errors import SsimreconError
 
 NORMS = ("instance", "batch", "none")
+#: decoder upsampling (``model.upsample``): see the module docstring
+UPSAMPLES = ("transpose", "resize_conv")
 
-__all__ = ["UNet", "InstanceNorm2d", "count_parameters", "NORMS", "set_instance_norm_kernel"]
+__all__ = [
+    "UNet",
+    "InstanceNorm2d",
+    "count_parameters",
+    "NORMS",
+    "UPSAMPLES",
+    "set_instance_norm_kernel",
+]
 
 #: instance-norm kernels: "project" (own kernel for bf16/channels_last, torch's for fp32 NCHW) or
 #: "torch" (``F.instance_norm`` always); same maths and weights (``training.instance_norm``)
@@ -186,6 +205,16 @@ def _stage(in_ch: int, out_ch: int, convs: int, norm: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _upsample(kind: str, in_ch: int, out_ch: int) -> nn.Module:
+    """x2 upsampling (B, in_ch, h, w) -> (B, out_ch, 2h, 2w) of ``kind`` (:data:`UPSAMPLES`)."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1),
+    )
+
+
 class UNet(nn.Module):
     """U-Net mapping (B, in_channels, H, W) -> (B, out_channels, H, W); see the module docstring."""
 
@@ -198,6 +227,7 @@ class UNet(nn.Module):
         convs_per_stage: int = 3,
         residual: bool = False,
         norm: str = "instance",
+        upsample: str = "transpose",
     ) -> None:
         """The ``model`` config is checked once, before any job, by :mod:`ssimrecon.config.check`
         (schema and ``preprocessing.image_size`` vs ``depth``); these guards only stop values no
@@ -214,6 +244,10 @@ class UNet(nn.Module):
                 raise SsimreconError(f"model.{key}: must be a positive integer, got {value!r}")
         if norm not in NORMS:
             raise SsimreconError(f"model.norm: must be one of {list(NORMS)}, got {norm!r}")
+        if upsample not in UPSAMPLES:
+            raise SsimreconError(
+                f"model.upsample: must be one of {list(UPSAMPLES)}, got {upsample!r}"
+            )
         if residual and in_channels != out_channels:
             raise SsimreconError(
                 f"model.residual: needs in_channels == out_channels, got {in_channels} and "
@@ -227,6 +261,7 @@ class UNet(nn.Module):
             "convs_per_stage": convs_per_stage,
             "residual": bool(residual),
             "norm": norm,
+            "upsample": upsample,
         }
         self.depth = depth
         self.residual = bool(residual)
@@ -241,9 +276,12 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         self.up_convs = nn.ModuleList()
         for level in reversed(range(depth)):
-            self.up.append(nn.ConvTranspose2d(ch[level + 1], ch[level], kernel_size=2, stride=2))
+            self.up.append(_upsample(upsample, ch[level + 1], ch[level]))
             self.up_convs.append(_stage(2 * ch[level], ch[level], convs_per_stage, norm))
         self.head = nn.Conv2d(ch[0], out_channels, kernel_size=1)
+        if self.residual:  # start as the identity on the input: the correction is zero
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise SsimreconError unless x is (B, in_channels, H, W) with H, W divisible by

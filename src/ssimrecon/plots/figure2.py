@@ -212,6 +212,7 @@ def load_panels(
         with ShardReader(row["shard"], mask) as reader:
             kspace, target = reader.read_slice(int(row["position"]))
             data_range = float(reader.attrs["data_range"])
+            scale = reader.input_scale()
             geometry = (
                 int(reader.attrs["readout_axis"]),
                 reader.pixel_spacing,
@@ -234,7 +235,9 @@ def load_panels(
             *geometry,
         )
         for name, (model, _) in loaded.items():
-            panel.networks[name] = predict_slices(model, kspace[None], batch_size=1, device=dev)[0]
+            panel.networks[name] = predict_slices(
+                model, kspace[None], batch_size=1, device=dev, input_scale=scale
+            )[0]
         panels.append(panel)
     return panels
 

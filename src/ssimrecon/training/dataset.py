@@ -13,7 +13,9 @@
   items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 =
   ``kspace[mask]`` as real/imag (row-major order of the mask), about 1/R of the plane; this keeps
   the worker -> main process transfer small.  Items also carry the reference ``(1, H, W)``, the
-  volume's ``data_range`` and subject/slice indices.  :func:`to_network_input` scatters a batch of
+  volume's ``data_range``, its ``input_scale`` (the network's intensity scale, from the volume's
+  zero-filled magnitude alone: :meth:`~ssimrecon.kspace.shards.ShardReader.input_scale`, found
+  once per shard) and subject/slice indices.  :func:`to_network_input` scatters a batch of
   samples back into zero k-space on the batch's device (at :attr:`SliceDataset.flat_index`, found
   once per dataset: no ``nonzero()`` and no host synchronisation per batch) and forms the
   zero-filled magnitude.
@@ -79,6 +81,8 @@ class SliceDataset(Dataset):
             raise ShardError("no shards given")
         self.min_signal_fraction = float(min_signal_fraction)
         self.data_ranges: list[float] = []
+        #: per shard: the network's intensity scale (zero-filled magnitude, no reference statistic)
+        self.input_scales: list[float] = []
         self.subjects: list[str] = []
         self.index: list[tuple[int, int]] = []
         self.shape: tuple[int, int] | None = None
@@ -89,6 +93,7 @@ class SliceDataset(Dataset):
                 attrs = dict(reader.attrs)
                 signal_fraction = [float(v) for v in reader.slice_signal]
                 shape = tuple(int(n) for n in reader.shape[1:])
+                self.input_scales.append(reader.input_scale())
             if "data_range" not in attrs:
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
@@ -155,6 +160,7 @@ class SliceDataset(Dataset):
             "samples": torch.from_numpy(samples),
             "target": torch.from_numpy(target.astype("float32", copy=False)).unsqueeze(0),
             "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
+            "input_scale": self.input_scales[shard],
             "subject": shard,
             "slice": slice_,
         }
@@ -188,6 +194,7 @@ class SliceDataset(Dataset):
                     "samples": samples[j],
                     "target": targets[j],
                     "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
+                    "input_scale": self.input_scales[shard],
                     "subject": shard,
                     "slice": slice_,
                 }
@@ -270,17 +277,16 @@ class EpochSampler(Sampler[int]):
 
 
 def collate_slices(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stack ``samples`` and ``target`` into tensors; ``data_range`` (float32), ``subject`` and
-    ``slice``
-    (int64) become small numpy arrays.  numpy arrays are pickled by value, whereas every tensor a
-    worker
-    sends costs its own shared-memory segment and file descriptor: three scalar tensors per batch
-    cut the
-    worker -> main transfer rate by a third (docs/performance.md)."""
+    """Stack ``samples`` and ``target`` into tensors; ``data_range``, ``input_scale`` (float32),
+    ``subject`` and ``slice`` (int64) become small numpy arrays.  numpy arrays are pickled by
+    value, whereas every tensor a worker sends costs its own shared-memory segment and file
+    descriptor: three scalar tensors per batch cut the worker -> main transfer rate by a third
+    (docs/performance.md)."""
     return {  # collate_tensor_fn stacks straight into shared memory inside a worker
         "samples": collate_tensor_fn([it["samples"] for it in items]),
         "target": collate_tensor_fn([it["target"] for it in items]),
         "data_range": np.array([float(it["data_range"]) for it in items], dtype=np.float32),
+        "input_scale": np.array([float(it["input_scale"]) for it in items], dtype=np.float32),
         "subject": np.array([int(it["subject"]) for it in items], dtype=np.int64),
         "slice": np.array([int(it["slice"]) for it in items], dtype=np.int64),
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ssimrecon.atomic import write_text_atomic
+from ssimrecon.training.records import balance_columns
 
 __all__ = ["history_columns", "write_history"]
 
@@ -20,7 +21,11 @@ def history_columns(terms: Sequence[str]) -> tuple[str, ...]:
 
     ``train_loss``/``val_loss`` are the composite (weighted sum) losses, ``train_<term>``/
     ``val_<term>`` the unweighted terms (slice means), ``val_mse``/``val_ssim``/``val_psnr`` the
-    validation metrics every network has (``val_mse`` doubles as the mse term's column).
+    validation metrics every network has (``val_mse`` doubles as the mse term's column), then the
+    loss balance of a loss with several terms (:func:`~ssimrecon.training.records.balance_columns`,
+    e.g. ``val_dssim_over_mse_value`` and ``val_dssim_over_mse_grad``: weighted dssim over weighted
+    mse, in value and in the norm of its gradient w.r.t. the network output).  Losses, MSE and the
+    balance are on the network's normalised axis (intensities / the volume's input scale).
     """
     val_terms = [f"val_{t}" for t in terms if t != "mse"]
     return (
@@ -32,6 +37,7 @@ def history_columns(terms: Sequence[str]) -> tuple[str, ...]:
         "val_mse",
         "val_ssim",
         "val_psnr",
+        *balance_columns(terms),
         "seconds",
         "slices_per_s",
         "lr",

@@ -1,9 +1,11 @@
 """Training loop: seeded, resumable, interruptible; best-by-validation-loss model bundle and
 history.csv.  :class:`Trainer` is the run: build it, then call :meth:`Trainer.fit`.
 
-* Paper: Adam, lr 1e-4, 100 epochs, best validation loss.  ``torch.manual_seed(seed)`` precedes the
-  U-Net's initialisation and CPU runs use ``torch.use_deterministic_algorithms`` (warn only), so CPU
-  runs with equal settings give bit-identical weights.
+* Paper: Adam, lr 1e-4 (``training.lr_schedule: constant``; ``cosine`` and ``onecycle`` set every
+  step's rate, :mod:`ssimrecon.training.schedule`), 100 epochs, best validation loss.
+  ``torch.manual_seed(seed)`` precedes the U-Net's initialisation and CPU runs use
+  ``torch.use_deterministic_algorithms`` (warn only), so CPU runs with equal settings give
+  bit-identical weights.
 * Training slices come in the order of :class:`~ssimrecon.training.dataset.EpochSampler` (a function
   of (seed, epoch) only); random crops use a generator seeded by (seed, epoch, batch). Validation
   covers every validation slice passing ``min_signal_fraction``, uncropped, in a fixed order:
@@ -50,6 +52,7 @@ from ssimrecon.training.checkpointer import Checkpointer, fingerprint, set_rng_s
 from ssimrecon.training.dataset import EpochSampler, SliceDataset, derive_seed, make_loader
 from ssimrecon.training.history import write_history
 from ssimrecon.training.records import Best, EpochProgress, EpochRecord, Validation
+from ssimrecon.training.schedule import learning_rate
 from ssimrecon.training.signals import StopFlag, TrainingInterrupted, stop_signals
 from ssimrecon.training.step import (
     compiled,
@@ -286,6 +289,7 @@ class Trainer:
             if settings.crop is not None:
                 crop_seed = derive_seed("crop", settings.seed, epoch, b)
                 x, target = crop_batch(x, target, settings.crop, crop_seed, first, size)
+            self.set_lr(epoch * self.n_batches + b)
             total, terms = train_step(
                 self.net,
                 self.optimizer,
@@ -313,6 +317,13 @@ class Trainer:
                 raise self._interrupt(epoch, b + 1)
         bar.close()
         progress.set_sums(*self.group.reduce_sums(loss_sum, term_sums, progress.slices))
+
+    def set_lr(self, step: int) -> None:
+        """The learning rate of 0-based optimiser ``step`` (``training.lr_schedule``)."""
+        s = self.settings
+        lr = learning_rate(s.lr_schedule, s.lr, step, s.epochs * self.n_batches)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _stopped_anywhere(self) -> bool:
         """The stop flag of any rank (all-reduced when several), copied to this rank's flag."""

@@ -20,7 +20,31 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["EpochProgress", "Validation", "EpochRecord", "Best"]
+__all__ = [
+    "EpochProgress",
+    "Validation",
+    "EpochRecord",
+    "Best",
+    "balance_columns",
+    "balance_reference",
+]
+
+
+def balance_reference(terms: Sequence[str]) -> str:
+    """The term the others are compared with: ``mse`` when the loss has it, else its first."""
+    return "mse" if "mse" in terms else terms[0]
+
+
+def balance_columns(terms: Sequence[str]) -> tuple[str, ...]:
+    """The loss-balance columns of a loss with ``terms``: for each term t other than the
+    :func:`balance_reference` f, ``val_<t>_over_<f>_value`` (weighted t / weighted f, slice means)
+    and ``val_<t>_over_<f>_grad`` (norm of the gradient of weighted t / of weighted f w.r.t. the
+    network output, over the validation slices); none for a one-term loss."""
+    if len(terms) < 2:
+        return ()
+    ref = balance_reference(terms)
+    others = [t for t in terms if t != ref]
+    return tuple(f"val_{t}_over_{ref}_{kind}" for t in others for kind in ("value", "grad"))
 
 
 @dataclasses.dataclass
@@ -68,13 +92,15 @@ class EpochProgress:
 @dataclasses.dataclass(frozen=True)
 class Validation:
     """Slice means over the validation slices: composite ``loss``, each unweighted term (``terms``,
-    in the loss's order), per-image ``mse``, ``ssim`` and ``psnr`` (dB)."""
+    in the loss's order), per-image ``mse``, ``ssim`` and ``psnr`` (dB), and ``balance`` (the
+    :func:`balance_columns`: how the weighted terms compare, in value and gradient norm)."""
 
     loss: float
     terms: dict[str, float]
     mse: float
     ssim: float
     psnr: float
+    balance: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def columns(self) -> dict[str, float]:
         """The history.csv columns ``val_loss``, ``val_<term>``, ``val_mse``, ``val_ssim``,
@@ -85,13 +111,16 @@ class Validation:
             "val_mse": self.mse,
             "val_ssim": self.ssim,
             "val_psnr": self.psnr,
+            **self.balance,
         }
 
     @classmethod
     def from_columns(cls, row: Mapping[str, Any], terms: Sequence[str]) -> Validation:
         """Inverse of :meth:`columns` for a loss of ``terms``."""
         mse, ssim, psnr = (row[f"val_{metric}"] for metric in ("mse", "ssim", "psnr"))
-        return cls(row["val_loss"], {t: row[f"val_{t}"] for t in terms}, mse, ssim, psnr)
+        # a state saved before the balance was recorded has none (NaN)
+        balance = {c: float(row.get(c, math.nan)) for c in balance_columns(terms)}
+        return cls(row["val_loss"], {t: row[f"val_{t}"] for t in terms}, mse, ssim, psnr, balance)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -156,7 +156,10 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
 def prepare_batch(
     batch: dict[str, Any], device: torch.device, flat_index: torch.Tensor, shape: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``.
+    """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``,
+    all divided by each volume's ``input_scale`` (from its zero-filled magnitude alone,
+    :func:`~ssimrecon.kspace.preprocess.input_scale`): the network sees no reference statistic and
+    the loss is on that normalised axis.
 
     ``flat_index``/``shape``: the dataset's sampled positions in the (H, W) plane
     (:attr:`SliceDataset.flat_index`, ideally already on ``device``); the sampled points are
@@ -169,7 +172,10 @@ def prepare_batch(
     data_range = torch.as_tensor(batch["data_range"], dtype=torch.float32).to(
         device, non_blocking=nb
     )
-    return to_network_input(samples, flat_index, shape), target, data_range
+    scale = torch.as_tensor(batch["input_scale"], dtype=torch.float32).to(device, non_blocking=nb)
+    per_image = scale.view(-1, 1, 1, 1)
+    x = to_network_input(samples, flat_index, shape) / per_image
+    return x, target / per_image, data_range / scale
 
 
 def predict(

@@ -1,16 +1,18 @@
 """Validation of a training run: slice means of the loss, its terms, MSE, SSIM and PSNR over every
-validation slice (uncropped, fixed order)."""
+validation slice (uncropped, fixed order), and the balance of the weighted loss terms (value and
+gradient norm w.r.t. the network output, relative to mse, or the first term without one)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from math import nan
 from typing import Any
 
 import torch
 
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
-from ssimrecon.training.records import Validation
+from ssimrecon.training.records import Validation, balance_columns, balance_reference
 from ssimrecon.training.step import predict, prepare_batch
 
 __all__ = ["validate"]
@@ -36,13 +38,22 @@ def validate(
     model.eval()
     loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
     term_sums = dict.fromkeys(terms, 0.0)
+    grad_sq = dict.fromkeys(terms, 0.0)  # squared norms of d(weighted term)/d(output)
+    weights = dict(getattr(loss_fn, "weights", {}))
     for batch in batches:
         if stopped():
             model.train()
             return None
         x, target, data_range = prepare_batch(batch, device, flat_index, shape)
         pred = predict(model, x, device, bf16, channels_last)
-        total, parts = loss_fn(pred, target, data_range)
+        with torch.enable_grad():  # gradients w.r.t. the output only: no backward through the net
+            out = pred.detach().requires_grad_(len(terms) > 1)
+            total, parts = loss_fn(out, target, data_range)
+            if len(terms) > 1:
+                for t in terms:
+                    (g,) = torch.autograd.grad(weights[t] * parts[t], out, retain_graph=True)
+                    grad_sq[t] += float(g.double().pow(2).sum())
+        total = total.detach()
         mse = ((pred - target) ** 2).mean(dim=(1, 2, 3))
         loss_sum += float(total) * target.shape[0]
         for t in terms:
@@ -52,10 +63,20 @@ def validate(
         psnr_sum += float(psnr_from_mse(mse, data_range).sum())
         n += target.shape[0]
     model.train()
+    balance = {}
+    if len(terms) > 1:
+        first = balance_reference(terms)
+        ratios = []
+        for t in (t for t in terms if t != first):
+            base = weights[first] * term_sums[first]
+            value = weights[t] * term_sums[t] / base if base else nan
+            ratios += [value, (grad_sq[t] / grad_sq[first]) ** 0.5 if grad_sq[first] else nan]
+        balance = dict(zip(balance_columns(terms), ratios))
     return Validation(
         loss=loss_sum / n,
         terms={t: v / n for t, v in term_sums.items()},
         mse=mse_sum / n,  # per-image MSE; equals the mse term's mean up to rounding
         ssim=ssim_sum / n,
         psnr=psnr_sum / n,
+        balance=balance,
     )

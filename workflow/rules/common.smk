@@ -21,6 +21,7 @@ from ssimrecon.config.jobs import (
     evaluation_job,
     figure2_job,
     mask_job,
+    statistics_plan,
     table_job,
     train_job,
 )
@@ -242,7 +243,8 @@ def study_outputs() -> list[str]:
 
 
 def study_config() -> str:
-    """`ssimrecon study-table --config-json`: the runs and the slice filter."""
+    """`ssimrecon study-table --config-json`: the runs, the slice filter, the baseline and the
+    statistics plan."""
     runs = {
         name: {
             "condition": run.condition,
@@ -255,7 +257,12 @@ def study_config() -> str:
         for name, run in RUNS.items()
     }
     return as_json(
-        {"runs": runs, "min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+        {
+            "runs": runs,
+            "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
+            "baseline": config["evaluation"]["baseline"],
+            **statistics_plan(config),
+        }
     )
 
 

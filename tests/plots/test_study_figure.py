@@ -12,7 +12,7 @@ from scipy import stats
 
 from ssimrecon.cli import main
 from ssimrecon.errors import SsimreconError
-from ssimrecon.plots.study_figure import PANELS, REGIONS, draw_study, seed_interval
+from ssimrecon.plots.study_figure import PANELS, REGIONS, draw_study, plot_study, seed_interval
 
 
 def _study() -> pd.DataFrame:
@@ -98,3 +98,18 @@ def test_new_judges_and_the_difference_to_the_baseline_with_its_interval() -> No
         np.testing.assert_allclose(line.get_ydata(), expected["diff_haarpsi_head"])
         tops = [segment[1][1] for segment in bars.get_segments()]
         np.testing.assert_allclose(tops, expected["diff_haarpsi_head_high"])
+
+
+def test_a_metric_nan_on_every_run_is_drawn_as_not_scored(tmp_path: Path) -> None:
+    """VIF on frames below its 41 pixels (the tiny workflow's 16x32): NaN everywhere, one weight."""
+    study = _study()
+    study = study[(study["w_dssim"] == 0.1) | (study["swept"] == "")]
+    nan = [c for c in study.columns if "vif" in c]
+    study = study.assign(**{c: np.nan for c in nan})
+    fig = draw_study(study)
+    grid = np.array(fig.axes).reshape(2 * len(REGIONS), len(PANELS))
+    vif = grid[0][[m for m, _ in PANELS].index("vif")]
+    assert [t.get_text() for t in vif.texts] == ["not scored (NaN)"]
+    assert vif.get_xscale() == "linear" and grid[0][0].get_xscale() == "log"
+    plot_study(study, tmp_path / "study.png", dpi=40)
+    assert (tmp_path / "study.png").stat().st_size > 1000

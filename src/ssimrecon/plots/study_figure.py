@@ -122,7 +122,9 @@ def draw_study(study: pd.DataFrame) -> Figure:
         ):
             ax = axes[row][j]
             ax.set_title(title, fontsize=9)
-            if positive:
+            if not _has_finite_data(ax):  # e.g. VIF on images below its 41 pixels
+                ax.text(0.5, 0.5, "not scored (NaN)", ha="center", transform=ax.transAxes)
+            elif positive:
                 ax.set_xscale("log")
             ax.grid(alpha=0.3)
         axes[len(REGIONS) + i][j].axhline(0.0, color="0.3", linestyle="--", linewidth=0.8)
@@ -135,6 +137,14 @@ def draw_study(study: pd.DataFrame) -> Figure:
     )
     fig.tight_layout()
     return fig
+
+
+def _has_finite_data(ax) -> bool:
+    """Whether any line of ``ax`` other than a horizontal reference has a finite point."""
+    return any(
+        np.isfinite(np.asarray(line.get_ydata(), float)).any() and line.get_linestyle() != "--"
+        for line in ax.get_lines()
+    )
 
 
 def plot_study(study: pd.DataFrame, output: Path, dpi: int = 120) -> None:

@@ -466,3 +466,20 @@ def test_compact_table_comes_first_with_the_primary_endpoint_best_values_and_p(
     assert zero[0].endswith("| — | — | 5 |")
     assert "p_Holm" not in zero[2] and "p_Holm" in md
     assert "<strong>" in html_path.read_text()
+
+
+def test_a_bad_primary_endpoint_is_an_error_naming_the_key() -> None:
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.metric: 'lpips' is not one"):
+        Primary("lpips", "head", "filtered")
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.region: 'brain'"):
+        Primary("ssim", "brain", "filtered")
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.slices: missing"):
+        Primary.from_config({"metric": "ssim", "region": "head"})
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.size: unknown key"):
+        Primary.from_config({"metric": "ssim", "region": "head", "slices": "all", "size": 1})
+    assert Primary.from_config({"metric": "hfen", "region": "frame", "slices": "all"}).key() == (
+        "paper",
+        "frame",
+        "all",
+        "hfen",
+    )

@@ -65,7 +65,7 @@ def table(argv: list[str]) -> int:
         min_signal_fraction=settings.min_signal_fraction,
         scale_percentile=settings.scale_percentile,
         seeds=settings.seeds,
-        primary=Primary(**settings.primary),
+        primary=Primary.from_config(settings.primary),
         resamples=settings.bootstrap["resamples"],
         bootstrap_seed=settings.bootstrap["seed"],
     )

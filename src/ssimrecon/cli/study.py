@@ -44,7 +44,7 @@ def study_table(argv: list[str]) -> int:
         {name: read_volumes_csv(path) for name, path in volumes.items()},
         settings.min_signal_fraction,
         baseline=settings.baseline,
-        primary=Primary(**settings.primary),
+        primary=Primary.from_config(settings.primary),
         resamples=settings.bootstrap["resamples"],
         seed=settings.bootstrap["seed"],
     )

@@ -114,6 +114,19 @@ class Primary:
                     f"evaluation.primary.{key}: {value!r} is not one of {', '.join(known)}"
                 )
 
+    @classmethod
+    def from_config(cls, values: dict[str, str]) -> Primary:
+        """From ``evaluation.primary`` as the config holds it; a missing or unknown key is an
+        error naming it."""
+        fields = ("metric", "region", "slices")
+        for key in fields:
+            if key not in values:
+                raise SsimreconError(f"evaluation.primary.{key}: missing")
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise SsimreconError(f"evaluation.primary.{unknown[0]}: unknown key")
+        return cls(**values)
+
     def key(self) -> tuple[str, str, str, str]:
         """(convention, region, slices, metric) of the endpoint's rows."""
         return ("paper", self.region, self.slices, self.metric)

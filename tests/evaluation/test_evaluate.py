@@ -18,6 +18,7 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import evaluate_shards
 from ssimrecon.evaluation.inference import predict_slices
 from ssimrecon.functional.regions import head_mask
+from ssimrecon.functional.registry import REGISTRY
 from ssimrecon.kspace.fft import fft2c
 from ssimrecon.nn.unet import UNet
 from tests.helpers.models import make_test_model
@@ -175,6 +176,11 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
         "psnr",
         "rel_error",
         "mse",
+        "haarpsi",
+        "vif",
+        "gmsd",
+        "ms_ssim",
+        "hfen",
     ]
     for subject, data in (("A", a), ("B", b)):
         keep = data["slice_signal"] >= threshold
@@ -193,7 +199,16 @@ def test_zero_filled_metrics_match_independent_recomputation(tmp_path: Path) -> 
                     rows[col].to_numpy()[keep], expected[col], rtol=1e-4, atol=1e-6, err_msg=col
                 )
             # the empty slice has an all-zero reference: unscored in both regions
-            assert rows[~keep][["ssim", "psnr", "rel_error", "mse"]].isna().all().all()
+            assert rows[~keep][list(REGISTRY)].isna().all().all()
+            # the perceptual and edge metrics are the registry's (tested against piq there), on
+            # the region; VIF needs 41 pixels: NaN on these small slices, a row all the same
+            region_mask = None if region == "frame" else mask
+            for col in ("haarpsi", "vif", "gmsd", "ms_ssim", "hfen"):
+                want = REGISTRY[col].compute(ref, est, data["data_range"], region_mask)
+                np.testing.assert_allclose(
+                    rows[col].to_numpy(), want, rtol=1e-6, equal_nan=True, err_msg=col
+                )
+            assert rows["vif"].isna().all() and rows["haarpsi"].to_numpy()[keep].min() > 0
         frame = df[(df["subject"] == subject) & (df["region"] == "frame") & df["passes_filter"]]
         whole = _reference_metrics(ref[keep], est[keep], data["data_range"])
         np.testing.assert_allclose(frame["ssim"], whole["ssim"], rtol=1e-4)

@@ -3,6 +3,7 @@ Markdown/HTML state, the CLI and errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,14 +15,43 @@ from scipy import stats
 
 from ssimrecon.cli.report import table as table_command
 from ssimrecon.errors import SsimreconError
-from ssimrecon.evaluation.table import COLUMNS, TableRules, build_table1, write_table1
+from ssimrecon.evaluation.table import (
+    COLUMNS,
+    UNSCORED_NOTE,
+    Primary,
+    TableRules,
+    build_table1,
+)
+from ssimrecon.evaluation.table_render import write_table1
+from ssimrecon.functional.registry import REGISTRY
 
-METRICS = ("ssim", "psnr", "rel_error", "mse")
+METRICS = tuple(REGISTRY)
 FASTMRI = ("ssim", "psnr", "nmse", "mse")
 THRESHOLD = 0.05
+PRIMARY = Primary("ssim", "head", "filtered")
 RULES = TableRules(
-    split="test", baseline="Net-mse", min_signal_fraction=THRESHOLD, scale_percentile=99.5, seeds=1
+    split="test",
+    baseline="Net-mse",
+    min_signal_fraction=THRESHOLD,
+    scale_percentile=99.5,
+    seeds=1,
+    primary=PRIMARY,
+    resamples=4000,
+    bootstrap_seed=7,
 )
+PLAN = '"primary": {"metric": "ssim", "region": "head", "slices": "filtered"}, ' + (
+    '"bootstrap": {"resamples": 4000, "seed": 7}'
+)
+
+
+def _rules(**changes: object) -> TableRules:
+    return dataclasses.replace(RULES, **changes)
+
+
+def _judge(rng: np.random.Generator, metric: str, shift: float) -> float:
+    """A value of a perceptual or edge metric that improves with ``shift``."""
+    value = rng.uniform(0.4, 0.6)
+    return value + 0.1 * shift if REGISTRY[metric].higher_is_better else value * (1 - 0.3 * shift)
 
 
 def _slices(seed: int, shift: float, subjects: int = 5, slices: int = 6) -> pd.DataFrame:
@@ -48,6 +78,7 @@ def _slices(seed: int, shift: float, subjects: int = 5, slices: int = 6) -> pd.D
                         "psnr": np.nan if empty else 10 * np.log10(1 / mse),
                         "rel_error": np.nan if empty else rng.uniform(0.1, 0.2) * (1 - 0.3 * shift),
                         "mse": np.nan if empty else mse,
+                        **{m: np.nan if empty else _judge(rng, m, shift) for m in METRICS[4:]},
                     }
                 )
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed)  # order must not matter
@@ -82,7 +113,7 @@ def test_table_values_equal_direct_recomputation() -> None:
     table = build_table1(slices, volumes, RULES)
     assert list(table.columns) == list(COLUMNS)
     assert list(dict.fromkeys(table["method"])) == list(SHIFTS)
-    assert len(table) == 3 * (2 * 2 * 4 + 4)
+    assert len(table) == 3 * (2 * 2 * len(METRICS) + 4)
     assert set(table["split"]) == {"test"} and set(table["baseline"]) == {"Net-mse"}
     for _, row in table[table["convention"] == "paper"].iterrows():
         df = slices[row["method"]]
@@ -172,13 +203,11 @@ def test_mismatched_inputs_and_bad_baseline_are_errors() -> None:
             RULES,
         )
     with pytest.raises(SsimreconError, match="baseline 'nope'"):
-        build_table1(
-            {"Net-mse": a}, {"Net-mse": two["Net-mse"]}, TableRules("test", "nope", 0.05, 99.5, 1)
-        )
+        build_table1({"Net-mse": a}, {"Net-mse": two["Net-mse"]}, _rules(baseline="nope"))
     with pytest.raises(SsimreconError, match="twice"):
         build_table1({"Net-mse": pd.concat([a, a.iloc[:1]])}, {"Net-mse": two["Net-mse"]}, RULES)
     # the CSVs were written with another threshold than the table is told
-    other = TableRules("test", "Net-mse", 0.2, 99.5, 1)
+    other = _rules(min_signal_fraction=0.2)
     with pytest.raises(SsimreconError, match=r"evaluation\.min_signal_fraction = 0\.2"):
         build_table1({"Net-mse": a}, {"Net-mse": two["Net-mse"]}, other)
 
@@ -205,7 +234,7 @@ def _run_cli(tmp_path: Path, split: str, baseline: str = "Net-mse") -> tuple[Pat
     paths = (out / f"{split}.csv", out / f"{split}.md", out / f"{split}.html")
     config = (
         f'{{"baseline": "{baseline}", "min_signal_fraction": {THRESHOLD}, '
-        '"scale_percentile": 99.5, "seeds": 1}'
+        f'"scale_percentile": 99.5, "seeds": 1, {PLAN}}}'
     )
     assert (
         table_command(
@@ -248,13 +277,15 @@ def test_cli_writes_csv_markdown_and_html_that_state_the_rules(tmp_path: Path) -
         & (expected["metric"] == "ssim")
     ].set_index("slices")
     lines = [ln for ln in md.splitlines() if ln.startswith("| Net-mse-dssim |")]
-    assert len(lines) == 2 * 2 + 1  # filtered and all rows per region, one fastMRI row
-    head_filtered = lines[2]
+    # the compact tables (primary, every metric, differences), then filtered and all rows per
+    # region and one fastMRI row
+    assert len(lines) == 3 + 2 * 2 + 1
+    head_filtered = lines[3 + 2]
     assert "filter ≥ 0.05" in head_filtered and "| 5 | 25 |" in head_filtered
     cell = f"{dssim.loc['filtered', 'mean']:.4f} ± {dssim.loc['filtered', 'sd']:.4f}"
     assert cell in head_filtered
     assert f"p={dssim.loc['filtered', 'p_vs_baseline']:.4f}" in head_filtered
-    assert f"{dssim.loc['all', 'mean']:.4f}" in lines[3] and "| all |" in lines[3]
+    assert f"{dssim.loc['all', 'mean']:.4f}" in lines[6] and "| all slices |" in lines[6]
     page = _Text()
     page.feed(html_path.read_text())
     text = " ".join(page.text)
@@ -273,7 +304,10 @@ def test_validation_table_is_named_as_validation(tmp_path: Path) -> None:
 def test_cli_names_missing_and_malformed_files(tmp_path: Path) -> None:
     csv_path, md_path, html_path = tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.html"
     outputs = ["--csv", str(csv_path), "--md", str(md_path), "--html", str(html_path)]
-    config = '{"baseline": "a", "min_signal_fraction": 0.05, "scale_percentile": 99.5, "seeds": 1}'
+    config = (
+        '{"baseline": "a", "min_signal_fraction": 0.05, "scale_percentile": 99.5, "seeds": 1, '
+        f"{PLAN}}}"
+    )
     with pytest.raises(SsimreconError, match="missing.csv"):
         table_command(
             ["--metrics", f"a={tmp_path / 'missing.csv'}", "--volumes", f"a={tmp_path / 'v.csv'}"]
@@ -288,7 +322,8 @@ def test_cli_names_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(SsimreconError, match=r"evaluation\.scale_percentile: missing"):
         table_command(
             ["--metrics", "a=x.csv", "--volumes", "a=y.csv", "--split", "test"]
-            + ["--config-json", '{"baseline": "a", "min_signal_fraction": 0.05}', *outputs]
+            + ["--config-json", '{"baseline": "a", "min_signal_fraction": 0.05, ' + PLAN + "}"]
+            + outputs
         )
     assert not csv_path.exists()
 
@@ -301,3 +336,150 @@ def test_write_table1_round_trip(tmp_path: Path) -> None:
     assert back.columns.tolist() == table.columns.tolist()
     np.testing.assert_allclose(back["subject_mean"], table["subject_mean"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.html", "t.md"]
+
+
+def _subject_differences(slices: dict[str, pd.DataFrame], method: str) -> np.ndarray:
+    """Per-subject paired differences of the primary endpoint (head SSIM, filtered slices)."""
+
+    def means(df: pd.DataFrame) -> pd.Series:
+        chosen = df[(df["region"] == "head") & (df["slice_signal"] >= THRESHOLD)]
+        return chosen.groupby("subject")["ssim"].mean().sort_index()
+
+    return (means(slices[method]) - means(slices["Net-mse"])).to_numpy()
+
+
+def _holm_rejects(pvalues: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm's step-down procedure at level ``alpha``: which hypotheses it rejects."""
+    order = np.argsort(pvalues)
+    rejected = np.zeros(len(pvalues), dtype=bool)
+    for k, i in enumerate(order):
+        if pvalues[i] > alpha / (len(pvalues) - k):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def test_interval_effect_size_and_holm_p_recomputed_independently() -> None:
+    slices, volumes = _inputs()
+    # a noisier network, so that the differences and p-values spread
+    rng = np.random.default_rng(3)
+    noisy = slices["Net-mse-dssim"].copy()
+    for m in METRICS:
+        noisy[m] = noisy[m] * rng.uniform(0.9, 1.1, len(noisy))
+    slices["Net-mse-dssim"] = noisy
+    table = build_table1(slices, volumes, RULES)
+    mine = table[table["method"] == "Net-mse-dssim"]
+    primary = mine[
+        (mine["convention"] == "paper")
+        & (mine["region"] == "head")
+        & (mine["slices"] == "filtered")
+        & (mine["metric"] == "ssim")
+    ].iloc[0]
+    d = _subject_differences(slices, "Net-mse-dssim")
+    reference = stats.bootstrap(
+        (d,),
+        np.mean,
+        n_resamples=RULES.resamples,
+        method="percentile",
+        confidence_level=0.95,
+        rng=np.random.default_rng(12345),  # other draws than the table's: Monte Carlo error only
+    ).confidence_interval
+    width = reference.high - reference.low
+    assert primary["difference"] == pytest.approx(d.mean())
+    assert primary["diff_low"] == pytest.approx(reference.low, abs=0.05 * width)
+    assert primary["diff_high"] == pytest.approx(reference.high, abs=0.05 * width)
+    assert primary["effect_size"] == pytest.approx(d.mean() / np.std(d, ddof=1))
+    # the primary endpoint is confirmatory; with one tested method its Holm p is its p
+    assert primary["role"] == "confirmatory"
+    assert primary["p_holm"] == pytest.approx(primary["p_vs_baseline"])
+    # every other endpoint is one exploratory family: the Holm p of each is the smallest level
+    # at which the step-down procedure rejects it
+    family = mine[mine["role"] == "exploratory"]
+    assert len(family) == len(mine) - 1
+    p = family["p_vs_baseline"].to_numpy()
+    adjusted = family["p_holm"].to_numpy()
+    assert len(set(np.round(p, 12))) > 3 and (adjusted >= p).all()
+    for i, level in enumerate(adjusted):
+        if level < 1:
+            assert _holm_rejects(p, level * (1 + 1e-9))[i]
+            assert not _holm_rejects(p, level * (1 - 1e-6))[i]
+    # the baseline is not compared; the zero-filled input is a reference: never tested
+    roles = table.groupby("method")["role"].unique()
+    assert list(roles["Net-mse"]) == ["baseline"] and list(roles["zero-filled"]) == ["reference"]
+    assert table.loc[table["method"] != "Net-mse-dssim", "p_holm"].isna().all()
+    zf = _subject_differences(slices, "zero-filled")
+    zf_row = table[
+        (table["method"] == "zero-filled")
+        & (table["metric"] == "ssim")
+        & (table["region"] == "head")
+    ]
+    assert zf_row.iloc[0]["difference"] == pytest.approx(zf.mean())
+
+
+def test_same_seed_same_interval_and_resamples_matter() -> None:
+    slices, volumes = _inputs()
+    a = build_table1(slices, volumes, RULES)
+    b = build_table1(slices, volumes, RULES)
+    np.testing.assert_array_equal(a["diff_low"].to_numpy(), b["diff_low"].to_numpy())
+    c = build_table1(slices, volumes, _rules(bootstrap_seed=8))
+    tested = a["role"] == "exploratory"
+    assert not np.allclose(a.loc[tested, "diff_low"], c.loc[tested, "diff_low"])
+
+
+def test_a_metric_scored_on_no_slice_is_nan_with_a_note_and_rendered() -> None:
+    slices, volumes = _inputs()
+    slices = {name: df.assign(vif=np.nan) for name, df in slices.items()}  # a frame below 41 px
+    table = build_table1(slices, volumes, RULES)
+    vif = table[table["metric"] == "vif"]
+    assert vif[["mean", "subject_mean", "difference", "p_vs_baseline"]].isna().all().all()
+    assert (vif["n_slices"] == 0).all()
+    assert vif["note"].str.endswith(UNSCORED_NOTE).all()
+    other = table[(table["metric"] == "haarpsi") & (table["method"] == "Net-mse-dssim")]
+    assert other["p_vs_baseline"].notna().all()
+
+
+def test_compact_table_comes_first_with_the_primary_endpoint_best_values_and_p(
+    tmp_path: Path,
+) -> None:
+    _, md_path, html_path = _run_cli(tmp_path, "test")
+    md = md_path.read_text()
+    sections = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert sections[0] == ("## Primary endpoint (confirmatory): SSIM, head mask, filter ≥ 0.05")
+    assert sections[1].startswith("## Every metric, head mask, filter ≥ 0.05")
+    assert sections[2].startswith("## Differences to Net-mse, head mask, filter ≥ 0.05")
+    assert "4000 resamples, seed 7" in md and "Holm" in md
+    table = build_table1(*_inputs(), RULES)
+    row = table[
+        (table["method"] == "Net-mse-dssim")
+        & (table["region"] == "head")
+        & (table["slices"] == "filtered")
+        & (table["metric"] == "ssim")
+        & (table["convention"] == "paper")
+    ].iloc[0]
+    primary = next(ln for ln in md.splitlines() if ln.startswith("| Net-mse-dssim |"))
+    interval = f"{row['difference']:+.4f} [{row['diff_low']:+.4f}, {row['diff_high']:+.4f}]"
+    assert interval in primary and f"{row['p_vs_baseline']:.4f}" in primary
+    # the best (highest) per-subject mean SSIM is Net-mse-dssim's (shift +0.5), in bold
+    assert f"**{row['subject_mean']:.4f} ± {row['subject_sd']:.4f}**" in primary
+    zero = [ln for ln in md.splitlines() if ln.startswith("| zero-filled |")]
+    # no p beside the zero-filled input: the primary row ends with "— | — | 5 |"
+    assert zero[0].endswith("| — | — | 5 |")
+    assert "p_Holm" not in zero[2] and "p_Holm" in md
+    assert "<strong>" in html_path.read_text()
+
+
+def test_a_bad_primary_endpoint_is_an_error_naming_the_key() -> None:
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.metric: 'lpips' is not one"):
+        Primary("lpips", "head", "filtered")
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.region: 'brain'"):
+        Primary("ssim", "brain", "filtered")
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.slices: missing"):
+        Primary.from_config({"metric": "ssim", "region": "head"})
+    with pytest.raises(SsimreconError, match=r"evaluation\.primary\.size: unknown key"):
+        Primary.from_config({"metric": "ssim", "region": "head", "slices": "all", "size": 1})
+    assert Primary.from_config({"metric": "hfen", "region": "frame", "slices": "all"}).key() == (
+        "paper",
+        "frame",
+        "all",
+        "hfen",
+    )

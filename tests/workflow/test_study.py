@@ -67,6 +67,14 @@ def test_a_study_trains_each_run_once_and_aggregates_them(study: Workspace) -> N
     )
     assert sorted(table["run"]) == expected
     assert np.isfinite(table[["ssim_frame", "psnr_head", "fastmri_nmse"]].to_numpy()).all()
+    # the new judges (VIF: NaN on 16x32 frames, below its 41 pixels) and each condition's
+    # difference to Net-mse's at its acceleration, with a hierarchical bootstrap interval
+    judges = ["haarpsi_head", "gmsd_frame", "ms_ssim_head", "hfen_frame"]
+    assert np.isfinite(table[judges].to_numpy()).all() and table["vif_head"].isna().all()
+    dssim = table[table["network"] == "Net-mse-dssim"]
+    low, mid, high = (dssim[f"diff_hfen_head{s}"] for s in ("_low", "", "_high"))
+    assert ((low <= mid) & (mid <= high)).all() and (low < high).all()
+    assert table.loc[table["network"] == "Net-mse", "diff_hfen_head"].isna().all()
     # one shard set for both accelerations, one mask each
     split = pd.read_csv(res / "split.csv")
     assert len(list((res / "shards").glob("*.h5"))) == len(split)
@@ -84,6 +92,7 @@ def test_a_study_trains_each_run_once_and_aggregates_them(study: Workspace) -> N
     for r in (2, 4):
         text = (res / "study" / f"table1_R{r}.md").read_text()
         assert "trained 2 times (study.seeds)" in text
+        assert "## Primary endpoint (confirmatory)" in text and "hierarchical" in text
         tidy = pd.read_csv(res / "study" / f"table1_R{r}.csv")
         assert list(dict.fromkeys(tidy["method"])) == [
             f"zero-filled_R{r}",

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ssimrecon.functional.registry import REGISTRY
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader, validate_shard
 from ssimrecon.nn.bundle import load_model_bundle
@@ -81,7 +82,7 @@ def _recomputed_table(
                 chosen = frame[frame["region"] == region]
                 if which == "filtered":
                     chosen = chosen[chosen["passes_filter"]]
-                for m in METRICS:
+                for m in REGISTRY:
                     values = chosen[["subject", m]].dropna()
                     key = (method, "paper", region, which, m)
                     expected[(*key, "mean")] = values[m].mean()
@@ -106,14 +107,29 @@ def test_table1_matches_the_per_slice_metrics(completed_workspace: Workspace) ->
         expected = _recomputed_table(res, split, methods, threshold)
         got = table.set_index(["method", "convention", "region", "slices", "metric"])
         for (*key, stat), value in expected.items():
+            if key[-1] == "vif":  # 16x32 frames are below VIF's 41 pixels: NaN, stated
+                row = got.loc[tuple(key)]
+                assert row["n_slices"] == 0 and math.isnan(row["mean"]), (name, key)
+                assert "not scored on any slice" in row["note"]
+                continue
             assert math.isfinite(got.loc[tuple(key), stat]), (name, key, stat)
             assert got.loc[tuple(key), stat] == pytest.approx(value, rel=1e-9, abs=1e-12), (
                 name,
                 key,
                 stat,
             )
+        # the new judges have rows; the statistics plan: one confirmatory endpoint per network
+        assert {"haarpsi", "gmsd", "ms_ssim", "hfen", "vif"} <= set(table["metric"])
+        dssim = table[table["method"] == "Net-mse-dssim"]
+        confirmatory = dssim[dssim["role"] == "confirmatory"]
+        assert confirmatory[["region", "slices", "metric"]].values.tolist() == [
+            ["head", "filtered", "ssim"]
+        ]
+        scored = dssim[dssim["metric"] != "vif"]
+        assert (scored["diff_low"] <= scored["diff_high"]).all()
         md = (res / f"{name}.md").read_text()
         assert md.count("Net-mse") >= 2 and f"split '{split}'" in md
+        assert "## Primary endpoint (confirmatory): SSIM, head mask" in md and "p_Holm" in md
         assert f"evaluation.min_signal_fraction = {threshold:g}" in md and "Head mask" in md
         page = (res / f"{name}.html").read_text()
         assert page.startswith("<!DOCTYPE html>") and "paired Wilcoxon" in page

@@ -22,6 +22,7 @@ from ssimrecon.config.jobs import (
     figure2_job,
     image_size_job,
     mask_job,
+    statistics_plan,
     table_job,
     train_job,
 )
@@ -271,7 +272,8 @@ def study_outputs() -> list[str]:
 
 
 def study_config() -> str:
-    """`ssimrecon study-table --config-json`: the runs and the slice filter."""
+    """`ssimrecon study-table --config-json`: the runs, the slice filter, the baseline and the
+    statistics plan."""
     runs = {
         name: {
             "condition": run.condition,
@@ -284,7 +286,12 @@ def study_config() -> str:
         for name, run in RUNS.items()
     }
     return as_json(
-        {"runs": runs, "min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+        {
+            "runs": runs,
+            "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
+            "baseline": config["evaluation"]["baseline"],
+            **statistics_plan(config),
+        }
     )
 
 

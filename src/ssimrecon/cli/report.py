@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def table(argv: list[str]) -> int:
     """``ssimrecon table --metrics NAME=CSV ... --volumes NAME=CSV ... --split test --config-json
-    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P, "seeds": N} --csv T.csv
+    {"baseline": NAME, "min_signal_fraction": F, "scale_percentile": P, "seeds": N, "primary":
+    {metric, region, slices}, "bootstrap": {resamples, seed}} --csv T.csv
     --md T.md --html T.html``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon table",
@@ -50,12 +51,13 @@ def table(argv: list[str]) -> int:
     volume_paths = parse_pairs(args.volumes, "--volumes")
     settings = load_settings(args.config_json, TableSettings, "evaluation")
     from ssimrecon.evaluation.table import (
+        Primary,
         TableRules,
         build_table1,
         read_metrics_csv,
         read_volumes_csv,
-        write_table1,
     )
+    from ssimrecon.evaluation.table_render import write_table1
 
     rules = TableRules(
         split=args.split,
@@ -63,6 +65,9 @@ def table(argv: list[str]) -> int:
         min_signal_fraction=settings.min_signal_fraction,
         scale_percentile=settings.scale_percentile,
         seeds=settings.seeds,
+        primary=Primary.from_config(settings.primary),
+        resamples=settings.bootstrap["resamples"],
+        bootstrap_seed=settings.bootstrap["seed"],
     )
     result = build_table1(
         {name: read_metrics_csv(path) for name, path in paths.items()},

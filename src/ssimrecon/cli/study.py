@@ -17,27 +17,36 @@ log = logging.getLogger(__name__)
 
 def study_table(argv: list[str]) -> int:
     """``ssimrecon study-table --metrics RUN=CSV ... --volumes RUN=CSV ... --config-json {"runs":
-    {RUN: {condition, network, loss, acceleration, seed, swept}}, "min_signal_fraction": F}
+    {RUN: {condition, network, loss, acceleration, seed, swept}}, "min_signal_fraction": F,
+    "baseline": NAME, "primary": {...}, "bootstrap": {resamples, seed}}
     --output study.csv``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon study-table", description="study.csv: one row of test metrics per run."
     )
     parser.add_argument("--metrics", nargs="+", required=True, metavar="RUN=CSV")
     parser.add_argument("--volumes", nargs="+", required=True, metavar="RUN=CSV")
-    add_config_json(parser, "the runs (study section expanded) and evaluation.min_signal_fraction")
+    add_config_json(
+        parser,
+        "the runs (study section expanded), evaluation.min_signal_fraction, baseline, primary "
+        "and bootstrap",
+    )
     parser.add_argument("--output", type=Path, required=True, help="study.csv")
     args = parser.parse_args(argv)
     slices, volumes = parse_pairs(args.metrics, "--metrics"), parse_pairs(args.volumes, "--volumes")
     settings = load_settings(args.config_json, StudySettings, "study")
     from ssimrecon.atomic import write_csv_atomic
     from ssimrecon.evaluation.study_results import study_table as build
-    from ssimrecon.evaluation.table import read_metrics_csv, read_volumes_csv
+    from ssimrecon.evaluation.table import Primary, read_metrics_csv, read_volumes_csv
 
     table = build(
         settings.runs,
         {name: read_metrics_csv(path) for name, path in slices.items()},
         {name: read_volumes_csv(path) for name, path in volumes.items()},
         settings.min_signal_fraction,
+        baseline=settings.baseline,
+        primary=Primary.from_config(settings.primary),
+        resamples=settings.bootstrap["resamples"],
+        seed=settings.bootstrap["seed"],
     )
     write_csv_atomic(table, args.output)
     log.info("study: %d runs -> %s", len(table), args.output)

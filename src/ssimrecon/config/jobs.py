@@ -88,10 +88,17 @@ def table_job(
     config: dict[str, Any], baseline: str | None = None, seeds: int = 1
 ) -> dict[str, Any]:
     """``ssimrecon table``: baseline (``evaluation.baseline`` unless given), slice filter, intensity
-    scale and the number of seeds it states."""
+    scale, the number of seeds it states and the statistics plan."""
     return {
         "baseline": baseline or config["evaluation"]["baseline"],
         "min_signal_fraction": config["evaluation"]["min_signal_fraction"],
         "scale_percentile": config["preprocessing"]["scale_percentile"],
         "seeds": seeds,
+        **statistics_plan(config),
     }
+
+
+def statistics_plan(config: dict[str, Any]) -> dict[str, Any]:
+    """``evaluation.primary`` and ``evaluation.bootstrap``: the statistics plan of Table 1 and
+    the study."""
+    return {k: config["evaluation"][k] for k in ("primary", "bootstrap")}

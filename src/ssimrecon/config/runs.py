@@ -15,6 +15,15 @@ import dataclasses
 import itertools
 from typing import Any
 
+#: the method name of the zero-filled input (``zero-filled_R<acc>`` in a study): a reference that
+#: Table 1 and a reader study show, never a tested comparison
+ZERO_FILLED = "zero-filled"
+
+
+def is_zero_filled(method: str) -> bool:
+    """Whether ``method`` names the zero-filled input (``zero-filled``, ``zero-filled_R<acc>``)."""
+    return method == ZERO_FILLED or method.startswith(f"{ZERO_FILLED}_R")
+
 
 @dataclasses.dataclass(frozen=True)
 class Run:

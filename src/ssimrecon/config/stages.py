@@ -80,12 +80,16 @@ class TableSettings:
     """``evaluation.baseline`` (the network the p-values compare against),
     ``evaluation.min_signal_fraction`` (the slice filter the table states and checks) and
     ``preprocessing.scale_percentile`` (the intensity scale, hence the MSE units) and ``seeds``
-    (how many seeds each network's metrics average: 1, or the length of ``study.seeds``)."""
+    (how many seeds each network's metrics average: 1, or the length of ``study.seeds``),
+    ``evaluation.primary`` ({metric, region, slices}: the primary endpoint) and
+    ``evaluation.bootstrap`` ({resamples, seed} of the difference intervals)."""
 
     baseline: str
     min_signal_fraction: float
     scale_percentile: float
     seeds: int
+    primary: dict[str, str]
+    bootstrap: dict[str, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,10 +112,15 @@ class Figure2Settings:
 class StudySettings:
     """A study's runs (``study`` expanded by :func:`ssimrecon.config.runs.expand_runs`: run name
     -> {condition, network, loss, acceleration, seed, swept}) and ``evaluation.min_signal_fraction``
-    (the slice filter of study.csv's metrics)."""
+    (the slice filter of study.csv's metrics), ``evaluation.baseline`` (the network whose
+    condition at the same acceleration each condition is compared with), ``evaluation.primary``
+    and ``evaluation.bootstrap`` (the hierarchical bootstrap's resamples and seed)."""
 
     runs: dict[str, dict]
     min_signal_fraction: float
+    baseline: str
+    primary: dict[str, str]
+    bootstrap: dict[str, int]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Every slice of every shard is scored; nothing is dropped here.  Two tables come out:
 
 - **slices** (paper convention), two rows per slice, one per region: ``subject, slice, slice_signal,
-  passes_filter, region, pixels, ssim, psnr, rel_error, mse``.  ``slice`` is the slice's index in
+  passes_filter, region, pixels`` and one column per metric of
+  :data:`ssimrecon.functional.registry.REGISTRY` (``ssim, psnr, rel_error, mse, haarpsi, vif,
+  gmsd, ms_ssim, hfen``).  ``slice`` is the slice's index in
   the canonical (RAS) volume along the readout axis (the shard's ``slice_index``); ``slice_signal``
   the fraction of reference pixels above 10 % of data_range (stored in the shard); ``passes_filter``
   whether ``slice_signal >= min_signal_fraction`` (the slice filter Table 1 applies to its main
@@ -11,7 +13,9 @@ Every slice of every shard is scored; nothing is dropped here.  Two tables come 
   (:func:`ssimrecon.functional.regions.head_mask` of the reference); ``pixels`` the region's pixel
   count.  ``data_range`` = the shard's ``attrs["data_range"]`` (the scaled reference volume's
   maximum).  A region without a scored pixel gives NaN metrics (see
-  :func:`ssimrecon.functional.metrics.batch_metrics`).
+  :func:`ssimrecon.functional.metrics.batch_metrics`); so does an image below a metric's smallest
+  side (e.g. VIF below 41 pixels; docs/definitions.md, "Perceptual and edge metrics"): such rows
+  are written, NaN, and left out of Table 1's statistics with a note.
 - **volumes** (fastMRI convention), one row per shard over all its slices: ``subject, slices,
   data_range, ssim, psnr, nmse, mse`` (:func:`ssimrecon.functional.metrics.fastmri_volume_metrics`).
 
@@ -33,13 +37,9 @@ import torch
 from ssimrecon.device import pick_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.inference import check_model_matches, predict_slices
-from ssimrecon.functional.metrics import (
-    FASTMRI_METRICS,
-    METRICS,
-    batch_metrics,
-    fastmri_volume_metrics,
-)
+from ssimrecon.functional.metrics import FASTMRI_METRICS, fastmri_volume_metrics
 from ssimrecon.functional.regions import head_mask
+from ssimrecon.functional.registry import REGISTRY, metric_values
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.mask import load_mask
 from ssimrecon.kspace.shards import ShardReader
@@ -57,7 +57,7 @@ SLICE_COLUMNS = (
     "passes_filter",
     "region",
     "pixels",
-    *METRICS,
+    *REGISTRY,
 )
 VOLUME_COLUMNS = ("subject", "slices", "data_range", *FASTMRI_METRICS)
 
@@ -100,7 +100,7 @@ def score_volume(
     for name in REGIONS:
         region = regions[name]
         pixels = np.full(len(target), target[0].size) if region is None else region.sum(axis=(1, 2))
-        values = batch_metrics(target, estimate, data_range, region)
+        values = metric_values(target, estimate, data_range, region)
         frames.append(
             pd.DataFrame(
                 {

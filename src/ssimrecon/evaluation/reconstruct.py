@@ -55,7 +55,7 @@ from ssimrecon.evaluation.resample import (
     to_training_grid,
     training_grid,
 )
-from ssimrecon.functional.metrics import METRICS, batch_metrics
+from ssimrecon.functional.registry import metric_values
 from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
@@ -174,15 +174,18 @@ def score(
     target: np.ndarray, estimate: np.ndarray, data_range: float, scored: np.ndarray
 ) -> tuple[dict[str, float | None], list[str]]:
     """Metrics of ``estimate`` against ``target`` (S, H, W) over the ``scored`` slices (S,) bool ->
-    ({"ssim", "psnr", "rel_error", "mse"}, notes).
+    ({name: value} for every metric of :data:`ssimrecon.functional.registry.REGISTRY`, notes).
 
-    SSIM, PSNR and MSE: means of the per-slice values (paper convention, frame region); relative
+    SSIM, PSNR, MSE, HaarPSI, VIF, GMSD, MS-SSIM and HFEN: means of the per-slice values (paper
+    convention, frame region; slices where a metric is NaN left out of its mean); relative
     error: ||target - estimate|| / ||target|| over all scored slices together (a volume-level
     ratio, so a near-empty slice cannot make it explode). A value that is not finite is None and
     ``notes`` says why.
     """
-    per_slice = batch_metrics(target[scored], estimate[scored], data_range)
-    out: dict[str, float | None] = {m: float(np.mean(per_slice[m])) for m in METRICS}
+    per_slice = metric_values(target[scored], estimate[scored], data_range)
+    out: dict[str, float | None] = {
+        m: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for m, v in per_slice.items()
+    }
     ref = target[scored].astype(np.float64)
     diff = ref - estimate[scored].astype(np.float64)
     out["rel_error"] = float(np.sqrt(np.sum(diff * diff) / np.sum(ref * ref)))
@@ -190,7 +193,12 @@ def score(
     for m, value in out.items():
         if value is None or not math.isfinite(value):
             out[m] = None
-            reason = "an estimate equals the reference exactly (MSE 0)" if m == "psnr" else "NaN"
+            reason = (
+                "an estimate equals the reference exactly (MSE 0)"
+                if m == "psnr"
+                else "NaN on every scored slice (an image below the metric's smallest side, "
+                "or an empty region)"
+            )
             notes.append(f"{m} is null: {reason}")
     return out, notes
 

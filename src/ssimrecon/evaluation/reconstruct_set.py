@@ -45,7 +45,7 @@ from ssimrecon.evaluation.reconstruct import (
     output_paths,
     reconstruct_loaded,
 )
-from ssimrecon.functional.metrics import METRICS
+from ssimrecon.functional.registry import REGISTRY
 from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ CSV_COLUMNS = (
     "slices_total",
     "slices_reconstructed",
     "slices_scored",
-    *(f"{method}_{m}" for m in METRICS for method in ("zero_filled", "network")),
+    *(f"{method}_{m}" for m in REGISTRY for method in ("zero_filled", "network")),
     *GEOMETRY_COLUMNS,
     "model",
     "notes",
@@ -137,7 +137,7 @@ def _fill(row: dict[str, Any], result: dict[str, Any], output: Path) -> None:
     for key in ("slices_total", "slices_reconstructed", "slices_scored"):
         row[key] = result[key]
     for method in ("zero_filled", "network"):
-        for m in METRICS:
+        for m in REGISTRY:
             row[f"{method}_{m}"] = result[method][m]
     for key in GEOMETRY_COLUMNS:
         value = result.get(key, "")

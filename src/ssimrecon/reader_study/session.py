@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ssimrecon.atomic import write_text_atomic
+from ssimrecon.config.runs import ZERO_FILLED
 from ssimrecon.errors import SsimreconError
 from ssimrecon.reader_study.images import png_data_uri
 from ssimrecon.reader_study.key import write_key
 from ssimrecon.reader_study.page import PageTrial, page_data, render_page, session_id
-from ssimrecon.reader_study.settings import ZERO_FILLED
 from ssimrecon.reader_study.trials import Trial, draw_trials
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ssimrecon.config.runs import ZERO_FILLED
 from ssimrecon.errors import ConfigError
-
-#: the method name of the zero-filled input (a reader study may show it as an anchor)
-ZERO_FILLED = "zero-filled"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.plots import curves as curves_module
 from ssimrecon.plots.curves import draw_training_curves, plot_training_curves, read_history
 from ssimrecon.training.history import history_columns, write_history
+from ssimrecon.training.records import balance_columns
 
 LOSSES = {"Net-mse": {"mse": 1.0}, "Net-mse-dssim": {"mse": 1.0, "dssim": 0.1}}
 
@@ -34,6 +35,7 @@ def _history(terms: dict[str, float], epochs: int, seed: int) -> list[dict[str, 
             val_mse=1.1 * mse, val_ssim=1 - 1.1 * dssim, val_psnr=10 * np.log10(1 / (1.1 * mse))
         )
         row.update(seconds=1.0, slices_per_s=10.0, lr=1e-3)
+        row.update(dict.fromkeys(balance_columns(list(terms)), 2.0))  # several terms only
         rows.append(row)
     return rows
 

@@ -62,7 +62,9 @@ def test_bids_dataset_runs_to_table1_read_in_place(workspace: Workspace, tmp_pat
     assert person.groupby(split["split"]).nunique().to_dict() == {"train": 3, "val": 1, "test": 2}
     assert (split.groupby(person)["split"].nunique() == 1).all()
     n_test = int((split["split"] == "test").sum())
-    assert set(table["n_subjects"]) == {n_test} and set(table["split"]) == {"test"}
+    scored = table[table["n_subjects"] > 0]  # a metric below its smallest image side scores none
+    assert set(scored["n_subjects"]) == {n_test} and set(table["split"]) == {"test"}
+    assert set(table.loc[table["n_subjects"] == 0, "metric"]) <= {"vif", "ms_ssim", "haarpsi"}
     shards = sorted(p.stem for p in (workspace.results / "shards").glob("*.h5"))
     assert shards == sorted(TINY_BIDS_T1W.values())
     # image_size auto: the largest RAS in-plane slice / downsample, up to a multiple of 2**depth

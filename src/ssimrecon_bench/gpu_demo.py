@@ -91,10 +91,10 @@ class Pipeline:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            message = f"{command}: timed out after {timeout:.0f}s ({self._log(log_name)})"
+            message = f"{command}: timed out after {timeout:.0f}s ({self.log_tail(log_name)})"
             raise SsimreconError(message) from None
         if code != 0:
-            raise SsimreconError(f"{command}: exit {code}; last lines of {self._log(log_name)}")
+            raise SsimreconError(f"{command}: exit {code}; last lines of {self.log_tail(log_name)}")
         self.seconds[log_name] = round(time.perf_counter() - t0, 2)
 
     def stop_children(self) -> None:
@@ -103,7 +103,8 @@ class Pipeline:
             if proc.poll() is None:
                 proc.terminate()
 
-    def _log(self, log_name: str) -> str:
+    def log_tail(self, log_name: str) -> str:
+        """``logs/<log_name>.log`` and its last 5 lines, for an error message."""
         path = self.logs / f"{log_name}.log"
         lines = path.read_text(errors="replace").splitlines()[-5:] if path.is_file() else []
         return f"{path}: " + " | ".join(lines)
@@ -188,7 +189,7 @@ def train_all(
         report[name] = {"exit": code, "seconds": seconds, "stopped_by_budget": stopped}
         best = pipe.results / "models" / name / "best.pt"
         if code not in (0, STOPPED_BY_SIGTERM) or not best.is_file():
-            log = pipe._log(f"train/{name}")
+            log = pipe.log_tail(f"train/{name}")
             raise SsimreconError(f"train {name}: exit {code}, best.pt {best.is_file()}; {log}")
         report[name].update(history_summary(pipe.results / "models" / name / "history.csv"))
     return report

@@ -20,6 +20,7 @@ TINY_TRAINING: dict[str, Any] = {
     "lr": 1e-3,
     "lr_schedule": "constant",
     "crop": [24, 24],
+    "crop_focus": "uniform",
     "num_workers": 0,
     "bf16": False,
     "channels_last": True,

@@ -132,12 +132,14 @@ class TrainSettings:
     "true"/"false" -> bool) and stops values no run could use (among them a ``batch_size`` that is
     not a multiple of ``gpus``), :meth:`check_crop` the crop against the images;
     :mod:`ssimrecon.config.check` builds it from the config before any job, the CLI with
-    :func:`ssimrecon.config.sections.load_settings`. ``crop`` is (H, W) in
-    pixels or None; ``lr`` Adam's (peak) learning rate, ``lr_schedule`` its course over the steps
-    (:mod:`ssimrecon.training.schedule`); ``min_signal_fraction`` the slice filter of
-    training and validation; ``gpus`` the processes (one GPU each) that train the run together
-    with the global batch ``batch_size``; ``compile`` wraps the U-Net in ``torch.compile``;
-    ``instance_norm`` ('project' or 'torch') picks the instance-norm kernel (same maths).
+    :func:`ssimrecon.config.sections.load_settings`. ``crop`` is (H, W) in pixels or None,
+    ``crop_focus`` where crops are centred (uniform corners or a foreground pixel:
+    :func:`ssimrecon.training.step.crop_batch`); ``lr`` Adam's (peak) learning rate,
+    ``lr_schedule`` its course over the steps (:mod:`ssimrecon.training.schedule`);
+    ``min_signal_fraction`` the slice filter of training and validation; ``gpus`` the processes
+    (one GPU each) that train the run together with the global batch ``batch_size``;
+    ``compile`` wraps the U-Net in ``torch.compile``; ``instance_norm`` ('project' or 'torch')
+    picks the instance-norm kernel (same maths).
     """
 
     epochs: int
@@ -146,6 +148,7 @@ class TrainSettings:
     lr_schedule: str
     seed: int
     crop: tuple[int, int] | None
+    crop_focus: str
     num_workers: int
     device: str
     bf16: str | bool
@@ -178,6 +181,10 @@ class TrainSettings:
             )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise SsimreconError(f"training.lr: must be a positive number, got {self.lr!r}")
+        if self.crop_focus not in ("uniform", "foreground"):  # the schema's enum
+            raise SsimreconError(
+                f"training.crop_focus: must be uniform or foreground, got {self.crop_focus!r}"
+            )
         if self.lr_schedule not in ("constant", "cosine", "onecycle"):  # the schema's enum
             raise SsimreconError(
                 "training.lr_schedule: must be constant, cosine or onecycle, got "

@@ -288,7 +288,16 @@ class Trainer:
             first, count = distributed.share(size, rank, world)
             if settings.crop is not None:
                 crop_seed = derive_seed("crop", settings.seed, epoch, b)
-                x, target = crop_batch(x, target, settings.crop, crop_seed, first, size)
+                x, target = crop_batch(
+                    x,
+                    target,
+                    settings.crop,
+                    crop_seed,
+                    first,
+                    size,
+                    focus=settings.crop_focus,
+                    data_range=data_range,
+                )
             self.set_lr(epoch * self.n_batches + b)
             total, terms = train_step(
                 self.net,

@@ -62,6 +62,11 @@ def build_model(model_cfg: Mapping[str, Any]) -> UNet:
     return UNet(**dict(model_cfg))
 
 
+#: the crops' foreground: target pixels above this fraction of the volume's data_range (the head
+#: mask's threshold, docs/definitions.md)
+FOREGROUND_FRACTION = 0.1
+
+
 def crop_batch(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -69,23 +74,67 @@ def crop_batch(
     seed: int,
     first: int = 0,
     of: int | None = None,
+    *,
+    focus: str = "uniform",
+    data_range: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random (per image) crop of input and target to ``crop`` (checked by
-    :meth:`~ssimrecon.config.stages.TrainSettings.check_crop`), offsets from a generator seeded by
-    ``seed``.  A distributed rank holding images ``first..`` of a global batch of ``of`` images
-    uses those images' offsets, so crops do not depend on the number of processes."""
+    """Random (per image) crop of input (B, C, H, W) and target (B, 1, H, W) to ``crop`` (checked
+    by :meth:`~ssimrecon.config.stages.TrainSettings.check_crop`), offsets from a generator seeded
+    by ``seed``.  A distributed rank holding images ``first..`` of a global batch of ``of`` images
+    uses those images' offsets, so crops do not depend on the number of processes.
+
+    ``focus`` (``training.crop_focus``): "uniform" draws the corner uniformly; "foreground" centres
+    the crop on a uniformly drawn target pixel above ``FOREGROUND_FRACTION * data_range`` (B,)
+    (the whole image where none is), clamped into the image, so crops hold anatomy rather than
+    background.  Both draw from the same generator stream, one value per image of the global
+    batch."""
     h, w = x.shape[-2:]
     ch, cw = crop
     if (ch, cw) == (h, w):
         return x, y
     g = torch.Generator().manual_seed(seed)
     n = x.shape[0] if of is None else of  # offsets drawn for the whole (global) batch
-    tops = torch.randint(0, h - ch + 1, (n,), generator=g)[first : first + x.shape[0]].tolist()
-    lefts = torch.randint(0, w - cw + 1, (n,), generator=g)[first : first + x.shape[0]].tolist()
+    if focus == "foreground":
+        if data_range is None:
+            raise SsimreconError("training.crop_focus: 'foreground' needs the batch's data_range")
+        tops, lefts = _foreground_corners(y, crop, g, n, first, data_range)
+    elif focus == "uniform":
+        tops = torch.randint(0, h - ch + 1, (n,), generator=g)[first : first + x.shape[0]].tolist()
+        lefts = torch.randint(0, w - cw + 1, (n,), generator=g)[first : first + x.shape[0]].tolist()
+    else:
+        raise SsimreconError(f"training.crop_focus: must be uniform or foreground, got {focus!r}")
     corners = list(enumerate(zip(tops, lefts)))
     xs = torch.stack([x[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
     ys = torch.stack([y[i, :, t : t + ch, left : left + cw] for i, (t, left) in corners])
     return xs, ys
+
+
+def _foreground_corners(
+    y: torch.Tensor,
+    crop: tuple[int, int],
+    g: torch.Generator,
+    n: int,
+    first: int,
+    data_range: torch.Tensor,
+) -> tuple[list[int], list[int]]:
+    """Corners (tops, lefts) of crops centred on a drawn foreground pixel of each target (B, 1, H,
+    W); one uniform draw per image of the global batch of ``n`` (this rank's from ``first``).
+    Reads the chosen pixels on the host (one device sync per batch)."""
+    h, w = y.shape[-2:]
+    ch, cw = crop
+    draws = torch.rand(n, generator=g, dtype=torch.float64)[first : first + y.shape[0]]
+    threshold = FOREGROUND_FRACTION * data_range.to(y.device, y.dtype).reshape(-1, 1)
+    fg = (y.reshape(y.shape[0], -1) > threshold).to(torch.float64)
+    fg[fg.sum(dim=1) == 0] = 1.0  # no foreground: every pixel may centre the crop
+    cumulative = fg.cumsum(dim=1)
+    wanted = draws.to(y.device).reshape(-1, 1) * cumulative[:, -1:]
+    flat = torch.searchsorted(cumulative, wanted, right=True).clamp_(max=h * w - 1).ravel()
+    tops, lefts = [], []
+    for index in flat.tolist():
+        row, col = divmod(int(index), w)
+        tops.append(min(max(row - ch // 2, 0), h - ch))
+        lefts.append(min(max(col - cw // 2, 0), w - cw))
+    return tops, lefts
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ import numpy as np
 
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.coils import add_kspace_noise, birdcage_sensitivities, rss, sense_combine
+from ssimrecon.kspace.effective import effective_acceleration
 from ssimrecon.kspace.fft import fft2c, ifft2c
 from ssimrecon.kspace.phase_model import b0_phase
 from ssimrecon.kspace.preprocess import (
@@ -43,6 +44,7 @@ from ssimrecon.kspace.preprocess import (
 __all__ = [
     "FORWARD_MODELS",
     "Acquisition",
+    "effective_acceleration_of",
     "hermitian",
     "network_channels",
     "reference_phase",
@@ -59,6 +61,13 @@ def hermitian(forward_model: str) -> bool:
     """Whether the forward model's k-space is Hermitian symmetric (the real magnitude image's),
     so that a sampled point also gives its mirror (:mod:`ssimrecon.kspace.effective`)."""
     return forward_model == "magnitude"
+
+
+def effective_acceleration_of(mask: np.ndarray, forward_model: str) -> float:
+    """The acceleration a mask (H, W) gives data of ``forward_model``: ``H * W`` / the points its
+    samples determine, mirrors included for Hermitian (magnitude) data
+    (:func:`~ssimrecon.kspace.effective.effective_acceleration`), the nominal R otherwise."""
+    return effective_acceleration(mask, hermitian(forward_model))
 
 
 def network_channels(forward_model: str) -> int:

@@ -50,7 +50,7 @@ def test_each_forward_model_runs_to_table1(
     shard = next((res / "shards").glob("*.h5"))  # the default experiment's paths
     with h5py.File(shard) as f:
         assert ("coil_kspace" in f) == (model == "multicoil")
-        assert ("phase" in f) == (model == "complex" or model == "multicoil")
+        assert ("phase" in f) == (model == "complex")
     for network in ws.config["networks"]:
         unet, bundle = load_model_bundle(res / "models" / network / "best.pt")
         assert bundle["preprocessing"]["forward_model"] == model

@@ -100,7 +100,8 @@ class Acquisition:
     """A volume's fully sampled simulated acquisition (:func:`simulate`).
 
     ``target`` (S, H, W) float32: what reconstructions are scored against (the magnitude, or the
-    RSS of the noisy coil images); ``phase`` (S, H, W) float32 radians or None (single coil);
+    RSS of the noisy coil images); ``phase`` (S, H, W) float32 radians or None (single coil: the
+    phase of ``phase: smooth`` or of the complex reference; multicoil: None, it is in the coils);
     ``coil_kspace`` (S, C, H, W) complex64 and ``sensitivities`` (C, H, W) complex64 (multicoil
     only, else None)."""
 
@@ -140,7 +141,8 @@ def simulate(magnitude: np.ndarray, prep: Preprocessing, key: str) -> Acquisitio
         clean = fft2c(maps * image[None])
         coil_kspace[i] = add_kspace_noise(clean, prep.snr_db, rng, signal_power=power)
         target[i] = rss(ifft2c(coil_kspace[i]), axis=0)
-    return Acquisition(target, phase, coil_kspace, maps)
+    # the phase is in the coil k-space; stored apart it would cost another float32 volume
+    return Acquisition(target, None, coil_kspace, maps)
 
 
 def undersample(acquisition: Acquisition, mask: np.ndarray) -> np.ndarray:

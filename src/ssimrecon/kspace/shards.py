@@ -5,8 +5,9 @@ make.
 Layout (FORMAT_VERSION 5, independent of the acceleration): datasets ``target`` (S, H, W) float32
 scaled reference magnitude (multicoil: the root-sum-of-squares of the fully sampled noisy coil
 images), ``phase`` (S, H, W) float32 radians (with ``preprocessing.phase: smooth`` or
-``forward_model: complex``; multicoil shards hold the phase in their coil k-space), ``coil_kspace`` (S, C, H, W) complex64 (the fully sampled noisy coil
-k-space) and ``sensitivities`` (C, H, W) complex64 (``forward_model: multicoil`` only; see
+``forward_model: complex``; multicoil shards hold the phase in their coil k-space),
+``coil_kspace`` (S, C, H, W) complex64 (the fully sampled noisy coil k-space) and
+``sensitivities`` (C, H, W) complex64 (``forward_model: multicoil`` only; see
 :mod:`ssimrecon.kspace.forward`), ``slice_index`` (S,) int32 (index along the RAS readout axis),
 ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range); attributes
 ``REQUIRED_ATTRS``, among them ``kspace_formula`` (how undersampled k-space is formed:

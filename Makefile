@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo study-demo test test-fast bench gpu-check lint format clean-demo generalisation lock
+.PHONY: demo study-demo study-physics test test-fast bench gpu-check lint format clean-demo generalisation lock
 
 LOCK   := envs/requirements.lock
 
@@ -43,6 +43,13 @@ STUDY_DEMO := --configfile config.yaml config.demo.yaml config.study-demo.yaml
 study-demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(STUDY_DEMO)
 	$(BIN)/snakemake --cores 1 $(STUDY_DEMO) --report results/demo-study/report.html
+
+# The physics axes (forward model x data consistency, Net-mse vs Net-mse-dssim at R = 10, one seed)
+# on the demo data -> results/demo-physics/
+STUDY_PHYSICS := --configfile config.yaml config.demo.yaml config.study-physics.yaml
+study-physics: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(STUDY_PHYSICS)
+	$(BIN)/snakemake --cores 1 $(STUDY_PHYSICS) --report results/demo-physics/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -v

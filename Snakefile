@@ -47,5 +47,5 @@ rule all:
     default_target: True
     input:
         final_outputs(),
-        shards_of("test"),
+        test_shards,
         READER_STUDY_OUTPUTS,

@@ -84,6 +84,11 @@ class Workspace:
         env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
         env.pop("PYTHONPATH", None)
         env.update(extra or {})
+        # the jobs run this checkout's package (a git worktree shares the venv of another
+        # checkout, whose editable install would otherwise be imported)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p
+        )
         return env
 
     def snakemake(

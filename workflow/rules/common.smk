@@ -20,13 +20,22 @@ from ssimrecon.config.jobs import (
     as_json,
     evaluation_job,
     figure2_job,
+    forward_model_job,
     image_size_job,
     mask_job,
+    shard_job,
     statistics_plan,
     table_job,
     train_job,
 )
-from ssimrecon.config.runs import accelerations, expand_runs, number_label
+from ssimrecon.config.runs import (
+    accelerations,
+    expand_runs,
+    forward_model_axis,
+    forward_model_token,
+    forward_models,
+    number_label,
+)
 from ssimrecon.data.sources import list_source, source_fingerprint
 from ssimrecon.errors import ConfigError
 from ssimrecon.kspace.shards import FORMAT_VERSION as SHARD_FORMAT_VERSION
@@ -68,10 +77,25 @@ STUDY = bool(config.get("study"))
 ACCELERATIONS = [number_label(r) for r in accelerations(config)]
 
 
-#: acceleration label -> name of its zero-filled method ("zero-filled" without a study)
+#: the forward models simulated (study.forward_models, or preprocessing.forward_model) and
+#: whether the study varies them (then each has its own shards/<forward model>/ and name token)
+FORWARD_MODELS = forward_models(config)
+FORWARD_MODEL_AXIS = forward_model_axis(config)
+
+
+#: (acceleration label, forward model) -> name of its zero-filled method ("zero-filled" without a
+#: study; zero-filled_R<acc>[_<forward model>] in a study)
 ZERO_FILLED = {
-    label: f"zero-filled_R{label}" if STUDY else "zero-filled" for label in ACCELERATIONS
+    (label, model): (
+        f"zero-filled_R{label}{forward_model_token(config, model)}" if STUDY else "zero-filled"
+    )
+    for label in ACCELERATIONS
+    for model in FORWARD_MODELS
 }
+
+
+#: zero-filled method name -> (acceleration label, forward model)
+ZERO_FILLED_ACQUISITION = {name: key for key, name in ZERO_FILLED.items()}
 
 
 #: methods of Table 1 without a study: zero-filled and the runs (= the networks)
@@ -198,11 +222,49 @@ def mask_config(label: str) -> str:
     return as_json(mask_job(config, label))
 
 
-def shards_of(which: str):
+def shard_dir(model: str) -> str:
+    """Where the shards of forward model `model` live: shards/<model>/ on a study's forward-model
+    axis, else shards/ (the paths of the default experiment)."""
+    return f"{OUT}/shards/{model}" if FORWARD_MODEL_AXIS else f"{OUT}/shards"
+
+
+#: the shard rule's output: with a forward-model axis the model is a wildcard
+SHARD_PATTERN = (
+    f"{OUT}/shards/{{forward_model}}/{{subject}}.h5"
+    if FORWARD_MODEL_AXIS
+    else f"{OUT}/shards/{{subject}}.h5"
+)
+#: the part of the shard rule's log and benchmark paths after logs/ or benchmarks/
+SHARD_JOB = "shards/{forward_model}/{subject}" if FORWARD_MODEL_AXIS else "shards/{subject}"
+
+
+def shard_config(wildcards) -> str:
+    """`ssimrecon shard --config-json`: preprocessing with the shard's forward model."""
+    return as_json(shard_job(config, wildcards.get("forward_model", FORWARD_MODELS[0])))
+
+
+def shards_of(which: str, model: str | None = None):
+    """The shards of one split (of forward model `model`, default the first)."""
+
     def _shards(wildcards) -> list[str]:
-        return [f"{OUT}/shards/{subject}.h5" for subject in split_subjects(which)]
+        folder = shard_dir(model or FORWARD_MODELS[0])
+        return [f"{folder}/{subject}.h5" for subject in split_subjects(which)]
 
     return _shards
+
+
+def run_shards(which: str):
+    """The shards of one split in the {run} wildcard's forward model."""
+
+    def _shards(wildcards) -> list[str]:
+        return shards_of(which, RUNS[wildcards.run].forward_model)(wildcards)
+
+    return _shards
+
+
+def test_shards(wildcards) -> list[str]:
+    """Every forward model's test shards (rule all asks for them)."""
+    return [path for model in FORWARD_MODELS for path in shards_of("test", model)(wildcards)]
 
 
 # ---- training (workflow/rules/train.smk)
@@ -229,8 +291,18 @@ EVAL_SPLITS = sorted(set(TABLES.values()))
 
 
 def split_shards(wildcards) -> list[str]:
-    """Shards of the evaluation rules' {split} wildcard."""
-    return shards_of(wildcards.split)(wildcards)
+    """Shards of the evaluation rules' {split} wildcard, in the {run}'s or {zero_filled}'s
+    forward model."""
+    if "run" in wildcards.keys():
+        model = RUNS[wildcards.run].forward_model
+    else:
+        model = ZERO_FILLED_ACQUISITION[wildcards.zero_filled][1]
+    return shards_of(wildcards.split, model)(wildcards)
+
+
+def zero_filled_mask(wildcards) -> str:
+    """The mask of the {zero_filled} method's acceleration."""
+    return mask_path(ZERO_FILLED_ACQUISITION[wildcards.zero_filled][0])
 
 
 def evaluation_config() -> str:
@@ -243,6 +315,10 @@ def table_config(baseline: str | None = None, seeds: int = 1) -> str:
     """`ssimrecon table --config-json`: baseline (evaluation.baseline unless given), slice filter,
     intensity scale and number of seeds it states."""
     return as_json(table_job(config, baseline, seeds))
+
+
+#: the forward model the experiment's Table 1 states (without a study)
+FORWARD_MODEL = forward_model_job(config)
 
 
 def table_metrics(suffix: str):
@@ -261,12 +337,19 @@ def figure2_config() -> str:
 
 
 # ---- study (workflow/rules/study.smk)
+#: a study's Table 1 per acquisition: key R<acc>[_<forward model>] -> (acceleration label,
+#: forward model); data consistency is a network setting, so its conditions share the table
+STUDY_TABLES = {
+    f"R{label}{forward_model_token(config, model)}": (label, model)
+    for label in ACCELERATIONS
+    for model in FORWARD_MODELS
+}
+
+
 def study_outputs() -> list[str]:
     """What `rule all` asks for in a study."""
     tables = [
-        f"{OUT}/study/table1_R{label}.{ext}"
-        for label in ACCELERATIONS
-        for ext in ("csv", "md", "html")
+        f"{OUT}/study/table1_{key}.{ext}" for key in STUDY_TABLES for ext in ("csv", "md", "html")
     ]
     return [f"{OUT}/study.csv", f"{OUT}/figures/study.png", *tables]
 
@@ -282,6 +365,8 @@ def study_config() -> str:
             "acceleration": run.acceleration,
             "seed": run.seed,
             "swept": list(run.swept),
+            "forward_model": run.forward_model,
+            "data_consistency": run.data_consistency,
         }
         for name, run in RUNS.items()
     }
@@ -295,20 +380,39 @@ def study_config() -> str:
     )
 
 
-def study_methods(label: str) -> list[str]:
-    """Table 1 methods at acceleration `label`: zero-filled, the baseline, the other conditions."""
-    at_r = [
-        c for c, runs in CONDITIONS.items() if number_label(RUNS[runs[0]].acceleration) == label
+def study_methods(key: str) -> list[str]:
+    """Table 1 methods of acquisition `key` (STUDY_TABLES): zero-filled, the baseline network's
+    first condition there, the other conditions."""
+    label, model = STUDY_TABLES[key]
+    here = [
+        c
+        for c, runs in CONDITIONS.items()
+        if number_label(RUNS[runs[0]].acceleration) == label
+        and RUNS[runs[0]].forward_model == model
     ]
-    baseline = f"{config['evaluation']['baseline']}_R{label}"
-    return [ZERO_FILLED[label], baseline, *(c for c in at_r if c != baseline)]
+    baseline = study_baseline(key)
+    return [ZERO_FILLED[(label, model)], baseline, *(c for c in here if c != baseline)]
+
+
+def study_baseline(key: str) -> str:
+    """The condition Table 1 of acquisition `key` compares against: the baseline network's first
+    (without data consistency when the study has both)."""
+    label, model = STUDY_TABLES[key]
+    baseline = config["evaluation"]["baseline"]
+    return next(
+        c
+        for c, runs in CONDITIONS.items()
+        if RUNS[runs[0]].network == baseline
+        and number_label(RUNS[runs[0]].acceleration) == label
+        and RUNS[runs[0]].forward_model == model
+    )
 
 
 def study_metrics(suffix: str):
-    """Metrics files of the methods of the {acceleration} wildcard's Table 1."""
+    """Metrics files of the methods of the {table_key} wildcard's Table 1."""
 
     def _files(wildcards) -> list[str]:
-        methods = study_methods(wildcards.acceleration)
+        methods = study_methods(wildcards.table_key)
         zero_filled = [f"{OUT}/metrics/test/{methods[0]}{suffix}"]
         return zero_filled + [f"{OUT}/metrics/test/seeds/{m}{suffix}" for m in methods[1:]]
 

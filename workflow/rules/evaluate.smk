@@ -6,7 +6,7 @@
 rule evaluate_zero_filled:
     input:
         shards=split_shards,
-        mask=lambda wc: mask_path(next(r for r, m in ZERO_FILLED.items() if m == wc.zero_filled)),
+        mask=zero_filled_mask,
     output:
         slices=f"{OUT}/metrics/{{split}}/{{zero_filled}}.csv",
         volumes=f"{OUT}/metrics/{{split}}/{{zero_filled}}.volumes.csv",

@@ -52,7 +52,7 @@ rule mask:
         "--figure {output.figure:q} {params.image_size:q} 2> {log:q}"
 
 
-# One subject per job, bundled into group jobs (profiles/default: group-components). Each job uses
+# One subject per job (and per forward model on a study's forward-model axis), bundled into group jobs (profiles/default: group-components). Each job uses
 # one `parallel_shards`, a unit that profiles/slurm caps at 1 per group job, because the SLURM
 # plugin (2.8) runs the jobs of a group one after another: a group job then asks for one shard's
 # CPUs and memory and the sum of their runtimes, which is what it uses.
@@ -61,11 +61,11 @@ rule shard:
         subjects=rules.qc.output,
         image_size=image_size_input,
     output:
-        f"{OUT}/shards/{{subject}}.h5",
+        SHARD_PATTERN,
     log:
-        f"{OUT}/logs/shards/{{subject}}.log",
+        f"{OUT}/logs/{SHARD_JOB}.log",
     benchmark:
-        f"{OUT}/benchmarks/shards/{{subject}}.tsv"
+        f"{OUT}/benchmarks/{SHARD_JOB}.tsv"
     group:
         "shards"
     conda:
@@ -75,7 +75,7 @@ rule shard:
         runtime=5,
         parallel_shards=1,
     params:
-        config=as_json(config["preprocessing"]),
+        config=shard_config,
         # not passed to the command: a new shard format makes Snakemake rebuild old shards
         format_version=SHARD_FORMAT_VERSION,
         image_size=image_size_option,

@@ -21,7 +21,10 @@ READER_STUDY_OUTPUTS = [READER_STUDY_PAGE, READER_STUDY_KEY] if READER_STUDY["en
 
 rule reader_study:
     input:
-        shards=shards_of("test"),
+        shards=shards_of(
+            "test",
+            RUNS[READER_STUDY_RUNS[0]].forward_model if READER_STUDY_RUNS else FORWARD_MODELS[0],
+        ),
         models=[f"{OUT}/models/{run}/best.pt" for run in READER_STUDY_RUNS],
         mask=mask_path(
             RUNS[READER_STUDY_RUNS[0]].acceleration if READER_STUDY_RUNS else ACCELERATIONS[0]

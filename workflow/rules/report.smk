@@ -9,6 +9,7 @@ rule table:
     input:
         slices=table_metrics(".csv"),
         volumes=table_metrics(".volumes.csv"),
+        mask=mask_path(ACCELERATIONS[0]),
     output:
         csv=report(f"{OUT}/{{table}}.csv", caption="../report/table1.rst", category="Table 1"),
         md=f"{OUT}/{{table}}.md",
@@ -27,9 +28,11 @@ rule table:
         metrics=lambda wc, input: [f"{m}={p}" for m, p in zip(METHODS, input.slices)],
         volumes=lambda wc, input: [f"{m}={p}" for m, p in zip(METHODS, input.volumes)],
         config=table_config(),
+        forward_model=FORWARD_MODEL,
     shell:
         "ssimrecon table --metrics {params.metrics:q} --volumes {params.volumes:q} "
         "--split {params.split:q} --config-json {params.config:q} "
+        "--mask {input.mask:q} --forward-model {params.forward_model:q} "
         "--csv {output.csv:q} --md {output.md:q} --html {output.html:q} 2> {log:q}"
 
 

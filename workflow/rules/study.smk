@@ -35,6 +35,7 @@ rule study_table:
     input:
         slices=expand(f"{OUT}/metrics/test/{{run}}.csv", run=RUNS),
         volumes=expand(f"{OUT}/metrics/test/{{run}}.volumes.csv", run=RUNS),
+        masks=[mask_path(label) for label in ACCELERATIONS],
     output:
         report(f"{OUT}/study.csv", caption="../report/study.rst", category="Study"),
     log:
@@ -47,10 +48,12 @@ rule study_table:
     params:
         metrics=lambda wc, input: [f"{r}={p}" for r, p in zip(RUNS, input.slices)],
         volumes=lambda wc, input: [f"{r}={p}" for r, p in zip(RUNS, input.volumes)],
+        masks=lambda wc, input: [f"{r}={p}" for r, p in zip(ACCELERATIONS, input.masks)],
         config=study_config(),
     shell:
         "ssimrecon study-table --metrics {params.metrics:q} --volumes {params.volumes:q} "
-        "--config-json {params.config:q} --output {output:q} 2> {log:q}"
+        "--masks {params.masks:q} --config-json {params.config:q} --output {output:q} "
+        "2> {log:q}"
 
 
 rule study_figure:
@@ -77,22 +80,23 @@ rule study_table1:
     input:
         slices=study_metrics(".csv"),
         volumes=study_metrics(".volumes.csv"),
+        mask=lambda wc: mask_path(STUDY_TABLES[wc.table_key][0]),
     output:
         csv=report(
-            f"{OUT}/study/table1_R{{acceleration}}.csv",
+            f"{OUT}/study/table1_{{table_key}}.csv",
             caption="../report/study_table1.rst",
             category="Study",
         ),
-        md=f"{OUT}/study/table1_R{{acceleration}}.md",
+        md=f"{OUT}/study/table1_{{table_key}}.md",
         html=report(
-            f"{OUT}/study/table1_R{{acceleration}}.html",
+            f"{OUT}/study/table1_{{table_key}}.html",
             caption="../report/study_table1.rst",
             category="Study",
         ),
     log:
-        f"{OUT}/logs/study_table1_R{{acceleration}}.log",
+        f"{OUT}/logs/study_table1_{{table_key}}.log",
     wildcard_constraints:
-        acceleration=one_of(ACCELERATIONS),
+        table_key=one_of(STUDY_TABLES),
     conda:
         CONDA_ENV
     resources:
@@ -100,16 +104,18 @@ rule study_table1:
         runtime=10,
     params:
         metrics=lambda wc, input: [
-            f"{m}={p}" for m, p in zip(study_methods(wc.acceleration), input.slices)
+            f"{m}={p}" for m, p in zip(study_methods(wc.table_key), input.slices)
         ],
         volumes=lambda wc, input: [
-            f"{m}={p}" for m, p in zip(study_methods(wc.acceleration), input.volumes)
+            f"{m}={p}" for m, p in zip(study_methods(wc.table_key), input.volumes)
         ],
         config=lambda wc: table_config(
-            f"{config['evaluation']['baseline']}_R{wc.acceleration}",
+            study_baseline(wc.table_key),
             len(config["study"]["seeds"]),
         ),
+        forward_model=lambda wc: STUDY_TABLES[wc.table_key][1],
     shell:
         "ssimrecon table --metrics {params.metrics:q} --volumes {params.volumes:q} "
         "--split test --config-json {params.config:q} "
+        "--mask {input.mask:q} --forward-model {params.forward_model:q} "
         "--csv {output.csv:q} --md {output.md:q} --html {output.html:q} 2> {log:q}"

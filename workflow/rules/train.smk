@@ -16,8 +16,8 @@ GPUS = config["training"]["gpus"]
 
 rule train:
     input:
-        train=shards_of("train"),
-        val=shards_of("val"),
+        train=run_shards("train"),
+        val=run_shards("val"),
         mask=run_mask,
     output:
         best=f"{OUT}/models/{{run}}/best.pt",

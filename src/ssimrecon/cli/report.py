@@ -46,7 +46,17 @@ def table(argv: list[str]) -> int:
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--md", type=Path, required=True)
     parser.add_argument("--html", type=Path, required=True)
+    parser.add_argument(
+        "--mask", type=Path, help="the methods' mask .npz: its nominal and effective R, stated"
+    )
+    parser.add_argument(
+        "--forward-model",
+        choices=("magnitude", "complex", "multicoil"),
+        help="preprocessing.forward_model of the data (with --mask): which effective R applies",
+    )
     args = parser.parse_args(argv)
+    if (args.mask is None) != (args.forward_model is None):
+        parser.error("give --mask and --forward-model together")
     paths = parse_pairs(args.metrics, "--metrics")
     volume_paths = parse_pairs(args.volumes, "--volumes")
     settings = load_settings(args.config_json, TableSettings, "evaluation")
@@ -59,7 +69,19 @@ def table(argv: list[str]) -> int:
     )
     from ssimrecon.evaluation.table_render import write_table1
 
+    acquisition: dict = {}
+    if args.mask is not None:
+        from ssimrecon.kspace.forward import effective_acceleration_of
+        from ssimrecon.kspace.mask import achieved_acceleration, load_mask
+
+        mask = load_mask(args.mask)[0]
+        acquisition = {
+            "forward_model": args.forward_model,
+            "acceleration": achieved_acceleration(mask),
+            "effective_acceleration": effective_acceleration_of(mask, args.forward_model),
+        }
     rules = TableRules(
+        **acquisition,
         split=args.split,
         baseline=settings.baseline,
         min_signal_fraction=settings.min_signal_fraction,

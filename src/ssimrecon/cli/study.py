@@ -31,12 +31,30 @@ def study_table(argv: list[str]) -> int:
         "and bootstrap",
     )
     parser.add_argument("--output", type=Path, required=True, help="study.csv")
+    parser.add_argument(
+        "--masks",
+        nargs="*",
+        default=[],
+        metavar="R=NPZ",
+        help="each acceleration's mask (its path label, e.g. 10=masks/R10.npz): effective R",
+    )
     args = parser.parse_args(argv)
     slices, volumes = parse_pairs(args.metrics, "--metrics"), parse_pairs(args.volumes, "--volumes")
+    masks = parse_pairs(args.masks, "--masks")
     settings = load_settings(args.config_json, StudySettings, "study")
     from ssimrecon.atomic import write_csv_atomic
     from ssimrecon.evaluation.study_results import study_table as build
     from ssimrecon.evaluation.table import Primary, read_metrics_csv, read_volumes_csv
+    from ssimrecon.kspace.forward import effective_acceleration_of
+    from ssimrecon.kspace.mask import load_mask
+
+    loaded = {label: load_mask(path)[0] for label, path in masks.items()}
+    effective = {}
+    for name, run in settings.runs.items():
+        mask = loaded.get(f"{float(run['acceleration']):g}")
+        if mask is not None:
+            model = str(run.get("forward_model", "magnitude"))
+            effective[name] = effective_acceleration_of(mask, model)
 
     table = build(
         settings.runs,
@@ -47,6 +65,7 @@ def study_table(argv: list[str]) -> int:
         primary=Primary.from_config(settings.primary),
         resamples=settings.bootstrap["resamples"],
         seed=settings.bootstrap["seed"],
+        effective=effective,
     )
     write_csv_atomic(table, args.output)
     log.info("study: %d runs -> %s", len(table), args.output)

@@ -160,6 +160,26 @@ def check_consistency(config: dict[str, Any]) -> None:
     settings = _owned(settings_from, TrainSettings, training, "training")
     if size != AUTO:  # auto: the Trainer checks the crop against the shards' slices
         _owned(settings.check_crop, size, factor)
+    _check_physics(config)
+
+
+def _check_physics(config: dict[str, Any]) -> None:
+    """Data consistency needs whole slices (no training crop), and a complex or multicoil forward
+    model simulates its own phase (no ``preprocessing.phase: smooth``); names the keys."""
+    runs = expand_runs(config)
+    dc = sorted(r.name for r in runs.values() if r.data_consistency)
+    if dc and config["training"].get("crop") is not None:
+        raise ConfigError(
+            "config key 'training.crop': data consistency (model.data_consistency or "
+            f"study.data_consistency, run {dc[0]}) needs whole slices; set training.crop: null"
+        )
+    models = {r.forward_model for r in runs.values()} - {"magnitude"}
+    if models and config["preprocessing"].get("phase", "none") != "none":
+        raise ConfigError(
+            "config key 'preprocessing.phase': 'smooth' contradicts the forward model(s) "
+            f"{sorted(models)} (study.forward_models), which simulate their own phase; set "
+            "phase: none"
+        )
 
 
 def _owned(check: Callable[..., Owned], *args: Any) -> Owned:
@@ -252,11 +272,12 @@ def _check_study(config: dict[str, Any]) -> None:
     for run in runs.values():
         _owned(check_weights, run.loss, f"study.sweep (run {run.name})")
     expected = 0
+    physics = len(study.get("forward_models") or [1]) * len(study.get("data_consistency") or [1])
     for spec in networks.values():
         combos = 1
         for term, weights in study["sweep"].items():
             combos *= len(weights) if term in spec["loss"] else 1
-        expected += combos * len(study["accelerations"]) * len(study["seeds"])
+        expected += combos * len(study["accelerations"]) * len(study["seeds"]) * physics
     if len(runs) != expected:
         raise ConfigError(
             "config key 'study': two weights or accelerations print alike with 6 significant "

@@ -43,7 +43,14 @@ def train_job(config: dict[str, Any], run: Run) -> dict[str, Any]:
     training = training_settings(config)
     if config.get("study"):
         training["seed"] = run.seed
-    return {"model": network_model(config, run.network), "loss": run.loss, "training": training}
+    model = {**network_model(config, run.network), "data_consistency": run.data_consistency}
+    return {"model": model, "loss": run.loss, "training": training}
+
+
+def shard_job(config: dict[str, Any], forward_model: str) -> dict[str, Any]:
+    """``ssimrecon shard``: the preprocessing section with the forward model of the shard (a
+    study's forward-model axis replaces ``preprocessing.forward_model``)."""
+    return {**config["preprocessing"], "forward_model": forward_model}
 
 
 def max_depth(config: dict[str, Any]) -> int:
@@ -82,6 +89,11 @@ def figure2_job(config: dict[str, Any]) -> dict[str, Any]:
 def evaluation_job(config: dict[str, Any]) -> dict[str, Any]:
     """``ssimrecon evaluate``: the slice filter recorded beside every slice."""
     return {"min_signal_fraction": config["evaluation"]["min_signal_fraction"]}
+
+
+def forward_model_job(config: dict[str, Any]) -> str:
+    """The forward model of the experiment without a forward-model axis."""
+    return str(config["preprocessing"]["forward_model"])
 
 
 def table_job(

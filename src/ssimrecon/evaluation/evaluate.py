@@ -40,10 +40,10 @@ from ssimrecon.evaluation.inference import check_model_matches, predict_slices
 from ssimrecon.functional.metrics import FASTMRI_METRICS, fastmri_volume_metrics
 from ssimrecon.functional.regions import head_mask
 from ssimrecon.functional.registry import REGISTRY, metric_values
-from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.mask import load_mask
 from ssimrecon.kspace.shards import ShardReader
 from ssimrecon.nn.bundle import load_model_bundle
+from ssimrecon.nn.reconstructor import Physics
 from ssimrecon.progress import track
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ def evaluate_shards(
 ) -> Evaluation:
     """Metrics of ``method`` (its name in progress and logs: the run, or ``zero-filled``) over all
     shards undersampled with the mask file at ``mask_path``; ``model_path`` None scores the
-    zero-filled input itself."""
+    zero-filled input itself (its magnitude; multicoil: of the SENSE combination with the shard's
+    sensitivities, :func:`~ssimrecon.kspace.forward.zero_filled_image`)."""
     if not shard_paths:
         raise SsimreconError("no shards given to evaluate")
     mask, _ = load_mask(mask_path)
@@ -149,6 +150,8 @@ def evaluate_shards(
                     data_path=path,
                 )
             kspace = reader.read_kspace()
+            zero_filled = np.abs(reader.zero_filled(kspace))
+            sensitivities = reader.sensitivities
             scale = reader.input_scale()
             target = reader.read_target()
             subject = str(reader.attrs["subject"])
@@ -158,9 +161,18 @@ def evaluate_shards(
         if not (slice_signal >= min_signal_fraction).any():
             log.warning("%s: no slice has slice_signal >= %g", path, min_signal_fraction)
         if model is None:
-            est = zero_filled_magnitude(kspace)
+            est = zero_filled
         else:
-            est = predict_slices(model, kspace, batch_size, dev, input_scale=scale)
+            est = predict_slices(
+                model,
+                kspace,
+                batch_size,
+                dev,
+                input_scale=scale,
+                physics=Physics.of_bundle(bundle),
+                mask=mask,
+                sensitivities=sensitivities,
+            )
         rows, volume = score_volume(
             subject, slice_index, slice_signal, target, est, data_range, min_signal_fraction
         )

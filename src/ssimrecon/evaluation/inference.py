@@ -1,8 +1,11 @@
 """Run a trained network over undersampled k-space slices, and check a model fits a shard.
 
-The network input is the magnitude of the zero-filled reconstruction ``|ifft2c(kspace)|`` divided by
+The network is applied as :class:`~ssimrecon.nn.reconstructor.Reconstructor` says (one home for
+training and evaluation): its input is the zero-filled reconstruction of the k-space divided by
 the volume's input scale (:func:`~ssimrecon.kspace.preprocess.input_scale`, from that zero-filled
-magnitude alone, as in training) as a (B, 1, H, W) float32 batch; the output times the scale is the
+magnitude alone, as in training): ``|ifft2c(kspace)|`` (B, 1, H, W) for magnitude data, the
+complex (multicoil: SENSE-combined) zero-filled image as 2 channels otherwise; with data
+consistency the measured k-space is restored; the output magnitude times the scale is the
 reconstruction on the k-space's (the reference's) intensity axis.
 """
 
@@ -15,8 +18,8 @@ import numpy as np
 import torch
 
 from ssimrecon.errors import SsimreconError
-from ssimrecon.kspace.fft import zero_filled_magnitude_torch
 from ssimrecon.kspace.preprocess import recorded
+from ssimrecon.nn.reconstructor import Physics, Reconstructor
 
 
 def predict_slices(
@@ -26,9 +29,16 @@ def predict_slices(
     device: torch.device | str | None = None,
     *,
     input_scale: float,
+    physics: Physics | None = None,
+    mask: np.ndarray | None = None,
+    sensitivities: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Reconstruct k-space slices (S, H, W) complex -> (S, H, W) float32 with ``model`` in eval
-    mode: ``model(zero_filled / input_scale) * input_scale``.
+    """Reconstruct k-space slices (S, H, W) complex (multicoil: (S, C, H, W)) -> (S, H, W)
+    float32 with ``model`` (the U-Net) in eval mode, applied as a
+    :class:`~ssimrecon.nn.reconstructor.Reconstructor` of ``physics`` (None: magnitude data
+    without data consistency, ``model(zero_filled / input_scale) * input_scale``) with the
+    sampling ``mask`` (H, W) (needed for data consistency) and the multicoil ``sensitivities``
+    (C, H, W).
 
     ``input_scale``: the volume's (every slice's, not only those given)
     :func:`~ssimrecon.kspace.preprocess.input_scale`, e.g.
@@ -37,8 +47,11 @@ def predict_slices(
     ``device`` None keeps the model where it is; otherwise the model is moved there.
     """
     kspace = np.asarray(kspace)
-    if kspace.ndim != 3:
-        raise SsimreconError(f"expected k-space of shape (S, H, W), got {kspace.shape}")
+    physics = physics or Physics()
+    coils = physics.forward_model == "multicoil"
+    if kspace.ndim != (4 if coils else 3):
+        want = "(S, C, H, W)" if coils else "(S, H, W)"
+        raise SsimreconError(f"expected k-space of shape {want}, got {kspace.shape}")
     if batch_size < 1:
         raise SsimreconError(f"batch size must be >= 1, got {batch_size}")
     if not (np.isfinite(input_scale) and input_scale > 0):
@@ -48,19 +61,21 @@ def predict_slices(
         device = param.device if param is not None else torch.device("cpu")
     device = torch.device(device)
     model = model.to(device)
+    recon = Reconstructor(model, physics, mask, sensitivities).to(device)
     was_training = model.training
     model.eval()
-    out = np.empty(kspace.shape, dtype=np.float32)
+    out = np.empty((kspace.shape[0], *kspace.shape[-2:]), dtype=np.float32)
     try:
         with torch.no_grad():
             for start in range(0, kspace.shape[0], batch_size):
                 chunk = np.ascontiguousarray(kspace[start : start + batch_size], dtype=np.complex64)
-                k = torch.from_numpy(chunk).to(device)
-                x = zero_filled_magnitude_torch(k).unsqueeze(1) / float(input_scale)
-                y = model(x)
-                if y.shape != x.shape:
+                k = torch.from_numpy(chunk).to(device) / float(input_scale)
+                x = recon.network_input(k)
+                y = recon(x, k if physics.data_consistency else None)
+                if y.shape != (x.shape[0], 1, *x.shape[2:]):
                     raise SsimreconError(
-                        f"model output shape {tuple(y.shape)} != input shape {tuple(x.shape)}"
+                        f"model output shape {tuple(y.shape)} != input shape "
+                        f"{(x.shape[0], 1, *x.shape[2:])}"
                     )
                 out[start : start + len(chunk)] = (
                     (y[:, 0].float() * float(input_scale)).cpu().numpy()

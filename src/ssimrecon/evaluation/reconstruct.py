@@ -4,13 +4,14 @@ NIfTI input (a fully sampled magnitude volume of any intensity dtype): reoriente
 in-plane to the model's training grid in mm and framed (``ssimrecon.evaluation.resample``); a
 volume with negative values first has its background level subtracted (its 1st percentile, when
 that is negative); then divided by the robust scale (the preprocessing's percentile of the voxels
-> 0), negatives clipped, and undersampled with the model's mask (plus a smooth phase if the
-preprocessing uses one); that scale only fixes the units of the simulated acquisition and of the
-metrics: the network sees the zero-filled magnitude divided by its own input scale
-(:func:`~ssimrecon.kspace.preprocess.input_scale` of the zero-filled volume), as in training, so
-no statistic of the fully sampled volume reaches it. Every slice along the readout axis is
-reconstructed (no training ``slice_stride``), except slices that are exactly zero (their output
-is the background). Shard input: its stored k-space and target.
+> 0), negatives clipped, and undersampled with the model's mask under the model's forward model
+(:func:`ssimrecon.kspace.forward.simulate`, seeded by the file name: a smooth or complex phase,
+coils and noise as the bundle's preprocessing says); that scale only fixes the units of the
+simulated acquisition and of the metrics: the network sees the zero-filled image divided by its
+own input scale (:func:`~ssimrecon.kspace.preprocess.input_scale` of the zero-filled volume), as
+in training, so no statistic of the fully sampled volume reaches it. Every slice along the
+readout axis is reconstructed (no training ``slice_stride``), except slices that are exactly
+zero (their output is the background). Shard input: its stored k-space and target.
 
 Outputs, for ``--output DIR/NAME.nii.gz``:
 - ``DIR/NAME.nii.gz``: the network reconstruction; ``DIR/NAME.zero_filled.nii.gz``: the
@@ -56,21 +57,19 @@ from ssimrecon.evaluation.resample import (
     training_grid,
 )
 from ssimrecon.functional.registry import metric_values
-from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.forward import simulate, undersample, zero_filled_image
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     input_scale,
     load_canonical,
-    phase_seed_for,
     recorded,
     robust_scale,
-    simulate_kspace,
     slice_signal_fraction,
     slices_to_volume,
-    smooth_phase,
     to_source_orientation,
 )
 from ssimrecon.kspace.shards import ShardReader, ras_voxel_size
+from ssimrecon.nn.reconstructor import Physics
 
 log = logging.getLogger(__name__)
 
@@ -235,11 +234,9 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
     frame, start = frame_window((resampled > 0.1 * peak).any(axis=0), prep.image_size, multiple)
     target = cut_frame(resampled, frame, start)
     mask = scaled_mask(_mask_of(bundle), frame)
-    phase = (
-        smooth_phase(target.shape, phase_seed_for(path.name, prep.phase_seed))
-        if prep.phase == "smooth"
-        else None
-    )
+    # the bundle's forward model, seeded by the file name: smooth or complex phase, coils, noise
+    acquisition = simulate(target, prep, path.name)
+    target = acquisition.target  # multicoil: the RSS of the noisy coil images
     plane = resampled.shape[1:]
 
     def to_volume(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -250,7 +247,9 @@ def _from_nifti(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
         return to_source_orientation(ras, src_img), src_img.affine, src_img
 
     return {
-        "kspace": simulate_kspace(target, mask, phase),
+        "kspace": undersample(acquisition, mask),
+        "mask": mask,
+        "sensitivities": acquisition.sensitivities,
         "target": target,
         "scale": float(scale),
         "data_range": float(target.max()),
@@ -284,6 +283,7 @@ def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
         if prep_dict != recorded(bundle.get("preprocessing") or {}):
             log.warning("model %s and shard %s differ in preprocessing", model_path, path)
         kspace, target = reader.read_kspace(), reader.read_target()
+        sensitivities = reader.sensitivities
         slice_index = np.asarray(reader.slice_index)
         scale, data_range = float(reader.attrs["scale"]), float(reader.attrs["data_range"])
         prep = reader.preprocessing
@@ -305,6 +305,8 @@ def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
         )
     return {
         "kspace": kspace,
+        "mask": model_mask,
+        "sensitivities": sensitivities,
         "target": target,
         "scale": scale,
         "data_range": data_range,
@@ -350,7 +352,7 @@ def reconstruct_loaded(
         input_path, bundle, model_path, 2 ** int(bundle["model_config"].get("depth", 0))
     )
     target, kspace = data["target"], data["kspace"]
-    zero_filled = zero_filled_magnitude(kspace)
+    zero_filled = np.abs(zero_filled_image(kspace, data["sensitivities"]))
     # the network's scale from the zero-filled volume alone, as in training (no reference statistic)
     scale = input_scale(
         zero_filled, Preprocessing.from_dict(bundle["preprocessing"]).scale_percentile
@@ -359,7 +361,14 @@ def reconstruct_loaded(
     network = np.zeros_like(zero_filled)
     if has_data.any():
         network[has_data] = predict_slices(
-            model, kspace[has_data], batch_size=batch_size, device=device, input_scale=scale
+            model,
+            kspace[has_data],
+            batch_size=batch_size,
+            device=device,
+            input_scale=scale,
+            physics=Physics.of_bundle(bundle),
+            mask=data["mask"],
+            sensitivities=data["sensitivities"],
         )
 
     threshold = training_min_signal(bundle)

@@ -1,15 +1,19 @@
 """A study's results: ``study.csv`` (one row per run) and seed-averaged metrics for Table 1.
 
 ``study.csv`` columns (``STUDY_COLUMNS``): run, condition (the run without its seed), network,
-acceleration, seed, swept (the loss terms the study varied for the run, ``+``-joined), ``w_<term>``
-(the run's loss weight of each term, 0 where it has none), then the test metrics as Table 1
+acceleration (the mask's nominal R), forward_model, data_consistency, effective_acceleration (the
+R the run's data get: Hermitian mirrors counted for magnitude data, the nominal R for complex and
+multicoil data; :func:`ssimrecon.kspace.forward.effective_acceleration_of`), seed, swept (the
+loss terms the study varied for the run, ``+``-joined), ``w_<term>`` (the run's loss weight of
+each term, 0 where it has none), then the test metrics as Table 1
 defines them (:mod:`ssimrecon.evaluation.table`, paper convention, slices passing the filter):
 ``<metric>_<region>`` the mean over slices and ``<metric>_<region>_subjects`` the mean over
 per-subject means, for every ``metric`` of :data:`ssimrecon.functional.registry.REGISTRY` (ssim,
 psnr, rel_error, mse, haarpsi, vif, gmsd, ms_ssim, hfen) and ``region`` in frame, head;
 ``fastmri_ssim``, ``fastmri_psnr`` and ``fastmri_nmse`` (mean over volumes); ``n_subjects`` and
 ``n_slices`` (filtered slices in the whole frame); then the difference of the run's condition to
-the baseline network's condition at the same acceleration (``evaluation.baseline``, e.g. Net-mse),
+the baseline network's condition at the same acceleration, forward model and data consistency
+(``evaluation.baseline``, e.g. Net-mse: the dssim-minus-mse effect per acquisition),
 ``diff_<metric>_<region>`` with its 95% interval ``diff_<metric>_<region>_low``/``_high``: per
 run and subject the mean over filtered slices, the difference of the means over seeds then
 subjects, and a hierarchical percentile bootstrap (subjects shared, each condition's seeds drawn
@@ -58,6 +62,9 @@ STUDY_COLUMNS = (
     "condition",
     "network",
     "acceleration",
+    "forward_model",
+    "data_consistency",
+    "effective_acceleration",
     "seed",
     "swept",
     *(f"w_{term}" for term in WEIGHT_TERMS),
@@ -101,6 +108,16 @@ def subject_means(slices: pd.DataFrame, region: str, metric: str) -> pd.Series:
     return chosen[metric].groupby(subjects).mean()
 
 
+def acquisition(run: Mapping[str, Any]) -> tuple[float, str, bool]:
+    """(acceleration, forward_model, data_consistency) of a run: the data and network physics a
+    condition is compared within (runs from before the forward models: magnitude, no DC)."""
+    return (
+        float(run["acceleration"]),
+        str(run.get("forward_model", "magnitude")),
+        bool(run.get("data_consistency", False)),
+    )
+
+
 def condition_differences(
     runs: Mapping[str, Mapping[str, Any]],
     slices: Mapping[str, pd.DataFrame],
@@ -109,18 +126,19 @@ def condition_differences(
     seed: int,
 ) -> dict[str, dict[str, float]]:
     """Condition -> the ``DIFFERENCE_COLUMNS`` against the condition of network ``baseline`` at
-    the same acceleration (NaN for that condition itself and where there is none)."""
+    the same acquisition (:func:`acquisition`: acceleration, forward model, data consistency;
+    NaN for that condition itself and where there is none)."""
     conditions: dict[str, list[str]] = {}
     for name, run in runs.items():
         conditions.setdefault(run["condition"], []).append(name)
     reference = {
-        float(runs[names[0]]["acceleration"]): c
+        acquisition(runs[names[0]]): c
         for c, names in conditions.items()
         if runs[names[0]]["network"] == baseline
     }
     out: dict[str, dict[str, float]] = {}
     for condition, names in conditions.items():
-        ref = reference.get(float(runs[names[0]]["acceleration"]))
+        ref = reference.get(acquisition(runs[names[0]]))
         row = dict.fromkeys(DIFFERENCE_COLUMNS, math.nan)
         if ref is not None and ref != condition:
             for region in REGIONS:
@@ -151,8 +169,11 @@ def study_table(
     primary: Primary,
     resamples: int,
     seed: int,
+    effective: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """study.csv (``STUDY_COLUMNS``), one row per run in the order of ``runs``.
+
+    ``effective``: run name -> the effective acceleration of its data (NaN where not given).
 
     ``runs``: run name -> {condition, network, loss, acceleration, seed, swept} (as
     :class:`ssimrecon.config.runs.Run`); ``slices``/``volumes``: run name -> its test metrics;
@@ -171,6 +192,9 @@ def study_table(
                 "condition": run["condition"],
                 "network": run["network"],
                 "acceleration": float(run["acceleration"]),
+                "forward_model": acquisition(run)[1],
+                "data_consistency": acquisition(run)[2],
+                "effective_acceleration": float((effective or {}).get(name, math.nan)),
                 "seed": int(run["seed"]),
                 "swept": "+".join(run["swept"]),
                 **{f"w_{t}": float(run["loss"].get(t, 0.0)) for t in WEIGHT_TERMS},

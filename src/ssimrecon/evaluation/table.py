@@ -139,7 +139,9 @@ class TableRules:
     (``preprocessing.scale_percentile``), the number of seeds each network's metrics were
     averaged over (1 without a study; see :mod:`ssimrecon.evaluation.study_results`), the primary
     endpoint (``evaluation.primary``) and the bootstrap's resamples and seed
-    (``evaluation.bootstrap``)."""
+    (``evaluation.bootstrap``); and the acquisition, stated in the header: the forward model
+    (``preprocessing.forward_model``), the mask's nominal acceleration and its effective one
+    (:func:`ssimrecon.kspace.forward.effective_acceleration_of`; NaN: not stated)."""
 
     split: str
     baseline: str
@@ -149,6 +151,9 @@ class TableRules:
     primary: Primary
     resamples: int
     bootstrap_seed: int
+    forward_model: str = "magnitude"
+    acceleration: float = math.nan
+    effective_acceleration: float = math.nan
 
 
 def _check_slices(name: str, df: pd.DataFrame, threshold: float) -> pd.DataFrame:

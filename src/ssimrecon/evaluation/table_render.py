@@ -334,6 +334,25 @@ def table_rules_text(df: pd.DataFrame, rules: TableRules) -> list[str]:
     ]
 
 
+def acquisition_text(rules: TableRules) -> str:
+    """The header line of the acquisition: forward model, nominal and effective acceleration
+    (empty when the table was not given its mask)."""
+    if not np.isfinite(rules.acceleration):
+        return ""
+    model = rules.forward_model
+    why = (
+        "the k-space of a real magnitude image is Hermitian symmetric, so a sampled point also "
+        "gives its mirror"
+        if model == "magnitude"
+        else "complex data: a mirror carries no second copy of a sample"
+    )
+    return (
+        f"Acquisition: forward model {model} (preprocessing.forward_model); mask R = "
+        f"{rules.acceleration:.2f} nominal, effective R = {rules.effective_acceleration:.2f} "
+        f"({why})."
+    )
+
+
 def _notes(df: pd.DataFrame) -> list[str]:
     notes = [
         f"{method}: {note}"
@@ -355,6 +374,8 @@ def _markdown_cell(section: _Section, i: int, j: int, text: str) -> str:
 def table1_markdown(df: pd.DataFrame, rules: TableRules) -> str:
     """Markdown: title, the compact tables, the rules as a list, the detailed tables, notes."""
     lines = [f"# {table_title(rules.split)}"]
+    if acquisition_text(rules):
+        lines += ["", acquisition_text(rules)]
     compact = _compact_sections(df, rules)
 
     def emit(sections: list[_Section]) -> None:
@@ -394,6 +415,8 @@ def table1_html(df: pd.DataFrame, rules: TableRules) -> str:
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
     ]
+    if acquisition_text(rules):
+        parts.append(f"<p>{esc(acquisition_text(rules))}</p>")
 
     def emit(sections: list[_Section]) -> None:
         for section in sections:

@@ -27,8 +27,15 @@ from ssimrecon.errors import SsimreconError, VolumeError
 from ssimrecon.kspace.fft import fft2c
 
 PHASE_MODES = ("none", "smooth")
+#: ``preprocessing.forward_model``: what the simulated scanner measures (docs/definitions.md,
+#: "Forward models"): the k-space of the real magnitude image (the paper's), of a complex image
+#: (magnitude x a smooth and a B0-like phase), or of ``coils`` receive coils with noise
+FORWARD_MODELS = ("magnitude", "complex", "multicoil")
 #: the phase seed of the shards and model bundles written before ``phase_seed`` was recorded
 UNRECORDED_PHASE_SEED = 0
+#: what a record written before the forward models existed was simulated with (``coils`` and
+#: ``snr_db`` are the schema's defaults; they mean nothing for magnitude data)
+UNRECORDED_FORWARD_MODEL = {"forward_model": "magnitude", "coils": 8, "snr_db": 30.0}
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,12 @@ class Preprocessing:
 
     Every field is required: the ``preprocessing`` section of the workflow's config schema holds
     the only defaults. ``phase_seed`` seeds the smooth phase (``phase: smooth``) of each subject
-    with its id (:func:`phase_seed_for`)."""
+    with its id (:func:`phase_seed_for`), and with ``forward_model`` complex or multicoil its
+    reference phase and its noise. ``forward_model`` (:data:`FORWARD_MODELS`) is the simulated
+    acquisition; ``coils`` (receive coils) and ``snr_db`` (k-space SNR in dB,
+    :func:`ssimrecon.kspace.coils.add_kspace_noise`) are used by ``multicoil`` only.
+    ``phase: smooth`` is the older way to break the Hermitian symmetry of magnitude data;
+    ``forward_model: complex`` supersedes it, and the two together are refused."""
 
     readout_axis: int
     image_size: tuple[int, int]
@@ -47,6 +59,9 @@ class Preprocessing:
     scale_percentile: float
     phase: str
     phase_seed: int
+    forward_model: str
+    coils: int
+    snr_db: float
 
     def __post_init__(self) -> None:
         size = tuple(int(s) for s in self.image_size)
@@ -75,6 +90,22 @@ class Preprocessing:
             raise SsimreconError(
                 f"preprocessing.phase must be one of {PHASE_MODES}, got {self.phase!r}"
             )
+        if self.forward_model not in FORWARD_MODELS:
+            raise SsimreconError(
+                f"preprocessing.forward_model must be one of {FORWARD_MODELS}, got "
+                f"{self.forward_model!r}"
+            )
+        if self.forward_model != "magnitude" and self.phase != "none":
+            raise SsimreconError(
+                f"preprocessing.phase: {self.phase!r} contradicts preprocessing.forward_model: "
+                f"{self.forward_model!r}, which simulates its own phase (set phase: none)"
+            )
+        if isinstance(self.coils, bool) or int(self.coils) != self.coils or self.coils < 1:
+            raise SsimreconError(f"preprocessing.coils must be an integer >= 1, got {self.coils}")
+        object.__setattr__(self, "coils", int(self.coils))
+        if not np.isfinite(float(self.snr_db)):
+            raise SsimreconError(f"preprocessing.snr_db must be a finite number, got {self.snr_db}")
+        object.__setattr__(self, "snr_db", float(self.snr_db))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (image_size as a list), JSON-ready."""
@@ -108,8 +139,9 @@ class Preprocessing:
 def recorded(data: Mapping[str, Any]) -> dict[str, Any]:
     """A stored preprocessing record (a shard's attribute, a model bundle's entry) with every
     field: a record written before ``phase_seed`` was recorded was simulated with
-    :data:`UNRECORDED_PHASE_SEED`."""
-    return {"phase_seed": UNRECORDED_PHASE_SEED, **data}
+    :data:`UNRECORDED_PHASE_SEED`, one written before the forward models existed with
+    :data:`UNRECORDED_FORWARD_MODEL` (magnitude data)."""
+    return {"phase_seed": UNRECORDED_PHASE_SEED, **UNRECORDED_FORWARD_MODEL, **data}
 
 
 def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image]:

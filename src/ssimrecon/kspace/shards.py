@@ -2,16 +2,22 @@
 their geometry (:class:`ShardReader`: pixel spacing, native extent, the training grid), validate,
 make.
 
-Layout (FORMAT_VERSION 4, independent of the acceleration): datasets ``target`` (S, H, W) float32
-scaled reference magnitude, ``phase`` (S, H, W) float32 radians (only with ``preprocessing.phase``
-``smooth``), ``slice_index`` (S,) int32 (index along the RAS readout axis), ``slice_signal`` (S,)
-float32 (fraction of target pixels > 0.1 * data_range); attributes ``REQUIRED_ATTRS``, among them
-``kspace_formula`` (how undersampled k-space is formed: ``KSPACE_FORMULA``) and the slice geometry
+Layout (FORMAT_VERSION 5, independent of the acceleration): datasets ``target`` (S, H, W) float32
+scaled reference magnitude (multicoil: the root-sum-of-squares of the fully sampled noisy coil
+images), ``phase`` (S, H, W) float32 radians (with ``preprocessing.phase: smooth`` or
+``forward_model: complex``; multicoil shards hold the phase in their coil k-space),
+``coil_kspace`` (S, C, H, W) complex64 (the fully sampled noisy coil k-space) and
+``sensitivities`` (C, H, W) complex64 (``forward_model: multicoil`` only; see
+:mod:`ssimrecon.kspace.forward`), ``slice_index`` (S,) int32 (index along the RAS readout axis),
+``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range); attributes
+``REQUIRED_ATTRS``, among them ``kspace_formula`` (how undersampled k-space is formed:
+:func:`kspace_formula` of the forward model) and the slice geometry
 of :func:`slice_geometry` as JSON arrays (``pixel_spacing``: mm of the H and W axes;
 ``native_extent``: the rows/columns holding image data, the rest being zero padding; JSON like
 ``preprocessing``, so that reading a shard never needs torch).  As fastMRI does, the undersampling
 mask is applied when a slice is read: ``ShardReader(path, mask)`` returns
-``mask * fft2c(target * exp(i * phase))``, so one shard serves every acceleration (one mask file
+``mask * fft2c(target * exp(i * phase))`` (multicoil: ``mask * coil_kspace``, every coil under
+the same mask), so one shard serves every acceleration (one mask file
 each, ``masks/R<acceleration>.npz``) and an added acceleration costs no shard bytes;
 ``ssimrecon export-kspace`` writes a standalone HDF5 with the undersampled k-space of one mask.
 Slice datasets are uncompressed and chunked one slice per chunk; every
@@ -40,15 +46,14 @@ from ssimrecon.atomic import atomic_output
 from ssimrecon.checksums import file_md5
 from ssimrecon.errors import ShardError, SsimreconError
 from ssimrecon.kspace.fft import zero_filled_magnitude
+from ssimrecon.kspace.forward import simulate, zero_filled_image
 from ssimrecon.kspace.preprocess import (
     Preprocessing,
     input_scale,
     load_canonical,
-    phase_seed_for,
     scaled_target_slices,
     simulate_kspace,
     slice_signal_fraction,
-    smooth_phase,
     volume_to_slices,
 )
 from ssimrecon.plain import to_plain
@@ -56,9 +61,10 @@ from ssimrecon.plain import to_plain
 log = logging.getLogger(__name__)
 
 #: 2: attributes ``pixel_spacing`` and ``native_extent``; 3: Fletcher-32 checksums on every dataset;
-#: 4: no stored k-space or mask: the mask is applied on reading (older shards are refused, and the
-#: workflow rebuilds them).
-FORMAT_VERSION = 4
+#: 4: no stored k-space or mask: the mask is applied on reading; 5: the forward models
+#: (``preprocessing.forward_model``; multicoil shards store their coil k-space and sensitivities).
+#: Older shards are refused, and the workflow rebuilds them.
+FORMAT_VERSION = 5
 #: bytes a shard needs beyond its arrays (HDF5 metadata, attributes)
 _SHARD_OVERHEAD = 1 << 20
 #: the ``kspace_formula`` attribute: how a reader forms undersampled k-space from a shard
@@ -67,6 +73,24 @@ KSPACE_FORMULA = (
     "dataset; fft2c = centred orthonormal 2D FFT over (H, W); mask (H, W) bool from the mask "
     "file of the acceleration (masks/R<acceleration>.npz)"
 )
+#: the ``kspace_formula`` of multicoil shards
+MULTICOIL_FORMULA = (
+    "kspace[:, c] = mask * coil_kspace[:, c] for every coil c (one mask for all coils); "
+    "coil_kspace = fft2c(sensitivities[c] * target_complex) + complex Gaussian noise of "
+    "preprocessing.snr_db (10 log10(mean |k|^2 / E|n|^2) over the fully sampled volume), "
+    "target_complex = magnitude * exp(1j * phase); target = sqrt(sum_c |ifft2c(coil_kspace[:, "
+    "c])|^2) (root-sum-of-squares); the network's zero-filled input is the SENSE combination "
+    "sum_c conj(sensitivities[c]) ifft2c(kspace[:, c]) / sum_c |sensitivities[c]|^2; fft2c = "
+    "centred orthonormal 2D FFT over (H, W); mask (H, W) bool from the mask file of the "
+    "acceleration (masks/R<acceleration>.npz)"
+)
+
+
+def kspace_formula(forward_model: str) -> str:
+    """The ``kspace_formula`` attribute of a shard of ``forward_model``."""
+    return MULTICOIL_FORMULA if forward_model == "multicoil" else KSPACE_FORMULA
+
+
 REQUIRED_DATASETS = ("target", "slice_index", "slice_signal")
 REQUIRED_ATTRS = (
     "subject",
@@ -130,7 +154,7 @@ def shard_attributes(
     ``source_md5``) with ``prep``, slice ``geometry`` from :func:`slice_geometry`."""
     return {
         "subject": subject,
-        "kspace_formula": KSPACE_FORMULA,
+        "kspace_formula": kspace_formula(prep.forward_model),
         "scale": scale,
         "data_range": data_range,
         "source_file": str(source_file),
@@ -150,11 +174,14 @@ def write_shard(
     slice_index: np.ndarray,
     slice_signal: np.ndarray,
     attrs: dict[str, Any],
+    coil_kspace: np.ndarray | None = None,
+    sensitivities: np.ndarray | None = None,
 ) -> None:
     """Write a shard to a hidden temporary file next to ``path``, then rename it onto ``path``.
 
-    A job killed mid-write leaves only the temp file (``.<name>.<random>.tmp``, see
-    ``ssimrecon.atomic``), never a valid-looking shard at ``path``.
+    ``coil_kspace`` (S, C, H, W) and ``sensitivities`` (C, H, W), complex64, go together
+    (multicoil shards). A job killed mid-write leaves only the temp file
+    (``.<name>.<random>.tmp``, see ``ssimrecon.atomic``), never a valid-looking shard at ``path``.
     """
     path = Path(path)
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
@@ -175,8 +202,22 @@ def write_shard(
             f"{None if phase is None else phase.shape}, "
             f"slice_index {np.shape(slice_index)}, slice_signal {np.shape(slice_signal)}"
         )
+    if (coil_kspace is None) != (sensitivities is None) or (
+        coil_kspace is not None
+        and (
+            coil_kspace.ndim != 4
+            or (coil_kspace.shape[0], *coil_kspace.shape[2:]) != (s, h, w)
+            or coil_kspace.shape[1:] != np.shape(sensitivities)
+        )
+    ):
+        raise ShardError(
+            f"shard {path}: coil_kspace {None if coil_kspace is None else coil_kspace.shape} "
+            f"must be (S, C, H, W) = ({s}, C, {h}, {w}) with sensitivities (C, H, W), got "
+            f"{None if sensitivities is None else sensitivities.shape}"
+        )
     planes = 1 if phase is None else 2
-    _check_free_space(path, target.size * 4 * planes + _SHARD_OVERHEAD)
+    coil_bytes = 0 if coil_kspace is None else (coil_kspace.size + sensitivities.size) * 8
+    _check_free_space(path, target.size * 4 * planes + coil_bytes + _SHARD_OVERHEAD)
     # large and cheap to rebuild from its volume: no fsync (durability after a power loss is
     # not needed)
     with atomic_output(path, fsync=False) as tmp, h5py.File(tmp, "w") as f:
@@ -188,6 +229,17 @@ def write_shard(
         if phase is not None:
             f.create_dataset(
                 "phase", data=np.asarray(phase, dtype=np.float32), chunks=chunks, **checked
+            )
+        if coil_kspace is not None:
+            coil_chunks = (1, *coil_kspace.shape[1:]) if s > 0 else None
+            f.create_dataset(
+                "coil_kspace",
+                data=np.asarray(coil_kspace, dtype=np.complex64),
+                chunks=coil_chunks,
+                **checked,
+            )
+            f.create_dataset(
+                "sensitivities", data=np.asarray(sensitivities, dtype=np.complex64), **checked
             )
         for name, data in (
             ("slice_index", np.asarray(slice_index, dtype=np.int32)),
@@ -249,11 +301,32 @@ def validate_shard(path: str | os.PathLike) -> None:
             shape[1:],
         )
         try:
-            Preprocessing.from_json(
+            prep = Preprocessing.from_json(
                 to_plain(f.attrs["preprocessing"], f"shard {path} preprocessing")
             )
         except SsimreconError as exc:
             raise ShardError(f"shard {path}: bad 'preprocessing' attribute: {exc}") from exc
+        _check_forward_model(path, f, prep, shape)
+
+
+def _check_forward_model(path: Path, f: h5py.File, prep: Preprocessing, shape: tuple) -> None:
+    """ShardError naming ``path`` unless the datasets are those of ``prep.forward_model``: a
+    ``phase`` for complex, ``coil_kspace`` (S, coils, H, W) and ``sensitivities`` (coils, H, W)
+    for multicoil (and none of them for magnitude data without ``phase: smooth``)."""
+    model = prep.forward_model
+    if model == "complex" and "phase" not in f:
+        raise ShardError(f"shard {path}: forward_model complex needs a 'phase' dataset")
+    if model == "multicoil":
+        coils = (shape[0], prep.coils, *shape[1:])
+        for name, want in (("coil_kspace", coils), ("sensitivities", coils[1:])):
+            if name not in f or f[name].shape != want:
+                got = f[name].shape if name in f else "none"
+                raise ShardError(
+                    f"shard {path}: forward_model multicoil needs dataset '{name}' of shape "
+                    f"{want}, got {got}"
+                )
+    elif "coil_kspace" in f or "sensitivities" in f:
+        raise ShardError(f"shard {path}: coil data in a shard of forward_model {model}")
 
 
 def _json_numbers(path: Path, name: str, text: Any, n: int) -> list:
@@ -324,6 +397,10 @@ class ShardReader:
         self.shape: tuple[int, int, int] = tuple(self._file["target"].shape)  # type: ignore[assignment]
         self.num_slices: int = self.shape[0]
         self._has_phase = "phase" in self._file
+        #: ``preprocessing.forward_model`` of the shard
+        self.forward_model: str = self.preprocessing.forward_model
+        self._multicoil = self.forward_model == "multicoil"
+        self._sensitivities: np.ndarray | None = None
         self._mask = None if mask is None else np.asarray(mask, dtype=bool)
         if self._mask is not None and self._mask.shape != self.shape[1:]:
             self.close()
@@ -412,9 +489,20 @@ class ShardReader:
             )
         return self._mask
 
+    @property
+    def sensitivities(self) -> np.ndarray | None:
+        """The coil sensitivities (C, H, W) complex64 of a multicoil shard, else None."""
+        if self._multicoil and self._sensitivities is None:
+            self._sensitivities = self._read("sensitivities")
+        return self._sensitivities
+
     def _kspace(self, target: np.ndarray, index: Any) -> np.ndarray:
-        """Undersampled k-space (..., H, W) complex64 of ``target`` slices at ``index``."""
+        """Undersampled k-space of ``target`` slices at ``index`` (KSPACE_FORMULA): (..., H, W)
+        complex64, multicoil (..., C, H, W)."""
         mask = self.mask
+        if self._multicoil:
+            coils = self._read("coil_kspace", index)
+            return (coils * mask.astype(np.float32)).astype(np.complex64, copy=False)
         stack = target.reshape(-1, *self.shape[1:])
         phase = self._read("phase", index).reshape(stack.shape) if self._has_phase else None
         return simulate_kspace(stack, mask, phase).reshape(target.shape)
@@ -430,8 +518,8 @@ class ShardReader:
         return self._read("slice_signal")
 
     def read_slice(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(kspace (H, W) complex64, target (H, W) float32) of slice ``i`` (negative counts from the
-        end)."""
+        """(kspace (H, W) complex64 (multicoil: (C, H, W)), target (H, W) float32) of slice ``i``
+        (negative counts from the end)."""
         if not -self.num_slices <= i < self.num_slices:
             raise IndexError(f"slice {i} out of range for {self.num_slices} slices in {self.path}")
         i = int(i) % self.num_slices
@@ -453,8 +541,20 @@ class ShardReader:
         return self._read("phase", int(i) % self.num_slices) if self._has_phase else None
 
     def read_kspace(self) -> np.ndarray:
-        """All undersampled k-space (S, H, W) complex64 under this reader's mask."""
+        """All undersampled k-space (S, H, W) complex64 (multicoil (S, C, H, W)) under this
+        reader's mask."""
         return self._kspace(self.read_target(), ())
+
+    def read_coil_kspace(self, i: int) -> np.ndarray:
+        """The fully sampled noisy coil k-space (C, H, W) complex64 of slice ``i`` (multicoil)."""
+        if not self._multicoil:
+            raise ShardError(f"shard {self.path} is {self.forward_model} data: no coil k-space")
+        return self._read("coil_kspace", int(i) % self.num_slices)
+
+    def zero_filled(self, kspace: np.ndarray) -> np.ndarray:
+        """The zero-filled complex image of this shard's undersampled ``kspace``
+        (:func:`~ssimrecon.kspace.forward.zero_filled_image`: SENSE-combined for multicoil)."""
+        return zero_filled_image(kspace, self.sensitivities)
 
     def read_target(self) -> np.ndarray:
         """All targets (S, H, W) float32."""
@@ -463,9 +563,12 @@ class ShardReader:
     def input_scale(self) -> float:
         """The network's intensity scale of this volume under this reader's mask:
         :func:`~ssimrecon.kspace.preprocess.input_scale` of the zero-filled magnitude of every
-        slice (``preprocessing.scale_percentile``); no reference statistic."""
+        slice (``preprocessing.scale_percentile``; multicoil: of the SENSE-combined zero-filled
+        image); no reference statistic."""
         kspace = self.read_kspace()
-        return input_scale(zero_filled_magnitude(kspace), self.preprocessing.scale_percentile)
+        if not self._multicoil:
+            return input_scale(zero_filled_magnitude(kspace), self.preprocessing.scale_percentile)
+        return input_scale(np.abs(self.zero_filled(kspace)), self.preprocessing.scale_percentile)
 
 
 def make_shard(
@@ -478,9 +581,10 @@ def make_shard(
 ) -> dict[str, float]:
     """NIfTI volume -> shard at ``output``. Returns timings in seconds (load, compute, write).
 
-    Steps: load_canonical -> scaled target slices and (``phase: smooth``) their phase, seeded by
-    ``prep.phase_seed`` and ``subject`` (as
-    :func:`~ssimrecon.kspace.preprocess.simulate_acquisition`) -> write_shard.  An empty volume
+    Steps: load_canonical -> scaled target slices -> the forward model's fully sampled
+    acquisition (:func:`~ssimrecon.kspace.forward.simulate`, seeded by ``prep.phase_seed`` and
+    ``subject``: the phase of ``phase: smooth`` or of the complex reference, multicoil coil
+    k-space with noise and its RSS target) -> write_shard.  An empty volume
     is a ShardError naming it.
     """
     t0 = time.perf_counter()
@@ -500,11 +604,12 @@ def make_shard(
     except SsimreconError as exc:  # e.g. robust_scale of an empty volume
         raise ShardError(f"volume {volume_path}: {exc}") from exc
     del volume
-    phase = (
-        smooth_phase(target.shape, phase_seed_for(subject, prep.phase_seed))
-        if prep.phase == "smooth"
-        else None
-    )
+    try:
+        acquisition = simulate(target, prep, subject)
+    except SsimreconError as exc:
+        raise ShardError(f"volume {volume_path}: {exc}") from exc
+    target = acquisition.target
+    data_range = float(target.max())  # multicoil: the RSS target's, noise included
     signal = slice_signal_fraction(target, data_range)
     t2 = time.perf_counter()
 
@@ -520,10 +625,12 @@ def make_shard(
     write_shard(
         output,
         target=target,
-        phase=phase,
+        phase=acquisition.phase,
         slice_index=slice_index,
         slice_signal=signal,
         attrs=attrs,
+        coil_kspace=acquisition.coil_kspace,
+        sensitivities=acquisition.sensitivities,
     )
     t3 = time.perf_counter()
     timings = {"load": t1 - t0, "compute": t2 - t1, "write": t3 - t2}

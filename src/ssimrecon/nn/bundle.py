@@ -9,8 +9,13 @@ with ``torch.load(weights_only=True)`` (no arbitrary code runs when a bundle is 
      "preprocessing": dict, "mask": bool tensor (H,W), "mask_meta": dict, "extra": dict,
      "grid": {"orientation": "RAS", "readout_axis": int, "pixel_spacing_mm": [mm H, mm W],
               "slice_thickness_mm": float or None},
+     "data_consistency": bool,
      "provenance": {"ssimrecon_version": str, "git_commit": str or None}}
 
+The forward model the network was trained for is its preprocessing's ``forward_model`` (1 or 2
+channels in ``model_config``), ``data_consistency`` whether it restores the sampled k-space
+(:class:`ssimrecon.nn.reconstructor.Physics.of_bundle`; bundles from before either existed read
+as magnitude data without data consistency).
 ``grid`` is the training grid in physical units (``ssimrecon.kspace.shards.ShardReader.grid``);
 bundles written before it existed lack the key and still load (``reconstruct`` then warns and
 assumes the input's voxel size times ``preprocessing.downsample``).
@@ -125,9 +130,12 @@ def save_model_bundle(
     mask_meta: dict,
     extra: dict,
     grid: dict | None,
+    data_consistency: bool = False,
 ) -> None:
     """Write a model bundle atomically; ``mask`` is the (H,W) sampling mask (stored as a bool
-    tensor), ``grid`` the training grid (None: not known, as in bundles of older versions)."""
+    tensor), ``grid`` the training grid (None: not known, as in bundles of older versions),
+    ``data_consistency`` whether the network restores the sampled k-space (``model.
+    data_consistency``)."""
     net = _unwrap(model)
     config = getattr(net, "model_config", None)
     if not isinstance(config, dict):
@@ -149,6 +157,7 @@ def save_model_bundle(
         "mask_meta": to_plain(mask_meta, "mask_meta"),
         "extra": to_plain(extra, "extra"),
         "provenance": provenance(),
+        "data_consistency": bool(data_consistency),
     }
     if grid is not None:
         bundle["grid"] = to_plain(grid, "grid")
@@ -216,6 +225,8 @@ def load_model_bundle(
         raise CheckpointError(f"{path}: model bundle is missing keys {missing}")
     if not isinstance(bundle.get("grid", {}), dict):
         raise CheckpointError(f"{path}: grid is not a dict")
+    if not isinstance(bundle.get("data_consistency", False), bool):
+        raise CheckpointError(f"{path}: data_consistency is not a boolean")
     if not isinstance(bundle["model_config"], dict):
         raise CheckpointError(f"{path}: model_config is not a dict")
     mask = bundle["mask"]

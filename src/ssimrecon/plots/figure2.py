@@ -47,8 +47,8 @@ from ssimrecon.errors import SsimreconError
 from ssimrecon.evaluation.evaluate import load_model, shard_preprocessing
 from ssimrecon.evaluation.inference import check_model_matches, predict_slices
 from ssimrecon.functional.metrics import slice_metrics
-from ssimrecon.kspace.fft import zero_filled_magnitude
 from ssimrecon.kspace.shards import ShardReader
+from ssimrecon.nn.reconstructor import Physics
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,8 @@ def load_panels(
             kspace, target = reader.read_slice(int(row["position"]))
             data_range = float(reader.attrs["data_range"])
             scale = reader.input_scale()
+            zero_filled = np.abs(reader.zero_filled(kspace[None]))[0]
+            sensitivities = reader.sensitivities
             geometry = (
                 int(reader.attrs["readout_axis"]),
                 reader.pixel_spacing,
@@ -231,12 +233,19 @@ def load_panels(
             int(index),
             data_range,
             target.astype(np.float32),
-            zero_filled_magnitude(kspace),
+            zero_filled.astype(np.float32),
             *geometry,
         )
-        for name, (model, _) in loaded.items():
+        for name, (model, bundle) in loaded.items():
             panel.networks[name] = predict_slices(
-                model, kspace[None], batch_size=1, device=dev, input_scale=scale
+                model,
+                kspace[None],
+                batch_size=1,
+                device=dev,
+                input_scale=scale,
+                physics=Physics.of_bundle(bundle),
+                mask=mask,
+                sensitivities=sensitivities,
             )[0]
         panels.append(panel)
     return panels

@@ -1,5 +1,6 @@
-"""figures/study.png: the test metrics against the swept loss weight, one line per acceleration,
-and each condition's difference to the baseline network (e.g. Net-mse) with its interval.
+"""figures/study.png: the test metrics against the swept loss weight, one line per acquisition
+(acceleration, and with the study's physics axes forward model and data consistency), and each
+condition's difference to the baseline network (e.g. Net-mse) with its interval.
 
 Columns: SSIM, PSNR, HaarPSI, VIF, GMSD, MS-SSIM and HFEN (``PANELS``; Table 1's paper convention,
 mean over the test slices passing the filter). Rows 1-2 (whole frame, head mask): ``study.csv``'s
@@ -36,6 +37,24 @@ PANELS = (
     ("hfen", "HFEN ↓"),
 )
 REGIONS = (("frame", "whole frame"), ("head", "head mask"))
+#: study.csv columns that set a line apart (the acquisition a condition is compared within)
+GROUPS = ("acceleration", "forward_model", "data_consistency")
+
+
+def _groups(study: pd.DataFrame) -> list[str]:
+    """The :data:`GROUPS` columns study.csv has (older tables: the acceleration alone)."""
+    return [c for c in GROUPS if c in study.columns]
+
+
+def group_label(key: tuple) -> str:
+    """``R=10``, ``R=10, multicoil, DC``: a line's acquisition."""
+    r, *rest = key
+    text = f"R={float(r):g}"
+    if rest:
+        text += f", {rest[0]}"
+    if len(rest) > 1 and str(rest[1]).lower() == "true":
+        text += ", DC"
+    return text
 
 
 def seed_interval(values: pd.Series) -> tuple[float, float]:
@@ -72,17 +91,19 @@ def draw_study(study: pd.DataFrame) -> Figure:
         raise SsimreconError("study.csv has no run with a swept loss weight: nothing to plot")
     _check_columns(study)
     reference = study[study["swept"].fillna("") == ""]
-    accelerations = sorted(study["acceleration"].unique())
-    spread = max(len(accelerations) - 1, 1)
-    colours = {r: colormaps["viridis"](0.85 * i / spread) for i, r in enumerate(accelerations)}
+    groups = _groups(study)
+    keys = sorted({tuple(k) for k in study[groups].itertuples(index=False)}, key=str)
+    spread = max(len(keys) - 1, 1)
+    colours = {k: colormaps["viridis"](0.85 * i / spread) for i, k in enumerate(keys)}
     fig = Figure(figsize=(3.1 * len(PANELS), 2.7 * 2 * len(REGIONS)))
     axes = fig.subplots(2 * len(REGIONS), len(PANELS), squeeze=False)
     positive = True
     for (network, term), rows in swept.groupby(["network", swept["swept"].str.split("+").str[0]]):
         weight = f"w_{term}"
         positive &= bool((rows[weight] > 0).all())
-        for r, by_r in rows.groupby("acceleration"):
-            label = f"{network}, R={r:g}"
+        for r, by_r in rows.groupby(groups):
+            r = tuple(r) if isinstance(r, tuple) else (r,)
+            label = f"{network}, {group_label(r)}"
             for (i, (region, _)), (j, (metric, _)) in _grid():
                 column = f"{metric}_{region}"
                 summary = [(w, *seed_interval(g[column])) for w, g in by_r.groupby(weight)]
@@ -107,11 +128,15 @@ def draw_study(study: pd.DataFrame) -> Figure:
                 )
                 for a in (ax, below):
                     a.set_xlabel(f"lambda ({term} weight)")
-    for (network, r), rows in reference.groupby(["network", "acceleration"]):
+    for (network, *r), rows in reference.groupby(["network", *groups]):
+        r = tuple(r)
         for (i, (region, _)), (j, (metric, _)) in _grid():
             mean, _ = seed_interval(rows[f"{metric}_{region}"])
             axes[i][j].axhline(
-                mean, color=colours[r], linestyle="--", label=f"{network}, R={r:g} (reference)"
+                mean,
+                color=colours[r],
+                linestyle="--",
+                label=f"{network}, {group_label(r)} (reference)",
             )
     baseline = ", ".join(dict.fromkeys(reference["network"])) or "the baseline"
     n_seeds = int(study.groupby("condition")["seed"].nunique().max())
@@ -131,7 +156,7 @@ def draw_study(study: pd.DataFrame) -> Figure:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(
         f"Test metrics against the loss weight: mean over {n_seeds} seed(s), 95% t-interval over "
-        f"seeds (shaded); bottom rows: difference to {baseline} at the same acceleration, 95% "
+        f"seeds (shaded); bottom rows: difference to {baseline} at the same acquisition, 95% "
         "hierarchical bootstrap interval over seeds and subjects (bars)",
         fontsize=10,
     )

@@ -284,9 +284,15 @@ class Checkpointer:
             if self.last_path.exists():  # a kill between here and the rename leaves last.prev.pt
                 os.replace(self.last_path, self.previous_path)
 
-    def save_best(self, model: UNet, metadata: BundleMetadata, extra: Mapping[str, Any]) -> None:
+    def save_best(
+        self,
+        model: UNet,
+        metadata: BundleMetadata,
+        extra: Mapping[str, Any],
+        data_consistency: bool = False,
+    ) -> None:
         """Write the model bundle of a new best validation loss to ``state_dir/best.pt`` and
-        publish it to ``best_path``."""
+        publish it to ``best_path`` (``data_consistency``: ``model.data_consistency``)."""
         save_model_bundle(
             self.state_best,
             model=model,
@@ -295,6 +301,7 @@ class Checkpointer:
             mask_meta=metadata.mask_meta,
             grid=metadata.grid,
             extra=dict(extra),
+            data_consistency=data_consistency,
         )
         publish(self.state_best, self.best_path)
 

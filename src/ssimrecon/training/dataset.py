@@ -12,7 +12,9 @@
   (``mask * fft2c(target * exp(i * phase))``, :mod:`ssimrecon.kspace.shards`, as fastMRI does), and
   items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 =
   ``kspace[mask]`` as real/imag (row-major order of the mask), about 1/R of the plane; this keeps
-  the worker -> main process transfer small.  Items also carry the reference ``(1, H, W)``, the
+  the worker -> main process transfer small; multicoil shards give ``(C, n_sampled, 2)``, every
+  coil under the same mask, and the dataset holds their shared ``sensitivities`` (C, H, W) once.
+  Items also carry the reference ``(1, H, W)``, the
   volume's ``data_range``, its ``input_scale`` (the network's intensity scale, from the volume's
   zero-filled magnitude alone: :meth:`~ssimrecon.kspace.shards.ShardReader.input_scale`, found
   once per shard) and subject/slice indices.  :func:`to_network_input` scatters a batch of
@@ -87,6 +89,10 @@ class SliceDataset(Dataset):
         self.index: list[tuple[int, int]] = []
         self.shape: tuple[int, int] | None = None
         self.num_total = 0
+        #: ``preprocessing.forward_model`` of the shards (all the same)
+        self.forward_model: str | None = None
+        #: multicoil: the shards' coil sensitivities (C, H, W) complex64 (all the same), else None
+        self.sensitivities: np.ndarray | None = None
         mask = np.asarray(mask, dtype=bool)
         for s, path in enumerate(self.shard_paths):
             with ShardReader(path, mask) as reader:
@@ -94,6 +100,7 @@ class SliceDataset(Dataset):
                 signal_fraction = [float(v) for v in reader.slice_signal]
                 shape = tuple(int(n) for n in reader.shape[1:])
                 self.input_scales.append(reader.input_scale())
+                self._same_physics(path, reader.forward_model, reader.sensitivities)
             if "data_range" not in attrs:
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
@@ -130,6 +137,21 @@ class SliceDataset(Dataset):
         self._readers: dict[int, Any] = {}
         self._pid: int | None = None
 
+    def _same_physics(self, path: Path, model: str, maps: np.ndarray | None) -> None:
+        """Record the first shard's forward model and sensitivities; ShardError naming ``path``
+        when a later shard's differ (one network sees one kind of data)."""
+        if self.forward_model is None:
+            self.forward_model, self.sensitivities = model, maps
+        elif model != self.forward_model:
+            raise ShardError(
+                f"{path}: forward_model {model} differs from {self.forward_model} of "
+                f"{self.shard_paths[0]}"
+            )
+        elif maps is not None and not np.array_equal(maps, self.sensitivities):
+            raise ShardError(
+                f"{path}: coil sensitivities differ from those of {self.shard_paths[0]}"
+            )
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -154,8 +176,9 @@ class SliceDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         shard, slice_ = self.index[i]
         kspace, target = self._reader(shard).read_slice(slice_)
-        k = np.ascontiguousarray(kspace, dtype=np.complex64).reshape(-1)
-        samples = np.take(k, self._flat).view(np.float32).reshape(-1, 2)
+        k = np.ascontiguousarray(kspace, dtype=np.complex64)
+        k = k.reshape(-1) if k.ndim == 2 else k.reshape(k.shape[0], -1)
+        samples = np.take(k, self._flat, axis=-1).view(np.float32).reshape(*k.shape[:-1], -1, 2)
         return {
             "samples": torch.from_numpy(samples),
             "target": torch.from_numpy(target.astype("float32", copy=False)).unsqueeze(0),
@@ -170,6 +193,8 @@ class SliceDataset(Dataset):
         straight into one preallocated array, the batch's k-space formed in one FFT and the sampled
         points of all slices gathered in one ``np.take``."""
         assert self.shape is not None
+        if self.sensitivities is not None:  # multicoil: the stored coil k-space, one slice each
+            return [self[i] for i in indices]
         n = len(indices)
         target = np.empty((n, 1, *self.shape), dtype=np.float32)
         phase: np.ndarray | None = None
@@ -219,16 +244,16 @@ def scatter_samples(
     ``shape`` plane (:attr:`SliceDataset.flat_index`, computed once per dataset; ideally already on
     the device).  Only shapes are checked here, so a CUDA step never waits for the device.
     """
-    if samples.dim() != 3 or samples.shape[-1] != 2:
+    if samples.dim() not in (3, 4) or samples.shape[-1] != 2:
         raise ValueError(f"expected samples of shape (B, n_sampled, 2), got {tuple(samples.shape)}")
-    if flat_index.dim() != 1 or flat_index.numel() != samples.shape[1]:
+    if flat_index.dim() != 1 or flat_index.numel() != samples.shape[-2]:
         raise ValueError(
-            f"mask has {flat_index.numel()} sampled points, samples have {samples.shape[1]}"
+            f"mask has {flat_index.numel()} sampled points, samples have {samples.shape[-2]}"
         )
-    b = samples.shape[0]
-    k = torch.zeros(b, shape[0] * shape[1], dtype=torch.complex64, device=samples.device)
-    k[:, flat_index.to(samples.device)] = torch.view_as_complex(samples.float().contiguous())
-    return k.reshape(b, *shape)
+    lead = tuple(samples.shape[:-2])
+    k = torch.zeros(*lead, shape[0] * shape[1], dtype=torch.complex64, device=samples.device)
+    k[..., flat_index.to(samples.device)] = torch.view_as_complex(samples.float().contiguous())
+    return k.reshape(*lead, *shape)
 
 
 def to_network_input(

@@ -43,6 +43,7 @@ from ssimrecon.config.stages import TrainSettings
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
 from ssimrecon.nn.bundle import bundle_metadata
+from ssimrecon.nn.reconstructor import Physics, Reconstructor, input_magnitude
 from ssimrecon.progress import progress as progress_bar
 from ssimrecon.progress import track
 from ssimrecon.training import distributed
@@ -55,11 +56,13 @@ from ssimrecon.training.records import Best, EpochProgress, EpochRecord, Validat
 from ssimrecon.training.schedule import learning_rate
 from ssimrecon.training.signals import StopFlag, TrainingInterrupted, stop_signals
 from ssimrecon.training.step import (
+    BatchPhysics,
     compiled,
     crop_batch,
     cuda_fast_math,
     deterministic_algorithms,
     make_optimizer,
+    measured_kspace,
     predict,
     prepare_batch,
     train_step,
@@ -140,9 +143,24 @@ class Trainer:
         self.sampler = EpochSampler(len(self.train_set), settings.seed, max_samples=cap)
         self.n_batches = distributed.n_batches(self.sampler.epoch_length(), bs, group.world)
 
+        forward_model = str(self.train_set.forward_model)
+        #: the forward model of the shards and model.data_consistency (nn.reconstructor)
+        self.physics = Physics(forward_model, bool(model_cfg.get("data_consistency", False)))
+        if self.physics.data_consistency and settings.crop is not None:
+            raise SsimreconError(
+                "training.crop: data consistency (model.data_consistency) needs whole slices, "
+                "whose k-space was measured; set training.crop: null"
+            )
+        if self.val_set.forward_model != forward_model:
+            raise SsimreconError(
+                f"validation shards are {self.val_set.forward_model} data, training shards "
+                f"{forward_model}"
+            )
         torch.manual_seed(settings.seed)
         dev = self.device
-        self.model = training_model(model_cfg, dev, settings.channels_last, settings.instance_norm)
+        self.model = training_model(
+            model_cfg, dev, settings.channels_last, settings.instance_norm, forward_model
+        )
         settings.check_crop(self.train_set.shape, 2**self.model.depth)  # type: ignore[arg-type]
         self.loss_fn = loss_fn.to(dev)
         self.optimizer = make_optimizer(self.model, settings.lr, dev)
@@ -150,7 +168,14 @@ class Trainer:
         if group.active:
             ids = [dev] if dev.type == "cuda" else None
             wrapped = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.net = compiled(wrapped, settings.compile)  # what the training step calls
+        maps = self.train_set.sensitivities
+        sens = None if maps is None else torch.from_numpy(maps).to(dev)
+        #: how loader batches become network inputs (prepare_batch)
+        self.batch_physics = BatchPhysics(forward_model, sens, self.physics.data_consistency)
+        #: the U-Net as it is applied: input, (data consistency,) magnitude out
+        self.reconstructor = Reconstructor(self.model, self.physics, mask, maps).to(dev)
+        recon = Reconstructor(wrapped, self.physics, mask, maps).to(dev)
+        self.net = compiled(recon, settings.compile)  # what the training step calls
         pin, workers = dev.type == "cuda", settings.num_workers
         self.flat_index = self.train_set.flat_index.to(dev)  # network input from samples
         self.shape: tuple[int, int] = self.train_set.shape  # type: ignore[assignment]
@@ -282,8 +307,16 @@ class Trainer:
         loss_sum = torch.tensor(progress.loss_sum, dtype=torch.float64, device=device)
         term_sums = torch.tensor(progress.term_sums, dtype=torch.float64, device=device)
         bs, rank, world = settings.batch_size, self.group.rank, self.group.world
+        physics = self.batch_physics
         for b, batch in enumerate(self.train_loader, start=b0):
-            x, target, data_range = prepare_batch(batch, device, self.flat_index, self.shape)
+            x, target, data_range = prepare_batch(
+                batch, device, self.flat_index, self.shape, physics
+            )
+            measured = (
+                measured_kspace(batch, device, self.flat_index, self.shape)
+                if physics.measured
+                else None
+            )
             size = min(bs, epoch_slices - b * bs)  # the global batch (host ints: no sync)
             first, count = distributed.share(size, rank, world)
             if settings.crop is not None:
@@ -308,6 +341,7 @@ class Trainer:
                 bf16=self.bf16,
                 channels_last=settings.channels_last,
                 loss_scale=world * count / size,
+                measured=measured,
             )
             self.board.step(epoch * self.n_batches + b, total)  # reads the loss only when due
             loss_sum += total.double() * count
@@ -341,7 +375,7 @@ class Trainer:
         """Slice means over the validation slices (:func:`validation.validate`; every rank
         validates all of them); None on a stop signal."""
         return validate(
-            self.model,
+            self.reconstructor,
             track(self.val_loader, f"validate {self.network}", "batches"),
             self.loss_fn,
             self.terms,
@@ -351,6 +385,7 @@ class Trainer:
             bf16=self.bf16,
             channels_last=self.settings.channels_last,
             stopped=self._stopped_anywhere,
+            physics=self.batch_physics,
         )
 
     def end_epoch(
@@ -407,13 +442,21 @@ class Trainer:
             return
         if self._board_batch is None:
             self._board_batch = next(iter(self.val_loader))
+        batch, physics = self._board_batch, self.batch_physics
         x, target, data_range = prepare_batch(
-            self._board_batch, self.device, self.flat_index, self.shape
+            batch, self.device, self.flat_index, self.shape, physics
+        )
+        measured = (
+            measured_kspace(batch, self.device, self.flat_index, self.shape)
+            if physics.measured
+            else None
         )
         self.model.eval()
-        pred = predict(self.model, x, self.device, self.bf16, self.settings.channels_last)
+        pred = predict(
+            self.reconstructor, x, self.device, self.bf16, self.settings.channels_last, measured
+        )
         self.model.train()
-        self.board.images(epoch, x, pred, target, data_range)
+        self.board.images(epoch, input_magnitude(x), pred, target, data_range)
 
     def save_best(self, epoch: int, validation: Validation) -> None:
         """New best validation loss: rank 0 writes the bundle to ``state_dir/best.pt`` and
@@ -431,6 +474,7 @@ class Trainer:
                 "loss_terms": self.loss_terms,
                 "training": self.settings.to_dict(),
             },
+            data_consistency=self.physics.data_consistency,
         )
 
     def save_state(self, epoch: int, next_batch: int) -> None:

@@ -2,10 +2,13 @@
 probe.
 
 * :func:`build_model` builds the U-Net from the ``model:`` config (unknown keys named
-  ``model.<key>``).
+  ``model.<key>``; ``model.data_consistency`` belongs to the
+  :class:`~ssimrecon.nn.reconstructor.Reconstructor` around it, :func:`unet_settings`), with the
+  input and output channels of the forward model.
 * :func:`prepare_batch` moves a loader batch (sampled k-space points) to the device and forms the
-  zero-filled network input there; :func:`crop_batch` draws the optional random crops from a
-  generator seeded per batch.
+  zero-filled network input there (:func:`~ssimrecon.nn.reconstructor.network_input` of the
+  forward model); :func:`measured_kspace` the measured k-space data consistency needs;
+  :func:`crop_batch` draws the optional random crops from a generator seeded per batch.
 * :func:`deterministic_algorithms` and :func:`cuda_fast_math` set torch's global algorithm choice
   for the duration of a run (bit-identical CPU runs; on CUDA cuDNN autotuning for the fixed shapes
   and TF32 for the fp32 matmuls/convolutions left outside bf16 autocast).
@@ -22,6 +25,7 @@ probe.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -31,12 +35,18 @@ import torch
 from ssimrecon.device import resolve_device
 from ssimrecon.errors import SsimreconError
 from ssimrecon.functional.losses import build_loss
+from ssimrecon.kspace.forward import network_channels
+from ssimrecon.nn.reconstructor import network_input
 from ssimrecon.nn.unet import UNet, set_instance_norm_kernel
 from ssimrecon.training.bf16 import resolve_bf16
-from ssimrecon.training.dataset import to_network_input
+from ssimrecon.training.dataset import scatter_samples
 
 __all__ = [
+    "BatchPhysics",
+    "RECONSTRUCTOR_KEYS",
+    "unet_settings",
     "build_model",
+    "measured_kspace",
     "crop_batch",
     "autocast",
     "deterministic_algorithms",
@@ -51,15 +61,41 @@ __all__ = [
 ]
 
 
-def build_model(model_cfg: Mapping[str, Any]) -> UNet:
-    """``UNet(**model_cfg)`` with unknown keys reported as ``model.<key>``."""
+#: ``model:`` keys of the Reconstructor around the U-Net, not of the U-Net
+RECONSTRUCTOR_KEYS = ("data_consistency",)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPhysics:
+    """How a batch's sampled points become the network's input: ``forward_model``, the
+    multicoil ``sensitivities`` (C, H, W) complex (on the device) and whether the network needs
+    the ``measured`` k-space (data consistency)."""
+
+    forward_model: str = "magnitude"
+    sensitivities: torch.Tensor | None = None
+    measured: bool = False
+
+
+def unet_settings(model_cfg: Mapping[str, Any], forward_model: str = "magnitude") -> dict:
+    """The U-Net's keyword arguments: ``model_cfg`` without :data:`RECONSTRUCTOR_KEYS`, with
+    the forward model's input and output channels (1, or 2 for complex images)."""
+    channels = network_channels(forward_model)
+    unet = {k: v for k, v in model_cfg.items() if k not in RECONSTRUCTOR_KEYS}
+    if channels != 1:
+        unet.update(in_channels=channels, out_channels=channels)
+    return unet
+
+
+def build_model(model_cfg: Mapping[str, Any], forward_model: str = "magnitude") -> UNet:
+    """``UNet(**unet_settings(model_cfg, forward_model))`` with unknown keys reported as
+    ``model.<key>``."""
     import inspect
 
     allowed = set(inspect.signature(UNet.__init__).parameters) - {"self"}
     for key in model_cfg:
-        if key not in allowed:
+        if key not in allowed and key not in RECONSTRUCTOR_KEYS:
             raise SsimreconError(f"model.{key}: unknown model setting; known: {sorted(allowed)}")
-    return UNet(**dict(model_cfg))
+    return UNet(**unet_settings(model_cfg, forward_model))
 
 
 #: the crops' foreground: target pixels above this fraction of the volume's data_range (the head
@@ -174,11 +210,16 @@ def cuda_fast_math(enabled: bool) -> Iterator[None]:
 
 
 def training_model(
-    model_cfg: Mapping[str, Any], device: torch.device, channels_last: bool, instance_norm: str
+    model_cfg: Mapping[str, Any],
+    device: torch.device,
+    channels_last: bool,
+    instance_norm: str,
+    forward_model: str = "magnitude",
 ) -> UNet:
-    """The U-Net on ``device`` (channels_last weights if asked) with the ``instance_norm`` kernel
-    ('project' or 'torch'); seed torch before calling for reproducible weights."""
-    model = build_model(model_cfg).to(device)
+    """The U-Net of ``forward_model`` on ``device`` (channels_last weights if asked) with the
+    ``instance_norm`` kernel ('project' or 'torch'); seed torch before calling for reproducible
+    weights."""
+    model = build_model(model_cfg, forward_model).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     set_instance_norm_kernel(model, instance_norm)
@@ -203,10 +244,15 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
 
 
 def prepare_batch(
-    batch: dict[str, Any], device: torch.device, flat_index: torch.Tensor, shape: tuple[int, int]
+    batch: dict[str, Any],
+    device: torch.device,
+    flat_index: torch.Tensor,
+    shape: tuple[int, int],
+    physics: BatchPhysics | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch -> (zero-filled input (B,1,H,W), target (B,1,H,W), data_range (B,)) on ``device``,
-    all divided by each volume's ``input_scale`` (from its zero-filled magnitude alone,
+    """Batch -> (zero-filled input (B,1,H,W) (complex and multicoil data: (B,2,H,W), ``physics``),
+    target (B,1,H,W), data_range (B,)) on ``device``, all divided by each volume's
+    ``input_scale`` (from its zero-filled magnitude alone,
     :func:`~ssimrecon.kspace.preprocess.input_scale`): the network sees no reference statistic and
     the loss is on that normalised axis.
 
@@ -223,18 +269,39 @@ def prepare_batch(
     )
     scale = torch.as_tensor(batch["input_scale"], dtype=torch.float32).to(device, non_blocking=nb)
     per_image = scale.view(-1, 1, 1, 1)
-    x = to_network_input(samples, flat_index, shape) / per_image
+    physics = physics or BatchPhysics()
+    kspace = scatter_samples(samples, flat_index, shape)
+    x = network_input(kspace, physics.forward_model, physics.sensitivities) / per_image
     return x, target / per_image, data_range / scale
 
 
-def predict(
-    model: torch.nn.Module, x: torch.Tensor, device: torch.device, bf16: bool, channels_last: bool
+def measured_kspace(
+    batch: dict[str, Any], device: torch.device, flat_index: torch.Tensor, shape: tuple[int, int]
 ) -> torch.Tensor:
-    """Forward pass (channels_last input and bf16 autocast as asked); the output is float32."""
+    """The batch's undersampled k-space (B, [C,] H, W) complex64 on ``device``, divided by each
+    volume's ``input_scale`` like :func:`prepare_batch`'s input: what data consistency keeps."""
+    nb = device.type == "cuda"
+    samples = batch["samples"].to(device, non_blocking=nb)
+    scale = torch.as_tensor(batch["input_scale"], dtype=torch.float32).to(device, non_blocking=nb)
+    kspace = scatter_samples(samples, flat_index, shape)
+    return kspace / scale.view(-1, *([1] * (kspace.dim() - 1)))
+
+
+def predict(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    bf16: bool,
+    channels_last: bool,
+    measured: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Forward pass (channels_last input and bf16 autocast as asked); the output is float32.
+    ``measured``: the k-space a data-consistent :class:`~ssimrecon.nn.reconstructor.Reconstructor`
+    keeps (None: the model is called with ``x`` alone)."""
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(device, bf16):
-        pred = model(x)
+        pred = model(x) if measured is None else model(x, measured)
     return pred.float()  # the loss and SSIM run in float32
 
 
@@ -248,8 +315,10 @@ def train_step(
     bf16: bool,
     channels_last: bool,
     loss_scale: float = 1.0,
+    measured: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on ``batch`` = (input, target, data_range) already on the device.
+    """One optimiser step on ``batch`` = (input, target, data_range) already on the device
+    (``measured``: the k-space data consistency keeps, :func:`predict`).
 
     The gradient is that of ``loss_scale`` x the composite loss (a distributed rank with a share
     of the global batch other than 1/N rescales here).  Returns the detached composite loss (a 0-d
@@ -257,7 +326,7 @@ def train_step(
     waits for the device.
     """
     x, target, data_range = batch
-    pred = predict(model, x, x.device, bf16, channels_last)
+    pred = predict(model, x, x.device, bf16, channels_last, measured)
     total, parts = loss_fn(pred, target, data_range)
     optimizer.zero_grad(set_to_none=True)
     (total * loss_scale if loss_scale != 1.0 else total).backward()

@@ -13,7 +13,7 @@ import torch
 from ssimrecon.functional.metrics import psnr_from_mse
 from ssimrecon.functional.ssim import ssim
 from ssimrecon.training.records import Validation, balance_columns, balance_reference
-from ssimrecon.training.step import predict, prepare_batch
+from ssimrecon.training.step import BatchPhysics, measured_kspace, predict, prepare_batch
 
 __all__ = ["validate"]
 
@@ -31,10 +31,13 @@ def validate(
     bf16: bool,
     channels_last: bool,
     stopped: Callable[[], bool],
+    physics: BatchPhysics | None = None,
 ) -> Validation | None:
     """The :class:`~ssimrecon.training.records.Validation`: slice means of the composite loss, each
     term, MSE, SSIM and PSNR (per image, data_range: the volume maximum); None as soon as
-    ``stopped()`` is true (asked before each batch).  The model is left in training mode."""
+    ``stopped()`` is true (asked before each batch).  The model is left in training mode.
+    ``physics``: the forward model's input (and the measured k-space a data-consistent
+    :class:`~ssimrecon.nn.reconstructor.Reconstructor` ``model`` keeps)."""
     model.eval()
     loss_sum, mse_sum, ssim_sum, psnr_sum, n = 0.0, 0.0, 0.0, 0.0, 0
     term_sums = dict.fromkeys(terms, 0.0)
@@ -44,8 +47,13 @@ def validate(
         if stopped():
             model.train()
             return None
-        x, target, data_range = prepare_batch(batch, device, flat_index, shape)
-        pred = predict(model, x, device, bf16, channels_last)
+        x, target, data_range = prepare_batch(batch, device, flat_index, shape, physics)
+        measured = (
+            measured_kspace(batch, device, flat_index, shape)
+            if physics is not None and physics.measured
+            else None
+        )
+        pred = predict(model, x, device, bf16, channels_last, measured)
         with torch.enable_grad():  # gradients w.r.t. the output only: no backward through the net
             out = pred.detach().requires_grad_(len(terms) > 1)
             total, parts = loss_fn(out, target, data_range)

@@ -21,6 +21,10 @@ class ShardError(SsimreconError):
     """An HDF5 shard is missing, incomplete or of another format."""
 
 
+class FastMRIError(SsimreconError):
+    """A fastMRI HDF5 file is unreadable or not of the published layout; names the file and key."""
+
+
 class CheckpointError(SsimreconError):
     """A checkpoint or model bundle cannot be loaded safely."""
 

@@ -188,7 +188,10 @@ def _check_fastmri(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key 'preprocessing.{key}': source.fastmri files are axial stacks at the "
                 f"recon matrix; set {key}: {want}"
-            )(config: dict[str, Any]) -> None:
+            )
+
+
+def _check_physics(config: dict[str, Any]) -> None:
     """Data consistency needs whole slices (no training crop), and a complex or multicoil forward
     model simulates its own phase (no ``preprocessing.phase: smooth``); names the keys."""
     runs = expand_runs(config)

@@ -85,14 +85,18 @@ def test_reconstruct_kspace_writes_niftis_and_metrics(tmp_path: Path) -> None:
     assert metrics["zero_filled"]["ssim"] == pytest.approx(np.mean([p[0] for p in pairs]), abs=2e-3)
     assert metrics["zero_filled"]["psnr"] == pytest.approx(np.mean([p[1] for p in pairs]), abs=0.05)
     # the zero-filled NIfTI is on the file's (the RSS reference's) intensity axis
-    saved = np.moveaxis(np.asarray(nib.load(str(out.with_name("recon.zero_filled.nii.gz"))).dataobj), -1, 0)
+    saved = np.moveaxis(
+        np.asarray(nib.load(str(out.with_name("recon.zero_filled.nii.gz"))).dataobj), -1, 0
+    )
     np.testing.assert_allclose(saved, zero_filled, rtol=2e-3, atol=2e-3 * data_range)
 
 
 def test_a_magnitude_bundle_refuses_measured_multicoil_kspace(tmp_path: Path) -> None:
     source = tmp_path / "f.h5"
     write_fastmri_file(source, n_slices=2)
-    make_test_model(tmp_path / "mag.pt", MASK, prep=preprocessing(readout_axis=2, image_size=(32, 32)))
+    make_test_model(
+        tmp_path / "mag.pt", MASK, prep=preprocessing(readout_axis=2, image_size=(32, 32))
+    )
     args = ["--model", str(tmp_path / "mag.pt"), "--kspace", str(source)]
     with pytest.raises(SsimreconError, match=r"magnitude data.*--kspace .*f\.h5.*multicoil"):
         cli_reconstruct([*args, "--output", str(tmp_path / "r.nii.gz"), "--device", "cpu"])

@@ -104,17 +104,25 @@ def test_errors_name_the_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(SsimreconError, match="preprocessing.forward_model multicoil"):
         make_fastmri_shard(few, "few", magnitude, tmp_path / "c.h5", calibration_size=8)
     with pytest.raises(ShardError, match="MD5"):
-        make_fastmri_shard(few, "few", PREP, tmp_path / "d.h5", calibration_size=8, source_md5="0" * 32)
+        make_fastmri_shard(
+            few, "few", PREP, tmp_path / "d.h5", calibration_size=8, source_md5="0" * 32
+        )
 
 
 def test_qc_rows_and_acquisition_selection(tmp_path: Path) -> None:
     for i, acquisition in enumerate(("AXT1", "AXT2", "AXT1POST")):
-        write_fastmri_file(tmp_path / f"file_brain_{acquisition}_{i}.h5", n_slices=2, seed=i,
-                           acquisition=acquisition)
+        write_fastmri_file(
+            tmp_path / f"file_brain_{acquisition}_{i}.h5",
+            n_slices=2,
+            seed=i,
+            acquisition=acquisition,
+        )
     (tmp_path / "notes.txt").write_text("not a file of the source")
     files = list_source("fastmri", tmp_path)
     assert [f.subject for f in files] == [
-        "file_brain_AXT1POST_2", "file_brain_AXT1_0", "file_brain_AXT2_1"
+        "file_brain_AXT1POST_2",
+        "file_brain_AXT1_0",
+        "file_brain_AXT2_1",
     ]
     kept = select_acquisitions(files, ["AXT1", "AXT1PRE", "AXT1POST"])
     assert [f.subject for f in kept] == ["file_brain_AXT1POST_2", "file_brain_AXT1_0"]

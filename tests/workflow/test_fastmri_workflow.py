@@ -35,19 +35,32 @@ def test_fastmri_files_run_to_table1(tmp_path: Path) -> None:
     folder.mkdir()
     for name, (acquisition, seed) in FILES.items():
         write_fastmri_file(
-            folder / name, n_slices=4, n_coils=4, shape=(64, 32), recon=(32, 32),
-            acquisition=acquisition, seed=seed,
+            folder / name,
+            n_slices=4,
+            n_coils=4,
+            shape=(64, 32),
+            recon=(32, 32),
+            acquisition=acquisition,
+            seed=seed,
         )
     before = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
     workspace = make_workspace(tmp_path / "ws", TinySource("", "", Path()))
     workspace.write_config(
         {
             "experiment": "fastmri-tiny",
-            "source": {"url": None, "md5": None, "n_subjects": None, "fastmri": {"dir": str(folder)}},
+            "source": {
+                "url": None,
+                "md5": None,
+                "n_subjects": None,
+                "fastmri": {"dir": str(folder)},
+            },
             "split": {"n_train": 2, "n_val": 1, "seed": 0},  # 4 patients: 2 + 1 + 1
             "preprocessing": {
-                "image_size": "auto", "downsample": 1, "slice_stride": 1,
-                "forward_model": "multicoil", "coils": 4,
+                "image_size": "auto",
+                "downsample": 1,
+                "slice_stride": 1,
+                "forward_model": "multicoil",
+                "coils": 4,
             },
             "mask": {"acceleration": 4, "center_size": 8},
             "training": {"epochs": 1},
@@ -69,7 +82,9 @@ def test_fastmri_files_run_to_table1(tmp_path: Path) -> None:
     people = subjects.set_index("subject")["participant"]
     assert split.groupby(split["subject"].map(people))["split"].nunique().eq(1).all()
     assert split["subject"].map(people).groupby(split["split"]).nunique().to_dict() == {
-        "train": 2, "val": 1, "test": 1
+        "train": 2,
+        "val": 1,
+        "test": 1,
     }
     for subject in split["subject"]:
         with h5py.File(workspace.results / "shards" / f"{subject}.h5", "r") as shard:
@@ -79,7 +94,8 @@ def test_fastmri_files_run_to_table1(tmp_path: Path) -> None:
                 np.testing.assert_allclose(
                     shard["target"][()] * shard.attrs["scale"],
                     source["reconstruction_rss"][()],
-                    rtol=1e-5, atol=1e-7,
+                    rtol=1e-5,
+                    atol=1e-7,
                 )
     table = pd.read_csv(workspace.results / "table1.csv")
     assert {"Net-mse", "Net-mse-dssim"} <= set(table["method"])

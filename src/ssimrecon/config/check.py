@@ -172,7 +172,9 @@ def _check_fastmri(config: dict[str, Any]) -> None:
         return
     models = sorted({r.forward_model for r in expand_runs(config).values()} - {"multicoil"})
     if models:
-        key = "study.forward_models" if forward_model_axis(config) else "preprocessing.forward_model"
+        key = (
+            "study.forward_models" if forward_model_axis(config) else "preprocessing.forward_model"
+        )
         raise ConfigError(
             f"config key '{key}': source.fastmri holds measured multi-coil k-space; set "
             f"forward_model: multicoil (not {', '.join(models)})"

@@ -80,8 +80,9 @@ def read_participants(path: Path | str) -> dict[str, str]:
     """subject -> participant of a subjects.csv, in file order (the participant is the
     ``participant`` column where a row has one (fastMRI: the file's ``patient_id``, so a patient's
     pre- and post-contrast files share a set), else :func:`~ssimrecon.data.bids.participant_of`
-    of ``source_name``; a table without that column: each subject its own). SsimreconError naming the file if it is missing, unreadable, has no
-    ``subject`` column or repeats a subject id."""
+    of ``source_name``; a table without that column: each subject its own). SsimreconError
+    naming the file if it is missing, unreadable, has no ``subject`` column or repeats a subject
+    id."""
     from ssimrecon.data.bids import participant_of
 
     path = Path(path)

@@ -1,16 +1,17 @@
 """``ssimrecon reconstruct --kspace FILE.h5``: a trained multicoil model applied to the measured
 k-space of one fastMRI multi-coil file.
 
-The file becomes slices as a shard of ``source.fastmri`` does (:func:`~ssimrecon.kspace.fastmri_source.read_measured`
-with the bundle's preprocessing, every slice: oversampling crop to the recon matrix, frame of the
-model's image size, RSS target, coils compressed to the bundle's ``coils``, the volume's robust
-scale); the bundle's mask undersamples the measured coil k-space retrospectively (every coil under
-the same 2D mask, a simulation on measured data); the sensitivities are estimated per slice from
-the centre square the mask samples fully (:func:`~ssimrecon.kspace.fastmri_source.calibration_size_of`).
-The outputs are :func:`ssimrecon.evaluation.reconstruct.reconstruct`'s: the reconstruction and the
-zero-filled (SENSE-combined) input as NIfTI stacks (rows, columns, slices) at the RSS reference's
-intensities (times the scale: the scanner's units), affine :func:`stack_affine`, and the metrics
-JSON of both against the RSS reference.
+The file becomes slices as a shard of ``source.fastmri`` does
+(:func:`~ssimrecon.kspace.fastmri_source.read_measured` with the bundle's preprocessing, every
+slice: oversampling crop to the recon matrix, frame of the model's image size, RSS target, coils
+compressed to the bundle's ``coils``, the volume's robust scale); the bundle's mask undersamples
+the measured coil k-space retrospectively (every coil under the same 2D mask, a simulation on
+measured data); the sensitivities are estimated per slice from the centre square the mask samples
+fully (:func:`~ssimrecon.kspace.fastmri_source.calibration_size_of`). The outputs are
+:func:`ssimrecon.evaluation.reconstruct.reconstruct`'s: the reconstruction and the zero-filled
+(SENSE-combined) input as NIfTI stacks (rows, columns, slices) at the RSS reference's intensities
+(times the scale: the scanner's units), affine :func:`stack_affine`, and the metrics JSON of both
+against the RSS reference.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from ssimrecon.kspace.fastmri_source import (
 from ssimrecon.kspace.preprocess import Preprocessing
 
 
-def stack_affine(pixel_spacing: tuple[float, float], slice_thickness_mm: float | None) -> np.ndarray:
+def stack_affine(
+    pixel_spacing: tuple[float, float], slice_thickness_mm: float | None
+) -> np.ndarray:
     """The affine of a stack (rows, columns, slices): ``diag(dy, dx, dz, 1)``, dz the slice
     thickness (1 mm when unknown); the stack keeps the file's array order (fastMRI files record
     no patient orientation)."""

@@ -144,9 +144,7 @@ def compress_coils(images: np.ndarray, coils: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(out, 0, 1), dtype=np.complex64)
 
 
-def read_measured(
-    path: Path | str, prep: Preprocessing, calibration_size: int
-) -> MeasuredVolume:
+def read_measured(path: Path | str, prep: Preprocessing, calibration_size: int) -> MeasuredVolume:
     """One fastMRI file -> :class:`MeasuredVolume` (module docstring). ShardError naming the file
     for an undersampled (test-set) file, too few coils or an empty volume."""
     path = Path(path)
@@ -299,7 +297,9 @@ def inspect_fastmri(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def select_acquisitions(files: Sequence[SourceFile], acquisitions: Sequence[str]) -> list[SourceFile]:
+def select_acquisitions(
+    files: Sequence[SourceFile], acquisitions: Sequence[str]
+) -> list[SourceFile]:
     """The files whose ``acquisition`` attribute is one of ``acquisitions`` (each opened and
     validated); VolumeError naming a file without the attribute, or the folder when none is
     kept."""
@@ -315,7 +315,11 @@ def select_acquisitions(files: Sequence[SourceFile], acquisitions: Sequence[str]
         if acquisition in wanted:
             kept.append(source)
         else:
-            log.info("%s: acquisition %s not selected (source.fastmri.acquisitions)", source.file, acquisition)
+            log.info(
+                "%s: acquisition %s not selected (source.fastmri.acquisitions)",
+                source.file,
+                acquisition,
+            )
     if not kept:
         folder = Path(files[0].file).parent if files else "the source"
         raise VolumeError(f"no fastMRI file with acquisition in {sorted(wanted)} in {folder}")

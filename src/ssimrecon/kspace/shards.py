@@ -8,9 +8,10 @@ images), ``phase`` (S, H, W) float32 radians (with ``preprocessing.phase: smooth
 ``forward_model: complex``; multicoil shards hold the phase in their coil k-space),
 ``coil_kspace`` (S, C, H, W) complex64 (the fully sampled noisy coil k-space) and
 ``sensitivities`` (C, H, W) complex64 (``forward_model: multicoil`` only; see
-:mod:`ssimrecon.kspace.forward`; shards of measured k-space, :mod:`ssimrecon.kspace.fastmri_source`,
-hold one estimate per slice, (S, C, H, W), and the optional attributes ``slice_thickness_mm``,
-``source_format`` and ``acquisition``), ``slice_index`` (S,) int32 (index along the RAS readout axis),
+:mod:`ssimrecon.kspace.forward`; shards of measured k-space,
+:mod:`ssimrecon.kspace.fastmri_source`, hold one estimate per slice, (S, C, H, W), and the
+optional attributes ``slice_thickness_mm``, ``source_format`` and ``acquisition``),
+``slice_index`` (S,) int32 (index along the RAS readout axis),
 ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range); attributes
 ``REQUIRED_ATTRS``, among them ``kspace_formula`` (how undersampled k-space is formed:
 :func:`kspace_formula` of the forward model) and the slice geometry
@@ -214,8 +215,8 @@ def write_shard(
     ):
         raise ShardError(
             f"shard {path}: coil_kspace {None if coil_kspace is None else coil_kspace.shape} "
-            f"must be (S, C, H, W) = ({s}, C, {h}, {w}) with sensitivities (C, H, W) or (S, C, H, W), "
-            f"got "
+            f"must be (S, C, H, W) = ({s}, C, {h}, {w}) with sensitivities (C, H, W) or "
+            f"(S, C, H, W), got "
             f"{None if sensitivities is None else sensitivities.shape}"
         )
     planes = 1 if phase is None else 2
@@ -315,7 +316,8 @@ def validate_shard(path: str | os.PathLike) -> None:
 def _check_forward_model(path: Path, f: h5py.File, prep: Preprocessing, shape: tuple) -> None:
     """ShardError naming ``path`` unless the datasets are those of ``prep.forward_model``: a
     ``phase`` for complex, ``coil_kspace`` (S, coils, H, W) and ``sensitivities`` (coils, H, W)
-    or per slice (S, coils, H, W) for multicoil (and none of them for magnitude data without ``phase: smooth``)."""
+    or per slice (S, coils, H, W) for multicoil (and none of them for magnitude data without
+    ``phase: smooth``)."""
     model = prep.forward_model
     if model == "complex" and "phase" not in f:
         raise ShardError(f"shard {path}: forward_model complex needs a 'phase' dataset")

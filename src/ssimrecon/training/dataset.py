@@ -196,7 +196,9 @@ class SliceDataset(Dataset):
         samples = np.take(k, self._flat, axis=-1).view(np.float32).reshape(*k.shape[:-1], -1, 2)
         extra = {}
         if self.per_slice_sensitivities:
-            maps = np.ascontiguousarray(self._reader(shard).slice_sensitivities(slice_), np.complex64)
+            maps = np.ascontiguousarray(
+                self._reader(shard).slice_sensitivities(slice_), np.complex64
+            )
             extra["sensitivities"] = torch.from_numpy(maps.view(np.float32).reshape(*maps.shape, 2))
         return {
             **extra,

@@ -128,6 +128,13 @@ def test_qc_rows_and_acquisition_selection(tmp_path: Path) -> None:
     assert [f.subject for f in kept] == ["file_brain_AXT1POST_2", "file_brain_AXT1_0"]
     with pytest.raises(VolumeError, match="AXFLAIR"):
         select_acquisitions(files, ["AXFLAIR"])
+    # an excluded file is never opened (a broken one can be excluded), and QC then skips it
+    (tmp_path / "zz_broken.h5").write_bytes(b"not hdf5")
+    listed = list_source("fastmri", tmp_path)
+    with pytest.raises(VolumeError, match=r"zz_broken\.h5"):
+        select_acquisitions(listed, ["AXT1"])
+    assert len(select_acquisitions(listed, ["AXT1"], {"zz_broken"})) == 2
+    (tmp_path / "zz_broken.h5").unlink()
     row = inspect_fastmri(kept[0].file)
     assert row["shape"] == "32x32x2"
     assert row["voxel_size"] == "6.875x6.875x5"
@@ -143,3 +150,32 @@ def test_calibration_size_of_a_mask() -> None:
     mask = variable_density_mask((32, 32), 4.0, 8, 0)
     assert calibration_size_of(mask) >= 8
     assert calibration_size_of(np.zeros((8, 8), bool)) == 0
+
+
+def test_training_items_carry_each_slices_sensitivities(tmp_path: Path) -> None:
+    """The training data path: every item carries its slice's sensitivities, and the network
+    input of a batch is the SENSE combination with them (the reader's zero-filled image)."""
+    import torch
+
+    from ssimrecon.training.dataset import SliceDataset, collate_slices
+    from ssimrecon.training.step import BatchPhysics, prepare_batch
+
+    out, _ = _shard(tmp_path, n_slices=3, n_coils=4)
+    mask = variable_density_mask((32, 32), 4.0, 8, 0)
+    data = SliceDataset([out], mask)
+    assert data.per_slice_sensitivities and data.sensitivities is None
+    batch = collate_slices([data[i] for i in range(len(data))])
+    assert tuple(batch["sensitivities"].shape) == (len(data), 4, 32, 32, 2)
+    x, _, _ = prepare_batch(
+        batch, torch.device("cpu"), data.flat_index, data.shape, BatchPhysics("multicoil")
+    )
+    with ShardReader(out, mask) as reader:
+        expected = reader.zero_filled(reader.read_kspace()) / data.input_scales[0]
+    got = torch.view_as_complex(x.permute(0, 2, 3, 1).contiguous()).numpy()
+    slices = [i for _, i in data.index]
+    np.testing.assert_allclose(got, expected[slices], rtol=1e-4, atol=1e-5)
+    from ssimrecon.nn.reconstructor import Physics, Reconstructor
+
+    with pytest.raises(SsimreconError, match="model.data_consistency"):
+        Reconstructor(torch.nn.Identity(), Physics("multicoil", True), mask, maps_per_batch=True)
+    Reconstructor(torch.nn.Identity(), Physics("multicoil"), mask, maps_per_batch=True)

@@ -164,7 +164,7 @@ def qc(argv: list[str]) -> int:
         from ssimrecon.kspace.fastmri_source import inspect_fastmri, select_acquisitions
 
         wanted = [a.strip() for a in args.fastmri_acquisitions.split(",") if a.strip()]
-        files = select_acquisitions(read_manifest(args.manifest), wanted)
+        files = select_acquisitions(read_manifest(args.manifest), wanted, set(settings.exclude))
         table = subjects_table(
             files, set(settings.exclude), str(args.manifest), inspect=inspect_fastmri
         )

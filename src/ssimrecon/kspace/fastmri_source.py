@@ -298,13 +298,18 @@ def inspect_fastmri(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def select_acquisitions(
-    files: Sequence[SourceFile], acquisitions: Sequence[str]
+    files: Sequence[SourceFile],
+    acquisitions: Sequence[str],
+    exclude: set[str] | frozenset[str] = frozenset(),
 ) -> list[SourceFile]:
     """The files whose ``acquisition`` attribute is one of ``acquisitions`` (each opened and
-    validated); VolumeError naming a file without the attribute, or the folder when none is
-    kept."""
+    validated), and the ``exclude``d ones unopened (QC then skips them); VolumeError naming a file
+    without the attribute, or the folder when none is kept."""
     wanted, kept = set(acquisitions), []
     for source in files:
+        if source.names() & set(exclude):
+            kept.append(source)
+            continue
         try:
             with open_fastmri(source.file) as volume:
                 acquisition = volume.acquisition
@@ -320,7 +325,7 @@ def select_acquisitions(
                 source.file,
                 acquisition,
             )
-    if not kept:
+    if len(kept) == sum(bool(f.names() & set(exclude)) for f in files):
         folder = Path(files[0].file).parent if files else "the source"
         raise VolumeError(f"no fastMRI file with acquisition in {sorted(wanted)} in {folder}")
     return kept

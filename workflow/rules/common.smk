@@ -144,8 +144,14 @@ def checksum_option(wildcards) -> list[str]:
     return ["--md5", source["md5"]] if source.get("md5") else []
 
 
-#: (layout, path) of a local source (source.bids, .folder or .tar), None for url and demo
+#: (layout, path) of a local source (source.bids, .folder, .tar or .fastmri.dir), None for url
+#: and demo
 LOCAL_SOURCE = local_source(config["source"])
+
+
+#: source.fastmri: measured multi-coil k-space (fastMRI HDF5) read in place; QC keeps the
+#: configured acquisitions and the shard jobs make multicoil shards of the files
+FASTMRI = LOCAL_SOURCE is not None and LOCAL_SOURCE[0] == "fastmri"
 
 
 #: where QC's list of files comes from when the source is a BIDS dataset or a folder
@@ -153,8 +159,9 @@ MANIFEST = f"{OUT}/source/manifest.csv"
 
 
 def reads_in_place() -> bool:
-    """A BIDS dataset or folder: QC reads the files where they are, from the manifest."""
-    return LOCAL_SOURCE is not None and LOCAL_SOURCE[0] in ("bids", "folder")
+    """A BIDS dataset, folder or fastMRI folder: QC reads the files where they are, from the
+    manifest."""
+    return LOCAL_SOURCE is not None and LOCAL_SOURCE[0] in ("bids", "folder", "fastmri")
 
 
 def source_fingerprint_param(wildcards) -> str:
@@ -175,7 +182,11 @@ def qc_input(wildcards) -> str:
 
 
 def qc_source_option(wildcards) -> list[str]:
-    """`--manifest F` or `--input-dir D`; a list, so that `{params.source:q}` quotes each."""
+    """`--manifest F` (fastMRI: and `--fastmri-acquisitions A,B`) or `--input-dir D`; a list, so
+    that `{params.source:q}` quotes each."""
+    if FASTMRI:
+        acquisitions = ",".join(config["source"]["fastmri"]["acquisitions"])
+        return ["--manifest", MANIFEST, "--fastmri-acquisitions", acquisitions]
     return ["--manifest", MANIFEST] if reads_in_place() else ["--input-dir", f"{OUT}/nifti"]
 
 
@@ -239,8 +250,12 @@ SHARD_JOB = "shards/{forward_model}/{subject}" if FORWARD_MODEL_AXIS else "shard
 
 
 def shard_config(wildcards) -> str:
-    """`ssimrecon shard --config-json`: preprocessing with the shard's forward model."""
-    return as_json(shard_job(config, wildcards.get("forward_model", FORWARD_MODELS[0])))
+    """`ssimrecon shard --config-json`: preprocessing with the shard's forward model (fastMRI:
+    and the calibration square of the sensitivity estimate, mask.center_size)."""
+    job = shard_job(config, wildcards.get("forward_model", FORWARD_MODELS[0]))
+    if FASTMRI:
+        job = {**job, "fastmri": {"calibration_size": config["mask"]["center_size"]}}
+    return as_json(job)
 
 
 def shards_of(which: str, model: str | None = None):

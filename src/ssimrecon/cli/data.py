@@ -109,13 +109,15 @@ def extract(argv: list[str]) -> int:
 
 
 def source_manifest(argv: list[str]) -> int:
-    """``ssimrecon source-manifest --layout bids|folder --root R --output manifest.csv``."""
+    """``ssimrecon source-manifest --layout bids|folder|fastmri --root R --output
+    manifest.csv``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon source-manifest",
-        description="List the volumes of a local BIDS dataset or folder (read in place, never "
-        "written) with their subject ids -> manifest.csv, the files QC reads.",
+        description="List the volumes of a local BIDS dataset or folder, or the *.h5 files of a "
+        "fastMRI folder (read in place, never written) with their subject ids -> manifest.csv, "
+        "the files QC reads.",
     )
-    parser.add_argument("--layout", required=True, choices=("bids", "folder"))
+    parser.add_argument("--layout", required=True, choices=("bids", "folder", "fastmri"))
     parser.add_argument("--root", required=True, type=Path, help="dataset root or folder")
     parser.add_argument("--output", required=True, type=Path, help="manifest.csv to write")
     args = parser.parse_args(argv)
@@ -130,8 +132,8 @@ def source_manifest(argv: list[str]) -> int:
 
 
 def qc(argv: list[str]) -> int:
-    """``ssimrecon qc (--input-dir D | --manifest M) --output subjects.csv --config-json
-    {"exclude": [...]}``."""
+    """``ssimrecon qc (--input-dir D | --manifest M [--fastmri-acquisitions A,B]) --output
+    subjects.csv --config-json {"exclude": [...]}``."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon qc", description="Check every NIfTI volume of a source -> subjects.csv."
     )
@@ -142,15 +144,31 @@ def qc(argv: list[str]) -> int:
     where.add_argument(
         "--manifest", type=Path, help="manifest.csv from `ssimrecon source-manifest`"
     )
+    parser.add_argument(
+        "--fastmri-acquisitions",
+        default=None,
+        help="the manifest lists fastMRI multi-coil files: keep those whose 'acquisition' "
+        "attribute is one of these (comma-separated, e.g. AXT1,AXT1PRE,AXT1POST)",
+    )
     parser.add_argument("--output", required=True, type=Path, help="subjects.csv to write")
     add_config_json(parser, "{exclude: [subject id, relative path or file name, ...]}")
     args = parser.parse_args(argv)
+    if args.fastmri_acquisitions is not None and args.manifest is None:
+        parser.error("--fastmri-acquisitions needs --manifest")
     settings = load_settings(args.config_json, QcSettings, "config")
     from ssimrecon.atomic import write_csv_atomic
     from ssimrecon.data.qc import build_subjects_table, subjects_table
     from ssimrecon.data.sources import read_manifest
 
-    if args.manifest is not None:
+    if args.fastmri_acquisitions is not None:
+        from ssimrecon.kspace.fastmri_source import inspect_fastmri, select_acquisitions
+
+        wanted = [a.strip() for a in args.fastmri_acquisitions.split(",") if a.strip()]
+        files = select_acquisitions(read_manifest(args.manifest), wanted, set(settings.exclude))
+        table = subjects_table(
+            files, set(settings.exclude), str(args.manifest), inspect=inspect_fastmri
+        )
+    elif args.manifest is not None:
         files = read_manifest(args.manifest)
         table = subjects_table(files, set(settings.exclude), str(args.manifest))
     else:

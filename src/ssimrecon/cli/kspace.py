@@ -68,7 +68,9 @@ def mask(argv: list[str]) -> int:
 
 def shard(argv: list[str]) -> int:
     """``ssimrecon shard (--volume V | --subjects-csv C) --subject S --config-json
-    {preprocessing} --output X.h5``."""
+    {preprocessing} --output X.h5``; a config holding ``fastmri: {calibration_size: N}`` makes
+    the shard of a fastMRI multi-coil file (measured k-space,
+    :mod:`ssimrecon.kspace.fastmri_source`)."""
     parser = argparse.ArgumentParser(
         prog="ssimrecon shard", description="Simulate one subject's k-space shard."
     )
@@ -88,19 +90,34 @@ def shard(argv: list[str]) -> int:
     from ssimrecon.kspace.shards import make_shard
 
     text = config_json_with_image_size(args.config_json, args.image_size_file)
+    measured = _pop_fastmri(text)
+    if measured is not None:
+        text = measured[0]
     prep = load_settings(text, Preprocessing, "preprocessing")
 
     volume, md5 = args.volume, args.source_md5
     if args.subjects_csv:
         volume, csv_md5 = lookup_subject(args.subjects_csv, args.subject)
         md5 = md5 or csv_md5
-    seconds = make_shard(
-        volume,
-        args.subject,
-        prep,
-        args.output,
-        source_md5=md5,
-    )
+    if measured is not None:
+        from ssimrecon.kspace.fastmri_source import make_fastmri_shard
+
+        seconds = make_fastmri_shard(
+            volume,
+            args.subject,
+            prep,
+            args.output,
+            calibration_size=measured[1],
+            source_md5=md5,
+        )
+    else:
+        seconds = make_shard(
+            volume,
+            args.subject,
+            prep,
+            args.output,
+            source_md5=md5,
+        )
     log.info(
         "shard %s -> %s (load %.2fs, compute %.2fs, write %.2fs)",
         args.subject,
@@ -110,6 +127,25 @@ def shard(argv: list[str]) -> int:
         seconds["write"],
     )
     return 0
+
+
+def _pop_fastmri(text: str) -> tuple[str, int] | None:
+    """(the config JSON without its ``fastmri`` entry, ``fastmri.calibration_size``) when it has
+    one, else None; ConfigError naming the key for a bad size."""
+    import json
+
+    from ssimrecon.errors import ConfigError
+
+    values = json.loads(text)
+    if not isinstance(values, dict) or "fastmri" not in values:
+        return None
+    entry = values.pop("fastmri")
+    size = entry.get("calibration_size") if isinstance(entry, dict) else None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(
+            f"--config-json: fastmri.calibration_size must be an integer >= 1, got {size!r}"
+        )
+    return json.dumps(values), size
 
 
 def export_kspace(argv: list[str]) -> int:

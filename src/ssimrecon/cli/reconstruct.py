@@ -9,6 +9,7 @@ from pathlib import Path
 
 def reconstruct(argv: list[str]) -> int:
     """``ssimrecon reconstruct --model best.pt --input V.nii.gz|S.h5 --output R.nii.gz``, or
+    ``--model best.pt --kspace FASTMRI.h5 --output R.nii.gz`` (measured multi-coil k-space), or
     ``--model A.pt [B.pt ...] --input FILE|DIR ... --output-dir DIR [--csv FILE]``, or
     ``--model A.pt ... --bids DATASET [--output-dir DIR]`` (a BIDS derivative dataset)."""
     parser = argparse.ArgumentParser(
@@ -26,6 +27,14 @@ def reconstruct(argv: list[str]) -> int:
         help="NIfTI volumes, k-space shards (.h5) or folders of NIfTI volumes",
     )
     parser.add_argument(
+        "--kspace",
+        type=Path,
+        metavar="FILE.h5",
+        help="a fastMRI multi-coil HDF5 file (kspace, reconstruction_rss, ismrmrd_header): its "
+        "measured k-space undersampled with the model's mask (needs a multicoil model and "
+        "--output)",
+    )
+    parser.add_argument(
         "--bids",
         type=Path,
         metavar="DATASET",
@@ -41,6 +50,20 @@ def reconstruct(argv: list[str]) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     args = parser.parse_args(argv)
+    if args.kspace is not None:
+        if args.input or args.bids is not None or args.output is None or len(args.model) > 1:
+            parser.error("--kspace takes one --model and --output (no --input, --bids)")
+        from ssimrecon.evaluation.reconstruct import reconstruct as run
+
+        run(
+            args.model[0],
+            args.kspace,
+            args.output,
+            device=args.device,
+            batch_size=args.batch_size,
+            kind="fastmri",
+        )
+        return 0
     if (args.bids is None) == (not args.input):
         parser.error("give --input FILE|DIR ... or --bids DATASET (one of them)")
     if args.bids is not None and args.output is not None:

@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 
 from ssimrecon.config.jobs import AUTO, max_depth, training_settings
-from ssimrecon.config.runs import expand_runs
+from ssimrecon.config.runs import expand_runs, forward_model_axis
 from ssimrecon.config.sections import settings_from
 from ssimrecon.config.stages import TrainSettings
 from ssimrecon.data.bids import participant_of
@@ -31,8 +31,8 @@ from ssimrecon.functional.weights import check_weight, check_weights
 
 Owned = TypeVar("Owned")
 
-#: the config keys of local sources, read in place (bids, folder) or extracted (tar)
-LOCAL_SOURCES = ("bids", "folder", "tar")
+#: the config keys of local sources, read in place (bids, folder, fastmri) or extracted (tar)
+LOCAL_SOURCES = ("bids", "folder", "tar", "fastmri")
 
 
 def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
@@ -161,6 +161,36 @@ def check_consistency(config: dict[str, Any]) -> None:
     if size != AUTO:  # auto: the Trainer checks the crop against the shards' slices
         _owned(settings.check_crop, size, factor)
     _check_physics(config)
+    _check_fastmri(config)
+
+
+def _check_fastmri(config: dict[str, Any]) -> None:
+    """Measured multi-coil k-space (``source.fastmri``) is multicoil data at its own resolution,
+    one axial stack per file: every run's forward model multicoil, no downsampling, slices along
+    readout_axis 2; names the key."""
+    if not (config.get("source") or {}).get("fastmri"):
+        return
+    models = sorted({r.forward_model for r in expand_runs(config).values()} - {"multicoil"})
+    if models:
+        key = (
+            "study.forward_models" if forward_model_axis(config) else "preprocessing.forward_model"
+        )
+        raise ConfigError(
+            f"config key '{key}': source.fastmri holds measured multi-coil k-space; set "
+            f"forward_model: multicoil (not {', '.join(models)})"
+        )
+    if config["mask"]["center_size"] < 1:
+        raise ConfigError(
+            "config key 'mask.center_size': source.fastmri estimates the coil sensitivities from "
+            "the fully sampled centre square; set it to at least 1"
+        )
+    prep = config["preprocessing"]
+    for key, want in (("downsample", 1), ("readout_axis", 2)):
+        if prep.get(key, want) != want:
+            raise ConfigError(
+                f"config key 'preprocessing.{key}': source.fastmri files are axial stacks at the "
+                f"recon matrix; set {key}: {want}"
+            )
 
 
 def _check_physics(config: dict[str, Any]) -> None:
@@ -193,11 +223,12 @@ def _owned(check: Callable[..., Owned], *args: Any) -> Owned:
 
 
 def local_source(source: dict[str, Any]) -> tuple[str, Path] | None:
-    """(layout, path) of the local source (``source.bids``, ``.folder`` or ``.tar``; ``~``
-    expanded), or None when the source is ``url`` or ``demo``."""
+    """(layout, path) of the local source (``source.bids``, ``.folder``, ``.tar`` or
+    ``.fastmri.dir``; ``~`` expanded), or None when the source is ``url`` or ``demo``."""
     for layout in LOCAL_SOURCES:
-        if source.get(layout):
-            return layout, Path(source[layout]).expanduser()
+        value = source.get(layout)
+        if value:
+            return layout, Path(value["dir"] if isinstance(value, dict) else value).expanduser()
     return None
 
 
@@ -210,7 +241,7 @@ def _check_source(config: dict[str, Any]) -> None:
     if not source.get("demo") and not source.get("url") and local is None:
         raise ConfigError(
             "config key 'source.url': required unless 'source.demo', 'source.bids', "
-            "'source.folder' or 'source.tar' is set"
+            "'source.folder', 'source.tar' or 'source.fastmri' is set"
         )
     split, exclude = config["split"], set(config.get("exclude", []))
     n_subjects = source["demo"]["subjects"] if source.get("demo") else source.get("n_subjects")
@@ -233,7 +264,7 @@ def _local_volumes(layout: str, path: Path) -> list[SourceFile] | None:
     """The volumes of a BIDS dataset or folder (None for a tar: the extract job lists its
     members); ConfigError naming ``source.<layout>`` and the path when it is missing, of the
     wrong kind, holds no volume or a volume that cannot be reached."""
-    key = f"source.{layout}"
+    key = "source.fastmri.dir" if layout == "fastmri" else f"source.{layout}"
     if not (path.is_file() if layout == "tar" else path.is_dir()):
         what = "file" if layout == "tar" else "folder"
         problem = "does not exist" if not path.exists() else f"is not a {what}"

@@ -10,6 +10,7 @@ import csv
 import logging
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -116,10 +117,15 @@ def build_subjects_table(
 
 
 def subjects_table(
-    files: list[SourceFile], exclude: set[str] | frozenset[str] = frozenset(), where: str = ""
+    files: list[SourceFile],
+    exclude: set[str] | frozenset[str] = frozenset(),
+    where: str = "",
+    inspect: Callable[[str], dict[str, object]] = inspect_volume,
 ) -> pd.DataFrame:
     """subjects.csv table (``COLUMNS``): every file read fully, in the order given, skipping
-    excluded ones.
+    excluded ones. ``inspect`` measures a file (default :func:`inspect_volume`; measured k-space:
+    ``ssimrecon.kspace.fastmri_source.inspect_fastmri``); columns it adds beyond ``COLUMNS``
+    follow them (fastMRI: ``participant``, ``acquisition``).
 
     ``exclude`` holds subject ids (``IXI002``), relative paths, file names or their stems;
     excluded files are never opened. An unreadable volume, or no volume left, raises VolumeError
@@ -134,7 +140,7 @@ def subjects_table(
             matched |= names
             log.info("excluded %s (not opened)", source.file)
             continue
-        measured = inspect_volume(source.file)
+        measured = inspect(source.file)
         rows.append(
             {
                 "subject": source.subject,
@@ -149,7 +155,8 @@ def subjects_table(
     if not rows:
         raise VolumeError(f"no usable *.nii.gz or *.nii volumes in {where or 'the source'}")
     log.info("%d volumes passed, %d excluded, in %s", len(rows), len(files) - len(rows), where)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    extra = [key for key in dict.fromkeys(k for row in rows for k in row) if key not in COLUMNS]
+    return pd.DataFrame(rows, columns=COLUMNS + extra)
 
 
 def lookup_subject(csv_path: str | os.PathLike, subject: str) -> tuple[str, str | None]:

@@ -17,11 +17,13 @@ import pandas as pd
 
 from ssimrecon.atomic import write_csv_atomic
 from ssimrecon.data.bids import bids_t1w_files
-from ssimrecon.data.ids import NIFTI_SUFFIXES, nifti_stem, parse_ixi_name, unique_ids
+from ssimrecon.data.ids import NIFTI_SUFFIXES, nifti_stem, parse_ixi_name, safe_id, unique_ids
 from ssimrecon.errors import VolumeError
 
-#: local source layouts (config ``source.<layout>``); ``tar`` is extracted, then read as a folder
-LAYOUTS = ("bids", "folder")
+#: local source layouts (config ``source.<layout>``); ``tar`` is extracted, then read as a folder;
+#: ``fastmri``: the ``*.h5`` files of ``source.fastmri.dir`` (QC opens them and keeps the
+#: configured acquisitions, ``ssimrecon.kspace.fastmri_source``)
+LAYOUTS = ("bids", "folder", "fastmri")
 #: manifest columns, in order
 MANIFEST_COLUMNS = ["subject", "site", "source_name", "file", "size", "mtime_ns"]
 
@@ -58,6 +60,15 @@ def folder_files(root: Path | str) -> list[SourceFile]:
     return _with_unique_ids(root, [(p, s, site) for p, (s, site) in zip(relative, parsed)])
 
 
+def fastmri_files(root: Path | str) -> list[SourceFile]:
+    """Every ``*.h5`` directly in ``root`` (not in subfolders; hidden files skipped), sorted by
+    name; id: the name's stem made wildcard-safe (``ssimrecon.kspace.fastmri.fastmri_subject``).
+    Not opened here: QC validates them and selects the acquisitions."""
+    root = Path(root)
+    names = sorted(p.name for p in root.glob("*.h5") if not p.name.startswith("."))
+    return _with_unique_ids(root, [(Path(n), safe_id(Path(n).stem), "") for n in names])
+
+
 def _with_unique_ids(root: Path, found: list[tuple[Path, str, str]]) -> list[SourceFile]:
     names = [p.as_posix() for p, _, _ in found]
     try:
@@ -83,6 +94,9 @@ def list_source(layout: str, root: Path | str) -> list[SourceFile]:
     elif layout == "folder":
         files = folder_files(root)
         wanted = "*.nii.gz or *.nii"
+    elif layout == "fastmri":
+        files = fastmri_files(root)
+        wanted = "fastMRI *.h5"
     else:
         raise ValueError(f"unknown source layout {layout!r}; expected one of {LAYOUTS}")
     if not files:

@@ -77,10 +77,12 @@ def make_split(
 
 
 def read_participants(path: Path | str) -> dict[str, str]:
-    """subject -> participant of a subjects.csv, in file order (the participant is
-    :func:`~ssimrecon.data.bids.participant_of` of ``source_name``; a table without that column:
-    each subject its own). SsimreconError naming the file if it is missing, unreadable, has no
-    ``subject`` column or repeats a subject id."""
+    """subject -> participant of a subjects.csv, in file order (the participant is the
+    ``participant`` column where a row has one (fastMRI: the file's ``patient_id``, so a patient's
+    pre- and post-contrast files share a set), else :func:`~ssimrecon.data.bids.participant_of`
+    of ``source_name``; a table without that column: each subject its own). SsimreconError
+    naming the file if it is missing, unreadable, has no ``subject`` column or repeats a subject
+    id."""
     from ssimrecon.data.bids import participant_of
 
     path = Path(path)
@@ -98,5 +100,9 @@ def read_participants(path: Path | str) -> dict[str, str]:
             f"subjects table {path}: duplicate subject ids: {', '.join(duplicates)}"
         )
     if "source_name" not in table.columns:
-        return {s: s for s in table["subject"]}
-    return {s: participant_of(s, n) for s, n in zip(table["subject"], table["source_name"])}
+        out = {s: s for s in table["subject"]}
+    else:
+        out = {s: participant_of(s, n) for s, n in zip(table["subject"], table["source_name"])}
+    if "participant" in table.columns:
+        out.update({s: p for s, p in zip(table["subject"], table["participant"]) if p})
+    return out

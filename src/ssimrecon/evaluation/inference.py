@@ -38,7 +38,7 @@ def predict_slices(
     :class:`~ssimrecon.nn.reconstructor.Reconstructor` of ``physics`` (None: magnitude data
     without data consistency, ``model(zero_filled / input_scale) * input_scale``) with the
     sampling ``mask`` (H, W) (needed for data consistency) and the multicoil ``sensitivities``
-    (C, H, W).
+    (C, H, W), or one per slice (S, C, H, W) (measured k-space).
 
     ``input_scale``: the volume's (every slice's, not only those given)
     :func:`~ssimrecon.kspace.preprocess.input_scale`, e.g.
@@ -61,7 +61,8 @@ def predict_slices(
         device = param.device if param is not None else torch.device("cpu")
     device = torch.device(device)
     model = model.to(device)
-    recon = Reconstructor(model, physics, mask, sensitivities).to(device)
+    per_slice = sensitivities is not None and np.ndim(sensitivities) == 4
+    recon = None if per_slice else Reconstructor(model, physics, mask, sensitivities).to(device)
     was_training = model.training
     model.eval()
     out = np.empty((kspace.shape[0], *kspace.shape[-2:]), dtype=np.float32)
@@ -70,6 +71,10 @@ def predict_slices(
             for start in range(0, kspace.shape[0], batch_size):
                 chunk = np.ascontiguousarray(kspace[start : start + batch_size], dtype=np.complex64)
                 k = torch.from_numpy(chunk).to(device) / float(input_scale)
+                if per_slice:
+                    maps = np.asarray(sensitivities)[start : start + len(chunk)]
+                    recon = Reconstructor(model, physics, mask, maps).to(device)
+                assert recon is not None
                 x = recon.network_input(k)
                 y = recon(x, k if physics.data_consistency else None)
                 if y.shape != (x.shape[0], 1, *x.shape[2:]):

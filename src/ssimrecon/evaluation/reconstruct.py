@@ -20,7 +20,9 @@ Outputs, for ``--output DIR/NAME.nii.gz``:
 - ``DIR/NAME.metrics.json``: the metrics of both against the reference (:func:`score`), and the
   geometry used.
 A shard whose source file cannot be found is written as stacked slices (H, W, S) with an identity
-affine.
+affine; a shard of measured k-space (``source_format`` fastmri) as stacked slices with the affine
+of its pixel spacing and slice thickness. ``kind="fastmri"`` (``reconstruct --kspace``) reads a
+fastMRI multi-coil file (:mod:`ssimrecon.evaluation.reconstruct_kspace`).
 """
 
 from __future__ import annotations
@@ -288,15 +290,20 @@ def _from_shard(path: Path, bundle: dict, model_path: Path, multiple: int) -> di
         scale, data_range = float(reader.attrs["scale"]), float(reader.attrs["data_range"])
         prep = reader.preprocessing
         source = str(reader.attrs.get("source_file") or "")
+        stack = np.eye(4)
+        if reader.attrs.get("source_format") == "fastmri":  # measured k-space: no NIfTI source
+            from ssimrecon.evaluation.reconstruct_kspace import stack_affine
+
+            source, stack = "", stack_affine(reader.pixel_spacing, reader.slice_thickness_mm)
 
     def to_volume(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         if not (source and Path(source).is_file()):
-            return np.moveaxis(slices, 0, -1) * scale, np.eye(4), None
+            return np.moveaxis(slices, 0, -1) * scale, stack, None
         vol_ras, src_img = load_canonical(source)
         ras = slices_to_volume(slices, prep, vol_ras.shape, slice_index)
         return to_source_orientation(ras, src_img) * scale, src_img.affine, src_img
 
-    if not (source and Path(source).is_file()):
+    if not (source and Path(source).is_file()) and stack[0, 0] == 1 and stack[1, 1] == 1:
         log.warning(
             "source volume %r of shard %s not found: writing stacked slices (H, W, S) with an "
             "identity affine",
@@ -321,12 +328,17 @@ def network_name(bundle: dict[str, Any], model_path: Path) -> str:
     return name if isinstance(name, str) and name else Path(model_path).resolve().parent.name
 
 
-def _input_reader(input_path: Path) -> Callable[..., dict[str, Any]]:
-    """Check ``input_path`` is a readable file of a supported kind -> its reader function."""
+def _input_reader(input_path: Path, kind: str | None = None) -> Callable[..., dict[str, Any]]:
+    """Check ``input_path`` is a readable file of a supported kind -> its reader function
+    (``kind="fastmri"``: a fastMRI multi-coil file)."""
     if input_path.is_dir():
         raise SsimreconError(f"input {input_path} is a directory, not a NIfTI volume or shard")
     if not input_path.is_file():
         raise SsimreconError(f"input {input_path} does not exist")
+    if kind == "fastmri":
+        from ssimrecon.evaluation.reconstruct_kspace import from_fastmri
+
+        return from_fastmri
     if file_suffix(input_path, NIFTI_SUFFIXES):
         return _from_nifti
     if file_suffix(input_path, SHARD_SUFFIXES):
@@ -345,10 +357,11 @@ def reconstruct_loaded(
     *,
     device: torch.device,
     batch_size: int,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Reconstruct one input with a loaded model, write ``paths`` (:func:`output_paths`) all or
     nothing, return the metrics JSON's content (outputs checked by the caller)."""
-    data = _input_reader(input_path)(
+    data = _input_reader(input_path, kind)(
         input_path, bundle, model_path, 2 ** int(bundle["model_config"].get("depth", 0))
     )
     target, kspace = data["target"], data["kspace"]
@@ -358,6 +371,9 @@ def reconstruct_loaded(
         zero_filled, Preprocessing.from_dict(bundle["preprocessing"]).scale_percentile
     )
     has_data = target.reshape(len(target), -1).max(axis=1) > 0
+    maps = data["sensitivities"]
+    if maps is not None and maps.ndim == 4:  # one estimate per slice (measured k-space)
+        maps = maps[has_data]
     network = np.zeros_like(zero_filled)
     if has_data.any():
         network[has_data] = predict_slices(
@@ -368,7 +384,7 @@ def reconstruct_loaded(
             input_scale=scale,
             physics=Physics.of_bundle(bundle),
             mask=data["mask"],
-            sensitivities=data["sensitivities"],
+            sensitivities=maps,
         )
 
     threshold = training_min_signal(bundle)
@@ -420,15 +436,16 @@ def reconstruct(
     *,
     device: str = "auto",
     batch_size: int = 8,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Reconstruct ``input_path`` with the model; write the outputs (see module docstring); return
-    the metrics."""
+    the metrics. ``kind="fastmri"``: ``input_path`` is a fastMRI multi-coil file."""
     model_path, input_path = Path(model_path), Path(input_path)
     paths = output_paths(Path(output))
-    _input_reader(input_path)
+    _input_reader(input_path, kind)
     check_outputs(paths, [input_path, model_path])
     dev = pick_device(device)
     model, bundle = load_model(model_path, dev)
     return reconstruct_loaded(
-        model, bundle, model_path, input_path, paths, device=dev, batch_size=batch_size
+        model, bundle, model_path, input_path, paths, device=dev, batch_size=batch_size, kind=kind
     )

@@ -8,7 +8,10 @@ images), ``phase`` (S, H, W) float32 radians (with ``preprocessing.phase: smooth
 ``forward_model: complex``; multicoil shards hold the phase in their coil k-space),
 ``coil_kspace`` (S, C, H, W) complex64 (the fully sampled noisy coil k-space) and
 ``sensitivities`` (C, H, W) complex64 (``forward_model: multicoil`` only; see
-:mod:`ssimrecon.kspace.forward`), ``slice_index`` (S,) int32 (index along the RAS readout axis),
+:mod:`ssimrecon.kspace.forward`; shards of measured k-space,
+:mod:`ssimrecon.kspace.fastmri_source`, hold one estimate per slice, (S, C, H, W), and the
+optional attributes ``slice_thickness_mm``, ``source_format`` and ``acquisition``),
+``slice_index`` (S,) int32 (index along the RAS readout axis),
 ``slice_signal`` (S,) float32 (fraction of target pixels > 0.1 * data_range); attributes
 ``REQUIRED_ATTRS``, among them ``kspace_formula`` (how undersampled k-space is formed:
 :func:`kspace_formula` of the forward model) and the slice geometry
@@ -179,8 +182,8 @@ def write_shard(
 ) -> None:
     """Write a shard to a hidden temporary file next to ``path``, then rename it onto ``path``.
 
-    ``coil_kspace`` (S, C, H, W) and ``sensitivities`` (C, H, W), complex64, go together
-    (multicoil shards). A job killed mid-write leaves only the temp file
+    ``coil_kspace`` (S, C, H, W) and ``sensitivities`` (C, H, W) (or per slice (S, C, H, W)),
+    complex64, go together (multicoil shards). A job killed mid-write leaves only the temp file
     (``.<name>.<random>.tmp``, see ``ssimrecon.atomic``), never a valid-looking shard at ``path``.
     """
     path = Path(path)
@@ -207,12 +210,13 @@ def write_shard(
         and (
             coil_kspace.ndim != 4
             or (coil_kspace.shape[0], *coil_kspace.shape[2:]) != (s, h, w)
-            or coil_kspace.shape[1:] != np.shape(sensitivities)
+            or np.shape(sensitivities) not in (coil_kspace.shape[1:], coil_kspace.shape)
         )
     ):
         raise ShardError(
             f"shard {path}: coil_kspace {None if coil_kspace is None else coil_kspace.shape} "
-            f"must be (S, C, H, W) = ({s}, C, {h}, {w}) with sensitivities (C, H, W), got "
+            f"must be (S, C, H, W) = ({s}, C, {h}, {w}) with sensitivities (C, H, W) or "
+            f"(S, C, H, W), got "
             f"{None if sensitivities is None else sensitivities.shape}"
         )
     planes = 1 if phase is None else 2
@@ -312,13 +316,16 @@ def validate_shard(path: str | os.PathLike) -> None:
 def _check_forward_model(path: Path, f: h5py.File, prep: Preprocessing, shape: tuple) -> None:
     """ShardError naming ``path`` unless the datasets are those of ``prep.forward_model``: a
     ``phase`` for complex, ``coil_kspace`` (S, coils, H, W) and ``sensitivities`` (coils, H, W)
-    for multicoil (and none of them for magnitude data without ``phase: smooth``)."""
+    or per slice (S, coils, H, W) for multicoil (and none of them for magnitude data without
+    ``phase: smooth``)."""
     model = prep.forward_model
     if model == "complex" and "phase" not in f:
         raise ShardError(f"shard {path}: forward_model complex needs a 'phase' dataset")
     if model == "multicoil":
         coils = (shape[0], prep.coils, *shape[1:])
         for name, want in (("coil_kspace", coils), ("sensitivities", coils[1:])):
+            if name == "sensitivities" and name in f and f[name].shape == coils:
+                continue  # one estimate per slice (measured k-space)
             if name not in f or f[name].shape != want:
                 got = f[name].shape if name in f else "none"
                 raise ShardError(
@@ -460,8 +467,11 @@ class ShardReader:
 
     @property
     def slice_thickness_mm(self) -> float | None:
-        """Voxel size (mm) along the readout axis in the header of the shard's source volume
+        """The ``slice_thickness_mm`` attribute when the shard has one (measured k-space), else
+        the voxel size (mm) along the readout axis in the header of the shard's source volume
         (``source_file``); None when that file is gone or its header cannot be read."""
+        if "slice_thickness_mm" in self.attrs:
+            return float(self.attrs["slice_thickness_mm"])
         source = str(self.attrs.get("source_file") or "")
         if source and Path(source).is_file():
             with contextlib.suppress(Exception):  # header only; an unreadable file gives None
@@ -491,10 +501,25 @@ class ShardReader:
 
     @property
     def sensitivities(self) -> np.ndarray | None:
-        """The coil sensitivities (C, H, W) complex64 of a multicoil shard, else None."""
+        """The coil sensitivities (C, H, W) complex64 of a multicoil shard (measured k-space:
+        one estimate per slice, (S, C, H, W)), else None."""
         if self._multicoil and self._sensitivities is None:
             self._sensitivities = self._read("sensitivities")
         return self._sensitivities
+
+    @property
+    def per_slice_sensitivities(self) -> bool:
+        """Whether the multicoil shard holds one sensitivity estimate per slice (S, C, H, W)."""
+        return self._multicoil and self._file["sensitivities"].ndim == 4
+
+    def slice_sensitivities(self, i: int) -> np.ndarray | None:
+        """The sensitivities (C, H, W) of slice ``i`` (shared or per slice), None if not
+        multicoil."""
+        if not self._multicoil:
+            return None
+        if self.per_slice_sensitivities:
+            return self._read("sensitivities", int(i) % self.num_slices)
+        return self.sensitivities
 
     def _kspace(self, target: np.ndarray, index: Any) -> np.ndarray:
         """Undersampled k-space of ``target`` slices at ``index`` (KSPACE_FORMULA): (..., H, W)
@@ -551,10 +576,15 @@ class ShardReader:
             raise ShardError(f"shard {self.path} is {self.forward_model} data: no coil k-space")
         return self._read("coil_kspace", int(i) % self.num_slices)
 
-    def zero_filled(self, kspace: np.ndarray) -> np.ndarray:
+    def zero_filled(self, kspace: np.ndarray, slices: Any = None) -> np.ndarray:
         """The zero-filled complex image of this shard's undersampled ``kspace``
-        (:func:`~ssimrecon.kspace.forward.zero_filled_image`: SENSE-combined for multicoil)."""
-        return zero_filled_image(kspace, self.sensitivities)
+        (:func:`~ssimrecon.kspace.forward.zero_filled_image`: SENSE-combined for multicoil).
+        ``slices``: the slice positions ``kspace`` holds, where the sensitivities are per slice
+        (None: every slice)."""
+        maps = self.sensitivities
+        if maps is not None and maps.ndim == 4 and slices is not None:
+            maps = maps[np.asarray(slices)]
+        return zero_filled_image(kspace, maps)
 
     def read_target(self) -> np.ndarray:
         """All targets (S, H, W) float32."""

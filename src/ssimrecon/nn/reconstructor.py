@@ -114,8 +114,11 @@ class Reconstructor(nn.Module):
     """The U-Net ``unet`` (any module (B, c, H, W) -> (B, c, H, W), c = ``physics.channels``:
     a UNet, a DistributedDataParallel or compiled one) applied as the module docstring says.
 
-    ``mask`` (H, W) (bool or 0/1) and ``sensitivities`` (C, H, W) complex (multicoil) are fixed
-    buffers (not saved: the bundle records the mask, the shards the sensitivities).  Call it
+    ``mask`` (H, W) (bool or 0/1) and ``sensitivities`` (C, H, W) complex (multicoil; or (B, C,
+    H, W), one per image of the batches it is called with) are fixed buffers (not saved: the
+    bundle records the mask, the shards the sensitivities).  ``maps_per_batch``: multicoil data
+    whose sensitivities differ per slice (measured k-space) and come with each batch's network
+    input (training without data consistency); then ``sensitivities`` is None.  Call it
     with the network input ``x`` and, with data consistency, the ``measured`` k-space (B, [C,] H,
     W) on the same intensity axis (divided by the same input scale)."""
 
@@ -125,12 +128,19 @@ class Reconstructor(nn.Module):
         physics: Physics,
         mask: Tensor | np.ndarray | None = None,
         sensitivities: Tensor | np.ndarray | None = None,
+        *,
+        maps_per_batch: bool = False,
     ) -> None:
         super().__init__()
         self.unet = unet
         self.physics = physics
         multicoil = physics.forward_model == "multicoil"
-        if multicoil != (sensitivities is not None):
+        if maps_per_batch and (not multicoil or physics.data_consistency):
+            raise SsimreconError(
+                "sensitivities per slice (measured k-space) need forward_model multicoil without "
+                "model.data_consistency"
+            )
+        if multicoil != (sensitivities is not None) and not maps_per_batch:
             raise SsimreconError(
                 f"forward_model {physics.forward_model}: sensitivities "
                 f"{'missing' if sensitivities is None else 'given but not used'}"
@@ -170,7 +180,9 @@ class Reconstructor(nn.Module):
             y = measured.to(torch.complex64)
             if self.sensitivities is None:
                 return data_consistency(image, y, self.mask)
-            maps = self.sensitivities.expand(image.shape[0], *self.sensitivities.shape)
+            maps = self.sensitivities
+            if maps.dim() == 3:
+                maps = maps.expand(image.shape[0], *maps.shape)
             return multicoil_data_consistency(image, maps, y, self.mask)
 
     def forward(self, x: Tensor, measured: Tensor | None = None) -> Tensor:

@@ -210,11 +210,12 @@ def load_panels(
             (candidates["subject"].astype(str) == subject) & (candidates["slice"] == index)
         ].iloc[0]
         with ShardReader(row["shard"], mask) as reader:
-            kspace, target = reader.read_slice(int(row["position"]))
+            position = int(row["position"])
+            kspace, target = reader.read_slice(position)
             data_range = float(reader.attrs["data_range"])
             scale = reader.input_scale()
-            zero_filled = np.abs(reader.zero_filled(kspace[None]))[0]
-            sensitivities = reader.sensitivities
+            zero_filled = np.abs(reader.zero_filled(kspace[None], [position]))[0]
+            sensitivities = reader.slice_sensitivities(position)
             geometry = (
                 int(reader.attrs["readout_axis"]),
                 reader.pixel_spacing,

@@ -13,7 +13,9 @@
   items carry only the sampled k-space points: ``samples`` ``(n_sampled, 2)`` float32 =
   ``kspace[mask]`` as real/imag (row-major order of the mask), about 1/R of the plane; this keeps
   the worker -> main process transfer small; multicoil shards give ``(C, n_sampled, 2)``, every
-  coil under the same mask, and the dataset holds their shared ``sensitivities`` (C, H, W) once.
+  coil under the same mask, and the dataset holds their shared ``sensitivities`` (C, H, W) once
+  (shards of measured k-space hold one estimate per slice: items then carry their slice's
+  ``sensitivities`` (C, H, W, 2) float32, real/imag).
   Items also carry the reference ``(1, H, W)``, the
   volume's ``data_range``, its ``input_scale`` (the network's intensity scale, from the volume's
   zero-filled magnitude alone: :meth:`~ssimrecon.kspace.shards.ShardReader.input_scale`, found
@@ -93,6 +95,8 @@ class SliceDataset(Dataset):
         self.forward_model: str | None = None
         #: multicoil: the shards' coil sensitivities (C, H, W) complex64 (all the same), else None
         self.sensitivities: np.ndarray | None = None
+        #: multicoil shards of measured k-space: one sensitivity estimate per slice, in the items
+        self.per_slice_sensitivities: bool | None = None
         mask = np.asarray(mask, dtype=bool)
         for s, path in enumerate(self.shard_paths):
             with ShardReader(path, mask) as reader:
@@ -100,7 +104,9 @@ class SliceDataset(Dataset):
                 signal_fraction = [float(v) for v in reader.slice_signal]
                 shape = tuple(int(n) for n in reader.shape[1:])
                 self.input_scales.append(reader.input_scale())
-                self._same_physics(path, reader.forward_model, reader.sensitivities)
+                per_slice = reader.per_slice_sensitivities
+                maps = None if per_slice else reader.sensitivities
+                self._same_physics(path, reader.forward_model, maps, per_slice)
             if "data_range" not in attrs:
                 raise ShardError(f"{path}: attribute 'data_range' missing")
             data_range = float(attrs["data_range"])
@@ -137,9 +143,18 @@ class SliceDataset(Dataset):
         self._readers: dict[int, Any] = {}
         self._pid: int | None = None
 
-    def _same_physics(self, path: Path, model: str, maps: np.ndarray | None) -> None:
+    def _same_physics(
+        self, path: Path, model: str, maps: np.ndarray | None, per_slice: bool = False
+    ) -> None:
         """Record the first shard's forward model and sensitivities; ShardError naming ``path``
         when a later shard's differ (one network sees one kind of data)."""
+        if self.per_slice_sensitivities is None:
+            self.per_slice_sensitivities = per_slice
+        elif per_slice != self.per_slice_sensitivities:
+            raise ShardError(
+                f"{path}: sensitivities {'per slice' if per_slice else 'shared'}, unlike those "
+                f"of {self.shard_paths[0]} (measured and simulated multicoil data do not mix)"
+            )
         if self.forward_model is None:
             self.forward_model, self.sensitivities = model, maps
         elif model != self.forward_model:
@@ -179,7 +194,14 @@ class SliceDataset(Dataset):
         k = np.ascontiguousarray(kspace, dtype=np.complex64)
         k = k.reshape(-1) if k.ndim == 2 else k.reshape(k.shape[0], -1)
         samples = np.take(k, self._flat, axis=-1).view(np.float32).reshape(*k.shape[:-1], -1, 2)
+        extra = {}
+        if self.per_slice_sensitivities:
+            maps = np.ascontiguousarray(
+                self._reader(shard).slice_sensitivities(slice_), np.complex64
+            )
+            extra["sensitivities"] = torch.from_numpy(maps.view(np.float32).reshape(*maps.shape, 2))
         return {
+            **extra,
             "samples": torch.from_numpy(samples),
             "target": torch.from_numpy(target.astype("float32", copy=False)).unsqueeze(0),
             "data_range": torch.tensor(self.data_ranges[shard], dtype=torch.float32),
@@ -193,7 +215,7 @@ class SliceDataset(Dataset):
         straight into one preallocated array, the batch's k-space formed in one FFT and the sampled
         points of all slices gathered in one ``np.take``."""
         assert self.shape is not None
-        if self.sensitivities is not None:  # multicoil: the stored coil k-space, one slice each
+        if self.forward_model == "multicoil":  # the stored coil k-space, one slice each
             return [self[i] for i in indices]
         n = len(indices)
         target = np.empty((n, 1, *self.shape), dtype=np.float32)
@@ -307,7 +329,11 @@ def collate_slices(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     value, whereas every tensor a worker sends costs its own shared-memory segment and file
     descriptor: three scalar tensors per batch cut the worker -> main transfer rate by a third
     (docs/performance.md)."""
+    extra = {}
+    if "sensitivities" in items[0]:  # per-slice sensitivities of measured k-space
+        extra["sensitivities"] = collate_tensor_fn([it["sensitivities"] for it in items])
     return {  # collate_tensor_fn stacks straight into shared memory inside a worker
+        **extra,
         "samples": collate_tensor_fn([it["samples"] for it in items]),
         "target": collate_tensor_fn([it["target"] for it in items]),
         "data_range": np.array([float(it["data_range"]) for it in items], dtype=np.float32),

@@ -169,12 +169,20 @@ class Trainer:
             ids = [dev] if dev.type == "cuda" else None
             wrapped = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         maps = self.train_set.sensitivities
+        per_slice = bool(self.train_set.per_slice_sensitivities)
+        if per_slice and self.physics.data_consistency:
+            raise SsimreconError(
+                "model.data_consistency: not available for measured k-space (source.fastmri), "
+                "whose sensitivities differ per slice; set it to false"
+            )
         sens = None if maps is None else torch.from_numpy(maps).to(dev)
         #: how loader batches become network inputs (prepare_batch)
         self.batch_physics = BatchPhysics(forward_model, sens, self.physics.data_consistency)
         #: the U-Net as it is applied: input, (data consistency,) magnitude out
-        self.reconstructor = Reconstructor(self.model, self.physics, mask, maps).to(dev)
-        recon = Reconstructor(wrapped, self.physics, mask, maps).to(dev)
+        self.reconstructor = Reconstructor(
+            self.model, self.physics, mask, maps, maps_per_batch=per_slice
+        ).to(dev)
+        recon = Reconstructor(wrapped, self.physics, mask, maps, maps_per_batch=per_slice).to(dev)
         self.net = compiled(recon, settings.compile)  # what the training step calls
         pin, workers = dev.type == "cuda", settings.num_workers
         self.flat_index = self.train_set.flat_index.to(dev)  # network input from samples

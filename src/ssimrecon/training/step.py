@@ -271,7 +271,10 @@ def prepare_batch(
     per_image = scale.view(-1, 1, 1, 1)
     physics = physics or BatchPhysics()
     kspace = scatter_samples(samples, flat_index, shape)
-    x = network_input(kspace, physics.forward_model, physics.sensitivities) / per_image
+    maps = physics.sensitivities
+    if "sensitivities" in batch:  # one per slice (measured k-space): (B, C, H, W, 2) real/imag
+        maps = torch.view_as_complex(batch["sensitivities"].to(device, non_blocking=nb).float())
+    x = network_input(kspace, physics.forward_model, maps) / per_image
     return x, target / per_image, data_range / scale
 
 

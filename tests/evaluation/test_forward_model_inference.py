@@ -9,35 +9,16 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from ssimrecon.evaluation.evaluate import evaluate_shards
 from ssimrecon.evaluation.reconstruct import reconstruct
 from ssimrecon.kspace.export import export_kspace
 from ssimrecon.kspace.shards import ShardReader, make_shard
-from ssimrecon.nn.bundle import save_model_bundle
-from ssimrecon.nn.unet import UNet
+from tests.helpers.models import make_complex_test_model
 from tests.helpers.shards import preprocessing, sample_mask, write_mask_file
 from tests.helpers.volumes import ixi_affine, smooth_head
 
 SHAPE = (32, 32, 20)  # P, S, R as in IXI T1: axial slices of 20 x 32, framed in 32 x 32
-
-
-def _bundle(path: Path, prep, mask: np.ndarray, dc: bool) -> None:
-    torch.manual_seed(0)
-    unet = UNet(2, 2, base_channels=4, depth=2, convs_per_stage=1, residual=True)
-    with torch.no_grad():
-        unet.head.weight.normal_(0.0, 0.1)
-    save_model_bundle(
-        path,
-        model=unet,
-        preprocessing=prep.to_dict(),
-        mask=mask,
-        mask_meta={"seed": 0, "acceleration": 4.0},
-        extra={"network": path.stem},
-        grid=None,
-        data_consistency=dc,
-    )
 
 
 @pytest.mark.parametrize(("model", "dc"), [("complex", False), ("multicoil", True)])
@@ -48,7 +29,7 @@ def test_shards_and_niftis_of_each_forward_model(tmp_path: Path, model: str, dc:
     mask = sample_mask()
     shard = tmp_path / "S.h5"
     make_shard(volume, "S", prep, shard)
-    _bundle(tmp_path / "net.pt", prep, mask, dc)
+    make_complex_test_model(tmp_path / "net.pt", mask, prep=prep, data_consistency=dc)
     mask_file = write_mask_file(tmp_path / "mask.npz", mask)
     common = {"mask_path": mask_file, "min_signal_fraction": 0.05, "device": "cpu"}
     zero = evaluate_shards([shard], method="zero-filled", model_path=None, **common)

@@ -10,16 +10,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from ssimrecon.cli.reconstruct import reconstruct as cli_reconstruct
 from ssimrecon.errors import SsimreconError
 from ssimrecon.kspace.coils import estimate_sensitivities
 from ssimrecon.kspace.mask import variable_density_mask
-from ssimrecon.nn.bundle import save_model_bundle
-from ssimrecon.nn.unet import UNet
 from tests.helpers.fastmri import fastmri_fft2c, fastmri_ifft2c, write_fastmri_file
-from tests.helpers.models import make_test_model
+from tests.helpers.models import make_complex_test_model, make_test_model
 from tests.helpers.reference import skimage_ssim_psnr
 from tests.helpers.shards import preprocessing
 
@@ -27,22 +24,6 @@ PREP = preprocessing(
     readout_axis=2, image_size=(32, 32), forward_model="multicoil", coils=4, scale_percentile=99
 )
 MASK = variable_density_mask((32, 32), 4.0, 8, 0)
-
-
-def _multicoil_bundle(path: Path) -> None:
-    torch.manual_seed(0)
-    unet = UNet(2, 2, base_channels=4, depth=2, convs_per_stage=1, residual=True)
-    with torch.no_grad():
-        unet.head.weight.normal_(0.0, 0.1)
-    save_model_bundle(
-        path,
-        model=unet,
-        preprocessing=PREP.to_dict(),
-        mask=MASK,
-        mask_meta={"seed": 0, "acceleration": 4.0},
-        extra={"network": "Net-mse"},
-        grid=None,
-    )
 
 
 def _independent_zero_filled(written: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +41,7 @@ def _independent_zero_filled(written: dict) -> tuple[np.ndarray, np.ndarray]:
 def test_reconstruct_kspace_writes_niftis_and_metrics(tmp_path: Path) -> None:
     source = tmp_path / "file_brain_AXT1POST_201_6002717.h5"
     written = write_fastmri_file(source, n_slices=3, n_coils=4, shape=(64, 32), recon=(32, 32))
-    _multicoil_bundle(tmp_path / "net.pt")
+    make_complex_test_model(tmp_path / "net.pt", MASK, prep=PREP, network="Net-mse")
     out = tmp_path / "out" / "recon.nii.gz"
     args = ["--model", str(tmp_path / "net.pt"), "--kspace", str(source), "--output", str(out)]
     assert cli_reconstruct([*args, "--device", "cpu"]) == 0

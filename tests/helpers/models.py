@@ -44,3 +44,31 @@ def make_test_model(
         grid=grid,
     )
     return model
+
+
+def make_complex_test_model(
+    path: Path,
+    mask: np.ndarray,
+    *,
+    prep: Preprocessing,
+    data_consistency: bool = False,
+    network: str | None = None,
+) -> UNet:
+    """Save an untrained tiny residual U-Net bundle with 2 channels in and out (real, imaginary: the
+    complex and multicoil forward models) for ``mask`` and ``prep``; its head is drawn at random
+    (seed 0), so that its output differs from its input."""
+    torch.manual_seed(0)
+    unet = UNet(2, 2, base_channels=4, depth=2, convs_per_stage=1, residual=True)
+    with torch.no_grad():
+        unet.head.weight.normal_(0.0, 0.1)
+    save_model_bundle(
+        path,
+        model=unet,
+        preprocessing=prep.to_dict(),
+        mask=mask,
+        mask_meta={"seed": 0, "acceleration": 4.0},
+        extra={"network": network or path.stem},
+        grid=None,
+        data_consistency=data_consistency,
+    )
+    return unet
